@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(bg_check::uumain(std::env::args_os()))
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(bg_kill::uumain(std::env::args_os()))
+}

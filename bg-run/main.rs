@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(bg_run::uumain(std::env::args_os()))
+}

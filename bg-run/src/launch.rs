@@ -1,0 +1,340 @@
+//! The caller's side of a launch: check everything, allocate the task
+//! directory, create its files, double-fork, and wait for the supervisor to
+//! say the command has started (or could not). Nothing half-made survives a
+//! failure: an unrecorded task directory is removed.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use shared::fsutil::{Reserved, create_new_private, json_bytes, write_json_atomic};
+use shared::ids::{ID_LEN, TaskId};
+use shared::journal;
+use shared::process::{self, ForkRole};
+use shared::record::{JournalEntry, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState};
+use shared::state_dir::StateDir;
+use shared::task::{self, Task, TaskPaths};
+use shared::{Error, IoContext, Result, cli, exit, lock, timefmt};
+
+use crate::Cli;
+use crate::ready::{self, ReadyOutcome};
+use crate::spec::{LaunchFailure, LaunchSpec};
+use crate::supervisor::Supervisor;
+
+pub fn launch(cli: &Cli) -> Result<i32> {
+    let spec = LaunchSpec::from_cli(cli)?;
+    let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
+    let state = StateDir::create(cli.state_dir.as_deref())?;
+    let names_guard = match (&spec.name, cli.unique) {
+        (Some(name), true) => {
+            let guard = lock::lock_exclusive(&state.names_lock_path())?;
+            if let Some(task) = task::live_named(&state, name)?.pop() {
+                eprintln!(
+                    "bg-run: task {} ('{name}') is already running",
+                    task.paths.id
+                );
+                print_task(&task, cli.json)?;
+                return Ok(exit::SUCCESS);
+            }
+            Some(guard)
+        }
+        _ => None,
+    };
+    let pending = PendingTask::allocate(&state)?;
+    let record = launch_record(&spec, &pending.paths);
+    if let Some(failure) = &spec.doomed {
+        record_failed_start(&pending.paths, &state.journal_path(), record, failure)?;
+        return Ok(pending.keep_failed(failure, cli.json));
+    }
+    let started = match start_supervised(&state, &pending, spec, record) {
+        Ok(started) => started,
+        Err(err) => {
+            // A supervisor that died after recording the task leaves a task
+            // that must stay findable (unsupervised or lost), not vanish.
+            if pending.paths.meta().exists() {
+                pending.keep();
+            }
+            return Err(err);
+        }
+    };
+    drop(names_guard);
+    match started {
+        Handshake::Started => {}
+        Handshake::Failed(failure) => return Ok(pending.keep_failed(&failure, cli.json)),
+    }
+    let paths = pending.keep();
+    let code = match ready {
+        Some(pattern) => wait_until_ready(&paths, &pattern, cli.ready_timeout)?,
+        None => exit::SUCCESS,
+    };
+    if cli.json {
+        print_task(&Task::load_existing(paths)?, true)?;
+    } else {
+        cli::write_stdout(&format!("{}\n", paths.id))?;
+    }
+    Ok(code)
+}
+
+/// What the supervisor told the caller.
+enum Handshake {
+    Started,
+    Failed(LaunchFailure),
+}
+
+fn start_supervised(
+    state: &StateDir,
+    pending: &PendingTask,
+    spec: LaunchSpec,
+    record: LaunchRecord,
+) -> Result<Handshake> {
+    let paths = &pending.paths;
+    let lock = lock::create_and_lock(&paths.lock())?;
+    let output = shared::fsutil::private_options()
+        .append(true)
+        .create_new(true)
+        .open(paths.output())
+        .context(|| format!("creating {}", paths.output().display()))?;
+    if spec.stdin_feed {
+        create_new_private(&paths.input())?;
+    }
+    // Room for both records, taken now: a task may fill the disk at once.
+    let meta_reserve = Reserved::create(&paths.meta_reserve(), json_bytes(&record)?.len() + 512)?;
+    let status_reserve = Reserved::create(&paths.status_reserve(), 0)?;
+    let (reader, writer) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).context(|| "creating a pipe".into())?;
+    match process::double_fork().context(|| "starting the supervisor".into())? {
+        ForkRole::Daemon => {
+            drop(reader);
+            Supervisor {
+                paths: paths.clone(),
+                journal: state.journal_path(),
+                spec,
+                launch: record,
+                lock,
+                output,
+                meta_reserve: Some(meta_reserve),
+                status_reserve: Some(status_reserve),
+                handshake: Some(File::from(writer)),
+            }
+            .run()
+        }
+        ForkRole::Caller => {
+            // Our copy of the lock must go, or a dead supervisor would look alive.
+            drop((writer, lock, output, meta_reserve, status_reserve));
+            read_handshake(reader, paths)
+        }
+    }
+}
+
+fn read_handshake(reader: OwnedFd, paths: &TaskPaths) -> Result<Handshake> {
+    let mut reply = String::new();
+    File::from(reader)
+        .read_to_string(&mut reply)
+        .context(|| "reading the supervisor's reply".into())?;
+    let (word, rest) = reply
+        .trim_end()
+        .split_once(' ')
+        .unwrap_or((reply.trim_end(), ""));
+    match word {
+        "started" => Ok(Handshake::Started),
+        "failed" => {
+            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            Ok(Handshake::Failed(LaunchFailure {
+                code: code.parse().unwrap_or(exit::CANNOT_EXECUTE),
+                message: message.to_string(),
+            }))
+        }
+        "error" => Err(Error::usage(format!(
+            "could not record task {}: {rest}",
+            paths.id
+        ))),
+        _ => Err(Error::usage(format!(
+            "the supervisor of task {} died before the command started",
+            paths.id
+        ))),
+    }
+}
+
+fn wait_until_ready(
+    paths: &TaskPaths,
+    pattern: &regex::bytes::Regex,
+    timeout: std::time::Duration,
+) -> Result<i32> {
+    match ready::wait(paths, pattern, timeout)? {
+        ReadyOutcome::Ready => Ok(exit::SUCCESS),
+        ReadyOutcome::TimedOut => {
+            eprintln!(
+                "bg-run: task {} printed nothing matching --ready within {}; it is still running",
+                paths.id,
+                humantime_short(timeout)
+            );
+            Ok(exit::TIMED_OUT)
+        }
+        ReadyOutcome::Ended(task) => {
+            let record = task.record();
+            eprintln!(
+                "bg-run: task {} ended ({}) before its output matched --ready; see {}",
+                paths.id,
+                outcome_words(record.state, record.exit_code, record.signal),
+                record.output_path
+            );
+            Ok(exit::NEGATIVE)
+        }
+    }
+}
+
+fn humantime_short(duration: std::time::Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+/// `exit 3`, `SIGKILL`, `lost`: how a task ended, in a few words.
+pub fn outcome_words(state: TaskState, code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (_, Some(signal)) => format!("{}, {}", state.as_str(), process::signal_name(signal)),
+        (Some(code), None) => format!("{}, exit {code}", state.as_str()),
+        (None, None) => state.as_str().to_string(),
+    }
+}
+
+fn print_task(task: &Task, json: bool) -> Result<()> {
+    if json {
+        let text = serde_json::to_string(&task.record())
+            .map_err(|err| Error::usage(format!("cannot serialise record: {err}")))?;
+        cli::write_stdout(&format!("{text}\n"))
+    } else {
+        cli::write_stdout(&format!("{}\n", task.paths.id))
+    }
+}
+
+/// The launch record before the command has started.
+fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
+    LaunchRecord {
+        version: RECORD_VERSION,
+        id: paths.id.to_string(),
+        name: spec.name.clone(),
+        command: spec.display.clone(),
+        argv: spec
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd: spec.cwd.display().to_string(),
+        env_keys: spec
+            .env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect(),
+        timeout_ms: spec.timeout.map(cli::millis),
+        grace_ms: cli::millis(spec.grace),
+        stdin_feed: spec.stdin_feed,
+        created_at: timefmt::now_rfc3339(),
+        started_at: None,
+        pid: None,
+        pgid: None,
+        pid_start_time: None,
+        supervisor_pid: None,
+        supervisor_start_time: None,
+        boot_id: process::boot_id(),
+    }
+}
+
+/// Records a command that could not start: launch record, final status
+/// (`failed-to-start`, with the shell's code), and a journal line.
+pub fn record_failed_start(
+    paths: &TaskPaths,
+    journal_path: &Path,
+    launch: LaunchRecord,
+    failure: &LaunchFailure,
+) -> Result<()> {
+    let ended_at = timefmt::now_rfc3339();
+    let status = StatusRecord {
+        version: RECORD_VERSION,
+        state: TaskState::FailedToStart,
+        reason: "spawn-error".into(),
+        exit_code: Some(failure.code),
+        signal: None,
+        ended_at: ended_at.clone(),
+        duration_ms: Some(0),
+        group_alive: false,
+        leftover_pids: Vec::new(),
+        error: Some(failure.message.clone()),
+    };
+    write_json_atomic(&paths.status(), &status)?;
+    write_json_atomic(&paths.meta(), &launch)?;
+    let _ = journal::append(journal_path, &journal_entry(&launch, &status));
+    Ok(())
+}
+
+pub fn journal_entry(launch: &LaunchRecord, status: &StatusRecord) -> JournalEntry {
+    JournalEntry {
+        version: RECORD_VERSION,
+        id: launch.id.clone(),
+        name: launch.name.clone(),
+        state: status.state,
+        exit_code: status.exit_code,
+        signal: status.signal,
+        ended_at: status.ended_at.clone(),
+        duration_ms: status.duration_ms,
+        command: launch.command.clone(),
+    }
+}
+
+/// A freshly allocated task directory, removed again unless kept.
+struct PendingTask {
+    paths: TaskPaths,
+    kept: bool,
+}
+
+impl PendingTask {
+    /// Allocates an id by exclusive creation of its directory, so concurrent
+    /// launches never share one; ids grow longer after repeated collisions.
+    fn allocate(state: &StateDir) -> Result<PendingTask> {
+        for attempt in 0..64u32 {
+            let len = ID_LEN + 2 * (attempt / 8) as usize;
+            let paths = TaskPaths::new(state, TaskId::random(len, attempt));
+            match fs::DirBuilder::new().mode(0o700).create(&paths.dir) {
+                Ok(()) => return Ok(PendingTask { paths, kept: false }),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(err) => {
+                    return Err(Error::io(
+                        format!("creating task directory {}", paths.dir.display()),
+                        err,
+                    ));
+                }
+            }
+        }
+        Err(Error::usage(
+            "could not allocate a task id after 64 attempts",
+        ))
+    }
+
+    fn keep(mut self) -> TaskPaths {
+        self.kept = true;
+        self.paths.clone()
+    }
+
+    /// Keeps a `failed-to-start` record and reports it; returns the exit code.
+    fn keep_failed(self, failure: &LaunchFailure, json: bool) -> i32 {
+        let paths = self.keep();
+        eprintln!(
+            "bg-run: {} (task {} recorded as failed-to-start)",
+            failure.message, paths.id
+        );
+        if json && let Ok(task) = Task::load_existing(paths) {
+            let _ = print_task(&task, true);
+        }
+        failure.code
+    }
+}
+
+impl Drop for PendingTask {
+    fn drop(&mut self) {
+        if !self.kept {
+            // Best effort: the directory is ours and holds no record.
+            let _ = fs::remove_dir_all(&self.paths.dir);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `bg-run`: start a command as a supervised background task and record it
+//! (DESIGN.md sections 3 and 5). The caller returns as soon as the command
+//! has started, printing the task id; a double-forked supervisor waits for
+//! the command and records how it ended.
+
+mod launch;
+mod ready;
+mod spec;
+mod supervisor;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use shared::Result;
+use shared::cli::parse_duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  bg-run make test                      run an argv directly; prints the task id
+  bg-run 'npm test 2>&1 | tee log'      one argument is a shell string (sh -c)
+  bg-run --name web --unique --ready 'Listening on' npm run dev
+                                        start a dev server once, return when ready
+  bg-run --timeout 10m -- cargo build   stop it (TERM, then KILL) after 10 minutes
+  id=$(bg-run sleep 60); bg-check \"$id\"  scripts keep the id
+
+Exit status: 0 started; 2 bad usage or trouble; 124 --ready timed out (task left
+running, id printed); 126 not executable; 127 not found.
+Environment: BG_STATE_DIR (state directory), BG_ALLOWED_COMMANDS (colon-separated
+allowed command prefixes; when set, nothing else may be started).";
+
+/// Start a command as a supervised background task.
+///
+/// Returns at once (the caller's pipes are never held open), printing the
+/// task id. The command runs in its own process group with stdin from
+/// /dev/null and stdout+stderr appended to the task's output.log.
+#[derive(Debug, Parser)]
+#[command(name = "bg-run", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// A name to find the task by (letters, digits, ._:@+-).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Directory to run the command in [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Set an environment variable for the command (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<OsString>,
+
+    /// Stop the command after this long: TERM to its group, then KILL after --grace.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Time between TERM and KILL when --timeout expires.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "5s")]
+    pub grace: Duration,
+
+    /// With --name: if a live task has that name, print it instead of starting another.
+    #[arg(long, requires = "name")]
+    pub unique: bool,
+
+    /// Return only once a line of output matches REGEX (dev servers).
+    #[arg(long, value_name = "REGEX")]
+    pub ready: Option<String>,
+
+    /// How long --ready waits before exiting 124 (the task keeps running).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "60s")]
+    pub ready_timeout: Duration,
+
+    /// Feed the command's stdin from the task's `input` file, following appends
+    /// (as `tail -f`), for long-lived sessions driven by other tools.
+    #[arg(long)]
+    pub stdin_feed: bool,
+
+    /// Print the whole task record as JSON instead of the id.
+    #[arg(long)]
+    pub json: bool,
+
+    /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// The command: one argument is a shell string run by `sh -c`; several are
+    /// an argv run directly. Options end at the first word of the command.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// The tool's entry point: parses `args` and returns the exit code.
+pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+    shared::cli::tool_main("bg-run", args, run)
+}
+
+/// Runs `bg-run` with parsed arguments; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    launch::launch(&cli)
+}

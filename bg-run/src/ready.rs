@@ -1,0 +1,80 @@
+//! `--ready REGEX`: the caller follows the task's output until a line
+//! matches, the task ends, or the wait times out. It sleeps on directory
+//! change notifications, never on a fixed poll interval.
+
+use std::fs::File;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use regex::bytes::Regex;
+use shared::process::DirWatcher;
+use shared::task::{Task, TaskPaths};
+use shared::{Error, IoContext, Result, lock};
+
+/// Lines longer than this are matched on their first part only.
+const MAX_LINE: usize = 64 * 1024;
+
+pub enum ReadyOutcome {
+    Ready,
+    TimedOut,
+    Ended(Box<Task>),
+}
+
+pub fn compile(pattern: &str) -> Result<Regex> {
+    Regex::new(pattern).map_err(|err| Error::usage(format!("--ready: invalid regex: {err}")))
+}
+
+pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<ReadyOutcome> {
+    let deadline = Instant::now() + timeout;
+    // Watch before the first read, so no write between the two is missed.
+    let mut watcher =
+        DirWatcher::new(&paths.dir).context(|| format!("watching {}", paths.dir.display()))?;
+    let mut output =
+        File::open(paths.output()).context(|| format!("opening {}", paths.output().display()))?;
+    let mut line = Vec::new();
+    loop {
+        // Probe the end before reading, so output written just before the
+        // end is still read (and matched) on this pass.
+        let ended = !lock::is_held(&paths.lock())?;
+        if scan_new_output(&mut output, &mut line, pattern)? {
+            return Ok(ReadyOutcome::Ready);
+        }
+        if ended {
+            return Ok(ReadyOutcome::Ended(Box::new(Task::load_existing(
+                paths.clone(),
+            )?)));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(ReadyOutcome::TimedOut);
+        }
+        watcher
+            .wait(Some(left))
+            .context(|| "waiting for output".into())?;
+    }
+}
+
+/// Reads what is new; true once a line (or the unfinished last line) matches.
+fn scan_new_output(output: &mut File, line: &mut Vec<u8>, pattern: &Regex) -> Result<bool> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = output
+            .read(&mut chunk)
+            .context(|| "reading output".into())?;
+        if n == 0 {
+            return Ok(pattern.is_match(line));
+        }
+        for piece in chunk[..n].split_inclusive(|b| *b == b'\n') {
+            if line.len() < MAX_LINE {
+                let room = MAX_LINE - line.len();
+                line.extend_from_slice(&piece[..piece.len().min(room)]);
+            }
+            if piece.ends_with(b"\n") {
+                if pattern.is_match(line) {
+                    return Ok(true);
+                }
+                line.clear();
+            }
+        }
+    }
+}

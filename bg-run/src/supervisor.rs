@@ -1,0 +1,364 @@
+//! The supervisor: the double-forked grandchild that starts the command,
+//! records it, waits for it without burning CPU (signals are waited for
+//! synchronously), enforces `--timeout`, and records how it ended before it
+//! exits and so releases the task's lock.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid as NixPid;
+use shared::fsutil::{Reserved, Staged, fsync_dir, write_json_atomic};
+use shared::process::{self, ChildExit, DirWatcher, Identity, Pid, SignalWaiter, SpawnRequest};
+use shared::record::{LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord, TaskState};
+use shared::task::TaskPaths;
+use shared::{IoContext, Result, cli, exit, journal, timefmt};
+
+use crate::launch::{journal_entry, record_failed_start};
+use crate::spec::{LaunchFailure, LaunchSpec};
+
+/// Everything the supervisor owns, handed over across the double fork.
+pub struct Supervisor {
+    pub paths: TaskPaths,
+    pub journal: PathBuf,
+    pub spec: LaunchSpec,
+    pub launch: LaunchRecord,
+    /// Held (exclusively) for as long as this process lives.
+    pub lock: File,
+    pub output: File,
+    /// Space for meta.json and status.json, set aside while the disk had room.
+    pub meta_reserve: Option<Reserved>,
+    pub status_reserve: Option<Reserved>,
+    /// Tells the waiting caller "started" or why not; closed once said.
+    pub handshake: Option<File>,
+}
+
+/// How the command's leader ended, and what the supervisor did about it.
+struct Ending {
+    exit: ChildExit,
+    elapsed: Duration,
+    timed_out: bool,
+    forwarded: bool,
+    leftovers: Vec<Pid>,
+}
+
+/// Signals the supervisor waits for: a child ended, or someone asks it to stop.
+const WAITED: [Signal; 5] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+impl Supervisor {
+    /// Supervises the task, then ends the process. Never returns, so nothing
+    /// of the caller's stack (its guards and handles) is ever dropped here.
+    pub fn run(mut self) -> ! {
+        let outcome = self.supervise();
+        if let Err(err) = &outcome {
+            self.reply(&format!("error {}", cli::error_chain(err)));
+        }
+        process::exit_now(if outcome.is_ok() {
+            exit::SUCCESS
+        } else {
+            exit::TROUBLE
+        })
+    }
+
+    fn supervise(&mut self) -> Result<()> {
+        self.detach()?;
+        let signals = SignalWaiter::block(&WAITED).context(|| "blocking signals".into())?;
+        let (child_stdin, feed) = self.stdin_source()?;
+        let started = Instant::now();
+        let spawned = match process::spawn(&self.request(child_stdin.as_fd())) {
+            Ok(spawned) => spawned,
+            Err(err) => return self.fail_to_start(&err),
+        };
+        drop(child_stdin);
+        let leader = spawned.pid;
+        // The record is written and synced while the command is being
+        // loaded, and only published once its exec is known to have worked.
+        let staged = self.stage_launch_record(leader);
+        if let Err(err) = spawned.exec_result() {
+            drop(staged);
+            let _ = waitpid(NixPid::from_raw(leader), None);
+            return self.fail_to_start(&err);
+        }
+        if let Err(err) = staged.and_then(Staged::publish) {
+            // An unrecorded task would be invisible to every tool: stop it.
+            let _ = process::signal_group(leader, Signal::SIGKILL as i32);
+            return Err(err);
+        }
+        if let Some(feed) = feed {
+            start_feeder(self.paths.input(), feed);
+        }
+        self.reply("started");
+        // The record is complete and visible; making its name durable is
+        // not worth keeping the caller waiting for.
+        let _ = fsync_dir(&self.paths.dir);
+        let ending = self.wait_for(leader, &signals, started)?;
+        self.record_end(&ending)
+    }
+
+    /// Lets go of everything inherited from the caller: its stdio, any
+    /// descriptor it leaked, its signal dispositions, its working directory.
+    fn detach(&self) -> Result<()> {
+        process::detach_stdio().context(|| "detaching from the caller's stdio".into())?;
+        let mut keep = vec![self.lock.as_raw_fd(), self.output.as_raw_fd()];
+        keep.extend(
+            self.meta_reserve
+                .iter()
+                .chain(&self.status_reserve)
+                .map(|r| r.as_raw_fd()),
+        );
+        keep.extend(self.handshake.as_ref().map(|h| h.as_raw_fd()));
+        process::close_fds_except(&keep).context(|| "closing inherited descriptors".into())?;
+        // Without subreaping, orphans of the task escape to init: still
+        // supervised by group, just not walked as descendants.
+        let _ = process::become_subreaper();
+        process::set_process_name(&format!("bg-run {}", self.paths.id));
+        process::reset_signal_dispositions();
+        std::env::set_current_dir("/").context(|| "changing to /".into())
+    }
+
+    /// The command's stdin (/dev/null, or a pipe the feeder fills from the
+    /// `input` file) and, for a feed, the pipe's writing end.
+    fn stdin_source(&self) -> Result<(OwnedFd, Option<File>)> {
+        if self.spec.stdin_feed {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .context(|| "creating the stdin pipe".into())?;
+            return Ok((read, Some(File::from(write))));
+        }
+        let null = File::open("/dev/null").context(|| "opening /dev/null".into())?;
+        Ok((OwnedFd::from(null), None))
+    }
+
+    fn request<'a>(&'a self, stdin: BorrowedFd<'a>) -> SpawnRequest<'a> {
+        SpawnRequest {
+            program: &self.spec.program,
+            argv: &self.spec.argv,
+            env: self.command_env(),
+            cwd: &self.spec.cwd,
+            stdin,
+            output: self.output.as_fd(),
+        }
+    }
+
+    /// The caller's environment, with `--env` overrides and `BG_TASK_ID`.
+    fn command_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let task_id = (
+            OsString::from("BG_TASK_ID"),
+            OsString::from(self.paths.id.as_str()),
+        );
+        for (key, value) in self.spec.env.iter().cloned().chain([task_id]) {
+            env.retain(|(existing, _)| *existing != key);
+            env.push((key, value));
+        }
+        env
+    }
+
+    fn fail_to_start(&mut self, err: &std::io::Error) -> Result<()> {
+        let code = match err.kind() {
+            std::io::ErrorKind::NotFound => exit::NOT_FOUND,
+            _ => exit::CANNOT_EXECUTE,
+        };
+        let failure = LaunchFailure {
+            code,
+            message: format!(
+                "{}: {}",
+                self.spec.argv[0].to_string_lossy(),
+                strip_os_error(err)
+            ),
+        };
+        record_failed_start(&self.paths, &self.journal, self.launch.clone(), &failure)?;
+        self.reply(&format!("failed {} {}", failure.code, failure.message));
+        Ok(())
+    }
+
+    fn stage_launch_record(&mut self, leader: Pid) -> Result<Staged> {
+        let me = Identity::of(std::process::id() as Pid);
+        let launch = &mut self.launch;
+        launch.started_at = Some(timefmt::now_rfc3339());
+        launch.pid = Some(leader);
+        launch.pgid = Some(leader);
+        launch.pid_start_time = process::proc_info(leader).map(|info| info.start_time);
+        launch.supervisor_pid = me.as_ref().map(|m| m.pid);
+        launch.supervisor_start_time = me.map(|m| m.start_time);
+        match self.meta_reserve.take() {
+            Some(reserve) => reserve.stage_json(&self.paths.meta(), &self.launch),
+            None => Staged::write_json(&self.paths.meta(), &self.launch),
+        }
+    }
+
+    fn reply(&mut self, message: &str) {
+        if let Some(mut handshake) = self.handshake.take() {
+            // The caller may be gone (killed while waiting): nothing to do then.
+            let _ = handshake.write_all(format!("{message}\n").as_bytes());
+        }
+    }
+
+    /// Waits for the leader to end, enforcing the timeout (TERM to the whole
+    /// tree, KILL after the grace) and passing stop signals on to the group.
+    fn wait_for(&self, leader: Pid, signals: &SignalWaiter, started: Instant) -> Result<Ending> {
+        let deadline = self.spec.timeout.map(|t| started + t);
+        let mut kill_at: Option<Instant> = None;
+        let (mut timed_out, mut forwarded) = (false, false);
+        loop {
+            let next = kill_at.or(if timed_out { None } else { deadline });
+            let wait = next.map(|t| t.saturating_duration_since(Instant::now()));
+            match signals
+                .wait(wait)
+                .context(|| "waiting for signals".into())?
+            {
+                None if kill_at.take().is_some() => signal_tree(leader, Signal::SIGKILL as i32),
+                None => {
+                    timed_out = true;
+                    signal_tree(leader, Signal::SIGTERM as i32);
+                    kill_at = Some(Instant::now() + self.spec.grace);
+                }
+                Some(Signal::SIGCHLD) => {
+                    let reaped = process::reap_children();
+                    if let Some((_, exit)) = reaped.into_iter().find(|(pid, _)| *pid == leader) {
+                        let elapsed = started.elapsed();
+                        let leftovers = self.leftovers(leader);
+                        if timed_out && !leftovers.is_empty() {
+                            signal_tree(leader, Signal::SIGKILL as i32);
+                        }
+                        return Ok(Ending {
+                            exit,
+                            elapsed,
+                            timed_out,
+                            forwarded,
+                            leftovers,
+                        });
+                    }
+                }
+                Some(signal) => {
+                    forwarded = true;
+                    let _ = process::signal_group(leader, signal as i32);
+                }
+            }
+        }
+    }
+
+    /// Members of the task's group still alive after its leader ended.
+    fn leftovers(&self, leader: Pid) -> Vec<Pid> {
+        let Some(start_time) = self.launch.pid_start_time else {
+            return Vec::new();
+        };
+        let identity = Identity {
+            pid: leader,
+            start_time,
+            boot_id: self.launch.boot_id.clone(),
+        };
+        process::task_group_members(&identity)
+            .into_iter()
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    fn record_end(&mut self, ending: &Ending) -> Result<()> {
+        let status = self.final_status(ending);
+        let committed = match self.status_reserve.take() {
+            Some(reserve) => reserve.commit_json(&self.paths.status(), &status),
+            None => write_json_atomic(&self.paths.status(), &status),
+        };
+        if committed.is_err() {
+            write_json_atomic(&self.paths.status(), &status)?;
+        }
+        journal::append(&self.journal, &journal_entry(&self.launch, &status))
+    }
+
+    fn final_status(&self, ending: &Ending) -> StatusRecord {
+        let (exit_code, signal) = match ending.exit {
+            ChildExit::Code(code) => (Some(code), None),
+            ChildExit::Signal(signal) => (None, Some(signal)),
+        };
+        let kill_requested = self.paths.kill_request().exists();
+        let (state, reason) = if ending.timed_out {
+            (TaskState::Timeout, "timeout")
+        } else if kill_requested {
+            (TaskState::Killed, "bg-kill")
+        } else if exit_code.is_some() {
+            (TaskState::Exited, "exit")
+        } else if ending.forwarded {
+            (TaskState::Killed, "supervisor-signal")
+        } else {
+            (TaskState::Killed, "signal")
+        };
+        StatusRecord {
+            version: RECORD_VERSION,
+            state,
+            reason: reason.into(),
+            exit_code,
+            signal,
+            ended_at: timefmt::now_rfc3339(),
+            duration_ms: Some(cli::millis(ending.elapsed)),
+            group_alive: !ending.leftovers.is_empty(),
+            leftover_pids: ending
+                .leftovers
+                .iter()
+                .copied()
+                .take(MAX_LEFTOVER_PIDS)
+                .collect(),
+            error: None,
+        }
+    }
+}
+
+/// Signals the task's group and every descendant of this supervisor (which,
+/// as subreaper, has adopted whatever left the group).
+fn signal_tree(leader: Pid, signal: i32) {
+    let _ = process::signal_group(leader, signal);
+    for descendant in process::descendants(std::process::id() as Pid) {
+        let _ = process::signal_process(descendant.pid, signal);
+    }
+}
+
+/// "No such file or directory" rather than "... (os error 2)".
+fn strip_os_error(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Copies the task's `input` file into its stdin as the file grows (as
+/// `tail -f`), until the command closes its stdin.
+fn start_feeder(input: PathBuf, stdin: File) {
+    let _ = std::thread::Builder::new()
+        .name("stdin-feed".into())
+        .spawn(move || feed(&input, stdin));
+}
+
+fn feed(input: &Path, mut stdin: File) {
+    let (Ok(mut watcher), Ok(mut file)) = (DirWatcher::new(input), File::open(input)) else {
+        return;
+    };
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => {
+                if watcher.wait(None).is_err() {
+                    return;
+                }
+            }
+            Ok(n) => {
+                if stdin.write_all(&buffer[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(codex_parse::uumain(std::env::args_os()))
+}

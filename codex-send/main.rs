@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(codex_send::uumain(std::env::args_os()))
+}

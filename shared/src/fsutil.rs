@@ -1,0 +1,261 @@
+//! Files written so that a crash never leaves half of one: a temp file in the
+//! same directory, fsync, rename, fsync of the directory. Also the private
+//! (0600, no-symlink) file creation and the bounded JSON reads every tool uses.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, IoContext, Result};
+
+/// Records larger than this are refused as corrupt rather than read whole.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Opens options for a file only the owner may read, never through a symlink.
+pub fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    options
+}
+
+/// Creates a new private file; fails if anything already has that name.
+pub fn create_new_private(path: &Path) -> Result<File> {
+    private_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .context(|| format!("creating {}", path.display()))
+}
+
+/// Serialises `value` as pretty JSON with a final newline.
+pub fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|err| Error::usage(format!("cannot serialise record: {err}")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes `value` as JSON to `path` atomically and durably.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &json_bytes(value)?)
+}
+
+/// Writes `bytes` to `path` atomically: readers see the old file or the new
+/// one, never a mixture, even across a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    Staged::write(path, bytes)?.publish()?;
+    fsync_dir(parent_of(path))
+}
+
+/// A file written and synced under a temporary name beside its target, not
+/// yet visible. `publish` renames it into place; dropping it unpublished
+/// removes it. Splitting the two lets slow syncing overlap other work.
+pub struct Staged {
+    temp: PathBuf,
+    target: PathBuf,
+    published: bool,
+}
+
+impl Staged {
+    pub fn write(target: &Path, bytes: &[u8]) -> Result<Staged> {
+        let staged = Staged {
+            temp: temp_path(target),
+            target: target.to_path_buf(),
+            published: false,
+        };
+        let mut file = create_new_private(&staged.temp)?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_data())
+            .context(|| format!("writing {}", staged.temp.display()))?;
+        Ok(staged)
+    }
+
+    pub fn write_json<T: Serialize>(target: &Path, value: &T) -> Result<Staged> {
+        Staged::write(target, &json_bytes(value)?)
+    }
+
+    /// Renames the file into place. The directory is not synced: callers
+    /// that need the name itself durable call [`fsync_dir`].
+    pub fn publish(mut self) -> Result<()> {
+        rename(&self.temp, &self.target)?;
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.published {
+            // Best effort: the temp file is ours and unwanted.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).context(|| format!("renaming {} to {}", from.display(), to.display()))
+}
+
+/// Flushes a directory's entries (a rename or create in it) to disk.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .context(|| format!("syncing directory {}", dir.display()))
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// A name beside `path`, unique to this process and call, hidden from listings.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let serial = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    parent_of(path).join(format!(".{name}.tmp-{}-{serial}", std::process::id()))
+}
+
+/// Reads a JSON record. `Ok(None)` when the file does not exist; a record
+/// that does not parse (or is absurdly large) is [`Error::Corrupt`].
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let mut file = match private_options().read(true).open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
+    };
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(corrupt(path, "larger than 1 MiB"));
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|err| corrupt(path, &err.to_string()))
+}
+
+pub fn corrupt(path: &Path, detail: &str) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Disk space set aside early for a record that must be written late even if
+/// the disk fills up in between (a task filling the disk with its own output
+/// is common). The record overwrites the reserved blocks, then is renamed.
+pub struct Reserved {
+    file: File,
+    path: PathBuf,
+    bytes: usize,
+}
+
+impl Reserved {
+    /// The smallest reservation: one block.
+    pub const MIN_BYTES: usize = 4096;
+
+    /// Reserves `bytes` (at least a block); fails (ENOSPC) if the space is
+    /// not there now.
+    pub fn create(path: &Path, bytes: usize) -> Result<Reserved> {
+        let bytes = bytes.max(Self::MIN_BYTES);
+        let mut file = create_new_private(path)?;
+        file.write_all(&vec![b' '; bytes])
+            .context(|| format!("reserving space in {}", path.display()))?;
+        Ok(Reserved {
+            file,
+            path: path.to_path_buf(),
+            bytes,
+        })
+    }
+
+    /// Writes `value` into the reserved space and syncs it, ready to be
+    /// published as `target`. A record that outgrew the space is written
+    /// the ordinary way instead.
+    pub fn stage_json<T: Serialize>(mut self, target: &Path, value: &T) -> Result<Staged> {
+        let bytes = json_bytes(value)?;
+        if bytes.len() > self.bytes {
+            let _ = fs::remove_file(&self.path);
+            return Staged::write(target, &bytes);
+        }
+        let staged = Staged {
+            temp: self.path.clone(),
+            target: target.to_path_buf(),
+            published: false,
+        };
+        self.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.write_all(&bytes))
+            .and_then(|()| self.file.set_len(bytes.len() as u64))
+            .and_then(|()| self.file.sync_data())
+            .context(|| format!("writing {}", self.path.display()))?;
+        Ok(staged)
+    }
+
+    /// Writes `value` into the reserved space and renames it to `target`, durably.
+    pub fn commit_json<T: Serialize>(self, target: &Path, value: &T) -> Result<()> {
+        self.stage_json(target, value)?.publish()?;
+        fsync_dir(parent_of(target))
+    }
+}
+
+impl std::os::fd::AsRawFd for Reserved {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() -> Result<()> {
+        let dir = tempfile::tempdir().context(|| "tempdir".into())?;
+        let path = dir.path().join("r.json");
+        write_json_atomic(&path, &serde_json::json!({"a": 1}))?;
+        write_json_atomic(&path, &serde_json::json!({"a": 2}))?;
+        let value: Option<serde_json::Value> = read_json(&path)?;
+        assert_eq!(value, Some(serde_json::json!({"a": 2})));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .context(|| "listing".into())?
+            .filter_map(|e| e.ok())
+            .collect();
+        assert_eq!(names.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_and_missing_records_are_told_apart() -> Result<()> {
+        let dir = tempfile::tempdir().context(|| "tempdir".into())?;
+        let path = dir.path().join("r.json");
+        assert!(read_json::<serde_json::Value>(&path)?.is_none());
+        fs::write(&path, b"{\"a\":").context(|| "write".into())?;
+        assert!(matches!(
+            read_json::<serde_json::Value>(&path),
+            Err(Error::Corrupt { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn reserved_space_becomes_the_record() -> Result<()> {
+        let dir = tempfile::tempdir().context(|| "tempdir".into())?;
+        let reserve = dir.path().join(".status.reserve");
+        let target = dir.path().join("status.json");
+        Reserved::create(&reserve, 0)?.commit_json(&target, &serde_json::json!({"ok": true}))?;
+        let value: Option<serde_json::Value> = read_json(&target)?;
+        assert_eq!(value, Some(serde_json::json!({"ok": true})));
+        assert!(!reserve.exists());
+        Ok(())
+    }
+}

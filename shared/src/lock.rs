@@ -1,0 +1,55 @@
+//! Liveness locks (flock through std's `File::lock`). A supervisor holds an
+//! exclusive lock on `tasks/<id>/lock` for as long as it lives; the kernel
+//! drops it when the process dies however it dies, so "lock held" is the one
+//! trustworthy sign of a live supervisor. The lock file is never replaced, so
+//! the lock is never lost to a rename.
+
+use std::fs::{File, TryLockError};
+use std::io;
+use std::path::Path;
+
+use crate::fsutil::{create_new_private, private_options};
+use crate::{Error, IoContext, Result};
+
+/// Creates a task's lock file and takes its exclusive lock.
+pub fn create_and_lock(path: &Path) -> Result<File> {
+    let file = create_new_private(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::usage(format!(
+            "{} is locked by someone else",
+            path.display()
+        ))),
+        Err(TryLockError::Error(err)) => Err(Error::io(format!("locking {}", path.display()), err)),
+    }
+}
+
+/// Opens (creating if needed) a shared lock file and waits for its exclusive lock.
+pub fn lock_exclusive(path: &Path) -> Result<File> {
+    let file = private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
+/// True while some process holds the lock at `path`. A missing lock file
+/// means nobody holds it.
+pub fn is_held(path: &Path) -> Result<bool> {
+    let file = match private_options().read(true).open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(Error::io(format!("opening {}", path.display()), err)),
+    };
+    match file.try_lock_shared() {
+        // Dropping the file releases our shared lock at once.
+        Ok(()) => Ok(false),
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(err)) => Err(Error::io(format!("probing {}", path.display()), err)),
+    }
+}

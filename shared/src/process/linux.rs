@@ -1,0 +1,221 @@
+//! Linux: /proc for identities and trees, sigtimedwait for timed signal
+//! waits, inotify for directory changes, prctl for subreaping and names.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{SigSet, Signal};
+
+use super::{Pid, ProcInfo};
+
+pub const FD_DIR: &str = "/proc/self/fd";
+
+/// Closes every descriptor above stderr but `keep` with close_range(2), a
+/// few system calls however many are open. False if the kernel lacks it.
+pub fn close_ranges_except(keep: &[std::os::fd::RawFd]) -> bool {
+    let mut kept: Vec<libc::c_uint> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .collect();
+    kept.sort_unstable();
+    let mut first: libc::c_uint = 3;
+    for fd in kept
+        .into_iter()
+        .filter(|fd| *fd >= 3)
+        .chain([libc::c_uint::MAX])
+    {
+        if fd > first {
+            // SAFETY: close_range only closes descriptors; the caller
+            // guarantees no live Rust object owns any in the range.
+            let done = unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0) };
+            if done != 0 {
+                return false;
+            }
+        }
+        first = fd.saturating_add(1);
+    }
+    true
+}
+
+/// Reads `/proc/<pid>/stat`; `None` if there is no such process.
+pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &text)
+}
+
+/// Parses a stat line. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+fn parse_stat(pid: Pid, text: &[u8]) -> Option<ProcInfo> {
+    let close = text.iter().rposition(|b| *b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // fields[0] is field 3 (state); starttime is field 22.
+    Some(ProcInfo {
+        pid,
+        zombie: matches!(*fields.first()?, "Z" | "X"),
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process visible in /proc.
+pub fn all_processes() -> Vec<ProcInfo> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<Pid>().ok())
+        .filter_map(proc_info)
+        .collect()
+}
+
+/// This boot's id: start times are only comparable within one boot.
+pub fn boot_id() -> Option<String> {
+    static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|text| text.trim().to_string())
+        })
+        .clone()
+}
+
+/// Restores SIG_DFL for the real-time signals (the C library keeps the two
+/// below SIGRTMIN for its threads and refuses to change them).
+pub fn reset_realtime_signals() {
+    for signal in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: a zeroed sigaction is SIG_DFL with no flags and an empty
+        // mask; installing it runs no code of ours.
+        unsafe {
+            let default: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Orphaned descendants of the task are re-parented to us instead of init,
+/// so the whole tree stays findable (and reaped) while we live.
+pub fn become_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+}
+
+/// Sets the name `ps` and `top` show (at most 15 bytes are kept).
+pub fn set_process_name(name: &str) {
+    if let Ok(name) = CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+}
+
+pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
+    let spec = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below one billion, so it fits every platform's c_long.
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let spec_ptr = spec
+        .as_ref()
+        .map_or(std::ptr::null(), |s| s as *const libc::timespec);
+    loop {
+        // SAFETY: the set and timespec outlive the call; a null siginfo pointer
+        // is allowed; a null timespec means "no timeout".
+        let signo = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), spec_ptr) };
+        if signo >= 0 {
+            return Signal::try_from(signo).map(Some).map_err(io::Error::from);
+        }
+        match Errno::last() {
+            Errno::EAGAIN => return Ok(None),
+            Errno::EINTR => continue,
+            errno => return Err(errno.into()),
+        }
+    }
+}
+
+/// Wakes when anything in one directory changes: a file written, created,
+/// renamed in, or closed (a supervisor dying closes its lock file).
+pub struct DirWatcher {
+    inotify: Inotify,
+}
+
+impl DirWatcher {
+    pub fn new(dir: &Path) -> io::Result<DirWatcher> {
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        let mask = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_CLOSE_NOWRITE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_DELETE_SELF;
+        inotify.add_watch(dir, mask)?;
+        Ok(DirWatcher { inotify })
+    }
+
+    /// Waits up to `timeout` (forever if `None`) for a change; true if one came.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                PollTimeout::try_from(t.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let ready = {
+            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(n) => n > 0,
+                Err(Errno::EINTR) => false,
+                Err(err) => return Err(err.into()),
+            }
+        };
+        if ready {
+            self.drain()?;
+        }
+        Ok(ready)
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        loop {
+            match self.inotify.read_events() {
+                Ok(events) if !events.is_empty() => continue,
+                Ok(_) | Err(Errno::EAGAIN) => return Ok(()),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_survives_hostile_command_names() {
+        let line =
+            b"4242 (a) b) (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 100 200";
+        let info = parse_stat(4242, line);
+        assert_eq!(
+            info,
+            Some(ProcInfo {
+                pid: 4242,
+                ppid: 1,
+                pgid: 4242,
+                start_time: 987654,
+                zombie: false
+            })
+        );
+        assert_eq!(parse_stat(1, b"garbage"), None);
+        assert_eq!(parse_stat(1, b"1 (x) Z 0"), None);
+    }
+}

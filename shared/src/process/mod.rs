@@ -1,0 +1,357 @@
+//! Everything that touches the operating system's process machinery, behind
+//! one small interface: process identity (pid + start time), the double fork,
+//! descriptor hygiene, signal waiting and delivery, reaping, and waiting for
+//! changes in a directory. This is the only module allowed `unsafe`; each use
+//! says why it is sound. OS-specific parts live in `linux.rs`, with a
+//! portable fallback in `portable.rs`, so a port touches one file.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid as NixPid, fork, setsid};
+
+mod spawn;
+pub use spawn::{SpawnRequest, Spawned, spawn};
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
+#[cfg(not(target_os = "linux"))]
+mod portable;
+#[cfg(not(target_os = "linux"))]
+use portable as os;
+
+pub use os::{DirWatcher, all_processes, become_subreaper, boot_id, proc_info, set_process_name};
+
+pub type Pid = i32;
+
+/// What the OS says about one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: Pid,
+    pub ppid: Pid,
+    pub pgid: Pid,
+    /// Clock ticks since boot when the process started; with the pid, this
+    /// identifies a process even after its pid is reused.
+    pub start_time: u64,
+    pub zombie: bool,
+}
+
+/// A recorded process identity: nothing is signalled unless all of it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub pid: Pid,
+    pub start_time: u64,
+    pub boot_id: Option<String>,
+}
+
+impl Identity {
+    /// The identity of the live process `pid`, if there is one.
+    pub fn of(pid: Pid) -> Option<Identity> {
+        let info = proc_info(pid).filter(|info| !info.zombie)?;
+        Some(Identity {
+            pid,
+            start_time: info.start_time,
+            boot_id: boot_id(),
+        })
+    }
+
+    /// True only while a live (not zombie) process with this pid, started at
+    /// this time in this boot, exists.
+    pub fn is_alive(&self) -> bool {
+        if self.pid <= 0 || (self.boot_id.is_some() && boot_id() != self.boot_id) {
+            return false;
+        }
+        matches!(proc_info(self.pid), Some(info) if info.start_time == self.start_time && !info.zombie)
+    }
+}
+
+/// Live members of the process group of a task whose leader is `leader`.
+/// A group id can be reused only once the group has emptied, and then only
+/// by a new process with that pid: if such a stranger leads the group now,
+/// its members are not ours.
+pub fn task_group_members(leader: &Identity) -> Vec<ProcInfo> {
+    if let Some(info) = proc_info(leader.pid)
+        && info.start_time != leader.start_time
+        && !info.zombie
+    {
+        return Vec::new();
+    }
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pgid == leader.pid && !p.zombie && p.start_time >= leader.start_time)
+        .collect()
+}
+
+/// Every live descendant of `root` (children, grandchildren, ...).
+pub fn descendants(root: Pid) -> Vec<ProcInfo> {
+    let all = all_processes();
+    let mut found: Vec<ProcInfo> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for child in all.iter().filter(|p| p.ppid == parent && p.pid != root) {
+            if !found.iter().any(|f| f.pid == child.pid) {
+                found.push(*child);
+                frontier.push(child.pid);
+            }
+        }
+    }
+    found.retain(|p| !p.zombie);
+    found
+}
+
+/// Which side of [`double_fork`] we are on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ForkRole {
+    /// The original process; the intermediate child has been reaped.
+    Caller,
+    /// The grandchild: in a new session but not its leader, so it can never
+    /// acquire a controlling terminal, and not the caller's child.
+    Daemon,
+}
+
+/// Double-forks. Must be called while the process is single-threaded.
+pub fn double_fork() -> io::Result<ForkRole> {
+    // SAFETY: fork is unsound only when other threads may hold locks the child
+    // would inherit; callers fork while single-threaded (bg-run starts no
+    // thread before this point), and the intermediate child below calls only
+    // async-signal-safe functions (setsid, fork, _exit).
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { child } => reap_intermediate(child),
+        ForkResult::Child => {
+            if setsid().is_err() {
+                exit_now(1);
+            }
+            // SAFETY: as above; this child is single-threaded too.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => Ok(ForkRole::Daemon),
+                Ok(ForkResult::Parent { .. }) => exit_now(0),
+                Err(_) => exit_now(1),
+            }
+        }
+    }
+}
+
+fn reap_intermediate(child: NixPid) -> io::Result<ForkRole> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(ForkRole::Caller),
+            Ok(status) => {
+                return Err(io::Error::other(format!(
+                    "the intermediate launcher process failed ({status:?})"
+                )));
+            }
+            Err(Errno::EINTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Ends the process at once, without running destructors or atexit
+/// handlers: what a forked child that must not touch the parent's state does.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Points stdin, stdout and stderr at /dev/null, so that no pipe or
+/// terminal of the caller stays open in this process.
+pub fn detach_stdio() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(())
+}
+
+/// Closes every descriptor above stderr except `keep`: whatever the caller
+/// leaked to us (an agent's pipe, a jobserver) must not stay open for as long
+/// as the task runs. Nothing in Rust may own a descriptor closed here.
+pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
+    if os::close_ranges_except(keep) {
+        return Ok(());
+    }
+    let open: Vec<RawFd> = std::fs::read_dir(os::FD_DIR)?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: the caller guarantees no live Rust object owns these
+        // descriptors; closing one that is already closed (the directory
+        // handle used for the listing) only returns EBADF.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// Restores the default disposition of every signal except SIGPIPE (which
+/// Rust ignores and `Command` resets for children). Ignored signals survive
+/// exec, and a caller may ignore SIGHUP (nohup) or SIGINT (a background job
+/// of a non-interactive shell); the task must start with the defaults, and a
+/// signal we wait for must not be discarded as ignored.
+pub fn reset_signal_dispositions() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+    os::reset_realtime_signals();
+}
+
+/// Blocks a set of signals and waits for them synchronously: no handler code
+/// ever runs, and a waiting supervisor burns no CPU.
+pub struct SignalWaiter {
+    set: SigSet,
+}
+
+impl SignalWaiter {
+    /// Blocks `signals` in this thread (and in threads it starts later).
+    pub fn block(signals: &[Signal]) -> io::Result<SignalWaiter> {
+        let mut set = SigSet::empty();
+        for signal in signals {
+            set.add(*signal);
+        }
+        set.thread_block()?;
+        Ok(SignalWaiter { set })
+    }
+
+    /// Waits for one of the blocked signals; `Ok(None)` when `timeout` ends first.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
+        os::wait_signal(&self.set, timeout)
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Reaps every child that has ended, without blocking. Uses the raw status
+/// so that a child killed by a real-time signal is still reported exactly.
+pub fn reap_children() -> Vec<(Pid, ChildExit)> {
+    let mut reaped = Vec::new();
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid writes only to the status integer we pass.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid == 0 {
+            break;
+        }
+        if pid < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            break;
+        }
+        if libc::WIFEXITED(status) {
+            reaped.push((pid, ChildExit::Code(libc::WEXITSTATUS(status))));
+        } else if libc::WIFSIGNALED(status) {
+            reaped.push((pid, ChildExit::Signal(libc::WTERMSIG(status))));
+        }
+    }
+    reaped
+}
+
+/// Sends signal `signal` (0 probes) to process group `pgid`.
+/// `Ok(false)` when the group no longer exists.
+pub fn signal_group(pgid: Pid, signal: i32) -> io::Result<bool> {
+    if pgid <= 1 {
+        return Err(io::Error::other(format!(
+            "refusing to signal process group {pgid}"
+        )));
+    }
+    send(-pgid, signal)
+}
+
+/// Sends `signal` to one process. `Ok(false)` when it no longer exists.
+pub fn signal_process(pid: Pid, signal: i32) -> io::Result<bool> {
+    if pid <= 1 {
+        return Err(io::Error::other(format!(
+            "refusing to signal process {pid}"
+        )));
+    }
+    send(pid, signal)
+}
+
+fn send(target: Pid, signal: i32) -> io::Result<bool> {
+    // SAFETY: kill has no memory effects; targets <= 1 (everyone, our own
+    // group, init) are refused by the callers above.
+    if unsafe { libc::kill(target, signal) } == 0 {
+        return Ok(true);
+    }
+    match Errno::last() {
+        Errno::ESRCH => Ok(false),
+        errno => Err(errno.into()),
+    }
+}
+
+/// `SIGTERM` for 15, or the number itself for a signal without a name here.
+pub fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}
+
+/// Parses `TERM`, `SIGTERM`, `term` or `15`.
+pub fn parse_signal(text: &str) -> Option<i32> {
+    if let Ok(number) = text.parse::<i32>() {
+        return (1..=64).contains(&number).then_some(number);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>().ok().map(|s| s as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_identity_is_alive_and_a_wrong_start_time_is_not() {
+        let me = Identity::of(std::process::id() as Pid);
+        let Some(me) = me else {
+            panic!("no identity for our own pid");
+        };
+        assert!(me.is_alive());
+        let impostor = Identity {
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
+        assert!(!impostor.is_alive());
+    }
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("TERM"), Some(15));
+        assert_eq!(parse_signal("sigkill"), Some(9));
+        assert_eq!(parse_signal("2"), Some(2));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("NOPE"), None);
+        assert_eq!(signal_name(9), "SIGKILL");
+    }
+
+    #[test]
+    fn refuses_to_signal_everyone() {
+        assert!(signal_group(0, 0).is_err());
+        assert!(signal_group(1, 0).is_err());
+        assert!(signal_process(-1, 0).is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! Fallback for Unix systems without /proc, inotify or sigtimedwait (macOS,
+//! the BSDs). Weaker but sound: identity is "the pid exists" with start time
+//! 0 (so records written here compare equal only to themselves), trees are
+//! not walked, signal waits use alarm(2), and directory waits poll.
+//! A native port would replace this file (libproc, kqueue).
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use super::{Pid, ProcInfo};
+
+pub const FD_DIR: &str = "/dev/fd";
+
+pub fn close_ranges_except(_keep: &[std::os::fd::RawFd]) -> bool {
+    false
+}
+
+pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
+    if pid <= 0 || !super::send(pid, 0).unwrap_or(true) {
+        return None;
+    }
+    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()?;
+    Some(ProcInfo {
+        pid,
+        ppid: 0,
+        pgid: pgid.as_raw(),
+        start_time: 0,
+        zombie: false,
+    })
+}
+
+pub fn all_processes() -> Vec<ProcInfo> {
+    Vec::new()
+}
+
+pub fn boot_id() -> Option<String> {
+    None
+}
+
+pub fn reset_realtime_signals() {}
+
+pub fn become_subreaper() -> io::Result<()> {
+    Ok(())
+}
+
+pub fn set_process_name(_name: &str) {}
+
+pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
+    let mut with_alarm = *set;
+    with_alarm.add(Signal::SIGALRM);
+    with_alarm.thread_block()?;
+    let seconds = timeout
+        .map(|t| u32::try_from(t.as_secs() + u64::from(t.subsec_nanos() > 0)).unwrap_or(u32::MAX));
+    if let Some(seconds) = seconds {
+        nix::unistd::alarm::set(seconds.max(1));
+    }
+    let signal = with_alarm.wait()?;
+    nix::unistd::alarm::cancel();
+    Ok((signal != Signal::SIGALRM || set.contains(Signal::SIGALRM)).then_some(signal))
+}
+
+pub struct DirWatcher;
+
+impl DirWatcher {
+    pub fn new(_dir: &Path) -> io::Result<DirWatcher> {
+        Ok(DirWatcher)
+    }
+
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        let step = Duration::from_millis(50);
+        std::thread::sleep(timeout.map_or(step, |t| t.min(step)));
+        Ok(true)
+    }
+}

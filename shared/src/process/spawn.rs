@@ -1,0 +1,163 @@
+//! Starting the task's command: fork, then in the child only
+//! async-signal-safe calls (own process group, clean signal state, the three
+//! standard descriptors, working directory, execve). Unlike
+//! `std::process::Command`, the parent does not wait for the exec: it gets
+//! the pid at once and learns the exec's outcome later from a close-on-exec
+//! pipe, so it can record the task while the command is being loaded.
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, fork};
+
+use super::Pid;
+
+/// What to run and where its standard descriptors go.
+pub struct SpawnRequest<'a> {
+    pub program: &'a Path,
+    pub argv: &'a [OsString],
+    /// The complete environment of the command.
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: &'a Path,
+    pub stdin: BorrowedFd<'a>,
+    pub output: BorrowedFd<'a>,
+}
+
+/// A forked command whose exec may still be under way.
+pub struct Spawned {
+    pub pid: Pid,
+    exec_report: File,
+}
+
+impl Spawned {
+    /// Waits until the command has been executed (`Ok`) or its exec failed
+    /// (the error, e.g. ENOENT or EACCES; the child has then exited 127).
+    pub fn exec_result(mut self) -> io::Result<()> {
+        let mut errno = [0u8; 4];
+        let mut got = 0;
+        while got < errno.len() {
+            match self.exec_report.read(&mut errno[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        match got {
+            0 => Ok(()),
+            4 => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
+            _ => Err(io::Error::other("the command's exec report was cut short")),
+        }
+    }
+}
+
+/// C strings for execve, built before the fork (the child must not allocate).
+struct ExecArgs {
+    program: CString,
+    cwd: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _env: Vec<CString>,
+    env_ptrs: Vec<*const libc::c_char>,
+}
+
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument contains a NUL byte"))
+}
+
+impl ExecArgs {
+    fn new(request: &SpawnRequest<'_>) -> io::Result<ExecArgs> {
+        let argv: Vec<CString> = request
+            .argv
+            .iter()
+            .map(|a| c_string(a.as_bytes()))
+            .collect::<io::Result<_>>()?;
+        let env: Vec<CString> = request
+            .env
+            .iter()
+            .map(|(k, v)| c_string(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<io::Result<_>>()?;
+        let argv_ptrs = argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        let env_ptrs = env
+            .iter()
+            .map(|e| e.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        Ok(ExecArgs {
+            program: c_string(request.program.as_os_str().as_bytes())?,
+            cwd: c_string(request.cwd.as_os_str().as_bytes())?,
+            _argv: argv,
+            argv_ptrs,
+            _env: env,
+            env_ptrs,
+        })
+    }
+}
+
+/// Forks the command into its own process group. Call while single-threaded.
+pub fn spawn(request: &SpawnRequest<'_>) -> io::Result<Spawned> {
+    let args = ExecArgs::new(request)?;
+    let (report_read, report_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let fds = ChildFds {
+        stdin: request.stdin.as_raw_fd(),
+        output: request.output.as_raw_fd(),
+        report: report_write.as_raw_fd(),
+    };
+    // SAFETY: the caller is single-threaded, and the child only makes the
+    // async-signal-safe calls in `exec_child`, on memory prepared above.
+    match unsafe { fork() }? {
+        ForkResult::Child => exec_child(&args, &fds),
+        ForkResult::Parent { child } => {
+            drop::<OwnedFd>(report_write);
+            Ok(Spawned {
+                pid: child.as_raw(),
+                exec_report: File::from(report_read),
+            })
+        }
+    }
+}
+
+struct ChildFds {
+    stdin: RawFd,
+    output: RawFd,
+    report: RawFd,
+}
+
+/// The child's side: set up, exec, or report errno and exit 127.
+fn exec_child(args: &ExecArgs, fds: &ChildFds) -> ! {
+    // SAFETY: every call below is async-signal-safe and touches only memory
+    // prepared before the fork; on any failure errno is reported and the
+    // child ends with _exit.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        let ok = libc::setpgid(0, 0) == 0
+            && libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == 0
+            && libc::signal(libc::SIGPIPE, libc::SIG_DFL) != libc::SIG_ERR
+            && libc::dup2(fds.stdin, 0) == 0
+            && libc::dup2(fds.output, 1) == 1
+            && libc::dup2(fds.output, 2) == 2
+            && libc::chdir(args.cwd.as_ptr()) == 0;
+        if ok {
+            libc::execve(
+                args.program.as_ptr(),
+                args.argv_ptrs.as_ptr(),
+                args.env_ptrs.as_ptr(),
+            );
+        }
+        let errno = nix::errno::Errno::last_raw();
+        let bytes = errno.to_ne_bytes();
+        libc::write(fds.report, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}

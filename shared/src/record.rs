@@ -1,0 +1,149 @@
+//! The records on disk (`meta.json`, `status.json`, journal lines) and the
+//! public task record of DESIGN.md section 4. Records carry `"version": 1`
+//! and are only ever extended by adding fields (older readers ignore them,
+//! and `#[serde(default)]` lets us read records that lack newer ones).
+
+use serde::{Deserialize, Serialize};
+
+/// The version written into every record today.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What a task is doing or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    /// The supervisor is alive (it holds the task's lock).
+    Running,
+    /// The command exited; `exit_code` is set.
+    Exited,
+    /// The command was killed by a signal (from bg-kill or from outside).
+    Killed,
+    /// `--timeout` expired and the supervisor stopped the command.
+    Timeout,
+    /// The command could not be started (126/127).
+    FailedToStart,
+    /// The supervisor died and nothing of the task is left.
+    Lost,
+    /// The supervisor died but the command's process group lives on.
+    Unsupervised,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Exited => "exited",
+            TaskState::Killed => "killed",
+            TaskState::Timeout => "timeout",
+            TaskState::FailedToStart => "failed-to-start",
+            TaskState::Lost => "lost",
+            TaskState::Unsupervised => "unsupervised",
+        }
+    }
+
+    /// True while something of the task may still be running.
+    pub fn is_live(self) -> bool {
+        matches!(self, TaskState::Running | TaskState::Unsupervised)
+    }
+}
+
+/// `meta.json`: how the task was launched, written once by the supervisor
+/// when the command has started (or by bg-run when it could not start).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchRecord {
+    pub version: u32,
+    pub id: String,
+    pub name: Option<String>,
+    /// The command as given: the shell string, or the argv joined for display.
+    pub command: String,
+    /// What was executed (`["sh", "-c", STRING]` for a shell string).
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// Names of the variables set with `--env` (values are not recorded: they
+    /// often hold secrets).
+    #[serde(default)]
+    pub env_keys: Vec<String>,
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub grace_ms: u64,
+    #[serde(default)]
+    pub stdin_feed: bool,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub pid: Option<i32>,
+    pub pgid: Option<i32>,
+    /// The pid's start time (clock ticks since boot): a pid is only taken for
+    /// the task while both match.
+    pub pid_start_time: Option<u64>,
+    pub supervisor_pid: Option<i32>,
+    pub supervisor_start_time: Option<u64>,
+    /// Start times only mean something within one boot.
+    pub boot_id: Option<String>,
+}
+
+/// `status.json`: the final outcome, written once by the supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub version: u32,
+    pub state: TaskState,
+    /// Why it ended: `exit`, `signal`, `timeout`, `bg-kill`,
+    /// `supervisor-signal`, `spawn-error`, `record-error`.
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub ended_at: String,
+    pub duration_ms: Option<u64>,
+    /// Whether members of the task's process group outlived its leader.
+    #[serde(default)]
+    pub group_alive: bool,
+    /// Some of those members (at most [`MAX_LEFTOVER_PIDS`]).
+    #[serde(default)]
+    pub leftover_pids: Vec<i32>,
+    /// Why the command could not start, or what went wrong recording it.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+pub const MAX_LEFTOVER_PIDS: usize = 32;
+
+/// One line of the completion journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub version: u32,
+    pub id: String,
+    pub name: Option<String>,
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub ended_at: String,
+    pub duration_ms: Option<u64>,
+    pub command: String,
+}
+
+/// The public record (`bg-check --json`, `bg-run --json`): DESIGN.md section 4,
+/// plus fields added after it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub name: Option<String>,
+    pub command: String,
+    pub cwd: String,
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub pid: Option<i32>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// Final for ended tasks; time so far for live ones; null when unknown.
+    pub duration_ms: Option<u64>,
+    pub output_path: String,
+    pub timeout_ms: Option<u64>,
+    // Added fields.
+    pub argv: Vec<String>,
+    pub pgid: Option<i32>,
+    pub reason: Option<String>,
+    pub group_alive: Option<bool>,
+    pub error: Option<String>,
+    pub input_path: Option<String>,
+    pub supervisor_pid: Option<i32>,
+}

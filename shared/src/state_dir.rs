@@ -1,0 +1,162 @@
+//! Where state lives, and the checks that make it safe to trust: the state
+//! dir must be a real directory (not a symlink), owned by us, and writable by
+//! no one else, because everything in it decides what gets signalled.
+
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::ids::TaskId;
+use crate::{Error, IoContext, Result};
+
+const TASKS: &str = "tasks";
+const JOURNAL: &str = "journal.jsonl";
+const NAMES_LOCK: &str = "names.lock";
+
+/// An opened, checked state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Resolves the location: `--state-dir` > `$BG_STATE_DIR` >
+    /// `$XDG_STATE_HOME/bg-tools` > `~/.local/state/bg-tools`; always absolute.
+    pub fn locate(flag: Option<&Path>) -> Result<PathBuf> {
+        let chosen = match flag {
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(Error::usage("--state-dir must not be empty"));
+            }
+            Some(path) => path.to_path_buf(),
+            None => default_location()?,
+        };
+        let absolute = std::path::absolute(&chosen)
+            .context(|| format!("resolving state dir {}", chosen.display()))?;
+        // Rebuilding from components drops a trailing slash, which would make
+        // lstat follow a symlink.
+        Ok(absolute.components().collect())
+    }
+
+    /// Opens the state dir for writing, creating it (0700) if missing.
+    pub fn create(flag: Option<&Path>) -> Result<StateDir> {
+        let root = Self::locate(flag)?;
+        make_private_dir(&root, true)?;
+        let state = StateDir { root };
+        make_private_dir(&state.tasks_dir(), false)?;
+        Ok(state)
+    }
+
+    /// Opens the state dir for reading; `Ok(None)` if it does not exist yet.
+    pub fn open_existing(flag: Option<&Path>) -> Result<Option<StateDir>> {
+        let root = Self::locate(flag)?;
+        match fs::symlink_metadata(&root) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(Error::io(
+                    format!("reading state dir {}", root.display()),
+                    err,
+                ));
+            }
+            Ok(_) => check_safe(&root)?,
+        }
+        let state = StateDir { root };
+        if fs::symlink_metadata(state.tasks_dir()).is_ok() {
+            check_safe(&state.tasks_dir())?;
+        }
+        Ok(Some(state))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.root.join(TASKS)
+    }
+
+    pub fn task_dir(&self, id: &TaskId) -> PathBuf {
+        self.tasks_dir().join(id.as_str())
+    }
+
+    /// One JSON line per finished task, appended by supervisors.
+    pub fn journal_path(&self) -> PathBuf {
+        self.root.join(JOURNAL)
+    }
+
+    /// Held while a `--unique` launch checks for and creates its task.
+    pub fn names_lock_path(&self) -> PathBuf {
+        self.root.join(NAMES_LOCK)
+    }
+}
+
+fn default_location() -> Result<PathBuf> {
+    if let Some(dir) = non_empty_env("BG_STATE_DIR") {
+        return Ok(dir);
+    }
+    // XDG says a relative XDG_STATE_HOME is invalid and must be ignored.
+    if let Some(dir) = non_empty_env("XDG_STATE_HOME").filter(|d| d.is_absolute()) {
+        return Ok(dir.join("bg-tools"));
+    }
+    match non_empty_env("HOME") {
+        Some(home) => Ok(home.join(".local/state/bg-tools")),
+        None => Err(Error::usage(
+            "cannot locate the state dir: set BG_STATE_DIR, XDG_STATE_HOME or HOME, or pass --state-dir",
+        )),
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Creates `dir` with mode 0700 if it is missing, then checks it is safe.
+fn make_private_dir(dir: &Path, with_parents: bool) -> Result<()> {
+    if with_parents && let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+    }
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            return Err(Error::io(
+                format!("creating state dir {}", dir.display()),
+                err,
+            ));
+        }
+    }
+    check_safe(dir)
+}
+
+/// Refuses a directory that someone else could have planted or could change.
+pub fn check_safe(dir: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).context(|| format!("reading {}", dir.display()))?;
+    let refuse = |why: String| {
+        Err(Error::UnsafeStateDir(format!(
+            "refusing state dir {}: {why}",
+            dir.display()
+        )))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("it is a symlink; point --state-dir at the real directory".into());
+    }
+    if !meta.is_dir() {
+        return refuse("it is not a directory".into());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return refuse(format!(
+            "it is owned by uid {}, not by you (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "it is writable by group or others (mode {:o}); run: chmod 700 {}",
+            meta.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}

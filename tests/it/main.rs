@@ -1,0 +1,10 @@
+#![allow(clippy::unwrap_used)]
+//! Integration tests: they run the real binaries against temporary state
+//! directories, with guards that kill whatever the tests started.
+
+mod util;
+
+mod run_bad_input;
+mod run_launch;
+mod run_lifecycle;
+mod run_options;

@@ -1,0 +1,159 @@
+//! How tasks end, and how that is recorded: exit codes, signals, timeouts,
+//! output, and a supervisor that dies.
+
+use std::fs;
+use std::process::Command;
+
+use crate::util::*;
+
+#[test]
+fn exit_code_is_recorded_exactly() {
+    let env = Env::new();
+    let id = env.launch(&["exit 7"]);
+    let record = env.wait_state(&id, "exited");
+    assert_eq!(record["exit_code"], 7);
+    assert_eq!(record["signal"], serde_json::Value::Null);
+    assert_eq!(record["reason"], "exit");
+    assert!(record["ended_at"].is_string());
+    let journal = fs::read_to_string(env.state.join("journal.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["exit_code"], 7);
+}
+
+#[test]
+fn a_kill_from_outside_is_recorded_with_its_signal() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "30"]);
+    let pid = env.record(&id)["pid"].as_i64().unwrap() as i32;
+    shared::process::signal_process(pid, 9).unwrap();
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "killed");
+    assert_eq!(record["signal"], 9);
+    assert_eq!(record["exit_code"], serde_json::Value::Null);
+    assert_eq!(record["reason"], "signal");
+}
+
+#[test]
+fn timeout_stops_the_task_and_says_so() {
+    let env = Env::new();
+    let id = env.launch(&["--timeout", "1s", "sleep", "30"]);
+    assert_eq!(env.record(&id)["timeout_ms"], 1000);
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "timeout");
+    assert_eq!(record["reason"], "timeout");
+    assert_eq!(record["signal"], 15);
+    assert!(record["duration_ms"].as_u64().unwrap() >= 1000, "{record}");
+}
+
+#[test]
+fn timeout_kills_what_ignores_term_after_the_grace() {
+    let env = Env::new();
+    let id = env.launch(&[
+        "--timeout",
+        "0.3",
+        "--grace",
+        "0.3",
+        "trap '' TERM; sleep 30 & wait; sleep 30",
+    ]);
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "timeout");
+    assert_eq!(record["signal"], 9);
+    // The background `sleep` in its group was stopped too.
+    let pgid = record["pgid"].as_i64().unwrap() as i32;
+    let gone = poll(DEADLINE, || {
+        (!shared::process::signal_group(pgid, 0).unwrap_or(false)).then_some(())
+    });
+    assert!(gone.is_some(), "group {pgid} outlived the timeout");
+}
+
+#[test]
+fn stdout_and_stderr_interleave_in_the_order_written() {
+    let env = Env::new();
+    let id =
+        env.launch(&["i=0; while [ $i -lt 300 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done"]);
+    let record = env.wait_state(&id, "exited");
+    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let expected: Vec<String> = (0..300)
+        .flat_map(|i| [format!("out{i}"), format!("err{i}")])
+        .collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn a_hundred_megabytes_of_output_are_all_kept() {
+    let env = Env::new();
+    let id = env.launch(&["head -c 100000000 /dev/zero; echo end >&2"]);
+    let record = env.wait_state(&id, "exited");
+    let path = record["output_path"].as_str().unwrap();
+    assert_eq!(fs::metadata(path).unwrap().len(), 100_000_004);
+}
+
+#[test]
+fn a_killed_supervisor_leaves_unsupervised_then_lost_never_running() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "30"]);
+    let record = env.record(&id);
+    let supervisor = record["supervisor_pid"].as_i64().unwrap() as i32;
+    shared::process::signal_process(supervisor, 9).unwrap();
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "unsupervised");
+    assert!(record["duration_ms"].is_u64());
+    shared::process::signal_process(record["pid"].as_i64().unwrap() as i32, 9).unwrap();
+    let record = env.wait_record(&id, |r| r["state"] != "unsupervised");
+    assert_eq!(record["state"], "lost");
+    assert_eq!(record["duration_ms"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_reused_pid_is_never_taken_for_the_task() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "30"]);
+    let record = env.record(&id);
+    for key in ["supervisor_pid", "pid"] {
+        shared::process::signal_process(record[key].as_i64().unwrap() as i32, 9).unwrap();
+    }
+    env.wait_state(&id, "lost");
+    // A stranger now has the task's pid (we fake the reuse by pointing the
+    // record at it): same pid, its own group, a different start time.
+    let stranger = Guard::spawn({
+        let mut sleep = Command::new("sleep");
+        sleep.arg("30");
+        sleep
+    });
+    let meta_path = env.task_dir(&id).join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["pid"] = stranger.pid().into();
+    meta["pgid"] = stranger.pid().into();
+    fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    assert_eq!(env.record(&id)["state"], "lost");
+    assert!(alive(stranger.pid().into()));
+}
+
+#[test]
+fn a_signal_to_the_supervisor_is_passed_to_the_task() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "30"]);
+    let supervisor = env.record(&id)["supervisor_pid"].as_i64().unwrap() as i32;
+    shared::process::signal_process(supervisor, 15).unwrap();
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "killed");
+    assert_eq!(record["signal"], 15);
+    assert_eq!(record["reason"], "supervisor-signal");
+}
+
+#[test]
+fn leftover_group_members_are_noted() {
+    let env = Env::new();
+    let id = env.launch(&["sleep 30 & exit 0"]);
+    let record = env.wait_state(&id, "exited");
+    assert_eq!(record["group_alive"], true);
+    let status: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(env.task_dir(&id).join("status.json")).unwrap())
+            .unwrap();
+    let leftovers = status["leftover_pids"].as_array().unwrap();
+    assert_eq!(leftovers.len(), 1);
+    assert!(alive(leftovers[0].as_i64().unwrap()));
+    shared::process::signal_group(record["pgid"].as_i64().unwrap() as i32, 9).unwrap();
+}

@@ -1,0 +1,257 @@
+//! Test harness: a temporary state dir per test, commands with deadlines,
+//! polling with deadlines (never fixed sleeps), and guards that kill every
+//! task and helper process a test started, even when it fails.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared::process::{self, Identity};
+
+pub const BG_RUN: &str = env!("CARGO_BIN_EXE_bg-run");
+pub const BG_CHECK: &str = env!("CARGO_BIN_EXE_bg-check");
+
+/// Generous: a hang shows as hitting this, a pass takes a tiny fraction.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {self:?}"))
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Outcome {
+        assert_eq!(self.code(), 0, "command failed: {self:?}");
+        self
+    }
+}
+
+/// A temporary state dir; dropping it kills every task recorded in it.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        Env { dir, state }
+    }
+
+    /// A command for one of our binaries (or anything else), pointed at
+    /// this state dir, with no allowlist from the outside world.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("BG_STATE_DIR", &self.state)
+            .env_remove("BG_ALLOWED_COMMANDS")
+            .env("BG_RUN", BG_RUN)
+            .env("BG_CHECK", BG_CHECK)
+            .current_dir(self.dir.path());
+        command
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Outcome {
+        let mut command = self.cmd(program);
+        command.args(args);
+        finish(command)
+    }
+
+    /// Runs a shell script with $BG_RUN and $BG_CHECK set.
+    pub fn sh(&self, script: &str) -> Outcome {
+        self.run("sh", &["-c", script])
+    }
+
+    /// `bg-run ARGS`, which must succeed; returns the id.
+    pub fn launch(&self, args: &[&str]) -> String {
+        let out = self.run(BG_RUN, args).success();
+        let id = out.stdout.trim().to_string();
+        assert!(shared::ids::is_id(&id), "not an id: {out:?}");
+        id
+    }
+
+    /// The task record, via `bg-check ID --json`.
+    pub fn record(&self, id: &str) -> Value {
+        self.run(BG_CHECK, &[id, "--json"]).success().json()
+    }
+
+    /// Polls the record until `done` holds, failing at the deadline.
+    #[track_caller]
+    pub fn wait_record(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        let found = poll(DEADLINE, || {
+            last = self.record(id);
+            done(&last).then(|| last.clone())
+        });
+        found.unwrap_or_else(|| {
+            panic!("task {id} never reached the expected state; last record: {last}")
+        })
+    }
+
+    #[track_caller]
+    pub fn wait_state(&self, id: &str, state: &str) -> Value {
+        self.wait_record(id, |r| r["state"] == state)
+    }
+
+    pub fn task_dir(&self, id: &str) -> PathBuf {
+        self.state.join("tasks").join(id)
+    }
+
+    pub fn task_ids(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.state.join("tasks")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| shared::ids::is_id(name))
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.task_ids() {
+            kill_task(&self.task_dir(&id));
+        }
+    }
+}
+
+/// Kills a task's group and supervisor, but only processes whose recorded
+/// identity (pid and start time) still matches.
+pub fn kill_task(dir: &Path) {
+    let Ok(text) = fs::read_to_string(dir.join("meta.json")) else {
+        return;
+    };
+    let Ok(meta) = serde_json::from_str::<Value>(&text) else {
+        return;
+    };
+    let boot_id = meta["boot_id"].as_str().map(str::to_string);
+    for (pid, start) in [
+        ("supervisor_pid", "supervisor_start_time"),
+        ("pid", "pid_start_time"),
+    ] {
+        let (Some(pid), Some(start_time)) = (meta[pid].as_i64(), meta[start].as_u64()) else {
+            continue;
+        };
+        let identity = Identity {
+            pid: pid as i32,
+            start_time,
+            boot_id: boot_id.clone(),
+        };
+        if identity.is_alive() {
+            let _ = process::signal_group(identity.pid, 9);
+            let _ = process::signal_process(identity.pid, 9);
+        }
+    }
+}
+
+/// A helper process killed (with its group) when the test ends.
+pub struct Guard(pub Child);
+
+impl Guard {
+    pub fn spawn(mut command: Command) -> Guard {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+        Guard(command.spawn().expect("spawning helper"))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = process::signal_group(self.pid(), 9);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a command to completion (and its pipes to EOF) within [`DEADLINE`].
+pub fn finish(mut command: Command) -> Outcome {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = Guard::spawn(command);
+    let stdout = read_in_background(child.0.stdout.take());
+    let stderr = read_in_background(child.0.stderr.take());
+    let status = poll(DEADLINE, || child.0.try_wait().ok().flatten())
+        .unwrap_or_else(|| panic!("command still running after {DEADLINE:?}"));
+    let (stdout, stderr) = (join_output(stdout), join_output(stderr));
+    Outcome {
+        status,
+        stdout,
+        stderr,
+        elapsed: started.elapsed(),
+    }
+}
+
+type Reader = thread::JoinHandle<String>;
+
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Option<Reader> {
+    pipe.map(|mut pipe| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    })
+}
+
+/// Joins a reader, failing if the pipe is still held open at the deadline.
+fn join_output(reader: Option<Reader>) -> String {
+    let Some(reader) = reader else {
+        return String::new();
+    };
+    poll(DEADLINE, || reader.is_finished().then_some(()))
+        .expect("an output pipe was still held open at the deadline");
+    reader.join().unwrap_or_default()
+}
+
+/// Calls `probe` until it returns `Some`, or gives up at the deadline.
+pub fn poll<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
+
+/// True while a process with this pid exists and is not a zombie.
+pub fn alive(pid: i64) -> bool {
+    process::proc_info(pid as i32).is_some_and(|p| !p.zombie)
+}
+
+pub fn distinct(ids: &[String]) -> usize {
+    ids.iter().collect::<HashSet<_>>().len()
+}
