@@ -103,6 +103,7 @@ impl Supervisor {
         // The record is complete and visible; making its name durable is
         // not worth keeping the caller waiting for.
         let _ = fsync_dir(&self.paths.dir);
+        process::shed_memory();
         let ending = self.wait_for(leader, &signals, started)?;
         self.record_end(&ending)
     }
@@ -251,6 +252,10 @@ impl Supervisor {
 
     /// Members of the task's group still alive after its leader ended.
     fn leftovers(&self, leader: Pid) -> Vec<Pid> {
+        // One signal-0 probe settles the common case without a /proc walk.
+        if !process::signal_group(leader, 0).unwrap_or(true) {
+            return Vec::new();
+        }
         let Some(start_time) = self.launch.pid_start_time else {
             return Vec::new();
         };

@@ -27,7 +27,9 @@ mod portable;
 #[cfg(not(target_os = "linux"))]
 use portable as os;
 
-pub use os::{DirWatcher, all_processes, become_subreaper, boot_id, proc_info, set_process_name};
+pub use os::{
+    DirWatcher, all_processes, become_subreaper, boot_id, proc_info, set_process_name, shed_memory,
+};
 
 pub type Pid = i32;
 

@@ -42,6 +42,8 @@ pub fn boot_id() -> Option<String> {
 
 pub fn reset_realtime_signals() {}
 
+pub fn shed_memory() {}
+
 pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }
