@@ -1,28 +1,138 @@
-//! `bg-check`: what a task is doing (DESIGN.md section 5).
+//! `bg-check`: what tasks are doing (DESIGN.md section 5). With no id, a
+//! table of the current project's tasks; with one, a status line and the
+//! output that is new since this reader last looked; plus waiting,
+//! following, notifications for agent hooks, and pruning.
+
+mod list;
+mod notify;
+mod show;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
+use shared::cli::parse_duration;
+use shared::record::TaskState;
 use shared::state_dir::StateDir;
-use shared::task::{self, Task};
-use shared::{Error, Result, cli, exit};
+use shared::{Result, cli, exit};
 
-/// Show a task's state.
+const EXAMPLES: &str = "\
+Examples:
+  bg-check                         this project's tasks (--all: every project)
+  bg-check 3fa2c1                  status, then the output that is new since the last check
+  bg-check web --tail 20           the last 20 new lines of the task named web
+  bg-check 3fa2c1 --wait --timeout 10m
+                                   block until it ends; exit with its exit status
+  bg-check 3fa2c1 --follow --grep 'error|warning'
+                                   stream matching lines until it ends
+  bg-check --notify                one line per task finished since the last --notify
+  bg-check --prune 1d              remove tasks that finished over a day ago
+
+Exit status: 0 ok; 1 no such task; 2 trouble; with --wait or --follow, the
+task's own exit code (128+N if signal N killed it, 124 if --timeout came first).";
+
+/// Show tasks: their state, their new output, or wait for them to end.
 #[derive(Debug, Parser)]
-#[command(name = "bg-check", version)]
+#[command(name = "bg-check", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Task id, unique id prefix, or name.
+    /// Task id, unique id prefix, or name. Without it: a list of tasks.
     #[arg(value_name = "ID|NAME")]
-    pub task: String,
+    pub task: Option<String>,
 
-    /// Print the task record as JSON.
+    /// JSON: the task record, or an array of records for a list.
     #[arg(long)]
     pub json: bool,
+
+    /// List the tasks of every project, not only this one (git root, else cwd).
+    #[arg(long, conflicts_with = "task")]
+    pub all: bool,
+
+    /// List only tasks in these states (repeatable; also `live`, `finished`).
+    #[arg(long = "state", value_name = "STATE", value_parser = parse_state_filter, conflicts_with = "task")]
+    pub states: Vec<StateFilter>,
+
+    /// Whose cursor to use: each reader sees every byte once.
+    #[arg(long, value_name = "NAME", default_value = shared::cursor::DEFAULT_READER)]
+    pub reader: String,
+
+    /// Print the whole output, not only what is new.
+    #[arg(long, requires = "task")]
+    pub all_output: bool,
+
+    /// Print only the last N lines (of the new output, or of all with --all-output).
+    #[arg(long, value_name = "N", requires = "task")]
+    pub tail: Option<usize>,
+
+    /// Print only lines matching REGEX.
+    #[arg(long, value_name = "REGEX", requires = "task")]
+    pub grep: Option<String>,
+
+    /// Remove colours and other escape sequences; keep what carriage returns left visible.
+    #[arg(long)]
+    pub strip_ansi: bool,
+
+    /// Print at most this many bytes of output (the newest); 0 for no limit.
+    /// What is left out is announced with the path of the full output.
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
+    pub max_bytes: u64,
+
+    /// Wait for the task to end, then print and exit with its exit status.
+    #[arg(long, requires = "task", conflicts_with = "follow")]
+    pub wait: bool,
+
+    /// Stream the task's output until it ends, then exit with its exit status.
+    #[arg(long, requires = "task")]
+    pub follow: bool,
+
+    /// With --wait or --follow: give up after DUR and exit 124.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Print one line per task finished since this reader's last --notify.
+    #[arg(long, conflicts_with_all = ["task", "prune", "all", "states"])]
+    pub notify: bool,
+
+    /// Remove finished tasks older than AGE [default: $BG_RETENTION or 7d].
+    #[arg(long, value_name = "AGE", num_args = 0..=1, value_parser = parse_duration, conflicts_with = "task")]
+    pub prune: Option<Option<Duration>>,
 
     /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// A `--state` filter: one state, or a group of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    One(TaskState),
+    Live,
+    Finished,
+}
+
+impl StateFilter {
+    pub fn accepts(self, state: TaskState) -> bool {
+        match self {
+            StateFilter::One(wanted) => wanted == state,
+            StateFilter::Live => state.is_live(),
+            StateFilter::Finished => !state.is_live(),
+        }
+    }
+}
+
+fn parse_state_filter(text: &str) -> std::result::Result<StateFilter, String> {
+    match text {
+        "live" => return Ok(StateFilter::Live),
+        "finished" | "done" => return Ok(StateFilter::Finished),
+        _ => {}
+    }
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map(StateFilter::One)
+        .map_err(|_| {
+            format!(
+                "'{text}' is not a state: use running, exited, killed, timeout, failed-to-start, lost, unsupervised, live or finished"
+            )
+        })
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
@@ -31,21 +141,62 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
-    shared::ids::check_selector(&cli.task)?;
-    let Some(state) = StateDir::open_existing(cli.state_dir.as_deref())? else {
-        return Err(Error::NotFound(format!(
-            "no task with id or name '{}'",
-            cli.task
-        )));
+    if cli.timeout.is_some() && !(cli.wait || cli.follow) {
+        return Err(shared::Error::usage("--timeout needs --wait or --follow"));
+    }
+    if let Some(task) = &cli.task {
+        shared::ids::check_selector(task)?;
+    }
+    shared::ids::check_name(&cli.reader).map_err(|_| {
+        shared::Error::usage(format!(
+            "invalid reader name '{}'",
+            cli.reader.escape_debug()
+        ))
+    })?;
+    let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+    if cli.notify {
+        return notify::run(state.as_ref(), &cli);
+    }
+    if let Some(age) = cli.prune {
+        return prune(state.as_ref(), age, cli.json);
+    }
+    match &cli.task {
+        Some(selector) => show::run(state.as_ref(), selector, &cli),
+        None => list::run(state.as_ref(), &cli),
+    }
+}
+
+fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<i32> {
+    let age = match age {
+        Some(age) => age,
+        None => shared::prune::retention()?.unwrap_or(shared::prune::DEFAULT_RETENTION),
     };
-    let task = Task::load_existing(task::resolve(&state, &cli.task)?)?;
-    let record = task.record();
-    let text = if cli.json {
-        serde_json::to_string(&record)
-            .map_err(|err| Error::usage(format!("cannot serialise record: {err}")))?
+    let pruned = match state {
+        Some(state) => shared::prune::prune(state, age)?,
+        None => shared::prune::Pruned::default(),
+    };
+    for id in &pruned.unreadable {
+        cli::warn(
+            "bg-check",
+            &format!("kept task {id}: its record cannot be read"),
+        );
+    }
+    let text = if json {
+        format!("{}\n", serde_json::json!({ "removed": pruned.removed }))
     } else {
-        format!("{} {} {}", record.id, record.state.as_str(), record.command)
+        pruned
+            .removed
+            .iter()
+            .map(|id| format!("removed {id}\n"))
+            .collect()
     };
-    cli::write_stdout(&format!("{text}\n"))?;
+    cli::write_stdout(&text)?;
     Ok(exit::SUCCESS)
+}
+
+/// Serialises a value as one line of JSON.
+pub(crate) fn json_line<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map(|text| text + "\n")
+        .map_err(|err| shared::Error::usage(format!("cannot serialise JSON: {err}")))
 }

@@ -7,7 +7,6 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
 
 use nix::fcntl::OFlag;
 use shared::fsutil::{Reserved, create_new_private, json_bytes, write_json_atomic};
@@ -46,7 +45,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
     let pending = PendingTask::allocate(&state)?;
     let record = launch_record(&spec, &pending.paths);
     if let Some(failure) = &spec.doomed {
-        record_failed_start(&pending.paths, &state.journal_path(), record, failure)?;
+        record_failed_start(&pending.paths, &state, record, failure)?;
         return Ok(pending.keep_failed(failure, cli.json));
     }
     let started = match start_supervised(&state, &pending, spec, record) {
@@ -110,7 +109,7 @@ fn start_supervised(
             drop(reader);
             Supervisor {
                 paths: paths.clone(),
-                journal: state.journal_path(),
+                state: state.clone(),
                 spec,
                 launch: record,
                 lock,
@@ -245,10 +244,16 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
 /// (`failed-to-start`, with the shell's code), and a journal line.
 pub fn record_failed_start(
     paths: &TaskPaths,
-    journal_path: &Path,
+    state: &StateDir,
     launch: LaunchRecord,
     failure: &LaunchFailure,
 ) -> Result<()> {
+    // Every task has an output file, if only an empty one.
+    shared::fsutil::private_options()
+        .append(true)
+        .create(true)
+        .open(paths.output())
+        .context(|| format!("creating {}", paths.output().display()))?;
     let ended_at = timefmt::now_rfc3339();
     let status = StatusRecord {
         version: RECORD_VERSION,
@@ -264,7 +269,7 @@ pub fn record_failed_start(
     };
     write_json_atomic(&paths.status(), &status)?;
     write_json_atomic(&paths.meta(), &launch)?;
-    let _ = journal::append(journal_path, &journal_entry(&launch, &status));
+    let _ = journal::append(state, &journal_entry(&launch, &status));
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
+use shared::output::line_matches;
 use shared::process::DirWatcher;
 use shared::task::{Task, TaskPaths};
 use shared::{Error, IoContext, Result, lock};
@@ -62,7 +63,7 @@ fn scan_new_output(output: &mut File, line: &mut Vec<u8>, pattern: &Regex) -> Re
             .read(&mut chunk)
             .context(|| "reading output".into())?;
         if n == 0 {
-            return Ok(pattern.is_match(line));
+            return Ok(line_matches(pattern, line));
         }
         for piece in chunk[..n].split_inclusive(|b| *b == b'\n') {
             if line.len() < MAX_LINE {
@@ -70,7 +71,7 @@ fn scan_new_output(output: &mut File, line: &mut Vec<u8>, pattern: &Regex) -> Re
                 line.extend_from_slice(&piece[..piece.len().min(room)]);
             }
             if piece.ends_with(b"\n") {
-                if pattern.is_match(line) {
+                if line_matches(pattern, line) {
                     return Ok(true);
                 }
                 line.clear();

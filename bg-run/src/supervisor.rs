@@ -17,6 +17,7 @@ use nix::unistd::Pid as NixPid;
 use shared::fsutil::{Reserved, Staged, fsync_dir, write_json_atomic};
 use shared::process::{self, ChildExit, DirWatcher, Identity, Pid, SignalWaiter, SpawnRequest};
 use shared::record::{LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord, TaskState};
+use shared::state_dir::StateDir;
 use shared::task::TaskPaths;
 use shared::{IoContext, Result, cli, exit, journal, timefmt};
 
@@ -26,7 +27,7 @@ use crate::spec::{LaunchFailure, LaunchSpec};
 /// Everything the supervisor owns, handed over across the double fork.
 pub struct Supervisor {
     pub paths: TaskPaths,
-    pub journal: PathBuf,
+    pub state: StateDir,
     pub spec: LaunchSpec,
     pub launch: LaunchRecord,
     /// Held (exclusively) for as long as this process lives.
@@ -103,6 +104,8 @@ impl Supervisor {
         // The record is complete and visible; making its name durable is
         // not worth keeping the caller waiting for.
         let _ = fsync_dir(&self.paths.dir);
+        // Old finished tasks go, at most hourly, off the caller's clock.
+        shared::prune::auto_prune(&self.state);
         process::shed_memory();
         let ending = self.wait_for(leader, &signals, started)?;
         self.record_end(&ending)
@@ -179,7 +182,7 @@ impl Supervisor {
                 strip_os_error(err)
             ),
         };
-        record_failed_start(&self.paths, &self.journal, self.launch.clone(), &failure)?;
+        record_failed_start(&self.paths, &self.state, self.launch.clone(), &failure)?;
         self.reply(&format!("failed {} {}", failure.code, failure.message));
         Ok(())
     }
@@ -279,7 +282,7 @@ impl Supervisor {
         if committed.is_err() {
             write_json_atomic(&self.paths.status(), &status)?;
         }
-        journal::append(&self.journal, &journal_entry(&self.launch, &status))
+        journal::append(&self.state, &journal_entry(&self.launch, &status))
     }
 
     fn final_status(&self, ending: &Ending) -> StatusRecord {

@@ -79,6 +79,14 @@ pub fn write_stdout(text: &str) -> Result<()> {
         .context(|| "writing to stdout".to_string())
 }
 
+/// Writes raw bytes (output may not be UTF-8) to stdout and flushes.
+pub fn write_stdout_bytes(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context(|| "writing to stdout".to_string())
+}
+
 /// Parses a duration: `1.5` (seconds), `500ms`, `30s`, `2m`, `1h 30m`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();

@@ -52,6 +52,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_dir(parent_of(path))
 }
 
+/// Replaces `path` atomically but without syncing: for state that is cheap
+/// to lose in a crash (read cursors), where a sync per update would cost.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = temp_path(path);
+    let result = create_new_private(&temp).and_then(|mut file| {
+        file.write_all(bytes)
+            .context(|| format!("writing {}", temp.display()))?;
+        rename(&temp, path)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 /// A file written and synced under a temporary name beside its target, not
 /// yet visible. `publish` renames it into place; dropping it unpublished
 /// removes it. Splitting the two lets slow syncing overlap other work.

@@ -1,26 +1,146 @@
-//! The completion journal: one JSON line per finished task, appended by the
-//! supervisor with a single write under the journal's lock, so concurrent
-//! supervisors never interleave and readers never see half a line.
+//! The completion journal: one JSON line per finished task, appended by
+//! supervisors and read by `bg-check --notify`. Every access holds the
+//! exclusive lock on `journal.lock` (never on the journal itself, which
+//! pruning replaces by rename): appends never interleave, and a reader never
+//! sees half a line or a journal being rewritten.
 
-use std::io::Write;
-use std::path::Path;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
 
-use crate::fsutil::private_options;
+use crate::fsutil::{private_options, write_atomic};
 use crate::record::JournalEntry;
-use crate::{Error, IoContext, Result};
+use crate::state_dir::StateDir;
+use crate::{Error, IoContext, Result, lock};
 
-/// Appends one entry to the journal at `path`.
-pub fn append(path: &Path, entry: &JournalEntry) -> Result<()> {
+/// Held while reading, appending to or rewriting the journal.
+pub struct JournalLock {
+    _file: File,
+}
+
+/// Waits for the journal's lock.
+pub fn lock(state: &StateDir) -> Result<JournalLock> {
+    Ok(JournalLock {
+        _file: lock::lock_exclusive(&state.journal_lock_path())?,
+    })
+}
+
+/// Appends one entry.
+pub fn append(state: &StateDir, entry: &JournalEntry) -> Result<()> {
     let mut line = serde_json::to_vec(entry)
         .map_err(|err| Error::usage(format!("cannot serialise journal entry: {err}")))?;
     line.push(b'\n');
+    let _guard = lock(state)?;
+    let path = state.journal_path();
     let mut file = private_options()
         .append(true)
         .create(true)
-        .open(path)
+        .open(&path)
         .context(|| format!("opening {}", path.display()))?;
-    file.lock()
-        .context(|| format!("locking {}", path.display()))?;
     file.write_all(&line)
         .context(|| format!("appending to {}", path.display()))
+}
+
+/// Entries from byte `offset` on, complete lines only.
+pub struct Reading {
+    pub entries: Vec<JournalEntry>,
+    /// Where the next reading starts.
+    pub next: u64,
+    /// Lines that were not entries (damaged), skipped.
+    pub skipped: usize,
+}
+
+/// Reads the entries after `offset` (the caller holds the lock).
+pub fn read_from(state: &StateDir, _held: &JournalLock, offset: u64) -> Result<Reading> {
+    let path = state.journal_path();
+    let mut bytes = Vec::new();
+    match File::open(&path) {
+        Ok(mut file) => {
+            let len = file
+                .metadata()
+                .context(|| format!("reading {}", path.display()))?
+                .len();
+            let start = if offset > len { 0 } else { offset };
+            file.seek(SeekFrom::Start(start))
+                .and_then(|_| file.read_to_end(&mut bytes))
+                .context(|| format!("reading {}", path.display()))?;
+            let complete = bytes
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |at| at + 1);
+            bytes.truncate(complete);
+            let (entries, skipped) = parse_lines(&bytes);
+            Ok(Reading {
+                entries,
+                next: start + complete as u64,
+                skipped,
+            })
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Reading {
+            entries: Vec::new(),
+            next: 0,
+            skipped: 0,
+        }),
+        Err(err) => Err(Error::io(format!("reading {}", path.display()), err)),
+    }
+}
+
+fn parse_lines(bytes: &[u8]) -> (Vec<JournalEntry>, usize) {
+    let mut entries = Vec::new();
+    let mut skipped = 0;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice(line) {
+            Ok(entry) => entries.push(entry),
+            Err(_) => skipped += 1,
+        }
+    }
+    (entries, skipped)
+}
+
+/// How offsets into the journal moved when it was compacted.
+pub struct OffsetMap {
+    /// (end offset of a dropped line in the old journal, bytes dropped up to there)
+    dropped_before: Vec<(u64, u64)>,
+}
+
+impl OffsetMap {
+    /// The offset in the new journal equivalent to `old` in the old one.
+    pub fn map(&self, old: u64) -> u64 {
+        let index = self.dropped_before.partition_point(|(end, _)| *end <= old);
+        let removed = index.checked_sub(1).map_or(0, |i| self.dropped_before[i].1);
+        old.saturating_sub(removed)
+    }
+}
+
+/// Rewrites the journal keeping only entries that `keep` accepts, and says
+/// how saved offsets move (the caller holds the lock throughout).
+pub fn compact(
+    state: &StateDir,
+    _held: &JournalLock,
+    keep: impl Fn(&JournalEntry) -> bool,
+) -> Result<OffsetMap> {
+    let path = state.journal_path();
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
+    };
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut dropped_before: Vec<(u64, u64)> = Vec::new();
+    let mut dropped = 0u64;
+    let mut offset = 0u64;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        offset += line.len() as u64;
+        let complete = line.ends_with(b"\n");
+        let wanted = serde_json::from_slice::<JournalEntry>(line).is_ok_and(|e| keep(&e));
+        if wanted || !complete {
+            kept.extend_from_slice(line);
+        } else {
+            dropped += line.len() as u64;
+            dropped_before.push((offset, dropped));
+        }
+    }
+    if dropped > 0 {
+        write_atomic(&path, &kept)?;
+    }
+    Ok(OffsetMap { dropped_before })
 }

@@ -3,14 +3,20 @@
 //! journal, and (in [`process`], the only module allowed `unsafe`) everything
 //! that touches the operating system's process machinery.
 
+pub mod ansi;
 pub mod cli;
+pub mod cursor;
 pub mod error;
 pub mod exit;
+pub mod format;
 pub mod fsutil;
 pub mod ids;
 pub mod journal;
 pub mod lock;
+pub mod notify_state;
+pub mod output;
 pub mod process;
+pub mod prune;
 pub mod record;
 pub mod state_dir;
 pub mod task;

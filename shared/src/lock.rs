@@ -7,6 +7,9 @@
 use std::fs::{File, TryLockError};
 use std::io;
 use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 use crate::fsutil::{create_new_private, private_options};
 use crate::{Error, IoContext, Result};
@@ -36,6 +39,35 @@ pub fn lock_exclusive(path: &Path) -> Result<File> {
     file.lock()
         .context(|| format!("locking {}", path.display()))?;
     Ok(file)
+}
+
+/// Waits until nobody holds the lock at `path` (the supervisor has exited),
+/// or `timeout` passes: `Ok(true)` once free. The kernel wakes the waiter
+/// the moment the lock is dropped; nothing polls. On timeout the waiting
+/// thread is left blocked, for a caller that is about to exit.
+pub fn wait_released(path: &Path, timeout: Option<Duration>) -> Result<bool> {
+    let file = match private_options().read(true).open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(err) => return Err(Error::io(format!("opening {}", path.display()), err)),
+    };
+    let Some(timeout) = timeout else {
+        file.lock_shared()
+            .context(|| format!("waiting for {}", path.display()))?;
+        return Ok(true);
+    };
+    let (sender, receiver) = mpsc::channel();
+    thread::Builder::new()
+        .name("lock-wait".into())
+        .spawn(move || {
+            let _ = sender.send(file.lock_shared().map(|()| file));
+        })
+        .context(|| "starting a waiting thread".into())?;
+    match receiver.recv_timeout(timeout) {
+        Ok(Ok(_released)) => Ok(true),
+        Ok(Err(err)) => Err(Error::io(format!("waiting for {}", path.display()), err)),
+        Err(_) => Ok(false),
+    }
 }
 
 /// True while some process holds the lock at `path`. A missing lock file

@@ -11,7 +11,9 @@ use crate::{Error, IoContext, Result};
 
 const TASKS: &str = "tasks";
 const JOURNAL: &str = "journal.jsonl";
+const JOURNAL_LOCK: &str = "journal.lock";
 const NAMES_LOCK: &str = "names.lock";
+const READERS: &str = "readers";
 
 /// An opened, checked state directory.
 #[derive(Debug, Clone)]
@@ -81,6 +83,16 @@ impl StateDir {
     /// One JSON line per finished task, appended by supervisors.
     pub fn journal_path(&self) -> PathBuf {
         self.root.join(JOURNAL)
+    }
+
+    /// Guards every access to the journal (see `journal`).
+    pub fn journal_lock_path(&self) -> PathBuf {
+        self.root.join(JOURNAL_LOCK)
+    }
+
+    /// Per-reader progress through the journal (`bg-check --notify`).
+    pub fn readers_dir(&self) -> PathBuf {
+        self.root.join(READERS)
     }
 
     /// Held while a `--unique` launch checks for and creates its task.

@@ -8,3 +8,7 @@ mod run_bad_input;
 mod run_launch;
 mod run_lifecycle;
 mod run_options;
+
+mod check_list;
+mod check_output;
+mod check_wait;

@@ -91,7 +91,7 @@ fn ready_returns_once_a_line_matches() {
             BG_RUN,
             &[
                 "--ready",
-                r"listening on \d+",
+                r"^listening on \d+$",
                 "sleep 0.3; echo booting; echo listening on 8080; sleep 30",
             ],
         )

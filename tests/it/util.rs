@@ -24,6 +24,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub struct Outcome {
     pub status: ExitStatus,
     pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
     pub elapsed: Duration,
 }
@@ -93,6 +94,17 @@ impl Env {
     /// The task record, via `bg-check ID --json`.
     pub fn record(&self, id: &str) -> Value {
         self.run(BG_CHECK, &[id, "--json"]).success().json()
+    }
+
+    /// `bg-check ARGS`, returning what it printed after the status line.
+    pub fn check_output(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.run(BG_CHECK, args).success();
+        let bytes = out.stdout_bytes;
+        let body = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        bytes[body..].to_vec()
     }
 
     /// Polls the record until `done` holds, failing at the deadline.
@@ -200,31 +212,32 @@ pub fn finish(mut command: Command) -> Outcome {
     let stderr = read_in_background(child.0.stderr.take());
     let status = poll(DEADLINE, || child.0.try_wait().ok().flatten())
         .unwrap_or_else(|| panic!("command still running after {DEADLINE:?}"));
-    let (stdout, stderr) = (join_output(stdout), join_output(stderr));
+    let (stdout_bytes, stderr) = (join_output(stdout), join_output(stderr));
     Outcome {
         status,
-        stdout,
-        stderr,
+        stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+        stdout_bytes,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
         elapsed: started.elapsed(),
     }
 }
 
-type Reader = thread::JoinHandle<String>;
+type Reader = thread::JoinHandle<Vec<u8>>;
 
 fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> Option<Reader> {
     pipe.map(|mut pipe| {
         thread::spawn(move || {
             let mut bytes = Vec::new();
             let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
+            bytes
         })
     })
 }
 
 /// Joins a reader, failing if the pipe is still held open at the deadline.
-fn join_output(reader: Option<Reader>) -> String {
+fn join_output(reader: Option<Reader>) -> Vec<u8> {
     let Some(reader) = reader else {
-        return String::new();
+        return Vec::new();
     };
     poll(DEADLINE, || reader.is_finished().then_some(()))
         .expect("an output pipe was still held open at the deadline");

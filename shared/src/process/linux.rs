@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -180,6 +180,38 @@ pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> io::Result<Option
             errno => return Err(errno.into()),
         }
     }
+}
+
+/// Waits for the process to end, up to `timeout`: true if it ended. Uses a
+/// pidfd (no polling); `None` if this kernel has none.
+pub fn wait_for_pid_exit(
+    identity: &super::Identity,
+    timeout: Option<Duration>,
+) -> Option<io::Result<bool>> {
+    // SAFETY: pidfd_open only returns a new descriptor (or an error).
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, identity.pid, 0) };
+    if raw < 0 {
+        return match Errno::last() {
+            Errno::ESRCH => Some(Ok(true)),
+            _ => None,
+        };
+    }
+    // SAFETY: the descriptor was just created and is owned by nothing else.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw as std::os::fd::RawFd) };
+    // The pid may have been reused before the pidfd was opened.
+    if !identity.is_alive() {
+        return Some(Ok(true));
+    }
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+    };
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    Some(match poll(&mut fds, timeout) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(err) => Err(err.into()),
+    })
 }
 
 /// Wakes when anything in one directory changes: a file written, created,

@@ -74,6 +74,39 @@ impl Identity {
     }
 }
 
+/// Waits until the process with this identity has ended (or was never
+/// there), up to `timeout`: true if it ended. No busy polling where the OS
+/// can notify; elsewhere it checks every 50 ms.
+pub fn wait_for_exit(identity: &Identity, timeout: Option<Duration>) -> io::Result<bool> {
+    if !identity.is_alive() {
+        return Ok(true);
+    }
+    if let Some(result) = os::wait_for_pid_exit(identity, timeout) {
+        return result.map(|ended| ended || !identity.is_alive());
+    }
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    while identity.is_alive() {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(true)
+}
+
+/// The width of the terminal on stdout, if it is one.
+pub fn terminal_width() -> Option<usize> {
+    let mut size: libc::winsize = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only writes a winsize into the struct we pass.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
 /// Live members of the process group of a task whose leader is `leader`.
 /// A group id can be reused only once the group has emptied, and then only
 /// by a new process with that pid: if such a stranger leads the group now,

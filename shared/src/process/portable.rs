@@ -44,6 +44,13 @@ pub fn reset_realtime_signals() {}
 
 pub fn shed_memory() {}
 
+pub fn wait_for_pid_exit(
+    _identity: &super::Identity,
+    _timeout: Option<Duration>,
+) -> Option<io::Result<bool>> {
+    None
+}
+
 pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }

@@ -1,0 +1,153 @@
+//! The task table: the current project's tasks (those whose cwd is inside
+//! its git root, else inside the current directory), newest last.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use shared::record::TaskState;
+use shared::state_dir::StateDir;
+use shared::task::{self, Task, TaskPaths};
+use shared::{IoContext, Result, cli, exit, format};
+
+use crate::{Cli, json_line};
+
+pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
+    let mut tasks = match state {
+        Some(state) => load_all(state)?,
+        None => Vec::new(),
+    };
+    let root = if cli.all { None } else { Some(project_root()?) };
+    tasks.retain(|task| {
+        root.as_ref()
+            .is_none_or(|root| Path::new(&task.launch.cwd).starts_with(root))
+            && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(task.state)))
+    });
+    tasks.sort_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
+    let text = if cli.json {
+        json_line(&tasks.iter().map(Task::record).collect::<Vec<_>>())?
+    } else {
+        table(&tasks)
+    };
+    cli::write_stdout(&text)?;
+    Ok(exit::SUCCESS)
+}
+
+/// Every readable task; unreadable ones are reported and skipped.
+pub fn load_all(state: &StateDir) -> Result<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for id in task::list_ids(state)? {
+        match Task::load(TaskPaths::new(state, id.clone())) {
+            Ok(Some(task)) => tasks.push(task),
+            Ok(None) => {}
+            Err(err) => cli::warn(
+                "bg-check",
+                &format!("skipping task {id}: {}", cli::error_chain(&err)),
+            ),
+        }
+    }
+    Ok(tasks)
+}
+
+/// The git root above the current directory, else the directory itself.
+fn project_root() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context(|| "reading the current directory".into())?;
+    let root = cwd
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .unwrap_or(&cwd);
+    Ok(root.to_path_buf())
+}
+
+const HEADERS: [&str; 7] = ["ID", "NAME", "STATE", "EXIT", "RUNTIME", "CWD", "COMMAND"];
+const STATE_COLUMN: usize = 2;
+
+fn table(tasks: &[Task]) -> String {
+    if tasks.is_empty() {
+        return String::new();
+    }
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let home = std::env::var("HOME")
+        .ok()
+        .filter(|h| !h.is_empty() && h != "/");
+    let rows: Vec<[String; 7]> = tasks
+        .iter()
+        .map(|task| row(task, home.as_deref()))
+        .collect();
+    let mut widths = HEADERS.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let command_room = shared::process::terminal_width()
+        .filter(|_| std::io::stdout().is_terminal())
+        .map(|cols| {
+            cols.saturating_sub(widths[..6].iter().map(|w| w + 2).sum::<usize>())
+                .max(20)
+        });
+    let mut text = line(&HEADERS.map(String::from), &widths, None, command_room);
+    for (row, task) in rows.iter().zip(tasks) {
+        text.push_str(&line(
+            row,
+            &widths,
+            colour.then_some(task.state),
+            command_room,
+        ));
+    }
+    text
+}
+
+fn row(task: &Task, home: Option<&str>) -> [String; 7] {
+    let record = task.record();
+    let cwd = match home.and_then(|h| record.cwd.strip_prefix(h)) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
+        _ => record.cwd.clone(),
+    };
+    [
+        record.id.clone(),
+        record.name.clone().unwrap_or_else(|| "-".into()),
+        record.state.as_str().into(),
+        format::exit_column(record.exit_code, record.signal),
+        record
+            .duration_ms
+            .map_or_else(|| "-".into(), format::duration),
+        cwd,
+        format::one_line(&record.command, 500),
+    ]
+}
+
+fn line(
+    cells: &[String; 7],
+    widths: &[usize; 7],
+    colour: Option<TaskState>,
+    command_room: Option<usize>,
+) -> String {
+    let mut out = String::new();
+    for (i, cell) in cells.iter().enumerate().take(6) {
+        match colour.filter(|_| i == STATE_COLUMN) {
+            Some(state) => out.push_str(&format!("\x1b[{}m{cell}\x1b[0m", state_colour(state))),
+            None => out.push_str(cell),
+        }
+        out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+    }
+    let command = &cells[6];
+    match command_room {
+        Some(room) if command.chars().count() > room => {
+            out.extend(command.chars().take(room.saturating_sub(3)));
+            out.push_str("...");
+        }
+        _ => out.push_str(command),
+    }
+    out.push('\n');
+    out
+}
+
+fn state_colour(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Running => "32",
+        TaskState::Exited => "2",
+        TaskState::Timeout | TaskState::Unsupervised => "33",
+        TaskState::Killed | TaskState::FailedToStart | TaskState::Lost => "31",
+    }
+}

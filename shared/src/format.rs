@@ -1,0 +1,92 @@
+//! How tasks read in a line of text: durations, outcomes, the one-line
+//! status every tool prints, and the notification line. Short, because
+//! much of it ends up in a model's context.
+
+use crate::process::signal_name;
+use crate::record::{TaskRecord, TaskState};
+
+/// `850ms`, `12.3s`, `2m05s`, `3h07m`, `2d04h`.
+pub fn duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3_600_000..86_400_000 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+/// The exit column: the code, the signal's name, or `-`.
+pub fn exit_column(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (_, Some(signal)) => signal_name(signal),
+        (Some(code), None) => code.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// `exited 0`, `killed by SIGKILL`, `timed out (SIGTERM)`, ...
+pub fn outcome(record: &TaskRecord) -> String {
+    let how = exit_column(record.exit_code, record.signal);
+    match record.state {
+        TaskState::Running => "running".into(),
+        TaskState::Exited => format!("exited {how}"),
+        TaskState::Killed => format!("killed by {how}"),
+        TaskState::Timeout => format!("timed out ({how})"),
+        TaskState::FailedToStart => format!("failed to start ({how})"),
+        TaskState::Lost => "lost (its supervisor died; outcome unknown)".into(),
+        TaskState::Unsupervised => "unsupervised (its supervisor died; still running)".into(),
+    }
+}
+
+/// `3fa2c1 (web) running for 2m05s: npm run dev`
+pub fn status_line(record: &TaskRecord) -> String {
+    let name = record
+        .name
+        .as_ref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let time = match (record.state, record.duration_ms) {
+        (TaskState::FailedToStart, _) | (_, None) => String::new(),
+        (state, Some(ms)) if state.is_live() => format!(" for {}", duration(ms)),
+        (_, Some(ms)) => format!(" after {}", duration(ms)),
+    };
+    let what = match (&record.error, record.state) {
+        (Some(error), TaskState::FailedToStart) => error.clone(),
+        _ => one_line(&record.command, 200),
+    };
+    format!("{}{name} {}{time}: {what}", record.id, outcome(record))
+}
+
+/// The first line of `text`, at most `max` characters, marked when cut.
+pub fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let cut = first.chars().count() > max || first.len() < text.trim_end().len();
+    let mut line: String = first.chars().take(max).collect();
+    if cut {
+        line.push_str(" ...");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(850), "850ms");
+        assert_eq!(duration(12_345), "12.3s");
+        assert_eq!(duration(125_000), "2m05s");
+        assert_eq!(duration(3 * 3_600_000 + 7 * 60_000), "3h07m");
+        assert_eq!(duration(2 * 86_400_000 + 4 * 3_600_000), "2d04h");
+    }
+
+    #[test]
+    fn long_and_multi_line_commands_fit_one_line() {
+        assert_eq!(one_line("make test", 200), "make test");
+        assert_eq!(one_line("set -e\nmake", 200), "set -e ...");
+        assert_eq!(one_line("abcdef", 3), "abc ...");
+    }
+}

@@ -1,0 +1,127 @@
+//! Removing finished tasks: on request (`bg-check --prune AGE`) and
+//! automatically after the retention period (7 days, `BG_RETENTION`). A task
+//! that may still be running is never removed, nor a record that cannot be
+//! read (it is reported, not guessed about).
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use crate::cli::parse_duration;
+use crate::record::TaskState;
+use crate::state_dir::StateDir;
+use crate::task::{self, Task, TaskPaths};
+use crate::{Error, IoContext, Result, journal, lock, timefmt};
+
+/// How long finished tasks are kept unless `BG_RETENTION` says otherwise.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A task directory without a launch record is left alone this long: its
+/// launch may be under way.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
+/// Automatic pruning runs at most this often.
+const AUTO_INTERVAL: Duration = Duration::from_secs(3600);
+const AUTO_MARKER: &str = ".last-prune";
+
+/// `BG_RETENTION`: a duration, or `never` to keep everything.
+pub fn retention() -> Result<Option<Duration>> {
+    match std::env::var("BG_RETENTION") {
+        Err(_) => Ok(Some(DEFAULT_RETENTION)),
+        Ok(text) if text.trim().is_empty() => Ok(Some(DEFAULT_RETENTION)),
+        Ok(text) if matches!(text.trim(), "never" | "forever" | "off") => Ok(None),
+        Ok(text) => parse_duration(&text)
+            .map(Some)
+            .map_err(|err| Error::usage(format!("BG_RETENTION: {err}"))),
+    }
+}
+
+/// What a prune did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub removed: Vec<String>,
+    /// Tasks that could not be read, left in place.
+    pub unreadable: Vec<String>,
+}
+
+/// Removes finished tasks that ended more than `age` ago, and their journal
+/// lines. Live tasks are never touched.
+pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
+    let now = SystemTime::now();
+    let mut pruned = Pruned::default();
+    for id in task::list_ids(state)? {
+        let paths = TaskPaths::new(state, id.clone());
+        let expired = match Task::load(paths.clone()) {
+            Ok(Some(task)) => finished_before(&task, now, age),
+            Ok(None) => abandoned(&paths, now, age),
+            Err(_) => {
+                pruned.unreadable.push(id.to_string());
+                false
+            }
+        };
+        if expired {
+            fs::remove_dir_all(&paths.dir)
+                .context(|| format!("removing {}", paths.dir.display()))?;
+            pruned.removed.push(id.to_string());
+        }
+    }
+    if !pruned.removed.is_empty() {
+        forget_in_journal(state, &pruned.removed)?;
+    }
+    Ok(pruned)
+}
+
+fn finished_before(task: &Task, now: SystemTime, age: Duration) -> bool {
+    if task.state.is_live() {
+        return false;
+    }
+    let launch = &task.launch;
+    let ended = match (&task.status, task.state) {
+        (Some(status), _) => Some(status.ended_at.as_str()),
+        (None, TaskState::Lost) => launch
+            .started_at
+            .as_deref()
+            .or(Some(launch.created_at.as_str())),
+        _ => None,
+    };
+    ended
+        .and_then(timefmt::parse_rfc3339)
+        .is_some_and(|ended| now.duration_since(ended).unwrap_or(Duration::ZERO) >= age)
+}
+
+fn abandoned(paths: &TaskPaths, now: SystemTime, age: Duration) -> bool {
+    let old = fs::metadata(&paths.dir)
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| {
+            now.duration_since(modified).unwrap_or(Duration::ZERO) >= age.max(ABANDONED_AFTER)
+        });
+    old && !lock::is_held(&paths.lock()).unwrap_or(true)
+}
+
+/// Drops journal lines of removed tasks, moving each reader's saved offset
+/// to match.
+fn forget_in_journal(state: &StateDir, removed: &[String]) -> Result<()> {
+    let guard = journal::lock(state)?;
+    let moved = journal::compact(state, &guard, |entry| !removed.contains(&entry.id))?;
+    crate::notify_state::remap_offsets(state, &guard, &moved)
+}
+
+/// Prunes by the retention period, at most once an hour; best effort, for
+/// callers that must not fail because of it.
+pub fn auto_prune(state: &StateDir) {
+    let Ok(Some(age)) = retention() else {
+        return;
+    };
+    let marker = state.root().join(AUTO_MARKER);
+    let recent = fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| {
+            SystemTime::now()
+                .duration_since(at)
+                .unwrap_or(Duration::ZERO)
+                < AUTO_INTERVAL
+        });
+    if recent {
+        return;
+    }
+    if crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
+        let _ = prune(state, age);
+    }
+}

@@ -1,0 +1,137 @@
+//! bg-check --wait and --follow: block until the task ends and mirror its
+//! exit status, or give up at --timeout with 124.
+
+use std::fs;
+
+use crate::util::*;
+
+#[test]
+fn wait_exits_with_the_tasks_code_and_prints_its_output() {
+    let env = Env::new();
+    let id = env.launch(&["sleep 0.3; echo done; exit 4"]);
+    let out = env.run(BG_CHECK, &[&id, "--wait"]);
+    assert_eq!(out.code(), 4, "{out:?}");
+    assert!(
+        out.stdout.starts_with(&format!("{id} exited 4 after")),
+        "{out:?}"
+    );
+    assert!(out.stdout.ends_with("\ndone\n"), "{out:?}");
+}
+
+#[test]
+fn wait_mirrors_a_killing_signal_as_128_plus_n() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "30"]);
+    let pid = env.record(&id)["pid"].as_i64().unwrap() as i32;
+    let waiter = {
+        let mut command = env.cmd(BG_CHECK);
+        command.args([&id, "--wait", "--json"]);
+        std::thread::spawn(move || finish(command))
+    };
+    // Whether the waiter is already blocked or not, it must see the kill.
+    shared::process::signal_process(pid, 9).unwrap();
+    let out = waiter.join().unwrap();
+    assert_eq!(out.code(), 137, "{out:?}");
+    assert_eq!(out.json()["state"], "killed");
+}
+
+#[test]
+fn wait_times_out_with_124_and_leaves_the_task_alone() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "30"]);
+    let out = env.run(BG_CHECK, &[&id, "--wait", "--timeout", "0.3"]);
+    assert_eq!(out.code(), 124, "{out:?}");
+    assert!(
+        out.stdout.starts_with(&format!("{id} running for")),
+        "{out:?}"
+    );
+    assert_eq!(env.record(&id)["state"], "running");
+}
+
+#[test]
+fn wait_on_an_ended_task_returns_at_once() {
+    let env = Env::new();
+    let id = env.launch(&["exit 0"]);
+    env.wait_state(&id, "exited");
+    assert_eq!(env.run(BG_CHECK, &[&id, "--wait"]).code(), 0);
+    let failed = env.run(BG_RUN, &["--json", "no-such-command-xyz"]).json();
+    assert_eq!(
+        env.run(BG_CHECK, &[failed["id"].as_str().unwrap(), "--wait"])
+            .code(),
+        127
+    );
+}
+
+#[test]
+fn wait_follows_an_unsupervised_task_to_its_end() {
+    let env = Env::new();
+    let id = env.launch(&["sleep 0.5; exit 3"]);
+    let record = env.record(&id);
+    shared::process::signal_process(record["supervisor_pid"].as_i64().unwrap() as i32, 9).unwrap();
+    env.wait_state(&id, "unsupervised");
+    // With no supervisor, nobody records the code: the task ends as lost.
+    let out = env.run(BG_CHECK, &[&id, "--wait", "--timeout", "10"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("was lost"), "{out:?}");
+    assert!(out.stdout.starts_with(&format!("{id} lost")), "{out:?}");
+}
+
+#[test]
+fn follow_streams_lines_until_the_end() {
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    let id = env.launch(&[&format!(
+        "echo one; echo skip; while [ ! -e '{}' ]; do sleep 0.01; done; echo two; exit 5",
+        gate.display()
+    )]);
+    let follower = {
+        let mut command = env.cmd(BG_CHECK);
+        command.args([&id, "--follow", "--grep", "one|two|three"]);
+        std::thread::spawn(move || finish(command))
+    };
+    // Let the follower print the first line before the task goes on.
+    poll(DEADLINE, || {
+        let cursor = fs::read_to_string(env.task_dir(&id).join("cursor.default.json")).ok()?;
+        cursor.contains("\"offset\": 9").then_some(())
+    })
+    .expect("the follower never read the first lines");
+    fs::write(&gate, "").unwrap();
+    let out = follower.join().unwrap();
+    assert_eq!(out.code(), 5, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..2], ["one", "two"]);
+    assert!(
+        lines[2].starts_with(&format!("{id} exited 5 after")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn follow_gives_up_at_its_timeout() {
+    let env = Env::new();
+    let id = env.launch(&["echo hi; sleep 30"]);
+    let out = env.run(BG_CHECK, &[&id, "--follow", "--timeout", "0.5"]);
+    assert_eq!(out.code(), 124, "{out:?}");
+    assert_eq!(out.stdout, "hi\n");
+    assert!(out.stderr.contains("still running"), "{out:?}");
+}
+
+#[test]
+fn wait_and_follow_refuse_what_makes_no_sense() {
+    let env = Env::new();
+    for (args, needle) in [
+        (vec!["--wait"], "ID|NAME"),
+        (
+            vec!["abcdef", "--timeout", "1"],
+            "--timeout needs --wait or --follow",
+        ),
+        (vec!["abcdef", "--wait", "--follow"], "cannot be used with"),
+    ] {
+        let out = env.run(BG_CHECK, &args);
+        assert_eq!(out.code(), 2, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.starts_with("bg-check: ") && out.stderr.contains(needle),
+            "{out:?}"
+        );
+    }
+}
