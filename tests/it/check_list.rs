@@ -150,11 +150,7 @@ fn notify_reports_each_finished_task_once_per_reader_even_when_racing() {
 fn notify_reports_lost_tasks_once() {
     let env = Env::new();
     let id = env.launch(&["sleep", "30"]);
-    let record = env.record(&id);
-    for key in ["supervisor_pid", "pid"] {
-        shared::process::signal_process(record[key].as_i64().unwrap() as i32, 9).unwrap();
-    }
-    env.wait_state(&id, "lost");
+    env.lose(&id);
     let first = env.run(BG_CHECK, &["--notify"]).success();
     assert_eq!(first.stdout, format!("{id} lost - - sleep 30\n"));
     assert!(env.run(BG_CHECK, &["--notify"]).success().stdout.is_empty());

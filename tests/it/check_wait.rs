@@ -22,14 +22,13 @@ fn wait_exits_with_the_tasks_code_and_prints_its_output() {
 fn wait_mirrors_a_killing_signal_as_128_plus_n() {
     let env = Env::new();
     let id = env.launch(&["sleep", "30"]);
-    let pid = env.record(&id)["pid"].as_i64().unwrap() as i32;
     let waiter = {
         let mut command = env.cmd(BG_CHECK);
         command.args([&id, "--wait", "--json"]);
         std::thread::spawn(move || finish(command))
     };
     // Whether the waiter is already blocked or not, it must see the kill.
-    shared::process::signal_process(pid, 9).unwrap();
+    env.signal(&id, "pid", 9);
     let out = waiter.join().unwrap();
     assert_eq!(out.code(), 137, "{out:?}");
     assert_eq!(out.json()["state"], "killed");
@@ -66,8 +65,7 @@ fn wait_on_an_ended_task_returns_at_once() {
 fn wait_follows_an_unsupervised_task_to_its_end() {
     let env = Env::new();
     let id = env.launch(&["sleep 0.5; exit 3"]);
-    let record = env.record(&id);
-    shared::process::signal_process(record["supervisor_pid"].as_i64().unwrap() as i32, 9).unwrap();
+    env.signal(&id, "supervisor_pid", 9);
     env.wait_state(&id, "unsupervised");
     // With no supervisor, nobody records the code: the task ends as lost.
     let out = env.run(BG_CHECK, &[&id, "--wait", "--timeout", "10"]);

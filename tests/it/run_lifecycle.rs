@@ -25,8 +25,7 @@ fn exit_code_is_recorded_exactly() {
 fn a_kill_from_outside_is_recorded_with_its_signal() {
     let env = Env::new();
     let id = env.launch(&["sleep", "30"]);
-    let pid = env.record(&id)["pid"].as_i64().unwrap() as i32;
-    shared::process::signal_process(pid, 9).unwrap();
+    env.signal(&id, "pid", 9);
     let record = env.wait_record(&id, |r| r["state"] != "running");
     assert_eq!(record["state"], "killed");
     assert_eq!(record["signal"], 9);
@@ -93,13 +92,11 @@ fn a_hundred_megabytes_of_output_are_all_kept() {
 fn a_killed_supervisor_leaves_unsupervised_then_lost_never_running() {
     let env = Env::new();
     let id = env.launch(&["sleep", "30"]);
-    let record = env.record(&id);
-    let supervisor = record["supervisor_pid"].as_i64().unwrap() as i32;
-    shared::process::signal_process(supervisor, 9).unwrap();
+    env.signal(&id, "supervisor_pid", 9);
     let record = env.wait_record(&id, |r| r["state"] != "running");
     assert_eq!(record["state"], "unsupervised");
     assert!(record["duration_ms"].is_u64());
-    shared::process::signal_process(record["pid"].as_i64().unwrap() as i32, 9).unwrap();
+    env.signal(&id, "pid", 9);
     let record = env.wait_record(&id, |r| r["state"] != "unsupervised");
     assert_eq!(record["state"], "lost");
     assert_eq!(record["duration_ms"], serde_json::Value::Null);
@@ -109,11 +106,7 @@ fn a_killed_supervisor_leaves_unsupervised_then_lost_never_running() {
 fn a_reused_pid_is_never_taken_for_the_task() {
     let env = Env::new();
     let id = env.launch(&["sleep", "30"]);
-    let record = env.record(&id);
-    for key in ["supervisor_pid", "pid"] {
-        shared::process::signal_process(record[key].as_i64().unwrap() as i32, 9).unwrap();
-    }
-    env.wait_state(&id, "lost");
+    env.lose(&id);
     // A stranger now has the task's pid (we fake the reuse by pointing the
     // record at it): same pid, its own group, a different start time.
     let stranger = Guard::spawn({
@@ -135,8 +128,7 @@ fn a_reused_pid_is_never_taken_for_the_task() {
 fn a_signal_to_the_supervisor_is_passed_to_the_task() {
     let env = Env::new();
     let id = env.launch(&["sleep", "30"]);
-    let supervisor = env.record(&id)["supervisor_pid"].as_i64().unwrap() as i32;
-    shared::process::signal_process(supervisor, 15).unwrap();
+    env.signal(&id, "supervisor_pid", 15);
     let record = env.wait_record(&id, |r| r["state"] != "running");
     assert_eq!(record["state"], "killed");
     assert_eq!(record["signal"], 15);

@@ -76,7 +76,7 @@ fn unique_name_returns_the_live_task_instead_of_a_second() {
     assert_eq!(distinct(&ids), 1, "{ids:?}");
     assert_eq!(env.task_ids().len(), 2);
     // Once it has ended, the name is free again.
-    shared::process::signal_process(env.record(&first)["pid"].as_i64().unwrap() as i32, 9).unwrap();
+    env.signal(&first, "pid", 9);
     env.wait_state(&first, "killed");
     let second = env.launch(&["--name", "web", "--unique", "sleep", "30"]);
     assert_ne!(second, first);

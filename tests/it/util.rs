@@ -107,6 +107,23 @@ impl Env {
         bytes[body..].to_vec()
     }
 
+    /// Sends `signal` to the process the record names under `key`
+    /// (`pid` or `supervisor_pid`).
+    pub fn signal(&self, id: &str, key: &str, signal: i32) {
+        let pid = self.record(id)[key]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {key} for {id}"));
+        shared::process::signal_process(pid as i32, signal).expect("signalling");
+    }
+
+    /// Kills a task's supervisor and then the task: it ends up lost.
+    pub fn lose(&self, id: &str) {
+        self.signal(id, "supervisor_pid", 9);
+        self.wait_state(id, "unsupervised");
+        self.signal(id, "pid", 9);
+        self.wait_state(id, "lost");
+    }
+
     /// Polls the record until `done` holds, failing at the deadline.
     #[track_caller]
     pub fn wait_record(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
