@@ -146,7 +146,13 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
     };
-    let mut bytes = Vec::new();
+    // Sized from the file's length, so a record takes one read, not several.
+    let len = file
+        .metadata()
+        .map(|m| m.len())
+        .unwrap_or(0)
+        .min(MAX_RECORD_BYTES + 1);
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
     (&mut file)
         .take(MAX_RECORD_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -1,9 +1,10 @@
 //! One task on disk: its paths, its records, and the state derived from them.
 //! Also how a selector (id, unique id prefix, or name) finds a task.
 //!
-//! State derivation order matters: the lock is probed *before* status.json is
-//! read. A supervisor writes status.json and only then exits (dropping the
-//! lock), so "lock free" followed by "no status.json" really means the
+//! State derivation order matters. A supervisor writes status.json and only
+//! then exits (dropping the lock), so a status.json, once there, is final;
+//! without one, the lock is probed, and if it is free, status.json is read
+//! again: only "lock free" *followed by* "no status.json" means the
 //! supervisor died without recording an outcome.
 
 use std::fs;
@@ -76,12 +77,14 @@ impl Task {
         let Some(launch) = read_json::<LaunchRecord>(&paths.meta())? else {
             return Ok(None);
         };
-        let supervised = lock::is_held(&paths.lock())?;
-        let status = read_json::<StatusRecord>(&paths.status())?;
-        let state = match &status {
-            Some(status) => status.state,
-            None if supervised => TaskState::Running,
-            None => orphan_state(&launch),
+        let (state, status) = match read_json::<StatusRecord>(&paths.status())? {
+            Some(status) => (status.state, Some(status)),
+            None if lock::is_held(&paths.lock())? => (TaskState::Running, None),
+            // The supervisor may have recorded the outcome just before exiting.
+            None => match read_json::<StatusRecord>(&paths.status())? {
+                Some(status) => (status.state, Some(status)),
+                None => (orphan_state(&launch), None),
+            },
         };
         Ok(Some(Task {
             paths,
