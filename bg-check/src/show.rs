@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use regex::bytes::Regex;
 use shared::cursor::Cursor;
 use shared::output::{Filters, omission_marker, read_excerpt};
-use shared::process::{self, DirWatcher, Identity};
+use shared::process::{self, Identity};
 use shared::record::TaskState;
 use shared::state_dir::StateDir;
 use shared::task::{self, Task, TaskPaths};
@@ -111,7 +111,7 @@ pub fn exit_status(task: &Task) -> i32 {
 /// A supervised task is waited for on its lock, an unsupervised one on its
 /// processes: the kernel wakes us, nothing polls.
 fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(cli::deadline);
     loop {
         let task = Task::load_existing(paths.clone())?;
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -147,9 +147,10 @@ fn survivor(task: &Task) -> Option<Identity> {
 
 /// Streams new output as it is written until the task ends.
 fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<i32> {
-    let mut watcher =
-        DirWatcher::new(&paths.dir).context(|| format!("watching {}", paths.dir.display()))?;
-    let deadline = cli.timeout.map(|t| Instant::now() + t);
+    let mut watcher = paths
+        .watch()
+        .context(|| format!("watching {}", paths.dir.display()))?;
+    let deadline = cli.timeout.and_then(cli::deadline);
     loop {
         // The state is read before the output, so output written just
         // before the end is still printed on the last pass.

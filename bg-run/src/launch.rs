@@ -31,10 +31,10 @@ pub fn launch(cli: &Cli) -> Result<i32> {
         (Some(name), true) => {
             let guard = lock::lock_exclusive(&state.names_lock_path())?;
             if let Some(task) = task::live_named(&state, name)?.pop() {
-                eprintln!(
+                cli::say(&format!(
                     "bg-run: task {} ('{name}') is already running",
                     task.paths.id
-                );
+                ));
                 print_task(&task, cli.json)?;
                 return Ok(exit::SUCCESS);
             }
@@ -165,36 +165,23 @@ fn wait_until_ready(
     match ready::wait(paths, pattern, timeout)? {
         ReadyOutcome::Ready => Ok(exit::SUCCESS),
         ReadyOutcome::TimedOut => {
-            eprintln!(
+            cli::say(&format!(
                 "bg-run: task {} printed nothing matching --ready within {}; it is still running",
                 paths.id,
-                humantime_short(timeout)
-            );
+                shared::format::duration(cli::millis(timeout))
+            ));
             Ok(exit::TIMED_OUT)
         }
         ReadyOutcome::Ended(task) => {
             let record = task.record();
-            eprintln!(
+            cli::say(&format!(
                 "bg-run: task {} ended ({}) before its output matched --ready; see {}",
                 paths.id,
-                outcome_words(record.state, record.exit_code, record.signal),
+                shared::format::outcome(&record),
                 record.output_path
-            );
+            ));
             Ok(exit::NEGATIVE)
         }
-    }
-}
-
-fn humantime_short(duration: std::time::Duration) -> String {
-    format!("{:.1}s", duration.as_secs_f64())
-}
-
-/// `exit 3`, `SIGKILL`, `lost`: how a task ended, in a few words.
-pub fn outcome_words(state: TaskState, code: Option<i32>, signal: Option<i32>) -> String {
-    match (code, signal) {
-        (_, Some(signal)) => format!("{}, {}", state.as_str(), process::signal_name(signal)),
-        (Some(code), None) => format!("{}, exit {code}", state.as_str()),
-        (None, None) => state.as_str().to_string(),
     }
 }
 
@@ -324,10 +311,10 @@ impl PendingTask {
     /// Keeps a `failed-to-start` record and reports it; returns the exit code.
     fn keep_failed(self, failure: &LaunchFailure, json: bool) -> i32 {
         let paths = self.keep();
-        eprintln!(
+        cli::say(&format!(
             "bg-run: {} (task {} recorded as failed-to-start)",
             failure.message, paths.id
-        );
+        ));
         if json && let Ok(task) = Task::load_existing(paths) {
             let _ = print_task(&task, true);
         }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 use shared::output::line_matches;
-use shared::process::DirWatcher;
 use shared::task::{Task, TaskPaths};
 use shared::{Error, IoContext, Result, lock};
 
@@ -26,10 +25,11 @@ pub fn compile(pattern: &str) -> Result<Regex> {
 }
 
 pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<ReadyOutcome> {
-    let deadline = Instant::now() + timeout;
+    let deadline = shared::cli::deadline(timeout);
     // Watch before the first read, so no write between the two is missed.
-    let mut watcher =
-        DirWatcher::new(&paths.dir).context(|| format!("watching {}", paths.dir.display()))?;
+    let mut watcher = paths
+        .watch()
+        .context(|| format!("watching {}", paths.dir.display()))?;
     let mut output =
         File::open(paths.output()).context(|| format!("opening {}", paths.output().display()))?;
     let mut line = Vec::new();
@@ -45,13 +45,11 @@ pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<Rea
                 paths.clone(),
             )?)));
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
             return Ok(ReadyOutcome::TimedOut);
         }
-        watcher
-            .wait(Some(left))
-            .context(|| "waiting for output".into())?;
+        watcher.wait(left).context(|| "waiting for output".into())?;
     }
 }
 

@@ -49,10 +49,13 @@ impl LaunchSpec {
         if let Some(name) = &cli.name {
             ids::check_name(name)?;
         }
-        let env = parse_env(&cli.env)?;
+        let mut env = parse_env(&cli.env)?;
         let cwd = working_dir(cli.cwd.as_deref())?;
         let shell_form = cli.command.len() == 1;
-        check_allowlist(&cli.command, shell_form)?;
+        let restricted = check_allowlist(&cli.command, shell_form)?;
+        if restricted {
+            confine_environment(&mut env)?;
+        }
         let path_var = env
             .iter()
             .rev()
@@ -249,12 +252,39 @@ pub fn shell_join(argv: &[OsString]) -> String {
 /// Shell syntax that a prefix allowlist cannot see through.
 const SHELL_SYNTAX: &[u8] = b";&|<>()$`\\\"'*?[]{}~#!\n\r=";
 
+/// Under an allowlist, what a command runs must not be steerable from
+/// outside its words: `--env` is refused (PATH, LD_PRELOAD, BASH_ENV and
+/// many more can change what an allowed command does), and PATH keeps only
+/// its absolute directories, so no lookup depends on the working directory.
+fn confine_environment(env: &mut Vec<(OsString, OsString)>) -> Result<()> {
+    if !env.is_empty() {
+        return Err(Error::Launch {
+            code: exit::CANNOT_EXECUTE,
+            message: format!(
+                "--env is refused while {ALLOWLIST_VAR} is set: variables can change what an allowed command runs"
+            ),
+        });
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let absolute: Vec<&[u8]> = path
+        .as_bytes()
+        .split(|b| *b == b':')
+        .filter(|d| d.starts_with(b"/"))
+        .collect();
+    env.push((
+        "PATH".into(),
+        OsStr::from_bytes(&absolute.join(&b':')).to_os_string(),
+    ));
+    Ok(())
+}
+
 /// With `BG_ALLOWED_COMMANDS` set (colon-separated prefixes), the command's
 /// leading words must equal one prefix's words. A shell string with shell
 /// syntax is refused outright: `make; rm -rf ~` starts with `make` too.
-fn check_allowlist(command: &[OsString], shell_form: bool) -> Result<()> {
+/// Returns whether an allowlist is in force.
+fn check_allowlist(command: &[OsString], shell_form: bool) -> Result<bool> {
     let Some(list) = std::env::var_os(ALLOWLIST_VAR).filter(|v| !v.is_empty()) else {
-        return Ok(());
+        return Ok(false);
     };
     let list = list.to_string_lossy().into_owned();
     let prefixes: Vec<Vec<&str>> = list
@@ -289,7 +319,7 @@ fn check_allowlist(command: &[OsString], shell_form: bool) -> Result<()> {
         words.len() >= prefix.len() && prefix.iter().zip(&words).all(|(p, w)| p == w)
     });
     if allowed {
-        Ok(())
+        Ok(true)
     } else {
         refuse(&format!(
             "'{}' is not an allowed command",

@@ -62,15 +62,18 @@ impl Supervisor {
     /// Supervises the task, then ends the process. Never returns, so nothing
     /// of the caller's stack (its guards and handles) is ever dropped here.
     pub fn run(mut self) -> ! {
-        let outcome = self.supervise();
-        if let Err(err) = &outcome {
-            self.reply(&format!("error {}", cli::error_chain(err)));
-        }
-        process::exit_now(if outcome.is_ok() {
-            exit::SUCCESS
-        } else {
-            exit::TROUBLE
-        })
+        // A panic must end this process here: unwinding would run the
+        // caller's guards (which remove an unfinished task directory).
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.supervise()));
+        let code = match outcome {
+            Ok(Ok(())) => exit::SUCCESS,
+            Ok(Err(err)) => {
+                self.reply(&format!("error {}", cli::error_chain(&err)));
+                exit::TROUBLE
+            }
+            Err(_) => exit::TROUBLE,
+        };
+        process::exit_now(code)
     }
 
     fn supervise(&mut self) -> Result<()> {
@@ -170,6 +173,9 @@ impl Supervisor {
     }
 
     fn fail_to_start(&mut self, err: &std::io::Error) -> Result<()> {
+        if self.status_reserve.take().is_some() {
+            let _ = std::fs::remove_file(self.paths.status_reserve());
+        }
         let code = match err.kind() {
             std::io::ErrorKind::NotFound => exit::NOT_FOUND,
             _ => exit::CANNOT_EXECUTE,
@@ -212,7 +218,7 @@ impl Supervisor {
     /// Waits for the leader to end, enforcing the timeout (TERM to the whole
     /// tree, KILL after the grace) and passing stop signals on to the group.
     fn wait_for(&self, leader: Pid, signals: &SignalWaiter, started: Instant) -> Result<Ending> {
-        let deadline = self.spec.timeout.map(|t| started + t);
+        let deadline = self.spec.timeout.and_then(|t| started.checked_add(t));
         let mut kill_at: Option<Instant> = None;
         let (mut timed_out, mut forwarded) = (false, false);
         loop {
@@ -222,19 +228,21 @@ impl Supervisor {
                 .wait(wait)
                 .context(|| "waiting for signals".into())?
             {
-                None if kill_at.take().is_some() => signal_tree(leader, Signal::SIGKILL as i32),
+                None if kill_at.take().is_some() => {
+                    signal_tree(Some(leader), Signal::SIGKILL as i32)
+                }
                 None => {
                     timed_out = true;
-                    signal_tree(leader, Signal::SIGTERM as i32);
-                    kill_at = Some(Instant::now() + self.spec.grace);
+                    signal_tree(Some(leader), Signal::SIGTERM as i32);
+                    kill_at = cli::deadline(self.spec.grace);
                 }
                 Some(Signal::SIGCHLD) => {
                     let reaped = process::reap_children();
                     if let Some((_, exit)) = reaped.into_iter().find(|(pid, _)| *pid == leader) {
                         let elapsed = started.elapsed();
                         let leftovers = self.leftovers(leader);
-                        if timed_out && !leftovers.is_empty() {
-                            signal_tree(leader, Signal::SIGKILL as i32);
+                        if timed_out {
+                            stop_the_rest(signals, kill_at)?;
                         }
                         return Ok(Ending {
                             exit,
@@ -322,13 +330,38 @@ impl Supervisor {
     }
 }
 
-/// Signals the task's group and every descendant of this supervisor (which,
-/// as subreaper, has adopted whatever left the group).
-fn signal_tree(leader: Pid, signal: i32) {
-    let _ = process::signal_group(leader, signal);
+/// Signals the task's whole tree: every descendant of this supervisor
+/// (which, as subreaper, has adopted whatever left the group) and, while
+/// the leader is not yet reaped (so its pid cannot have been reused), its
+/// process group.
+fn signal_tree(leader: Option<Pid>, signal: i32) {
+    if let Some(leader) = leader {
+        let _ = process::signal_group(leader, signal);
+    }
     for descendant in process::descendants(std::process::id() as Pid) {
         let _ = process::signal_process(descendant.pid, signal);
     }
+}
+
+/// After a timeout, what is left of the tree once the leader is gone gets
+/// the rest of the grace (it was sent TERM with the leader), then KILL.
+fn stop_the_rest(signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()> {
+    let me = std::process::id() as Pid;
+    while !process::descendants(me).is_empty() {
+        let left = kill_at.map(|k| k.saturating_duration_since(Instant::now()));
+        if left.is_none_or(|l| l.is_zero()) {
+            signal_tree(None, Signal::SIGKILL as i32);
+            return Ok(());
+        }
+        if signals
+            .wait(left)
+            .context(|| "waiting for signals".into())?
+            == Some(Signal::SIGCHLD)
+        {
+            process::reap_children();
+        }
+    }
+    Ok(())
 }
 
 /// "No such file or directory" rather than "... (os error 2)".
@@ -349,7 +382,7 @@ fn start_feeder(input: PathBuf, stdin: File) {
 }
 
 fn feed(input: &Path, mut stdin: File) {
-    let (Ok(mut watcher), Ok(mut file)) = (DirWatcher::new(input), File::open(input)) else {
+    let (Ok(mut watcher), Ok(mut file)) = (DirWatcher::new(input, &[]), File::open(input)) else {
         return;
     };
     let mut buffer = vec![0u8; 64 * 1024];

@@ -32,7 +32,17 @@ where
 
 /// Prints `tool: error: cause: cause` on stderr.
 pub fn print_error(tool: &str, err: &Error) {
-    eprintln!("{tool}: {}", error_chain(err));
+    say(&format!("{tool}: {}", error_chain(err)));
+}
+
+/// Writes one line to stderr. Unlike `eprintln!`, a closed stderr is not a
+/// panic: there is simply no one left to tell.
+pub fn say(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    if !line.ends_with('\n') {
+        let _ = err.write_all(b"\n");
+    }
 }
 
 /// An error and its causes, as one `error: cause: cause` line.
@@ -49,7 +59,7 @@ pub fn error_chain(err: &Error) -> String {
 
 /// Prints a warning that does not stop the tool.
 pub fn warn(tool: &str, message: &str) {
-    eprintln!("{tool}: warning: {message}");
+    say(&format!("{tool}: warning: {message}"));
 }
 
 fn report_clap_error(tool: &str, err: &clap::Error) -> i32 {
@@ -62,10 +72,7 @@ fn report_clap_error(tool: &str, err: &clap::Error) -> i32 {
         _ => {
             let rendered = err.render().to_string();
             let message = rendered.strip_prefix("error: ").unwrap_or(&rendered);
-            eprint!("{tool}: {message}");
-            if !message.ends_with('\n') {
-                eprintln!();
-            }
+            say(&format!("{tool}: {message}"));
             exit::TROUBLE
         }
     }
@@ -87,16 +94,30 @@ pub fn write_stdout_bytes(bytes: &[u8]) -> Result<()> {
         .context(|| "writing to stdout".to_string())
 }
 
+/// The longest duration accepted anywhere: ten years is "forever" for a
+/// task, and keeps every deadline computation far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Parses a duration: `1.5` (seconds), `500ms`, `30s`, `2m`, `1h 30m`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("'{text}' is not a duration of zero or more seconds"));
+    let duration = if let Ok(seconds) = text.parse::<f64>() {
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("'{text}' is not a duration of zero or more seconds"))?
+    } else {
+        humantime::parse_duration(text).map_err(|err| {
+            format!("'{text}' is not a duration ({err}); examples: 30, 1.5, 500ms, 2m, 1h30m")
+        })?
+    };
+    if duration > MAX_DURATION {
+        return Err(format!("'{text}' is too long (at most 10 years)"));
     }
-    humantime::parse_duration(text).map_err(|err| {
-        format!("'{text}' is not a duration ({err}); examples: 30, 1.5, 500ms, 2m, 1h30m")
-    })
+    Ok(duration)
+}
+
+/// The moment `after` from now, or `None` (never) if it cannot be represented.
+pub fn deadline(after: Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(after)
 }
 
 /// Milliseconds in a duration, saturating rather than overflowing.
@@ -117,5 +138,7 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("1e19").is_err());
+        assert!(parse_duration("20000000h").is_err());
     }
 }

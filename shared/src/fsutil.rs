@@ -2,7 +2,9 @@
 //! same directory, fsync, rename, fsync of the directory. Also the private
 //! (0600, no-symlink) file creation and the bounded JSON reads every tool uses.
 
+use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -55,16 +57,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Replaces `path` atomically but without syncing: for state that is cheap
 /// to lose in a crash (read cursors), where a sync per update would cost.
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = temp_path(path);
-    let result = create_new_private(&temp).and_then(|mut file| {
-        file.write_all(bytes)
-            .context(|| format!("writing {}", temp.display()))?;
-        rename(&temp, path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    Staged::create(path, bytes, false)?.publish()
 }
 
 /// A file written and synced under a temporary name beside its target, not
@@ -78,14 +71,18 @@ pub struct Staged {
 
 impl Staged {
     pub fn write(target: &Path, bytes: &[u8]) -> Result<Staged> {
+        Staged::create(target, bytes, true)
+    }
+
+    fn create(target: &Path, bytes: &[u8], sync: bool) -> Result<Staged> {
+        let (temp, mut file) = create_temp(target)?;
         let staged = Staged {
-            temp: temp_path(target),
+            temp,
             target: target.to_path_buf(),
             published: false,
         };
-        let mut file = create_new_private(&staged.temp)?;
         file.write_all(bytes)
-            .and_then(|()| file.sync_data())
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             .context(|| format!("writing {}", staged.temp.display()))?;
         Ok(staged)
     }
@@ -127,15 +124,30 @@ fn parent_of(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
 }
 
-/// A name beside `path`, unique to this process and call, hidden from listings.
-fn temp_path(path: &Path) -> PathBuf {
+/// Creates a new private file beside `path`, under a random name hidden
+/// from listings. A name left by a crashed process is passed over.
+fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let serial = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    parent_of(path).join(format!(".{name}.tmp-{}-{serial}", std::process::id()))
+    let mut last = None;
+    for _ in 0..8 {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        let temp = parent_of(path).join(format!(".{name}.tmp-{:016x}", hasher.finish()));
+        match private_options().write(true).create_new(true).open(&temp) {
+            Ok(file) => return Ok((temp, file)),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => last = Some(err),
+            Err(err) => return Err(Error::io(format!("creating {}", temp.display()), err)),
+        }
+    }
+    let err = last.unwrap_or_else(|| std::io::Error::other("no free name"));
+    Err(Error::io(
+        format!("creating a temporary file beside {}", path.display()),
+        err,
+    ))
 }
 
 /// Reads a JSON record. `Ok(None)` when the file does not exist; a record

@@ -20,6 +20,9 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 /// Automatic pruning runs at most this often.
 const AUTO_INTERVAL: Duration = Duration::from_secs(3600);
 const AUTO_MARKER: &str = ".last-prune";
+const PRUNE_LOCK: &str = "prune.lock";
+/// Prefix of a task directory on its way out (not an id, so unseen).
+const TRASH: &str = ".trash-";
 
 /// `BG_RETENTION`: a duration, or `never` to keep everything.
 pub fn retention() -> Result<Option<Duration>> {
@@ -42,10 +45,13 @@ pub struct Pruned {
 }
 
 /// Removes finished tasks that ended more than `age` ago, and their journal
-/// lines. Live tasks are never touched.
+/// lines. Live tasks are never touched. One prune runs at a time, and each
+/// task leaves by one rename, so nobody ever sees half of one.
 pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
+    let _one_at_a_time = lock::lock_exclusive(&state.root().join(PRUNE_LOCK))?;
     let now = SystemTime::now();
     let mut pruned = Pruned::default();
+    remove_trash(state)?;
     for id in task::list_ids(state)? {
         let paths = TaskPaths::new(state, id.clone());
         let expired = match Task::load(paths.clone()) {
@@ -56,9 +62,7 @@ pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
                 false
             }
         };
-        if expired {
-            fs::remove_dir_all(&paths.dir)
-                .context(|| format!("removing {}", paths.dir.display()))?;
+        if expired && remove_task(state, &paths)? {
             pruned.removed.push(id.to_string());
         }
     }
@@ -68,22 +72,56 @@ pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
     Ok(pruned)
 }
 
+/// Moves the task out of sight, then deletes it. False if it was gone already.
+fn remove_task(state: &StateDir, paths: &TaskPaths) -> Result<bool> {
+    let trash = state.tasks_dir().join(format!("{TRASH}{}", paths.id));
+    match fs::rename(&paths.dir, &trash) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(Error::io(format!("removing {}", paths.dir.display()), err)),
+    }
+    fs::remove_dir_all(&trash).context(|| format!("removing {}", trash.display()))?;
+    Ok(true)
+}
+
+/// Finishes deletions that a crashed prune left behind.
+fn remove_trash(state: &StateDir) -> Result<()> {
+    let Ok(entries) = fs::read_dir(state.tasks_dir()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TRASH) {
+            fs::remove_dir_all(entry.path())
+                .context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn finished_before(task: &Task, now: SystemTime, age: Duration) -> bool {
     if task.state.is_live() {
         return false;
     }
-    let launch = &task.launch;
     let ended = match (&task.status, task.state) {
-        (Some(status), _) => Some(status.ended_at.as_str()),
-        (None, TaskState::Lost) => launch
-            .started_at
-            .as_deref()
-            .or(Some(launch.created_at.as_str())),
+        (Some(status), _) => timefmt::parse_rfc3339(&status.ended_at),
+        // A lost task's end is unknown: count from its last output, so one
+        // whose supervisor just died is not removed before anyone saw it.
+        (None, TaskState::Lost) => last_activity(task),
         _ => None,
     };
-    ended
-        .and_then(timefmt::parse_rfc3339)
-        .is_some_and(|ended| now.duration_since(ended).unwrap_or(Duration::ZERO) >= age)
+    ended.is_some_and(|ended| now.duration_since(ended).unwrap_or(Duration::ZERO) >= age)
+}
+
+fn last_activity(task: &Task) -> Option<SystemTime> {
+    let started = task
+        .launch
+        .started_at
+        .as_deref()
+        .and_then(timefmt::parse_rfc3339);
+    let written = fs::metadata(task.paths.output())
+        .and_then(|m| m.modified())
+        .ok();
+    started.max(written)
 }
 
 fn abandoned(paths: &TaskPaths, now: SystemTime, age: Duration) -> bool {

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use crate::fsutil::read_json;
 use crate::ids::{self, TaskId};
-use crate::process::{self, Identity};
+use crate::process::{self, Change, DirWatcher, Identity};
 use crate::record::{LaunchRecord, StatusRecord, TaskRecord, TaskState};
 use crate::state_dir::StateDir;
 use crate::timefmt;
@@ -51,6 +51,19 @@ impl TaskPaths {
     pub fn kill_request(&self) -> PathBuf {
         self.dir.join("kill-request")
     }
+    /// A watcher that wakes on what matters for someone waiting on the task:
+    /// new output, the outcome recorded, the supervisor gone.
+    pub fn watch(&self) -> std::io::Result<DirWatcher> {
+        DirWatcher::new(
+            &self.dir,
+            &[
+                ("output.log", Change::Modified),
+                ("status.json", Change::MovedIn),
+                ("lock", Change::ClosedAfterWrite),
+            ],
+        )
+    }
+
     /// Space reserved at launch for meta.json (see `fsutil::Reserved`).
     pub fn meta_reserve(&self) -> PathBuf {
         self.dir.join(".meta.reserve")

@@ -187,6 +187,32 @@ fn prune_removes_old_finished_tasks_and_never_a_running_one() {
 }
 
 #[test]
+fn concurrent_prunes_remove_each_task_once_and_all_succeed() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..12).map(|_| env.launch(&["true"])).collect();
+    for id in &ids {
+        env.wait_state(id, "exited");
+    }
+    let out = env.sh(r#"for i in 1 2 3 4; do ( "$BG_CHECK" --prune 0 > pruned.$i; echo $? > status.$i ) & done; wait; cat status.* pruned.*"#);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..4], ["0", "0", "0", "0"], "{out:?}");
+    let mut removed: Vec<&str> = lines[4..]
+        .iter()
+        .map(|l| l.trim_start_matches("removed "))
+        .collect();
+    removed.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(removed, expected);
+    assert!(env.task_ids().is_empty());
+    let journal = fs::read_to_string(env.state.join("journal.jsonl")).unwrap_or_default();
+    assert!(
+        journal.is_empty(),
+        "journal lines of pruned tasks remain: {journal}"
+    );
+}
+
+#[test]
 fn retention_comes_from_bg_retention() {
     let env = Env::new();
     let done = env.launch(&["exit 0"]);

@@ -115,6 +115,31 @@ fn follow_gives_up_at_its_timeout() {
 }
 
 #[test]
+fn following_and_waiting_for_readiness_burn_no_cpu() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "1.5"]);
+    // `times` prints the CPU used by the shell's children: a loop that kept
+    // waking itself up would use about as much CPU as the waits take.
+    let script = format!(
+        r#""$BG_CHECK" {id} --follow > /dev/null; "$BG_RUN" --ready never --ready-timeout 1 sleep 5 > /dev/null; times"#
+    );
+    let out = env.sh(&script);
+    let children = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let cpu: f64 = children
+        .split_whitespace()
+        .map(|t| {
+            let (minutes, seconds) = t.trim_end_matches('s').split_once('m').unwrap();
+            minutes.parse::<f64>().unwrap() * 60.0 + seconds.parse::<f64>().unwrap()
+        })
+        .sum();
+    assert!(cpu < 0.5, "{cpu} s of CPU for 2.5 s of waiting: {out:?}");
+}
+
+#[test]
 fn wait_and_follow_refuse_what_makes_no_sense() {
     let env = Env::new();
     for (args, needle) in [

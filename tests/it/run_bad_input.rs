@@ -75,6 +75,11 @@ fn bad_arguments_to_bg_run_create_nothing() {
         (vec!["--env", "=v", "true"], "KEY=VALUE"),
         (vec!["--timeout", "soon", "true"], "not a duration"),
         (vec!["--timeout=-1", "true"], "not a duration"),
+        (vec!["--timeout", "1e19", "true"], "too long"),
+        (
+            vec!["--ready", "x", "--ready-timeout", "1e19", "true"],
+            "too long",
+        ),
         (vec!["--bogus", "true"], "unexpected argument"),
         (vec!["--ready", "(", "true"], "invalid regex"),
         (vec!["--unique", "true"], "--name"),
@@ -154,6 +159,22 @@ fn a_corrupt_record_spoils_only_its_own_task() {
     // New launches are unaffected.
     let next = env.launch(&["true"]);
     assert_eq!(env.wait_state(&next, "exited")["exit_code"], 0);
+}
+
+#[test]
+fn an_unwritable_stderr_is_not_a_crash() {
+    let env = Env::new();
+    // /dev/full fails every write: the error cannot be told, but the exit
+    // code still says what happened, and nothing panics (exit 101).
+    let out = env.sh(r#""$BG_CHECK" abcdef 2>/dev/full; echo "check $?"; "$BG_RUN" --bogus 2>/dev/full; echo "run $?""#);
+    assert_eq!(out.stdout, "check 1\nrun 2\n", "{out:?}");
+}
+
+#[test]
+fn absurd_timeouts_are_refused_by_bg_check_too() {
+    let env = Env::new();
+    let out = env.run(BG_CHECK, &["abcdef", "--wait", "--timeout", "1e19"]);
+    assert_refused(&out, "bg-check", 2, "too long");
 }
 
 #[test]

@@ -50,7 +50,7 @@ fn timeout_kills_what_ignores_term_after_the_grace() {
     let env = Env::new();
     let id = env.launch(&[
         "--timeout",
-        "0.3",
+        "1.5",
         "--grace",
         "0.3",
         "trap '' TERM; sleep 30 & wait; sleep 30",
@@ -148,4 +148,33 @@ fn leftover_group_members_are_noted() {
     assert_eq!(leftovers.len(), 1);
     assert!(alive(leftovers[0].as_i64().unwrap()));
     shared::process::signal_group(record["pgid"].as_i64().unwrap() as i32, 9).unwrap();
+}
+
+#[test]
+fn after_a_timeout_the_rest_of_the_group_gets_its_grace_before_kill() {
+    let env = Env::new();
+    // The leader dies on TERM at once; a child cleans up for 0.3 s first.
+    let id = env.launch(&[
+        "--timeout",
+        "1",
+        "--grace",
+        "5",
+        "(trap 'sleep 0.3; echo cleaned up; exit 0' TERM; sleep 30 & wait) & wait",
+    ]);
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "timeout");
+    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    assert!(
+        text.lines().any(|line| line == "cleaned up"),
+        "the child was killed before its grace ran out: {text:?}"
+    );
+}
+
+#[test]
+fn a_caller_that_ignores_sigchld_still_launches() {
+    let env = Env::new();
+    // Ignored SIGCHLD survives exec: the kernel then reaps bg-run's children itself.
+    let out = env.sh(r#"perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' "$BG_RUN" sleep 30"#);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(env.record(out.stdout.trim())["state"], "running");
 }

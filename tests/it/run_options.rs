@@ -122,7 +122,7 @@ fn ready_fails_when_the_task_ends_first() {
     let env = Env::new();
     let out = env.run(BG_RUN, &["--ready", "never", "echo starting; exit 3"]);
     assert_eq!(out.code(), 1, "{out:?}");
-    assert!(out.stderr.contains("exit 3"), "{out:?}");
+    assert!(out.stderr.contains("exited 3"), "{out:?}");
     assert_eq!(env.record(out.stdout.trim())["exit_code"], 3);
 }
 
@@ -203,4 +203,39 @@ fn allowlist_refuses_everything_outside_it() {
     }
     // Refusals create nothing.
     assert_eq!(env.task_ids().len(), 3);
+}
+
+#[test]
+fn allowlist_cannot_be_steered_through_the_environment() {
+    let env = Env::new();
+    // A `sleep` in the working directory, reachable through a relative PATH entry.
+    let trap = env.dir.path().join("trap");
+    fs::create_dir(&trap).unwrap();
+    let fake = trap.join("sleep");
+    fs::write(&fake, "#!/bin/sh\ntouch \"$(dirname \"$0\")/fooled\"\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&fake).unwrap().permissions(),
+        0o755,
+    );
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        let mut command = env.cmd(BG_RUN);
+        let path = format!(".:{}", std::env::var("PATH").unwrap());
+        command
+            .env("BG_ALLOWED_COMMANDS", "sleep")
+            .env("PATH", path)
+            .args(args);
+        finish(command)
+    };
+    let out = run(&["--env", "PATH=/tmp", "sleep", "1"]);
+    assert_eq!(out.code(), 126, "{out:?}");
+    assert!(out.stderr.contains("--env is refused"), "{out:?}");
+    let id = run(&["--cwd", trap.to_str().unwrap(), "sleep", "0"])
+        .success()
+        .stdout;
+    env.wait_state(id.trim(), "exited");
+    assert!(
+        !trap.join("fooled").exists(),
+        "ran the sleep found through a relative PATH entry"
+    );
 }

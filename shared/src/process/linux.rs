@@ -1,7 +1,7 @@
 //! Linux: /proc for identities and trees, sigtimedwait for timed signal
 //! waits, inotify for directory changes, prctl for subreaping and names.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, FromRawFd};
@@ -14,7 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{SigSet, Signal};
 
-use super::{Pid, ProcInfo};
+use super::{Change, Pid, ProcInfo};
 
 pub const FD_DIR: &str = "/proc/self/fd";
 
@@ -214,55 +214,93 @@ pub fn wait_for_pid_exit(
     })
 }
 
-/// Wakes when anything in one directory changes: a file written, created,
-/// renamed in, or closed (a supervisor dying closes its lock file).
+/// Wakes when named files in one directory change in the ways asked for,
+/// and ignores everything else there: a reader's own activity in the
+/// directory (probing the lock, moving its cursor) must not wake it.
 pub struct DirWatcher {
     inotify: Inotify,
+    wanted: Vec<(OsString, AddWatchFlags)>,
+}
+
+fn flag(change: Change) -> AddWatchFlags {
+    match change {
+        Change::Modified => AddWatchFlags::IN_MODIFY,
+        Change::MovedIn => AddWatchFlags::IN_MOVED_TO,
+        Change::ClosedAfterWrite => AddWatchFlags::IN_CLOSE_WRITE,
+    }
 }
 
 impl DirWatcher {
-    pub fn new(dir: &Path) -> io::Result<DirWatcher> {
+    /// Watches `path`, a directory (`wanted` names files in it) or a single
+    /// file (`wanted` is empty: any change to it counts).
+    pub fn new(path: &Path, wanted: &[(&str, Change)]) -> io::Result<DirWatcher> {
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
-        let mask = AddWatchFlags::IN_MODIFY
-            | AddWatchFlags::IN_CREATE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_CLOSE_WRITE
-            | AddWatchFlags::IN_CLOSE_NOWRITE
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_DELETE_SELF;
-        inotify.add_watch(dir, mask)?;
-        Ok(DirWatcher { inotify })
+        let mask = wanted.iter().fold(
+            AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF,
+            |mask, (_, change)| mask | flag(*change),
+        );
+        let mask = if wanted.is_empty() {
+            mask | AddWatchFlags::IN_MODIFY
+        } else {
+            mask
+        };
+        inotify.add_watch(path, mask)?;
+        let wanted = wanted
+            .iter()
+            .map(|(name, change)| (OsString::from(name), flag(*change)))
+            .collect();
+        Ok(DirWatcher { inotify, wanted })
     }
 
-    /// Waits up to `timeout` (forever if `None`) for a change; true if one came.
+    /// Waits up to `timeout` (forever if `None`) for a wanted change; true if one came.
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        let timeout = match timeout {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                PollTimeout::try_from(t.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let ready = {
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let poll_timeout = match left {
+                None => PollTimeout::NONE,
+                Some(left) if left.is_zero() => return Ok(false),
+                Some(left) => PollTimeout::try_from(left.max(Duration::from_millis(1)))
+                    .unwrap_or(PollTimeout::MAX),
+            };
             let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(n) => n > 0,
-                Err(Errno::EINTR) => false,
+            match poll(&mut fds, poll_timeout) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(_) => {}
                 Err(err) => return Err(err.into()),
             }
-        };
-        if ready {
-            self.drain()?;
+            if self.drain_wanted()? {
+                return Ok(true);
+            }
         }
-        Ok(ready)
     }
 
-    fn drain(&mut self) -> io::Result<()> {
+    /// Reads every pending event; true if any was one we want.
+    fn drain_wanted(&mut self) -> io::Result<bool> {
+        let mut wanted = false;
         loop {
             match self.inotify.read_events() {
-                Ok(events) if !events.is_empty() => continue,
-                Ok(_) | Err(Errno::EAGAIN) => return Ok(()),
+                Ok(events) if !events.is_empty() => {
+                    wanted |= events
+                        .iter()
+                        .any(|e| self.is_wanted(e.name.as_deref(), e.mask));
+                }
+                Ok(_) | Err(Errno::EAGAIN) => return Ok(wanted),
                 Err(err) => return Err(err.into()),
             }
+        }
+    }
+
+    fn is_wanted(&self, name: Option<&std::ffi::OsStr>, mask: AddWatchFlags) -> bool {
+        let gone =
+            AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_IGNORED;
+        match name {
+            _ if mask.intersects(gone) => true,
+            None => self.wanted.is_empty(),
+            Some(name) => self
+                .wanted
+                .iter()
+                .any(|(n, flag)| n == name && mask.intersects(*flag)),
         }
     }
 }

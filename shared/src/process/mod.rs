@@ -33,6 +33,17 @@ pub use os::{
 
 pub type Pid = i32;
 
+/// A kind of change [`DirWatcher`] can wake for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Data was written to the file.
+    Modified,
+    /// The file appeared by rename (an atomic write completed).
+    MovedIn,
+    /// A writer closed the file (a supervisor exiting closes its lock).
+    ClosedAfterWrite,
+}
+
 /// What the OS says about one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcInfo {
@@ -84,7 +95,7 @@ pub fn wait_for_exit(identity: &Identity, timeout: Option<Duration>) -> io::Resu
     if let Some(result) = os::wait_for_pid_exit(identity, timeout) {
         return result.map(|ended| ended || !identity.is_alive());
     }
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let deadline = timeout.and_then(crate::cli::deadline);
     while identity.is_alive() {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return Ok(false);
@@ -183,6 +194,9 @@ fn reap_intermediate(child: NixPid) -> io::Result<ForkRole> {
                 )));
             }
             Err(Errno::EINTR) => continue,
+            // The caller ignores SIGCHLD, so the kernel reaped the child
+            // itself; the supervisor's handshake says how the launch went.
+            Err(Errno::ECHILD) => return Ok(ForkRole::Caller),
             Err(err) => return Err(err.into()),
         }
     }
