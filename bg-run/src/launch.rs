@@ -23,6 +23,9 @@ use crate::ready::{self, ReadyOutcome};
 use crate::spec::{LaunchFailure, LaunchSpec};
 use crate::supervisor::Supervisor;
 
+/// Below this much free space, a launch is refused: its output would be lost.
+const MIN_FREE_BYTES: u64 = 64 * 1024;
+
 pub fn launch(cli: &Cli) -> Result<i32> {
     let spec = LaunchSpec::from_cli(cli)?;
     let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
@@ -42,6 +45,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
         }
         _ => None,
     };
+    shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
     let pending = PendingTask::allocate(&state)?;
     let record = launch_record(&spec, &pending.paths);
     if let Some(failure) = &spec.doomed {

@@ -25,6 +25,29 @@ pub fn private_options() -> OpenOptions {
     options
 }
 
+/// Fails with ENOSPC when the filesystem holding `dir` has less than
+/// `needed` bytes free for us: better refused than a task whose output is
+/// silently lost.
+pub fn ensure_free_space(dir: &Path, needed: u64) -> Result<()> {
+    let stats = nix::sys::statvfs::statvfs(dir)
+        .context(|| format!("checking free space in {}", dir.display()))?;
+    // Blocks kept back for root are free to root.
+    let blocks = if nix::unistd::geteuid().is_root() {
+        stats.blocks_free()
+    } else {
+        stats.blocks_available()
+    };
+    #[allow(clippy::useless_conversion)] // the types differ between platforms
+    let free = u64::from(blocks).saturating_mul(u64::from(stats.fragment_size()));
+    if free < needed {
+        return Err(Error::io(
+            format!("{} has only {free} bytes free", dir.display()),
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a new private file; fails if anything already has that name.
 pub fn create_new_private(path: &Path) -> Result<File> {
     private_options()
