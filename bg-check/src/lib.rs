@@ -147,12 +147,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if let Some(task) = &cli.task {
         shared::ids::check_selector(task)?;
     }
-    shared::ids::check_name(&cli.reader).map_err(|_| {
-        shared::Error::usage(format!(
-            "invalid reader name '{}'",
-            cli.reader.escape_debug()
-        ))
-    })?;
+    shared::ids::check_reader(&cli.reader)?;
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     if cli.notify {
         return notify::run(state.as_ref(), &cli);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::{read_json, write_atomic_unsynced};
 use crate::record::RECORD_VERSION;
 use crate::task::TaskPaths;
-use crate::{Error, Result, ids, lock};
+use crate::{Result, ids, lock};
 
 /// The reader used when none is named.
 pub const DEFAULT_READER: &str = "default";
@@ -32,9 +32,7 @@ impl Cursor {
     /// Takes the lock for `reader`'s cursor on `task` (waiting for any other
     /// check holding it).
     pub fn lock(task: &TaskPaths, reader: &str) -> Result<Cursor> {
-        ids::check_name(reader).map_err(|_| {
-            Error::usage(format!("invalid reader name '{}'", reader.escape_debug()))
-        })?;
+        ids::check_reader(reader)?;
         let lock = lock::lock_exclusive(&task.dir.join("cursors.lock"))?;
         Ok(Cursor {
             path: task.dir.join(format!("cursor.{reader}.json")),

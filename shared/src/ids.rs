@@ -85,6 +85,19 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// Checks a reader name (`--reader`): the same rules as a task name, since
+/// it becomes part of a file name.
+pub fn check_reader(reader: &str) -> Result<()> {
+    if is_selector(reader) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid reader name '{}'",
+            reader.escape_debug()
+        )))
+    }
+}
+
 /// Checks what a user typed to pick a task (id, id prefix or name).
 pub fn check_selector(text: &str) -> Result<()> {
     if is_selector(text) {

@@ -36,8 +36,7 @@ impl Default for ReaderProgress {
 }
 
 fn progress_path(state: &StateDir, reader: &str) -> Result<PathBuf> {
-    ids::check_name(reader)
-        .map_err(|_| Error::usage(format!("invalid reader name '{}'", reader.escape_debug())))?;
+    ids::check_reader(reader)?;
     Ok(state.readers_dir().join(format!("{reader}.json")))
 }
 
