@@ -79,6 +79,27 @@ fn the_table_has_a_header_and_a_row_per_task_without_colour_in_a_pipe() {
 }
 
 #[test]
+fn the_table_is_coloured_on_a_terminal_unless_no_color() {
+    let env = Env::new();
+    env.launch(&["sleep", "30"]);
+    // `script` gives bg-check a terminal for stdout.
+    let on_tty = env
+        .sh(r#"script -qec '"$BG_CHECK" --all' /dev/null"#)
+        .success();
+    assert!(
+        on_tty.stdout.contains("\x1b[32mrunning\x1b[0m"),
+        "{on_tty:?}"
+    );
+    let no_color = env
+        .sh(r#"NO_COLOR=1 script -qec '"$BG_CHECK" --all' /dev/null"#)
+        .success();
+    assert!(
+        no_color.stdout.contains("running") && !no_color.stdout.contains('\x1b'),
+        "{no_color:?}"
+    );
+}
+
+#[test]
 fn a_state_dir_that_does_not_exist_yet_is_an_empty_list() {
     let env = Env::new();
     let out = env.run(BG_CHECK, &["--all"]).success();
