@@ -75,38 +75,30 @@ fn is_hex(text: &str) -> bool {
 /// Checks a `--name`: 1-64 characters of letters, digits and `._:@+-`,
 /// starting with a letter, digit or `_`.
 pub fn check_name(name: &str) -> Result<()> {
-    if is_selector(name) {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid task name '{}': use 1-{MAX_NAME_LEN} letters, digits or ._:@+- (not starting with . - : @ +)",
-            name.escape_debug()
-        )))
-    }
+    checked(name, |shown| {
+        format!(
+            "invalid task name '{shown}': use 1-{MAX_NAME_LEN} letters, digits or ._:@+- (not starting with . - : @ +)"
+        )
+    })
 }
 
 /// Checks a reader name (`--reader`): the same rules as a task name, since
 /// it becomes part of a file name.
 pub fn check_reader(reader: &str) -> Result<()> {
-    if is_selector(reader) {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "invalid reader name '{}'",
-            reader.escape_debug()
-        )))
-    }
+    checked(reader, |shown| format!("invalid reader name '{shown}'"))
 }
 
 /// Checks what a user typed to pick a task (id, id prefix or name).
 pub fn check_selector(text: &str) -> Result<()> {
+    checked(text, |shown| format!("'{shown}' is not a task id or name"))
+}
+
+/// `Ok` for a well-formed selector, else the message built around it.
+fn checked(text: &str, message: impl FnOnce(&str) -> String) -> Result<()> {
     if is_selector(text) {
         Ok(())
     } else {
-        Err(Error::usage(format!(
-            "'{}' is not a task id or name",
-            text.escape_debug()
-        )))
+        Err(Error::usage(message(&text.escape_debug().to_string())))
     }
 }
 
