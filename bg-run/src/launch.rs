@@ -8,7 +8,6 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 
-use nix::fcntl::OFlag;
 use shared::fsutil::{Reserved, create_new_private, json_bytes, write_json_atomic};
 use shared::ids::{ID_LEN, TaskId};
 use shared::journal;
@@ -106,8 +105,7 @@ fn start_supervised(
     // Room for both records, taken now: a task may fill the disk at once.
     let meta_reserve = Reserved::create(&paths.meta_reserve(), json_bytes(&record)?.len() + 512)?;
     let status_reserve = Reserved::create(&paths.status_reserve(), 0)?;
-    let (reader, writer) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).context(|| "creating a pipe".into())?;
+    let (reader, writer) = process::pipe_cloexec().context(|| "creating a pipe".into())?;
     match process::double_fork().context(|| "starting the supervisor".into())? {
         ForkRole::Daemon => {
             drop(reader);

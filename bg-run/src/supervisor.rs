@@ -10,7 +10,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid as NixPid;
@@ -139,8 +138,8 @@ impl Supervisor {
     /// `input` file) and, for a feed, the pipe's writing end.
     fn stdin_source(&self) -> Result<(OwnedFd, Option<File>)> {
         if self.spec.stdin_feed {
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .context(|| "creating the stdin pipe".into())?;
+            let (read, write) =
+                process::pipe_cloexec().context(|| "creating the stdin pipe".into())?;
             return Ok((read, Some(File::from(write))));
         }
         let null = File::open("/dev/null").context(|| "opening /dev/null".into())?;

@@ -18,6 +18,11 @@ use super::{Change, Pid, ProcInfo};
 
 pub const FD_DIR: &str = "/proc/self/fd";
 
+/// A pipe whose ends close on exec, created atomically.
+pub fn pipe_cloexec() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
 /// Closes every descriptor above stderr but `keep` with close_range(2), a
 /// few system calls however many are open. False if the kernel lacks it.
 pub fn close_ranges_except(keep: &[std::os::fd::RawFd]) -> bool {

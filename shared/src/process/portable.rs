@@ -14,6 +14,17 @@ use super::{Pid, ProcInfo};
 
 pub const FD_DIR: &str = "/dev/fd";
 
+/// A pipe whose ends close on exec (set after creation: callers fork only
+/// while single-threaded, so no exec can slip in between).
+pub fn pipe_cloexec() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let (read, write) = nix::unistd::pipe()?;
+    for end in [&read, &write] {
+        fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    Ok((read, write))
+}
+
 pub fn close_ranges_except(_keep: &[std::os::fd::RawFd]) -> bool {
     false
 }

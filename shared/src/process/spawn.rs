@@ -12,7 +12,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, fork};
 
 use super::Pid;
@@ -107,7 +106,7 @@ impl ExecArgs {
 /// Forks the command into its own process group. Call while single-threaded.
 pub fn spawn(request: &SpawnRequest<'_>) -> io::Result<Spawned> {
     let args = ExecArgs::new(request)?;
-    let (report_read, report_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (report_read, report_write) = super::pipe_cloexec()?;
     let fds = ChildFds {
         stdin: request.stdin.as_raw_fd(),
         output: request.output.as_raw_fd(),
