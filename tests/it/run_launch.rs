@@ -97,7 +97,7 @@ fn task_starts_with_default_signal_dispositions_and_no_blocked_signals() {
         .success();
     let id = out.stdout.trim();
     let record = env.wait_state(id, "exited");
-    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let text = output_of(&record);
     // Signals 32 and 33 belong to the C library's threads: no program can
     // change them, so an ignored disposition there is inherited as is.
     let libc_internal = (1u64 << 31) | (1u64 << 32);

@@ -72,7 +72,7 @@ fn stdout_and_stderr_interleave_in_the_order_written() {
     let id =
         env.launch(&["i=0; while [ $i -lt 300 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done"]);
     let record = env.wait_state(&id, "exited");
-    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let text = output_of(&record);
     let expected: Vec<String> = (0..300)
         .flat_map(|i| [format!("out{i}"), format!("err{i}")])
         .collect();
@@ -163,7 +163,7 @@ fn after_a_timeout_the_rest_of_the_group_gets_its_grace_before_kill() {
     ]);
     let record = env.wait_record(&id, |r| r["state"] != "running");
     assert_eq!(record["state"], "timeout");
-    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let text = output_of(&record);
     assert!(
         text.lines().any(|line| line == "cleaned up"),
         "the child was killed before its grace ran out: {text:?}"

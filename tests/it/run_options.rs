@@ -24,7 +24,7 @@ fn env_cwd_and_name_reach_the_task_and_its_record() {
     assert_eq!(record["id"], id.as_str());
     assert_eq!(record["name"], "probe");
     assert_eq!(record["cwd"], work.to_str().unwrap());
-    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let text = output_of(&record);
     assert_eq!(text, format!("hi there\n{}\n{id}\n", work.display()));
 }
 
@@ -33,7 +33,7 @@ fn argv_form_passes_words_untouched_by_any_shell() {
     let env = Env::new();
     let id = env.launch(&["printf", "%s|", "a b", "$HOME", "*", "'q'"]);
     let record = env.wait_state(&id, "exited");
-    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let text = output_of(&record);
     assert_eq!(text, "a b|$HOME|*|'q'|");
     assert_eq!(
         record["command"],
@@ -98,7 +98,7 @@ fn ready_returns_once_a_line_matches() {
         .success();
     let record = env.record(out.stdout.trim());
     assert_eq!(record["state"], "running");
-    let text = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let text = output_of(&record);
     assert!(
         text.contains("listening on 8080"),
         "returned before the line: {text:?}"

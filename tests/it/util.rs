@@ -277,6 +277,14 @@ pub fn poll<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Opti
     }
 }
 
+/// Everything a task has printed so far, as text.
+pub fn output_of(record: &Value) -> String {
+    let path = record["output_path"]
+        .as_str()
+        .expect("record has an output_path");
+    fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {path}: {err}"))
+}
+
 /// True while a process with this pid exists and is not a zombie.
 pub fn alive(pid: i64) -> bool {
     process::proc_info(pid as i32).is_some_and(|p| !p.zombie)
