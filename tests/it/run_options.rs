@@ -120,7 +120,17 @@ fn ready_timeout_exits_124_and_leaves_the_task_running() {
 #[test]
 fn ready_fails_when_the_task_ends_first() {
     let env = Env::new();
-    let out = env.run(BG_RUN, &["--ready", "never", "echo starting; exit 3"]);
+    // A wake-up missed at the task's end would show as 124 after 10 s.
+    let out = env.run(
+        BG_RUN,
+        &[
+            "--ready",
+            "never",
+            "--ready-timeout",
+            "10",
+            "echo starting; exit 3",
+        ],
+    );
     assert_eq!(out.code(), 1, "{out:?}");
     assert!(out.stderr.contains("exited 3"), "{out:?}");
     assert_eq!(env.record(out.stdout.trim())["exit_code"], 3);

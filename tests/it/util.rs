@@ -211,10 +211,34 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = process::signal_group(self.pid(), 9);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        // Only while the child is unreaped does its pid (the group's id) stay
+        // ours: once reaped, the number may already name another test's group.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = process::signal_group(self.pid(), 9);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
+}
+
+/// Where a stuck process and its children are blocked, for a failure message.
+fn blocked_where(pid: i32) -> String {
+    let mut report = Vec::new();
+    let mut pids = vec![pid];
+    pids.extend(process::descendants(pid).iter().map(|p| p.pid));
+    for pid in pids {
+        let read =
+            |what: &str| fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat.rsplit_once(") ").map_or("?", |(_, rest)| &rest[..1]);
+        let comm = read("comm");
+        report.push(format!(
+            "{pid} {} state {state} in {}",
+            comm.trim(),
+            read("wchan")
+        ));
+    }
+    report.join("; ")
 }
 
 /// Runs a command to completion (and its pipes to EOF) within [`DEADLINE`].
@@ -227,8 +251,12 @@ pub fn finish(mut command: Command) -> Outcome {
     let mut child = Guard::spawn(command);
     let stdout = read_in_background(child.0.stdout.take());
     let stderr = read_in_background(child.0.stderr.take());
-    let status = poll(DEADLINE, || child.0.try_wait().ok().flatten())
-        .unwrap_or_else(|| panic!("command still running after {DEADLINE:?}"));
+    let status = poll(DEADLINE, || child.0.try_wait().ok().flatten()).unwrap_or_else(|| {
+        panic!(
+            "command still running after {DEADLINE:?}: {}",
+            blocked_where(child.pid())
+        )
+    });
     let (stdout_bytes, stderr) = (join_output(stdout), join_output(stderr));
     Outcome {
         status,
