@@ -2,24 +2,28 @@
 //! its git root, else inside the current directory), newest last.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 
 use shared::record::TaskState;
+use shared::select;
 use shared::state_dir::StateDir;
-use shared::task::{self, Task, TaskPaths};
-use shared::{IoContext, Result, cli, exit, format};
+use shared::task::Task;
+use shared::{Result, cli, exit, format};
 
 use crate::{Cli, json_line};
 
 pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
     let mut tasks = match state {
-        Some(state) => load_all(state)?,
+        Some(state) => select::load_all(state, "bg-check")?,
         None => Vec::new(),
     };
-    let root = if cli.all { None } else { Some(project_root()?) };
+    let root = if cli.all {
+        None
+    } else {
+        Some(select::project_root()?)
+    };
     tasks.retain(|task| {
         root.as_ref()
-            .is_none_or(|root| Path::new(&task.launch.cwd).starts_with(root))
+            .is_none_or(|root| select::in_project(task, root))
             && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(task.state)))
     });
     tasks.sort_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
@@ -30,32 +34,6 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
     };
     cli::write_stdout(&text)?;
     Ok(exit::SUCCESS)
-}
-
-/// Every readable task; unreadable ones are reported and skipped.
-pub fn load_all(state: &StateDir) -> Result<Vec<Task>> {
-    let mut tasks = Vec::new();
-    for id in task::list_ids(state)? {
-        match Task::load(TaskPaths::new(state, id.clone())) {
-            Ok(Some(task)) => tasks.push(task),
-            Ok(None) => {}
-            Err(err) => cli::warn(
-                "bg-check",
-                &format!("skipping task {id}: {}", cli::error_chain(&err)),
-            ),
-        }
-    }
-    Ok(tasks)
-}
-
-/// The git root above the current directory, else the directory itself.
-fn project_root() -> Result<PathBuf> {
-    let cwd = std::env::current_dir().context(|| "reading the current directory".into())?;
-    let root = cwd
-        .ancestors()
-        .find(|dir| dir.join(".git").exists())
-        .unwrap_or(&cwd);
-    Ok(root.to_path_buf())
 }
 
 const HEADERS: [&str; 7] = ["ID", "NAME", "STATE", "EXIT", "RUNTIME", "CWD", "COMMAND"];

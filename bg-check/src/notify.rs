@@ -8,7 +8,7 @@ use shared::journal::{self, JournalLock};
 use shared::notify_state::{self, ReaderProgress};
 use shared::record::{JournalEntry, TaskState};
 use shared::state_dir::StateDir;
-use shared::task::{self, Task, TaskPaths};
+use shared::task::{Task, TaskPaths};
 use shared::{Result, cli, exit, format, lock};
 
 use crate::{Cli, json_line};
@@ -98,7 +98,7 @@ fn save(state: &StateDir, guard: &JournalLock, cli: &Cli, progress: &ReaderProgr
 /// they never get a journal line.
 fn newly_lost(state: &StateDir, progress: &ReaderProgress) -> Result<Vec<Task>> {
     let mut lost = Vec::new();
-    for id in task::list_ids(state)? {
+    for id in shared::select::list_ids(state)? {
         let paths = TaskPaths::new(state, id.clone());
         let reported = progress.lost_reported.iter().any(|r| r == id.as_str());
         // The cheap tests first: most tasks have a status and need no more.

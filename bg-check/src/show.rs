@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use regex::bytes::Regex;
 use shared::cursor::Cursor;
 use shared::output::{Filters, omission_marker, read_excerpt};
-use shared::process::{self, Identity};
 use shared::record::TaskState;
 use shared::state_dir::StateDir;
 use shared::task::{self, Task, TaskPaths};
-use shared::{Error, IoContext, Result, cli, exit, format, lock};
+use shared::{Error, IoContext, Result, cli, exit, format, select};
 
 use crate::{Cli, json_line};
 
@@ -20,18 +19,18 @@ const UNSUPERVISED_RECHECK: Duration = Duration::from_millis(500);
 
 pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<i32> {
     let not_found = || Error::NotFound(format!("no task with id or name '{selector}'"));
-    let paths = task::resolve(state.ok_or_else(not_found)?, selector)?;
+    let paths = select::resolve(state.ok_or_else(not_found)?, selector)?;
     let filters = filters(cli)?;
     if cli.follow {
         return follow(&paths, cli, &filters);
     }
-    let ended = !cli.wait || wait_for_end(&paths, cli.timeout)?;
+    let ended = !cli.wait || task::wait_for_end(&paths, cli.timeout)?;
     let task = Task::load_existing(paths)?;
     print_check(&task, cli, &filters)?;
     Ok(match (cli.wait, ended) {
         (false, _) => exit::SUCCESS,
         (true, false) => exit::TIMED_OUT,
-        (true, true) => exit_status(&task),
+        (true, true) => task::exit_status(&task, "bg-check"),
     })
 }
 
@@ -89,62 +88,6 @@ fn append_output(text: &mut Vec<u8>, task: &Task, from: u64, filters: &Filters) 
     Ok(excerpt.next)
 }
 
-/// What a tool mirroring the task exits with.
-pub fn exit_status(task: &Task) -> i32 {
-    let record = task.record();
-    match record.state {
-        TaskState::Lost => {
-            cli::warn(
-                "bg-check",
-                &format!(
-                    "task {} was lost: its supervisor died and its outcome is unknown",
-                    record.id
-                ),
-            );
-            exit::TROUBLE
-        }
-        _ => exit::mirror(record.exit_code, record.signal),
-    }
-}
-
-/// Waits until nothing of the task runs, or `timeout`; true if it ended.
-/// A supervised task is waited for on its lock, an unsupervised one on its
-/// processes: the kernel wakes us, nothing polls.
-fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool> {
-    let deadline = timeout.and_then(cli::deadline);
-    loop {
-        let task = Task::load_existing(paths.clone())?;
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let ended = match task.state {
-            TaskState::Running => lock::wait_released(&paths.lock(), left)?,
-            TaskState::Unsupervised => match survivor(&task) {
-                Some(member) => process::wait_for_exit(&member, left)
-                    .context(|| "waiting for the task".into())?,
-                None => true,
-            },
-            _ => return Ok(true),
-        };
-        if !ended && left.is_some() {
-            return Ok(false);
-        }
-    }
-}
-
-/// A process of an unsupervised task that is still alive: its leader, else
-/// any member of its group.
-fn survivor(task: &Task) -> Option<Identity> {
-    let leader = task.leader()?;
-    if leader.is_alive() {
-        return Some(leader);
-    }
-    let member = process::task_group_members(&leader).into_iter().next()?;
-    Some(Identity {
-        pid: member.pid,
-        start_time: member.start_time,
-        boot_id: leader.boot_id,
-    })
-}
-
 /// Streams new output as it is written until the task ends.
 fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<i32> {
     let mut watcher = paths
@@ -172,7 +115,7 @@ fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<i32> {
                 },
             );
             cli::write_stdout(&format!("{line}\n"))?;
-            return Ok(exit_status(&task));
+            return Ok(task::exit_status(&task, "bg-check"));
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {

@@ -1,24 +1,148 @@
-//! `bg-remind`: not implemented yet; its own issue fills it in (DESIGN.md section 5).
+//! `bg-remind`: a wake-up for whoever runs it in the background (an agent
+//! host's background command, a shell's `&`): after a time, or when a task
+//! ends, it prints what happened and exits, and the exit is the wake-up.
+//! With `--task`, the exit status is the task's own, because hosts report
+//! the status of a background command but not its output (DESIGN.md 5, 8).
+
+mod task;
+mod timer;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use shared::{Error, Result};
+use nix::sys::signal::Signal;
+use shared::cli::parse_duration;
+use shared::process::SignalWaiter;
+use shared::{Error, Result, cli, exit};
 
-/// Not implemented yet.
+const EXAMPLES: &str = "\
+Examples:
+  bg-remind 25m 'check the deploy'     after 25 minutes, print the message
+  bg-remind --task 3fa2c1 'tests done' when the task ends: the message, its outcome
+                                       and last lines; exit with the task's status
+  bg-remind --task web --timeout 10m   ... or exit 124 after 10 minutes if it still runs
+
+Run it in the background (Claude Code: run_in_background) and its exit wakes
+you: no polling, no sleeping in the foreground.
+
+Exit status: 0 the time has come; with --task, the task's own exit code (128+N
+if signal N killed it), 124 if --timeout came first, 1 no such task; 2 trouble;
+130/143 if interrupted (INT/TERM).";
+
+/// Wake me after a time, or when a task ends.
 #[derive(Debug, Parser)]
-#[command(name = "bg-remind", version)]
+#[command(
+    name = "bg-remind",
+    version,
+    after_help = EXAMPLES,
+    override_usage = "bg-remind DUR [MESSAGE...]\n       bg-remind --task ID [MESSAGE...] [--timeout DUR] [--lines N]"
+)]
 pub struct Cli {
-    /// Arguments, accepted so that the message below is what every call gets.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// How long to wait (30s, 10m, 1h30m; a bare number is seconds), then
+    /// the message; with --task, only the message.
+    #[arg(value_name = "DUR] [MESSAGE")]
+    pub words: Vec<String>,
+
+    /// Wait for this task (id, unique id prefix, or name) to end instead.
+    #[arg(long, value_name = "ID|NAME")]
+    pub task: Option<String>,
+
+    /// With --task: give up after DUR, print that the task still runs, exit 124.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "task")]
+    pub timeout: Option<Duration>,
+
+    /// With --task: how many of the task's last lines of output to print.
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "task")]
+    pub lines: usize,
+
+    /// JSON: what was due, or the task's record with the outcome.
+    #[arg(long)]
+    pub json: bool,
+
+    /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
+
+/// Signals that end a reminder early, with 128+N and nothing printed.
+const STOPPING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// The tool's entry point: parses `args` and returns the exit code.
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    shared::cli::tool_main("bg-remind", args, run)
+    cli::tool_main("bg-remind", args, run)
 }
 
-pub fn run(_cli: Cli) -> Result<i32> {
-    Err(Error::usage("not implemented yet"))
+pub fn run(cli: Cli) -> Result<i32> {
+    // Parsed before anything waits: bad input fails at once, not in 10 minutes.
+    let request = Request::parse(&cli)?;
+    end_on_stop_signals()?;
+    match request {
+        Request::After { delay, message } => timer::run(delay, &message, cli.json),
+        Request::Task { selector, message } => task::run(&selector, message.as_deref(), &cli),
+    }
+}
+
+/// What was asked, checked.
+enum Request {
+    After {
+        delay: Duration,
+        message: String,
+    },
+    Task {
+        selector: String,
+        message: Option<String>,
+    },
+}
+
+impl Request {
+    fn parse(cli: &Cli) -> Result<Request> {
+        let joined = |words: &[String]| (!words.is_empty()).then(|| words.join(" "));
+        if let Some(selector) = &cli.task {
+            shared::ids::check_selector(selector)?;
+            // `bg-remind --task ID 10m` would otherwise wait forever with a
+            // message of "10m": the one mistake that must not pass quietly.
+            if let Some(first) = cli.words.first()
+                && parse_duration(first).is_ok()
+            {
+                return Err(Error::usage(format!(
+                    "with --task, give a time limit as --timeout {first} (a message cannot start with a duration)"
+                )));
+            }
+            return Ok(Request::Task {
+                selector: selector.clone(),
+                message: joined(&cli.words),
+            });
+        }
+        let Some((first, rest)) = cli.words.split_first() else {
+            return Err(Error::usage(
+                "say when: bg-remind DUR [MESSAGE], or bg-remind --task ID [MESSAGE]",
+            ));
+        };
+        let delay = parse_duration(first).map_err(Error::usage)?;
+        Ok(Request::After {
+            delay,
+            message: joined(rest).unwrap_or_else(|| "time is up".into()),
+        })
+    }
+}
+
+/// INT, TERM and HUP end the process at once with 128+N: blocked here,
+/// before any other thread starts (threads inherit the mask), and waited
+/// for by one thread, so whatever the main thread is blocked in, they work.
+fn end_on_stop_signals() -> Result<()> {
+    let signals =
+        SignalWaiter::block(&STOPPING).map_err(|err| Error::io("blocking signals", err))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            loop {
+                if let Ok(Some(signal)) = signals.wait(None) {
+                    std::process::exit(exit::SIGNAL_BASE + signal as i32);
+                }
+            }
+        })
+        .map_err(|err| Error::io("starting the signal thread", err))?;
+    Ok(())
 }

@@ -14,7 +14,7 @@ use shared::journal;
 use shared::process::{self, ForkRole};
 use shared::record::{JournalEntry, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState};
 use shared::state_dir::StateDir;
-use shared::task::{self, Task, TaskPaths};
+use shared::task::{Task, TaskPaths};
 use shared::{Error, IoContext, Result, cli, exit, lock, timefmt};
 
 use crate::Cli;
@@ -32,7 +32,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
     let names_guard = match (&spec.name, cli.unique) {
         (Some(name), true) => {
             let guard = lock::lock_exclusive(&state.names_lock_path())?;
-            if let Some(task) = task::live_named(&state, name)?.pop() {
+            if let Some(task) = shared::select::live_named(&state, name)?.pop() {
                 cli::say(&format!(
                     "bg-run: task {} ('{name}') is already running",
                     task.paths.id
@@ -258,22 +258,8 @@ pub fn record_failed_start(
     };
     write_json_atomic(&paths.status(), &status)?;
     write_json_atomic(&paths.meta(), &launch)?;
-    let _ = journal::append(state, &journal_entry(&launch, &status));
+    let _ = journal::append(state, &JournalEntry::of(&launch, &status));
     Ok(())
-}
-
-pub fn journal_entry(launch: &LaunchRecord, status: &StatusRecord) -> JournalEntry {
-    JournalEntry {
-        version: RECORD_VERSION,
-        id: launch.id.clone(),
-        name: launch.name.clone(),
-        state: status.state,
-        exit_code: status.exit_code,
-        signal: status.signal,
-        ended_at: status.ended_at.clone(),
-        duration_ms: status.duration_ms,
-        command: launch.command.clone(),
-    }
 }
 
 /// A freshly allocated task directory, removed again unless kept.

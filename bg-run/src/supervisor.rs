@@ -8,19 +8,22 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid as NixPid;
-use shared::fsutil::{Reserved, Staged, fsync_dir, write_json_atomic};
+use shared::fsutil::{Reserved, Staged, fsync_dir, read_json, write_json_atomic};
 use shared::process::{self, ChildExit, DirWatcher, Identity, Pid, SignalWaiter, SpawnRequest};
-use shared::record::{LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord, TaskState};
+use shared::record::{
+    JournalEntry, KillRequest, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
+    TaskState,
+};
 use shared::state_dir::StateDir;
 use shared::task::TaskPaths;
 use shared::{IoContext, Result, cli, exit, journal, timefmt};
 
-use crate::launch::{journal_entry, record_failed_start};
+use crate::launch::record_failed_start;
 use crate::spec::{LaunchFailure, LaunchSpec};
 
 /// Everything the supervisor owns, handed over across the double fork.
@@ -45,8 +48,13 @@ struct Ending {
     elapsed: Duration,
     timed_out: bool,
     forwarded: bool,
+    /// bg-kill's request, if it came before the leader ended.
+    kill_request: Option<KillRequest>,
     leftovers: Vec<Pid>,
 }
+
+/// How long the dead of a KILLed tree get to be reaped before the outcome is recorded.
+const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// Signals the supervisor waits for: a child ended, or someone asks it to stop.
 const WAITED: [Signal; 5] = [
@@ -239,16 +247,19 @@ impl Supervisor {
                     let reaped = process::reap_children();
                     if let Some((_, exit)) = reaped.into_iter().find(|(pid, _)| *pid == leader) {
                         let elapsed = started.elapsed();
-                        let leftovers = self.leftovers(leader);
+                        let kill_request = self.kill_request(SystemTime::now());
                         if timed_out {
                             stop_the_rest(signals, kill_at)?;
+                        } else if let Some(request) = &kill_request {
+                            stop_the_rest(signals, Some(kill_deadline(request)))?;
                         }
                         return Ok(Ending {
                             exit,
                             elapsed,
                             timed_out,
                             forwarded,
-                            leftovers,
+                            kill_request,
+                            leftovers: self.leftovers(leader),
                         });
                     }
                 }
@@ -258,6 +269,14 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// bg-kill's request, if one was made before `ended_at`: a request that
+    /// came after the command ended on its own does not make it killed.
+    fn kill_request(&self, ended_at: SystemTime) -> Option<KillRequest> {
+        let request: KillRequest = read_json(&self.paths.kill_request()).ok()??;
+        let requested_at = timefmt::parse_rfc3339(&request.requested_at)?;
+        (requested_at <= ended_at).then_some(request)
     }
 
     /// Members of the task's group still alive after its leader ended.
@@ -289,7 +308,7 @@ impl Supervisor {
         if committed.is_err() {
             write_json_atomic(&self.paths.status(), &status)?;
         }
-        journal::append(&self.state, &journal_entry(&self.launch, &status))
+        journal::append(&self.state, &JournalEntry::of(&self.launch, &status))
     }
 
     fn final_status(&self, ending: &Ending) -> StatusRecord {
@@ -297,10 +316,9 @@ impl Supervisor {
             ChildExit::Code(code) => (Some(code), None),
             ChildExit::Signal(signal) => (None, Some(signal)),
         };
-        let kill_requested = self.paths.kill_request().exists();
         let (state, reason) = if ending.timed_out {
             (TaskState::Timeout, "timeout")
-        } else if kill_requested {
+        } else if ending.kill_request.is_some() {
             (TaskState::Killed, "bg-kill")
         } else if exit_code.is_some() {
             (TaskState::Exited, "exit")
@@ -309,6 +327,13 @@ impl Supervisor {
         } else {
             (TaskState::Killed, "signal")
         };
+        // A task that handled bg-kill's signal and exited still ends as
+        // killed by it: the signal is recorded beside the exit code.
+        let signal = signal.or(ending
+            .kill_request
+            .as_ref()
+            .filter(|_| state == TaskState::Killed)
+            .map(|r| r.signal));
         StatusRecord {
             version: RECORD_VERSION,
             state,
@@ -342,18 +367,35 @@ fn signal_tree(leader: Option<Pid>, signal: i32) {
     }
 }
 
-/// After a timeout, what is left of the tree once the leader is gone gets
+/// When bg-kill's grace ends: the supervisor KILLs what is left then, even
+/// if bg-kill itself was stopped meanwhile.
+fn kill_deadline(request: &KillRequest) -> Instant {
+    let grace = Duration::from_millis(request.grace_ms);
+    let waited = timefmt::parse_rfc3339(&request.requested_at)
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + grace.saturating_sub(waited).min(grace)
+}
+
+/// After a timeout or bg-kill, what is left of the tree once the leader is gone gets
 /// the rest of the grace (it was sent TERM with the leader), then KILL.
 fn stop_the_rest(signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()> {
     let me = std::process::id() as Pid;
+    let mut give_up: Option<Instant> = None;
     while !process::descendants(me).is_empty() {
-        let left = kill_at.map(|k| k.saturating_duration_since(Instant::now()));
-        if left.is_none_or(|l| l.is_zero()) {
+        let now = Instant::now();
+        if give_up.is_none() && kill_at.is_none_or(|k| now >= k) {
             signal_tree(None, Signal::SIGKILL as i32);
-            return Ok(());
+            // KILL cannot be refused; the wait only lets them be reaped.
+            give_up = Some(now + REAP_AFTER_KILL);
+        }
+        let until = give_up.or(kill_at).unwrap_or(now);
+        let left = until.saturating_duration_since(now);
+        if give_up.is_some() && left.is_zero() {
+            break;
         }
         if signals
-            .wait(left)
+            .wait(Some(left))
             .context(|| "waiting for signals".into())?
             == Some(Signal::SIGCHLD)
         {

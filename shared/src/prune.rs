@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::cli::parse_duration;
 use crate::record::TaskState;
 use crate::state_dir::StateDir;
-use crate::task::{self, Task, TaskPaths};
+use crate::task::{Task, TaskPaths};
 use crate::{Error, IoContext, Result, journal, lock, timefmt};
 
 /// How long finished tasks are kept unless `BG_RETENTION` says otherwise.
@@ -52,7 +52,7 @@ pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
     let now = SystemTime::now();
     let mut pruned = Pruned::default();
     remove_trash(state)?;
-    for id in task::list_ids(state)? {
+    for id in crate::select::list_ids(state)? {
         let paths = TaskPaths::new(state, id.clone());
         let expired = match Task::load(paths.clone()) {
             Ok(Some(task)) => finished_before(&task, now, age),

@@ -106,6 +106,18 @@ pub struct StatusRecord {
 
 pub const MAX_LEFTOVER_PIDS: usize = 32;
 
+/// `kill-request`: written by bg-kill before its first signal, so that the
+/// supervisor records the end as `killed` (reason `bg-kill`) and, should
+/// bg-kill itself be stopped during the grace, KILLs what is left.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KillRequest {
+    pub version: u32,
+    /// The first signal sent (KILL follows after the grace).
+    pub signal: i32,
+    pub grace_ms: u64,
+    pub requested_at: String,
+}
+
 /// One line of the completion journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -118,6 +130,23 @@ pub struct JournalEntry {
     pub ended_at: String,
     pub duration_ms: Option<u64>,
     pub command: String,
+}
+
+impl JournalEntry {
+    /// The journal line for a task that ended.
+    pub fn of(launch: &LaunchRecord, status: &StatusRecord) -> JournalEntry {
+        JournalEntry {
+            version: RECORD_VERSION,
+            id: launch.id.clone(),
+            name: launch.name.clone(),
+            state: status.state,
+            exit_code: status.exit_code,
+            signal: status.signal,
+            ended_at: status.ended_at.clone(),
+            duration_ms: status.duration_ms,
+            command: launch.command.clone(),
+        }
+    }
 }
 
 /// The public record (`bg-check --json`, `bg-run --json`): DESIGN.md section 4,

@@ -7,17 +7,15 @@
 //! again: only "lock free" *followed by* "no status.json" means the
 //! supervisor died without recording an outcome.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::fsutil::read_json;
-use crate::ids::{self, TaskId};
+use crate::ids::TaskId;
 use crate::process::{self, Change, DirWatcher, Identity};
 use crate::record::{LaunchRecord, StatusRecord, TaskRecord, TaskState};
 use crate::state_dir::StateDir;
-use crate::timefmt;
-use crate::{Error, IoContext, Result, lock};
+use crate::{Error, IoContext, Result, cli, exit, lock, timefmt};
 
 /// The files of one task directory.
 #[derive(Debug, Clone)]
@@ -185,113 +183,59 @@ fn orphan_state(launch: &LaunchRecord) -> TaskState {
     }
 }
 
-/// Ids of every task directory, unordered. Entries that are not well-formed
-/// id directories (temp files, symlinks, strays) are ignored.
-pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
-    let dir = state.tasks_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(Error::io(format!("listing {}", dir.display()), err)),
-    };
-    let mut ids = Vec::new();
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if let Some(name) = entry.file_name().to_str()
-            && is_dir
-            && let Ok(id) = TaskId::parse(name)
-        {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
-}
-
-/// Finds the task a user means: an exact id, else a name (the newest task
-/// of that name), else a unique id prefix. Malformed input is refused
-/// before any file is touched.
-pub fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
-    ids::check_selector(selector)?;
-    if let Ok(id) = TaskId::parse(selector)
-        && is_dir(&state.task_dir(&id))
-    {
-        return Ok(TaskPaths::new(state, id));
-    }
-    let all = list_ids(state)?;
-    if let Some(task) = newest_named(state, &all, selector) {
-        return Ok(task);
-    }
-    let matches: Vec<TaskId> = if ids::is_id_prefix(selector) {
-        all.into_iter()
-            .filter(|id| id.as_str().starts_with(selector))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    match matches.as_slice() {
-        [] => Err(Error::NotFound(format!(
-            "no task with id or name '{selector}'"
-        ))),
-        [only] => Ok(TaskPaths::new(state, only.clone())),
-        _ => Err(ambiguous(state, selector, matches)),
-    }
-}
-
-fn is_dir(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-}
-
-fn newest_named(state: &StateDir, ids: &[TaskId], name: &str) -> Option<TaskPaths> {
-    ids.iter()
-        .filter_map(|id| {
-            let paths = TaskPaths::new(state, id.clone());
-            let launch = read_json::<LaunchRecord>(&paths.meta()).ok()??;
-            (launch.name.as_deref() == Some(name)).then_some((launch.created_at, paths))
-        })
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, paths)| paths)
-}
-
-fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Error {
-    matches.sort();
-    let candidates = matches
-        .into_iter()
-        .map(|id| {
-            let paths = TaskPaths::new(state, id.clone());
-            match read_json::<LaunchRecord>(&paths.meta()) {
-                Ok(Some(launch)) => format!(
-                    "  {id}  {}  {}",
-                    launch.name.as_deref().unwrap_or("-"),
-                    launch.command
-                ),
-                _ => format!("  {id}  (no readable record)"),
-            }
-        })
-        .collect();
-    Error::Ambiguous {
-        input: selector.to_string(),
-        candidates,
-    }
-}
-
-/// Live tasks named `name` (for `--unique`), newest last.
-pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
-    let mut live = Vec::new();
-    for id in list_ids(state)? {
-        let paths = TaskPaths::new(state, id);
-        let Ok(Some(launch)) = read_json::<LaunchRecord>(&paths.meta()) else {
-            continue;
+/// Waits until nothing of the task runs, or `timeout`: true if it ended.
+/// A supervised task is waited for on its lock, an unsupervised one on its
+/// processes: the kernel wakes us the moment it ends, nothing polls.
+pub fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool> {
+    let deadline = timeout.and_then(cli::deadline);
+    loop {
+        let task = Task::load_existing(paths.clone())?;
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ended = match task.state {
+            TaskState::Running => lock::wait_released(&paths.lock(), left)?,
+            TaskState::Unsupervised => match survivor(&task) {
+                Some(member) => process::wait_for_exit(&member, left)
+                    .context(|| "waiting for the task".into())?,
+                None => true,
+            },
+            _ => return Ok(true),
         };
-        if launch.name.as_deref() != Some(name) {
-            continue;
-        }
-        if let Ok(Some(task)) = Task::load(paths)
-            && task.state.is_live()
-        {
-            live.push(task);
+        if !ended && left.is_some() {
+            return Ok(false);
         }
     }
-    live.sort_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
-    Ok(live)
+}
+
+/// A process of an unsupervised task that is still alive: its leader, else
+/// any member of its group.
+fn survivor(task: &Task) -> Option<Identity> {
+    let leader = task.leader()?;
+    if leader.is_alive() {
+        return Some(leader);
+    }
+    let member = process::task_group_members(&leader).into_iter().next()?;
+    Some(Identity {
+        pid: member.pid,
+        start_time: member.start_time,
+        boot_id: leader.boot_id,
+    })
+}
+
+/// What a tool mirroring the ended task exits with: its code, 128+N for
+/// signal N; for a lost task, whose outcome nobody knows, 2 and a warning.
+pub fn exit_status(task: &Task, tool: &str) -> i32 {
+    let record = task.record();
+    match record.state {
+        TaskState::Lost => {
+            cli::warn(
+                tool,
+                &format!(
+                    "task {} was lost: its supervisor died and its outcome is unknown",
+                    record.id
+                ),
+            );
+            exit::TROUBLE
+        }
+        _ => exit::mirror(record.exit_code, record.signal),
+    }
 }

@@ -12,3 +12,6 @@ mod run_options;
 mod check_list;
 mod check_output;
 mod check_wait;
+
+mod kill;
+mod remind;

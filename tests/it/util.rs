@@ -15,6 +15,8 @@ use shared::process::{self, Identity};
 
 pub const BG_RUN: &str = env!("CARGO_BIN_EXE_bg-run");
 pub const BG_CHECK: &str = env!("CARGO_BIN_EXE_bg-check");
+pub const BG_KILL: &str = env!("CARGO_BIN_EXE_bg-kill");
+pub const BG_REMIND: &str = env!("CARGO_BIN_EXE_bg-remind");
 
 /// Generous: a hang shows as hitting this, a pass takes a tiny fraction.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -68,6 +70,8 @@ impl Env {
             .env_remove("BG_ALLOWED_COMMANDS")
             .env("BG_RUN", BG_RUN)
             .env("BG_CHECK", BG_CHECK)
+            .env("BG_KILL", BG_KILL)
+            .env("BG_REMIND", BG_REMIND)
             .current_dir(self.dir.path());
         command
     }
@@ -142,6 +146,13 @@ impl Env {
         self.wait_record(id, |r| r["state"] == state)
     }
 
+    /// The recorded start time of the task's leader.
+    pub fn task_start_time(&self, id: &str) -> u64 {
+        let meta = fs::read_to_string(self.task_dir(id).join("meta.json")).expect("meta.json");
+        let meta: Value = serde_json::from_str(&meta).expect("meta.json is JSON");
+        meta["pid_start_time"].as_u64().expect("a start time")
+    }
+
     pub fn task_dir(&self, id: &str) -> PathBuf {
         self.state.join("tasks").join(id)
     }
@@ -161,8 +172,27 @@ impl Drop for Env {
     fn drop(&mut self) {
         for id in self.task_ids() {
             kill_task(&self.task_dir(&id));
+            // What escaped the group (a `setsid` child) carries the mark.
+            for pid in task_processes(&id) {
+                let _ = process::signal_process(pid, 9);
+            }
         }
     }
+}
+
+/// Live processes started with `BG_TASK_ID=<id>` in their environment:
+/// every process of the task, wherever it went.
+pub fn task_processes(id: &str) -> Vec<i32> {
+    let mark = format!("BG_TASK_ID={id}").into_bytes();
+    process::all_processes()
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .filter(|p| {
+            fs::read(format!("/proc/{}/environ", p.pid))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == mark))
+        })
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Kills a task's group and supervisor, but only processes whose recorded

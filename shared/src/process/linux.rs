@@ -4,7 +4,7 @@
 use std::ffi::{CString, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -187,22 +187,77 @@ pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> io::Result<Option
     }
 }
 
+/// A pidfd for `pid`: `Ok(None)` if there is no such process, an error
+/// (`Unsupported` on kernels before 5.3) if none can be had.
+pub fn pidfd_open(pid: Pid) -> io::Result<Option<OwnedFd>> {
+    // SAFETY: pidfd_open only returns a new descriptor (or an error).
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return match Errno::last() {
+            Errno::ESRCH => Ok(None),
+            Errno::ENOSYS => Err(io::ErrorKind::Unsupported.into()),
+            errno => Err(errno.into()),
+        };
+    }
+    let raw = RawFd::try_from(raw).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: the descriptor was just created and is owned by nothing else.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
+}
+
+/// Sends `signal` through a pidfd, which names one process for good: if it
+/// has ended, the signal reaches nobody (`Ok(false)`), never a newcomer
+/// that was given the same pid.
+pub fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<bool> {
+    // SAFETY: pidfd_send_signal reads nothing from the null siginfo pointer
+    // and has no memory effects; the descriptor is valid for the call.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if done == 0 {
+        return Ok(true);
+    }
+    match Errno::last() {
+        Errno::ESRCH => Ok(false),
+        errno => Err(errno.into()),
+    }
+}
+
+/// Waits up to `timeout` for any of the pidfds to report its process ended;
+/// returns which did (all false on timeout).
+pub fn pidfds_ended(pidfds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<bool>> {
+    let mut fds: Vec<PollFd> = pidfds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok(vec![false; pidfds.len()]),
+        Err(err) => return Err(err.into()),
+    }
+    Ok(fds
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+        .collect())
+}
+
 /// Waits for the process to end, up to `timeout`: true if it ended. Uses a
 /// pidfd (no polling); `None` if this kernel has none.
 pub fn wait_for_pid_exit(
     identity: &super::Identity,
     timeout: Option<Duration>,
 ) -> Option<io::Result<bool>> {
-    // SAFETY: pidfd_open only returns a new descriptor (or an error).
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, identity.pid, 0) };
-    if raw < 0 {
-        return match Errno::last() {
-            Errno::ESRCH => Some(Ok(true)),
-            _ => None,
-        };
-    }
-    // SAFETY: the descriptor was just created and is owned by nothing else.
-    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw as std::os::fd::RawFd) };
+    let pidfd = match pidfd_open(identity.pid) {
+        Ok(Some(pidfd)) => pidfd,
+        Ok(None) => return Some(Ok(true)),
+        Err(_) => return None,
+    };
     // The pid may have been reused before the pidfd was opened.
     if !identity.is_alive() {
         return Some(Ok(true));
@@ -217,6 +272,19 @@ pub fn wait_for_pid_exit(
         Err(Errno::EINTR) => Ok(false),
         Err(err) => Err(err.into()),
     })
+}
+
+/// True if the process was started with `entry` (`KEY=value`) in its
+/// environment. Only our own processes can be read; others say false.
+pub fn environ_has(pid: Pid, entry: &[u8]) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|environ| environ.split(|b| *b == 0).any(|e| e == entry))
+}
+
+/// The process's command name (as `ps -o comm` shows it).
+pub fn command_name(pid: Pid) -> Option<String> {
+    let name = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim_end_matches('\n').to_string())
 }
 
 /// Wakes when named files in one directory change in the ways asked for,

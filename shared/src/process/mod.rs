@@ -16,7 +16,9 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid as NixPid, fork, setsid};
 
 mod spawn;
+mod tree;
 pub use spawn::{SpawnRequest, Spawned, spawn};
+pub use tree::{Found, Pinned, TaskTree, signal_found, wait_all_exit};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -28,7 +30,7 @@ mod portable;
 use portable as os;
 
 pub use os::{
-    DirWatcher, all_processes, become_subreaper, boot_id, pipe_cloexec, proc_info,
+    DirWatcher, all_processes, become_subreaper, boot_id, command_name, pipe_cloexec, proc_info,
     set_process_name, shed_memory,
 };
 
@@ -138,17 +140,7 @@ pub fn task_group_members(leader: &Identity) -> Vec<ProcInfo> {
 
 /// Every live descendant of `root` (children, grandchildren, ...).
 pub fn descendants(root: Pid) -> Vec<ProcInfo> {
-    let all = all_processes();
-    let mut found: Vec<ProcInfo> = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for child in all.iter().filter(|p| p.ppid == parent && p.pid != root) {
-            if !found.iter().any(|f| f.pid == child.pid) {
-                found.push(*child);
-                frontier.push(child.pid);
-            }
-        }
-    }
+    let mut found = tree::descendants_in(&all_processes(), &[root]);
     found.retain(|p| !p.zombie);
     found
 }

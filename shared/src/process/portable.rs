@@ -62,6 +62,29 @@ pub fn wait_for_pid_exit(
     None
 }
 
+pub fn pidfd_open(_pid: Pid) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub fn pidfd_signal(_pidfd: std::os::fd::BorrowedFd<'_>, _signal: i32) -> io::Result<bool> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub fn pidfds_ended(
+    _pidfds: &[std::os::fd::BorrowedFd<'_>],
+    _timeout: Duration,
+) -> io::Result<Vec<bool>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub fn environ_has(_pid: Pid, _entry: &[u8]) -> bool {
+    false
+}
+
+pub fn command_name(_pid: Pid) -> Option<String> {
+    None
+}
+
 pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }

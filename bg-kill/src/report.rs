@@ -1,0 +1,178 @@
+//! What bg-kill says: a line per task stopped on stdout (or one JSON array),
+//! a `bg-kill: ...` line on stderr for each task it could not stop, and an
+//! exit code that is the worst of them.
+
+use serde::Serialize;
+use shared::format::{duration, status_line};
+use shared::ids::TaskId;
+use shared::process::signal_name;
+use shared::record::TaskRecord;
+use shared::task::Task;
+use shared::{Error, Result, cli, exit};
+
+use crate::stop::{Done, Hit, Outcome, Plan};
+
+/// One task's line of the `--json` array.
+#[derive(Debug, Serialize)]
+struct Entry {
+    id: Option<String>,
+    /// `killed`, `signalled`, `not-running`, `ended-first`, `unrecorded`, `error`.
+    result: &'static str,
+    signal: Option<i32>,
+    signal_name: Option<String>,
+    grace_ms: Option<u64>,
+    /// Every process the signal was sent to.
+    signalled: Vec<Hit>,
+    /// Those still running after the grace, which were KILLed.
+    killed_after_grace: Vec<Hit>,
+    /// The task's record after the kill.
+    task: Option<TaskRecord>,
+    error: Option<String>,
+}
+
+impl Entry {
+    fn bare(id: Option<String>, result: &'static str) -> Entry {
+        Entry {
+            id,
+            result,
+            signal: None,
+            signal_name: None,
+            grace_ms: None,
+            signalled: Vec::new(),
+            killed_after_grace: Vec::new(),
+            task: None,
+            error: None,
+        }
+    }
+}
+
+pub struct Report {
+    json: bool,
+    entries: Vec<Entry>,
+    text: String,
+    code: i32,
+}
+
+impl Report {
+    pub fn new(json: bool) -> Report {
+        Report {
+            json,
+            entries: Vec::new(),
+            text: String::new(),
+            code: exit::SUCCESS,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn fail(&mut self, code: i32, message: &str) {
+        cli::say(&format!("bg-kill: {message}"));
+        // Trouble outranks a negative answer, which outranks success.
+        self.code = self.code.max(code.min(exit::TROUBLE));
+    }
+
+    pub fn error(&mut self, id: Option<TaskId>, err: &Error) {
+        let message = cli::error_chain(err);
+        let mut entry = Entry::bare(id.map(|id| id.to_string()), "error");
+        entry.error = Some(message.clone());
+        self.entries.push(entry);
+        self.fail(err.exit_code(), &message);
+    }
+
+    pub fn not_running(&mut self, task: &Task) {
+        let record = task.record();
+        self.fail(
+            exit::NEGATIVE,
+            &format!("not running: {}", status_line(&record)),
+        );
+        let mut entry = Entry::bare(Some(record.id.clone()), "not-running");
+        entry.task = Some(record);
+        self.entries.push(entry);
+    }
+
+    pub fn done(&mut self, done: &Done, plan: &Plan) {
+        let record = done.task.record();
+        let result = match done.outcome {
+            Outcome::Killed => {
+                self.text.push_str(&format!(
+                    "{} ({})\n",
+                    status_line(&record),
+                    detail(done, plan)
+                ));
+                "killed"
+            }
+            Outcome::Signalled => {
+                self.text.push_str(&format!(
+                    "signalled {}: {}\n",
+                    record.id,
+                    detail(done, plan)
+                ));
+                "signalled"
+            }
+            Outcome::EndedFirst => {
+                self.fail(
+                    exit::NEGATIVE,
+                    &format!(
+                        "ended on its own before the signal: {}",
+                        status_line(&record)
+                    ),
+                );
+                "ended-first"
+            }
+            Outcome::Unrecorded => {
+                self.fail(
+                    exit::TROUBLE,
+                    &format!(
+                        "task {}: its processes were stopped, but its supervisor has not recorded the end",
+                        record.id
+                    ),
+                );
+                "unrecorded"
+            }
+        };
+        self.entries.push(Entry {
+            signal: Some(plan.signal),
+            signal_name: Some(signal_name(plan.signal)),
+            grace_ms: Some(cli::millis(plan.grace)),
+            signalled: done.signalled.clone(),
+            killed_after_grace: done.killed.clone(),
+            task: Some(record),
+            ..Entry::bare(Some(done.task.paths.id.to_string()), result)
+        });
+    }
+
+    /// Prints the results; returns the exit code.
+    pub fn print(self) -> Result<i32> {
+        if self.json {
+            let text = serde_json::to_string(&self.entries)
+                .map_err(|err| Error::usage(format!("cannot serialise JSON: {err}")))?;
+            cli::write_stdout(&format!("{text}\n"))?;
+        } else {
+            cli::write_stdout(&self.text)?;
+        }
+        Ok(self.code)
+    }
+}
+
+/// `SIGTERM to 3 processes, then SIGKILL to 1 after the 5.0s grace`.
+fn detail(done: &Done, plan: &Plan) -> String {
+    let count = |n: usize| match n {
+        1 => "1 process".to_string(),
+        n => format!("{n} processes"),
+    };
+    let mut text = format!(
+        "{} to {}",
+        signal_name(plan.signal),
+        count(done.signalled.len())
+    );
+    if !done.killed.is_empty() {
+        text.push_str(&format!(
+            ", then SIGKILL to {} after the {} grace",
+            count(done.killed.len()),
+            duration(cli::millis(plan.grace))
+        ));
+    }
+    text
+}

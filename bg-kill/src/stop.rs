@@ -1,0 +1,323 @@
+//! Stopping one task: check that it runs and who runs it, leave the
+//! supervisor a kill request, signal every process of the tree, KILL what
+//! outlives the grace, and see the end recorded. A supervised task's end is
+//! recorded by its supervisor; an unsupervised one's by bg-kill itself,
+//! under the task's lock so that only one recorder writes it.
+
+use std::fs::{File, TryLockError};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use shared::fsutil::{
+    json_bytes, private_options, read_json, write_atomic_unsynced, write_json_atomic,
+};
+use shared::ids::TaskId;
+use shared::journal;
+use shared::process::{self, Found, Identity, Pid, Pinned, TaskTree, signal_found, wait_all_exit};
+use shared::record::{
+    JournalEntry, KillRequest, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
+    TaskState,
+};
+use shared::state_dir::StateDir;
+use shared::task::{Task, TaskPaths};
+use shared::{Error, IoContext, Result, cli, lock, timefmt};
+
+pub const SIGKILL: i32 = 9;
+const SIGCONT: i32 = 18;
+/// After KILL, how long the dying get to be gone before a last look.
+const AFTER_KILL: Duration = Duration::from_secs(1);
+/// How many times the tree is listed again and KILLed (children forked
+/// while it was being stopped are found on the next listing).
+const KILL_ROUNDS: usize = 3;
+/// How long a supervisor gets to record the end once the tree is dead.
+const RECORD_WAIT: Duration = Duration::from_secs(10);
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub signal: i32,
+    pub grace: Duration,
+    /// KILL after the grace, and mark the task killed (not with --no-kill).
+    pub escalate: bool,
+}
+
+pub enum Start {
+    Signalled(Stopping),
+    /// It had ended already: nothing was signalled.
+    NotRunning(Task),
+}
+
+/// A process that was sent a signal, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub pid: Pid,
+    pub command: Option<String>,
+}
+
+/// A task being stopped.
+pub struct Stopping {
+    state: StateDir,
+    paths: TaskPaths,
+    launch: LaunchRecord,
+    tree: TaskTree,
+    /// The task's lock, held when bg-kill records the end itself.
+    recorder: Option<File>,
+    /// Processes signalled and not yet seen to end.
+    pinned: Vec<Pinned>,
+    signalled: Vec<Hit>,
+    killed: Vec<Hit>,
+}
+
+/// How it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The task ended, recorded as killed by bg-kill.
+    Killed,
+    /// The signal was sent (--no-kill).
+    Signalled,
+    /// It ended on its own before the signal reached it.
+    EndedFirst,
+    /// The tree is dead, but its supervisor has not recorded the end.
+    Unrecorded,
+}
+
+pub struct Done {
+    pub task: Task,
+    pub outcome: Outcome,
+    pub signalled: Vec<Hit>,
+    pub killed: Vec<Hit>,
+}
+
+/// Checks the task, leaves the kill request, and sends the first signal.
+pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
+    let task = Task::load_existing(paths.clone())?;
+    if !task.state.is_live() {
+        return Ok(Start::NotRunning(task));
+    }
+    let leader = task
+        .leader()
+        .ok_or_else(|| Error::usage(format!("task {} has no recorded pid", paths.id)))?;
+    if plan.escalate {
+        request_kill(&paths, plan);
+    }
+    let mut recorder = None;
+    let supervisor = match task.state {
+        TaskState::Running => {
+            // The request is visible now: if the supervisor is still there
+            // it will see it; if it has just gone, start again.
+            if !lock::is_held(&paths.lock())? {
+                return begin_again(state, paths, plan);
+            }
+            supervisor_of(&task.launch)
+        }
+        _ => {
+            if plan.escalate {
+                recorder = take_lock(&paths)?;
+                if recorder.is_some() && read_json::<StatusRecord>(&paths.status())?.is_some() {
+                    drop(recorder);
+                    return Ok(Start::NotRunning(Task::load_existing(paths)?));
+                }
+            }
+            None
+        }
+    };
+    let tree = TaskTree::new(leader, supervisor, paths.id.as_str());
+    let mut stopping = Stopping {
+        state: state.clone(),
+        paths,
+        launch: task.launch,
+        tree,
+        recorder,
+        pinned: Vec::new(),
+        signalled: Vec::new(),
+        killed: Vec::new(),
+    };
+    stopping.signalled = stopping.signal_round(plan.signal);
+    if plan.escalate && wakes_the_stopped(plan.signal) {
+        // A stopped process acts on TERM only once continued.
+        stopping.signal_round(SIGCONT);
+    }
+    if stopping.signalled.is_empty() && stopping.recorder.is_some() {
+        // An unsupervised task whose last process ended meanwhile: lost.
+        stopping.recorder = None;
+        return Ok(Start::NotRunning(Task::load_existing(stopping.paths)?));
+    }
+    Ok(Start::Signalled(stopping))
+}
+
+/// The supervisor exited between the first look and the lock check.
+fn begin_again(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
+    let task = Task::load_existing(paths.clone())?;
+    match task.state {
+        TaskState::Running => Err(Error::usage(format!(
+            "task {} changed while being stopped; try again",
+            paths.id
+        ))),
+        TaskState::Unsupervised => begin(state, paths, plan),
+        _ => Ok(Start::NotRunning(task)),
+    }
+}
+
+/// Leaves the request the supervisor reads when the command ends. Without
+/// it the task is still stopped; only its recorded reason may differ.
+fn request_kill(paths: &TaskPaths, plan: &Plan) {
+    let request = KillRequest {
+        version: RECORD_VERSION,
+        signal: plan.signal,
+        grace_ms: cli::millis(plan.grace),
+        requested_at: timefmt::now_rfc3339(),
+    };
+    let written =
+        json_bytes(&request).and_then(|bytes| write_atomic_unsynced(&paths.kill_request(), &bytes));
+    if let Err(err) = written {
+        cli::warn(
+            "bg-kill",
+            &format!("task {}: {}", paths.id, cli::error_chain(&err)),
+        );
+    }
+}
+
+fn supervisor_of(launch: &LaunchRecord) -> Option<Identity> {
+    Some(Identity {
+        pid: launch.supervisor_pid?,
+        start_time: launch.supervisor_start_time?,
+        boot_id: launch.boot_id.clone(),
+    })
+}
+
+/// Takes the lock of a task whose supervisor is gone; `None` if another
+/// bg-kill holds it (that one records the end).
+fn take_lock(paths: &TaskPaths) -> Result<Option<File>> {
+    let path = paths.lock();
+    let file = private_options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(err)) => Err(Error::io(format!("locking {}", path.display()), err)),
+    }
+}
+
+/// Signals that leave a stopped process stopped unless CONT follows.
+fn wakes_the_stopped(signal: i32) -> bool {
+    ![SIGKILL, SIGCONT, 19, 20, 21, 22].contains(&signal)
+}
+
+impl Stopping {
+    /// Lists the tree now and sends `signal` to all of it.
+    fn signal_round(&mut self, signal: i32) -> Vec<Hit> {
+        let found: Found = self.tree.find();
+        let pinned: Vec<Pinned> = found.processes.iter().filter_map(Pinned::pin).collect();
+        // Named before the signal: a process that dies of it has no name after.
+        let hits = pinned.iter().map(|p| hit(p.info.pid)).collect();
+        signal_found(&found, &pinned, signal);
+        self.pinned
+            .retain(|old| !pinned.iter().any(|new| new.info.pid == old.info.pid));
+        self.pinned.extend(pinned);
+        hits
+    }
+
+    /// Waits (woken by the kernel) until every signalled process has ended
+    /// or `deadline` passes.
+    pub fn wait_until(&mut self, deadline: Instant) -> Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.pinned = wait_all_exit(std::mem::take(&mut self.pinned), left)
+            .context(|| format!("waiting for task {} to end", self.paths.id))?;
+        Ok(())
+    }
+
+    /// KILLs whatever of the tree is still there, listing it again until
+    /// nothing is left (or a few rounds have passed).
+    pub fn kill_the_rest(&mut self) -> Result<()> {
+        for _ in 0..KILL_ROUNDS {
+            let hits = self.signal_round(SIGKILL);
+            if hits.is_empty() {
+                break;
+            }
+            for hit in hits {
+                if !self.killed.iter().any(|k| k.pid == hit.pid) {
+                    self.killed.push(hit);
+                }
+            }
+            self.wait_until(Instant::now() + AFTER_KILL)?;
+        }
+        Ok(())
+    }
+
+    /// Sees the end recorded, and says how it went.
+    pub fn finish(mut self, plan: &Plan) -> std::result::Result<Done, (TaskId, Error)> {
+        let id = self.paths.id.clone();
+        self.record_end(plan).map_err(|err| (id.clone(), err))?;
+        let task = Task::load_existing(self.paths.clone()).map_err(|err| (id, err))?;
+        let outcome = match (&task.status, plan.escalate) {
+            (_, false) => Outcome::Signalled,
+            (Some(status), true) if status.reason == "bg-kill" => Outcome::Killed,
+            (Some(_), true) => Outcome::EndedFirst,
+            (None, true) => Outcome::Unrecorded,
+        };
+        Ok(Done {
+            task,
+            outcome,
+            signalled: self.signalled,
+            killed: self.killed,
+        })
+    }
+
+    fn record_end(&mut self, plan: &Plan) -> Result<()> {
+        match self.recorder.take() {
+            Some(lock) => {
+                let recorded = self.record_unsupervised_end(plan);
+                drop(lock);
+                recorded
+            }
+            None if plan.escalate => {
+                lock::wait_released(&self.paths.lock(), Some(RECORD_WAIT))?;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the outcome of a task whose supervisor is gone: killed by
+    /// bg-kill, with the signal that ended it (KILL if the grace ran out).
+    fn record_unsupervised_end(&self, plan: &Plan) -> Result<()> {
+        let now = SystemTime::now();
+        let left: Vec<Pid> = self.tree.find().processes.iter().map(|p| p.pid).collect();
+        let started = self
+            .launch
+            .started_at
+            .as_deref()
+            .and_then(timefmt::parse_rfc3339);
+        let status = StatusRecord {
+            version: RECORD_VERSION,
+            state: TaskState::Killed,
+            reason: "bg-kill".into(),
+            exit_code: None,
+            signal: Some(if self.killed.is_empty() {
+                plan.signal
+            } else {
+                SIGKILL
+            }),
+            ended_at: timefmt::rfc3339(now),
+            duration_ms: started.map(|s| timefmt::millis_between(s, now)),
+            group_alive: !left.is_empty(),
+            leftover_pids: left.into_iter().take(MAX_LEFTOVER_PIDS).collect(),
+            error: None,
+        };
+        // The dead supervisor's reserved space is of no more use: free it
+        // first, so a full disk still takes the record.
+        let _ = std::fs::remove_file(self.paths.status_reserve());
+        write_json_atomic(&self.paths.status(), &status)?;
+        journal::append(&self.state, &JournalEntry::of(&self.launch, &status))
+    }
+}
+
+fn hit(pid: Pid) -> Hit {
+    Hit {
+        pid,
+        command: process::command_name(pid),
+    }
+}

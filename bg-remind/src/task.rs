@@ -1,0 +1,112 @@
+//! `bg-remind --task ID`: wait (woken by the kernel, never polling) until
+//! the task ends, then print the message, the outcome and the last lines,
+//! and exit with the task's status; or give up at `--timeout` with 124.
+
+use serde::Serialize;
+use shared::output::{Excerpt, Filters, omission_marker, read_excerpt};
+use shared::record::TaskRecord;
+use shared::state_dir::StateDir;
+use shared::task::{self, Task};
+use shared::{Error, Result, cli, exit, format, select};
+
+use crate::Cli;
+
+/// The most of the last lines printed: a wake-up, not a log.
+const MAX_TAIL_BYTES: u64 = 16 * 1024;
+
+#[derive(Debug, Serialize)]
+struct Woken {
+    message: Option<String>,
+    /// `ended`, or `timeout` if the task still runs.
+    result: &'static str,
+    /// What bg-remind exits with.
+    exit_status: i32,
+    task: TaskRecord,
+    /// The last `--lines` lines, escape sequences removed.
+    output_tail: String,
+    output_omitted_bytes: u64,
+}
+
+pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<i32> {
+    let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+    let state =
+        state.ok_or_else(|| Error::NotFound(format!("no task with id or name '{selector}'")))?;
+    let paths = select::resolve(&state, selector)?;
+    let ended = task::wait_for_end(&paths, cli.timeout)?;
+    let task = Task::load_existing(paths)?;
+    let code = if ended {
+        task::exit_status(&task, "bg-remind")
+    } else {
+        exit::TIMED_OUT
+    };
+    let tail = last_lines(&task, cli.lines)?;
+    let text = if cli.json {
+        let woken = Woken {
+            message: message.map(str::to_string),
+            result: if ended { "ended" } else { "timeout" },
+            exit_status: code,
+            task: task.record(),
+            output_tail: String::from_utf8_lossy(&tail.bytes).into_owned(),
+            output_omitted_bytes: tail.omitted,
+        };
+        serde_json::to_string(&woken)
+            .map(|json| json + "\n")
+            .map_err(|err| Error::usage(format!("cannot serialise JSON: {err}")))?
+    } else {
+        human(&task, message, &tail)
+    };
+    cli::write_stdout(&text)?;
+    if !ended {
+        cli::say(&format!(
+            "bg-remind: gave up waiting: task {} is still running",
+            task.paths.id
+        ));
+    }
+    Ok(code)
+}
+
+/// The task's last `lines` lines, as plain text, within a byte cap.
+fn last_lines(task: &Task, lines: usize) -> Result<Excerpt> {
+    if lines == 0 {
+        return Ok(Excerpt::default());
+    }
+    let filters = Filters {
+        grep: None,
+        plain: true,
+        tail_lines: Some(lines),
+        max_bytes: Some(MAX_TAIL_BYTES),
+    };
+    match read_excerpt(&task.paths.output(), 0, &filters, task.state.is_live()) {
+        Ok(excerpt) => Ok(excerpt),
+        // The outcome matters more than the output: say it is gone.
+        Err(err) => {
+            cli::warn("bg-remind", &cli::error_chain(&err));
+            Ok(Excerpt::default())
+        }
+    }
+}
+
+/// The message, the status line, then the last lines under a header that
+/// says where the whole output is.
+fn human(task: &Task, message: Option<&str>, tail: &Excerpt) -> String {
+    let mut text = String::new();
+    if let Some(message) = message {
+        text.push_str(message);
+        text.push('\n');
+    }
+    text.push_str(&format::status_line(&task.record()));
+    text.push('\n');
+    if tail.bytes.is_empty() {
+        return text;
+    }
+    let path = task.paths.output();
+    text.push_str(&format!("--- last lines of {} ---\n", path.display()));
+    if tail.omitted > 0 {
+        text.push_str(&omission_marker(tail.omitted, &path));
+    }
+    text.push_str(&String::from_utf8_lossy(&tail.bytes));
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}

@@ -1,0 +1,179 @@
+//! A task's whole process tree, and signals that reach exactly the
+//! processes meant. The tree is the task's process group, every descendant
+//! of its supervisor (a subreaper, so orphans that left the group or started
+//! their own session are re-parented to it) or of the group's members, and
+//! every later process started with the task's `BG_TASK_ID` in its
+//! environment (what escaped while no supervisor was there to adopt it).
+//! A process found is pinned by a pidfd before its start time is checked,
+//! so a signal never reaches a newcomer that was given a dead process's pid.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::{Identity, Pid, ProcInfo, all_processes, os, proc_info, signal_group, signal_process};
+
+/// How a caller finds a task's processes.
+#[derive(Debug, Clone)]
+pub struct TaskTree {
+    /// The command's first process; its pid is the group's id.
+    pub leader: Identity,
+    /// The supervisor, if it is alive: its descendants are the task's.
+    pub supervisor: Option<Identity>,
+    /// `BG_TASK_ID=<id>`, the mark every process of the task inherits.
+    pub env_mark: Vec<u8>,
+}
+
+/// What [`TaskTree::find`] saw at one moment.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Live processes of the task, never the supervisor or the caller.
+    pub processes: Vec<ProcInfo>,
+    /// The group id, when signalling the whole group is known to reach only
+    /// the task (and not the caller): it also reaches a child forked after
+    /// the listing.
+    pub group: Option<Pid>,
+}
+
+impl TaskTree {
+    pub fn new(leader: Identity, supervisor: Option<Identity>, task_id: &str) -> TaskTree {
+        TaskTree {
+            leader,
+            supervisor,
+            env_mark: format!("BG_TASK_ID={task_id}").into_bytes(),
+        }
+    }
+
+    /// Lists the task's live processes now.
+    pub fn find(&self) -> Found {
+        let all = all_processes();
+        let me = std::process::id() as Pid;
+        let supervisor = self.supervisor.as_ref().filter(|s| s.is_alive());
+        let leader_slot = proc_info(self.leader.pid);
+        let stranger_leads = leader_slot.is_some_and(|p| p.start_time != self.leader.start_time);
+        let members: Vec<Pid> = if stranger_leads {
+            Vec::new()
+        } else {
+            all.iter()
+                .filter(|p| p.pgid == self.leader.pid && p.start_time >= self.leader.start_time)
+                .map(|p| p.pid)
+                .collect()
+        };
+        let marked = all.iter().filter(|p| {
+            p.start_time >= self.leader.start_time
+                && p.pid != me
+                && os::environ_has(p.pid, &self.env_mark)
+        });
+        let mut roots: Vec<Pid> = members.clone();
+        roots.extend(marked.map(|p| p.pid));
+        roots.extend(supervisor.map(|s| s.pid));
+        let mut tree = descendants_in(&all, &roots);
+        tree.extend(all.iter().filter(|p| roots.contains(&p.pid)).copied());
+        let excluded = |pid: Pid| pid <= 1 || pid == me || supervisor.is_some_and(|s| s.pid == pid);
+        tree.retain(|p| !p.zombie && !excluded(p.pid));
+        tree.sort_by_key(|p| p.pid);
+        tree.dedup_by_key(|p| p.pid);
+        // While the leader's pid is taken by the leader (alive or unreaped)
+        // or the group still has members, the group id cannot name anyone
+        // else's group. The caller's own group is never signalled whole.
+        let group_is_ours = !stranger_leads && (leader_slot.is_some() || !members.is_empty());
+        let my_group = proc_info(me).map(|p| p.pgid);
+        Found {
+            processes: tree,
+            group: (group_is_ours && my_group != Some(self.leader.pid)).then_some(self.leader.pid),
+        }
+    }
+}
+
+/// Every descendant of `roots` in a process listing (not the roots).
+pub fn descendants_in(all: &[ProcInfo], roots: &[Pid]) -> Vec<ProcInfo> {
+    let mut found: Vec<ProcInfo> = Vec::new();
+    let mut frontier = roots.to_vec();
+    while let Some(parent) = frontier.pop() {
+        for child in all
+            .iter()
+            .filter(|p| p.ppid == parent && !roots.contains(&p.pid))
+        {
+            if !found.iter().any(|f| f.pid == child.pid) {
+                found.push(*child);
+                frontier.push(child.pid);
+            }
+        }
+    }
+    found
+}
+
+/// One process, held so that signals reach it or nobody.
+#[derive(Debug)]
+pub struct Pinned {
+    pub info: ProcInfo,
+    /// Where the kernel has pidfds; elsewhere the start time is re-checked
+    /// before each signal, which leaves a tiny window for a reused pid.
+    pidfd: Option<OwnedFd>,
+}
+
+impl Pinned {
+    /// Pins the process `info` describes, if it is still that process.
+    pub fn pin(info: &ProcInfo) -> Option<Pinned> {
+        let pidfd = match os::pidfd_open(info.pid) {
+            Ok(Some(pidfd)) => Some(pidfd),
+            Ok(None) => return None,
+            Err(_) => None,
+        };
+        // Checked after the pidfd was opened: if the pid was reused before
+        // that, the start time differs and the pidfd is dropped unused.
+        let pinned = Pinned { info: *info, pidfd };
+        pinned.is_same().then_some(pinned)
+    }
+
+    /// True while the pinned process is still the one we found.
+    fn is_same(&self) -> bool {
+        proc_info(self.info.pid)
+            .is_some_and(|now| now.start_time == self.info.start_time && !now.zombie)
+    }
+
+    /// Sends `signal`; `Ok(false)` if the process has ended.
+    pub fn signal(&self, signal: i32) -> io::Result<bool> {
+        match &self.pidfd {
+            Some(pidfd) => os::pidfd_signal(pidfd.as_fd(), signal),
+            None if self.is_same() => signal_process(self.info.pid, signal),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Waits until every pinned process has ended, or `timeout` passes; returns
+/// the ones still running. Where there are pidfds the kernel wakes us.
+pub fn wait_all_exit(mut pinned: Vec<Pinned>, timeout: Duration) -> io::Result<Vec<Pinned>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        pinned.retain(Pinned::is_same);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if pinned.is_empty() || left.is_zero() {
+            return Ok(pinned);
+        }
+        if pinned.iter().any(|p| p.pidfd.is_none()) {
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+            continue;
+        }
+        let fds: Vec<_> = pinned
+            .iter()
+            .filter_map(|p| p.pidfd.as_ref().map(AsFd::as_fd))
+            .collect();
+        let ended = os::pidfds_ended(&fds, left)?;
+        let mut ended = ended.into_iter();
+        pinned.retain(|_| !ended.next().unwrap_or(false));
+    }
+}
+
+/// Signals the group (when it is safely ours) and each pinned process:
+/// the group signal also reaches a child forked after the listing.
+pub fn signal_found(found: &Found, pinned: &[Pinned], signal: i32) -> usize {
+    if let Some(group) = found.group {
+        let _ = signal_group(group, signal);
+    }
+    pinned
+        .iter()
+        .filter(|p| p.signal(signal).unwrap_or(false))
+        .count()
+}

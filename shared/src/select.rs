@@ -1,0 +1,157 @@
+//! Which tasks a user means: every task directory, an id, a unique id
+//! prefix or a name, the live tasks of a name, and the tasks of the current
+//! project (those whose cwd is inside its git root, else inside the current
+//! directory).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil::read_json;
+use crate::ids::{self, TaskId};
+use crate::record::LaunchRecord;
+use crate::state_dir::StateDir;
+use crate::task::{Task, TaskPaths};
+use crate::{Error, IoContext, Result, cli};
+
+/// Ids of every task directory, unordered. Entries that are not well-formed
+/// id directories (temp files, symlinks, strays) are ignored.
+pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
+    let dir = state.tasks_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(Error::io(format!("listing {}", dir.display()), err)),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if let Some(name) = entry.file_name().to_str()
+            && is_dir
+            && let Ok(id) = TaskId::parse(name)
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Finds the task a user means: an exact id, else a name (the newest task
+/// of that name), else a unique id prefix. Malformed input is refused
+/// before any file is touched.
+pub fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
+    ids::check_selector(selector)?;
+    if let Ok(id) = TaskId::parse(selector)
+        && is_dir(&state.task_dir(&id))
+    {
+        return Ok(TaskPaths::new(state, id));
+    }
+    let all = list_ids(state)?;
+    if let Some(task) = newest_named(state, &all, selector) {
+        return Ok(task);
+    }
+    let matches: Vec<TaskId> = if ids::is_id_prefix(selector) {
+        all.into_iter()
+            .filter(|id| id.as_str().starts_with(selector))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match matches.as_slice() {
+        [] => Err(Error::NotFound(format!(
+            "no task with id or name '{selector}'"
+        ))),
+        [only] => Ok(TaskPaths::new(state, only.clone())),
+        _ => Err(ambiguous(state, selector, matches)),
+    }
+}
+
+fn is_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+fn newest_named(state: &StateDir, ids: &[TaskId], name: &str) -> Option<TaskPaths> {
+    ids.iter()
+        .filter_map(|id| {
+            let paths = TaskPaths::new(state, id.clone());
+            let launch = read_json::<LaunchRecord>(&paths.meta()).ok()??;
+            (launch.name.as_deref() == Some(name)).then_some((launch.created_at, paths))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, paths)| paths)
+}
+
+fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Error {
+    matches.sort();
+    let candidates = matches
+        .into_iter()
+        .map(|id| {
+            let paths = TaskPaths::new(state, id.clone());
+            match read_json::<LaunchRecord>(&paths.meta()) {
+                Ok(Some(launch)) => format!(
+                    "  {id}  {}  {}",
+                    launch.name.as_deref().unwrap_or("-"),
+                    launch.command
+                ),
+                _ => format!("  {id}  (no readable record)"),
+            }
+        })
+        .collect();
+    Error::Ambiguous {
+        input: selector.to_string(),
+        candidates,
+    }
+}
+
+/// Live tasks named `name` (for `--unique`), newest last.
+pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
+    let mut live = Vec::new();
+    for id in list_ids(state)? {
+        let paths = TaskPaths::new(state, id);
+        let Ok(Some(launch)) = read_json::<LaunchRecord>(&paths.meta()) else {
+            continue;
+        };
+        if launch.name.as_deref() != Some(name) {
+            continue;
+        }
+        if let Ok(Some(task)) = Task::load(paths)
+            && task.state.is_live()
+        {
+            live.push(task);
+        }
+    }
+    live.sort_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
+    Ok(live)
+}
+
+/// Every readable task; unreadable ones are reported (as `tool`) and skipped.
+pub fn load_all(state: &StateDir, tool: &str) -> Result<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for id in list_ids(state)? {
+        match Task::load(TaskPaths::new(state, id.clone())) {
+            Ok(Some(task)) => tasks.push(task),
+            Ok(None) => {}
+            Err(err) => cli::warn(
+                tool,
+                &format!("skipping task {id}: {}", cli::error_chain(&err)),
+            ),
+        }
+    }
+    Ok(tasks)
+}
+
+/// The current project: the git root above the current directory, else the
+/// directory itself.
+pub fn project_root() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context(|| "reading the current directory".into())?;
+    let root = cwd
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .unwrap_or(&cwd);
+    Ok(root.to_path_buf())
+}
+
+/// True if the task was started inside `root` (a project's directory tree).
+pub fn in_project(task: &Task, root: &Path) -> bool {
+    Path::new(&task.launch.cwd).starts_with(root)
+}

@@ -1,0 +1,241 @@
+//! bg-remind: a timer that prints its message; a wait for a task that exits
+//! with the task's status, wakes at once, and burns no CPU meanwhile.
+
+use std::fs;
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+#[test]
+fn a_timer_prints_its_message_and_when_it_was_due() {
+    let env = Env::new();
+    let out = env
+        .run(BG_REMIND, &["0.3", "check", "the", "build"])
+        .success();
+    assert!(out.elapsed >= Duration::from_millis(300), "{out:?}");
+    assert!(out.stdout.starts_with("reminder due "), "{out:?}");
+    assert!(
+        out.stdout.trim_end().ends_with(": check the build"),
+        "{out:?}"
+    );
+
+    let out = env.run(BG_REMIND, &["250ms", "--json"]).success();
+    let fired = out.json();
+    assert_eq!(fired["delay_ms"], 250);
+    assert_eq!(fired["message"], "time is up");
+    let time = |key: &str| shared::timefmt::parse_rfc3339(fired[key].as_str().unwrap()).unwrap();
+    let (due, set) = (time("due_at"), time("set_at"));
+    assert_eq!(due.duration_since(set).unwrap(), Duration::from_millis(250));
+}
+
+#[test]
+fn waiting_for_a_task_exits_with_its_status() {
+    let env = Env::new();
+    for (script, code) in [("exit 0", 0), ("echo fail; exit 3", 3)] {
+        let id = env.launch(&[&format!("sleep 0.2; {script}")]);
+        let out = env.run(BG_REMIND, &["--task", &id, "tests", "done"]);
+        assert_eq!(out.code(), code, "{out:?}");
+        let mut lines = out.stdout.lines();
+        assert_eq!(lines.next(), Some("tests done"), "{out:?}");
+        assert!(lines.next().unwrap().starts_with(&id), "{out:?}");
+    }
+    let id = env.launch(&["sleep", "100"]);
+    let reminder = spawn_reminder(&env, &["--task", &id, "--json"]);
+    wait_until_blocked(&reminder);
+    env.signal(&id, "pid", 15);
+    let out = finish_child(reminder);
+    assert_eq!(out.code(), 143, "{out:?}");
+    assert_eq!(out.json()["task"]["state"], "killed");
+    assert_eq!(out.json()["result"], "ended");
+}
+
+#[test]
+fn the_last_lines_come_plain_and_capped() {
+    let env = Env::new();
+    let id = env.launch(&["seq 1 50; printf '\\033[31mred\\033[0m\\n'"]);
+    env.wait_state(&id, "exited");
+    let out = env
+        .run(BG_REMIND, &["--task", &id, "--lines", "3"])
+        .success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[1].starts_with("--- last lines of "), "{out:?}");
+    assert_eq!(&lines[2..], ["49", "50", "red"], "{out:?}");
+    let out = env
+        .run(BG_REMIND, &["--task", &id, "--lines", "0"])
+        .success();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+
+    // Ten lines of 5000 bytes are more than a wake-up should carry: the
+    // newest 16 KiB are shown and the cut is announced.
+    let id = env.launch(&[
+        "for i in 1 2 3 4 5 6 7 8 9 10; do head -c 5000 /dev/zero | tr '\\0' x; echo; done",
+    ]);
+    env.wait_state(&id, "exited");
+    let out = env.run(BG_REMIND, &["--task", &id]).success();
+    assert!(
+        out.stdout.contains("bytes omitted; full output: "),
+        "{out:?}"
+    );
+    assert!(out.stdout.len() < 17 * 1024, "{} bytes", out.stdout.len());
+}
+
+#[test]
+fn a_timeout_exits_124_and_says_the_task_still_runs() {
+    let env = Env::new();
+    let id = env.launch(&["echo working; sleep 100"]);
+    env.wait_record(&id, |r| output_of(r).contains("working"));
+    let out = env.run(BG_REMIND, &["--task", &id, "--timeout", "0.3", "--json"]);
+    assert_eq!(out.code(), 124, "{out:?}");
+    assert!(out.stderr.contains("still running"), "{out:?}");
+    let woken = out.json();
+    assert_eq!(woken["result"], "timeout");
+    assert_eq!(woken["task"]["state"], "running");
+    assert_eq!(woken["output_tail"], "working\n");
+    assert_eq!(env.record(&id)["state"], "running");
+}
+
+#[test]
+fn it_wakes_at_once_and_uses_no_cpu_while_waiting() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "100"]);
+    let reminder = spawn_reminder(&env, &["--task", &id]);
+    wait_until_blocked(&reminder);
+    // A measurement window, not a synchronisation: the reminder is
+    // already blocked, and must stay at zero CPU however long it waits.
+    let before = cpu_ticks(reminder.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(reminder.pid()) - before;
+    assert!(used <= 1, "used {used} ticks of CPU while waiting");
+    let ended = Instant::now();
+    env.signal(&id, "pid", 9);
+    let out = finish_child(reminder);
+    let woke_after = ended.elapsed();
+    assert_eq!(out.code(), 137, "{out:?}");
+    // The accurate figure is in bench/; this bound only catches polling.
+    assert!(
+        woke_after < Duration::from_secs(2),
+        "woke after {woke_after:?}"
+    );
+}
+
+#[test]
+fn interrupting_it_exits_130_or_143_quietly() {
+    let env = Env::new();
+    for (signal, code) in [(2, 130), (15, 143)] {
+        let reminder = spawn_reminder(&env, &["100", "never"]);
+        wait_until_blocked(&reminder);
+        shared::process::signal_process(reminder.pid(), signal).unwrap();
+        let out = finish_child(reminder);
+        assert_eq!(out.code(), code, "{out:?}");
+        assert_eq!(out.stdout, "", "{out:?}");
+    }
+}
+
+#[test]
+fn a_lost_or_ended_task_answers_at_once() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "100"]);
+    env.lose(&id);
+    let out = env.run(BG_REMIND, &["--task", &id]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("was lost"), "{out:?}");
+    let failed = env.run(BG_RUN, &["--json", "no-such-command-xyz"]).json();
+    let out = env.run(BG_REMIND, &["--task", failed["id"].as_str().unwrap()]);
+    assert_eq!(out.code(), 127, "{out:?}");
+}
+
+#[test]
+fn bad_input_is_refused_at_once() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "100"]);
+    for (args, code) in [
+        (vec![], 2),
+        (vec!["soon"], 2),
+        (vec!["-5s"], 2),
+        (vec!["99999999h"], 2),
+        (vec!["--timeout", "3", "4"], 2),
+        (vec!["--task", "../x"], 2),
+        (vec!["--task", &id, "10m"], 2),
+        (vec!["--task", &id, "--timeout", "later"], 2),
+        (vec!["--task", &id, "--lines", "many"], 2),
+        (vec!["--task", "abcdef12"], 1),
+    ] {
+        let out = env.run(BG_REMIND, &args);
+        assert_eq!(out.code(), code, "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with("bg-remind: "), "{args:?}: {out:?}");
+        assert!(out.elapsed < Duration::from_secs(5), "{args:?}: {out:?}");
+    }
+    assert_eq!(env.record(&id)["state"], "running");
+}
+
+fn spawn_reminder(env: &Env, args: &[&str]) -> Guard {
+    let mut command = env.cmd(BG_REMIND);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Guard::spawn(command)
+}
+
+/// Waits until the reminder has blocked its stop signals (so they no longer
+/// kill it outright) and is asleep in the kernel.
+fn wait_until_blocked(reminder: &Guard) {
+    let pid = reminder.pid();
+    poll(DEADLINE, || {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let blocked = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+        let mask = u64::from_str_radix(blocked.trim(), 16).ok()?;
+        // INT (2) and TERM (15) blocked, and every thread asleep.
+        let stops = (1 << (2 - 1)) | (1 << (15 - 1));
+        (mask & stops == stops && all_threads_asleep(pid)).then_some(())
+    })
+    .expect("the reminder never blocked");
+}
+
+fn all_threads_asleep(pid: i32) -> bool {
+    let Ok(threads) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.filter_map(|t| t.ok()).all(|t| {
+        fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| rest.starts_with('S'))
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // Fields 14 and 15 of stat; `rest` starts at field 3.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn finish_child(mut guard: Guard) -> Outcome {
+    let child: &mut Child = &mut guard.0;
+    let started = Instant::now();
+    let status = poll(DEADLINE, || child.try_wait().ok().flatten()).expect("still running");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).unwrap();
+    }
+    Outcome {
+        status,
+        stdout_bytes: stdout.clone().into_bytes(),
+        stdout,
+        stderr,
+        elapsed: started.elapsed(),
+    }
+}
