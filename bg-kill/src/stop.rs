@@ -19,7 +19,7 @@ use shared::record::{
     TaskState,
 };
 use shared::state_dir::StateDir;
-use shared::task::{Task, TaskPaths};
+use shared::task::{KILL_REQUESTED, Task, TaskPaths};
 use shared::{Error, IoContext, Result, cli, lock, timefmt};
 
 pub const SIGKILL: i32 = 9;
@@ -108,7 +108,11 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
             if !lock::is_held(&paths.lock())? {
                 return begin_again(state, paths, plan);
             }
-            supervisor_of(&task.launch)
+            let supervisor = supervisor_of(&task.launch);
+            if plan.escalate {
+                nudge(supervisor.as_ref());
+            }
+            supervisor
         }
         _ => {
             if plan.escalate {
@@ -185,6 +189,14 @@ fn supervisor_of(launch: &LaunchRecord) -> Option<Identity> {
     })
 }
 
+/// Tells the supervisor to read the kill request, so that the tree is
+/// KILLed at the end of the grace even if this bg-kill is stopped first.
+fn nudge(supervisor: Option<&Identity>) {
+    if let Some(supervisor) = supervisor.and_then(Pinned::of) {
+        let _ = supervisor.signal(KILL_REQUESTED as i32);
+    }
+}
+
 /// Takes the lock of a task whose supervisor is gone; `None` if another
 /// bg-kill holds it (that one records the end).
 fn take_lock(paths: &TaskPaths) -> Result<Option<File>> {
@@ -232,17 +244,21 @@ impl Stopping {
     /// KILLs whatever of the tree is still there, listing it again until
     /// nothing is left (or a few rounds have passed).
     pub fn kill_the_rest(&mut self) -> Result<()> {
+        // What outlived the grace, whoever's KILL gets to it first (the
+        // supervisor's comes a moment later, in case this one never does).
+        let mut outlived: Vec<Hit> = self.pinned.iter().map(|p| hit(p.info.pid)).collect();
         for _ in 0..KILL_ROUNDS {
             let hits = self.signal_round(SIGKILL);
             if hits.is_empty() {
                 break;
             }
-            for hit in hits {
-                if !self.killed.iter().any(|k| k.pid == hit.pid) {
-                    self.killed.push(hit);
-                }
-            }
+            outlived.extend(hits);
             self.wait_until(Instant::now() + AFTER_KILL)?;
+        }
+        for hit in outlived {
+            if !self.killed.iter().any(|k| k.pid == hit.pid) {
+                self.killed.push(hit);
+            }
         }
         Ok(())
     }

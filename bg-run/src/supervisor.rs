@@ -20,7 +20,7 @@ use shared::record::{
     TaskState,
 };
 use shared::state_dir::StateDir;
-use shared::task::TaskPaths;
+use shared::task::{KILL_REQUESTED, TaskPaths};
 use shared::{IoContext, Result, cli, exit, journal, timefmt};
 
 use crate::launch::record_failed_start;
@@ -53,16 +53,21 @@ struct Ending {
     leftovers: Vec<Pid>,
 }
 
+/// How much later than bg-kill the supervisor KILLs, as a fallback.
+const KILL_FALLBACK_DELAY: Duration = Duration::from_secs(1);
+
 /// How long the dead of a KILLed tree get to be reaped before the outcome is recorded.
 const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 
-/// Signals the supervisor waits for: a child ended, or someone asks it to stop.
-const WAITED: [Signal; 5] = [
+/// Signals the supervisor waits for: a child ended, someone asks it to
+/// stop, or bg-kill left a kill request ([`KILL_REQUESTED`]).
+const WAITED: [Signal; 6] = [
     Signal::SIGCHLD,
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGQUIT,
+    KILL_REQUESTED,
 ];
 
 impl Supervisor {
@@ -263,6 +268,12 @@ impl Supervisor {
                         });
                     }
                 }
+                Some(KILL_REQUESTED) => {
+                    if let Some(request) = self.kill_request(SystemTime::now()) {
+                        let at = kill_deadline(&request);
+                        kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
+                    }
+                }
                 Some(signal) => {
                     forwarded = true;
                     let _ = process::signal_group(leader, signal as i32);
@@ -367,10 +378,13 @@ fn signal_tree(leader: Option<Pid>, signal: i32) {
     }
 }
 
-/// When bg-kill's grace ends: the supervisor KILLs what is left then, even
-/// if bg-kill itself was stopped meanwhile.
+/// When the supervisor KILLs what is left after bg-kill's grace, should
+/// bg-kill itself have been stopped meanwhile: a moment after bg-kill would,
+/// so that bg-kill, which reports what it KILLed, normally does it.
 fn kill_deadline(request: &KillRequest) -> Instant {
-    let grace = Duration::from_millis(request.grace_ms);
+    // The request is a file: bound what it says.
+    let grace =
+        Duration::from_millis(request.grace_ms).min(cli::MAX_DURATION) + KILL_FALLBACK_DELAY;
     let waited = timefmt::parse_rfc3339(&request.requested_at)
         .and_then(|at| SystemTime::now().duration_since(at).ok())
         .unwrap_or(Duration::ZERO);

@@ -17,6 +17,11 @@ use crate::record::{LaunchRecord, StatusRecord, TaskRecord, TaskState};
 use crate::state_dir::StateDir;
 use crate::{Error, IoContext, Result, cli, exit, lock, timefmt};
 
+/// bg-kill's nudge to a supervisor, sent after it leaves a kill request:
+/// the supervisor then KILLs the tree when the grace ends, should bg-kill
+/// itself not be there to do it by then.
+pub const KILL_REQUESTED: nix::sys::signal::Signal = nix::sys::signal::Signal::SIGUSR1;
+
 /// The files of one task directory.
 #[derive(Debug, Clone)]
 pub struct TaskPaths {

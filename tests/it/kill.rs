@@ -307,3 +307,20 @@ fn all_from_inside_a_task_spares_that_task() {
     );
     assert_eq!(env.record(&victim)["state"], "killed");
 }
+
+#[test]
+fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
+    let env = Env::new();
+    let id = env.launch(&["trap '' TERM; sleep 100 & wait"]);
+    wait_for_processes(&id, 2);
+    let mut command = env.cmd(BG_KILL);
+    command.args([&id, "--grace", "1s"]);
+    let killer = Guard::spawn(command);
+    let request = env.task_dir(&id).join("kill-request");
+    poll(DEADLINE, || request.exists().then_some(())).expect("no kill request");
+    shared::process::signal_process(killer.pid(), 9).unwrap();
+    let record = env.wait_state(&id, "killed");
+    assert_eq!(record["reason"], "bg-kill");
+    assert_eq!(record["signal"], 9);
+    assert_eq!(task_processes(&id), Vec::<i32>::new());
+}

@@ -126,6 +126,15 @@ impl Pinned {
         pinned.is_same().then_some(pinned)
     }
 
+    /// Pins the live process with this identity, if it still exists.
+    pub fn of(identity: &Identity) -> Option<Pinned> {
+        let info = proc_info(identity.pid).filter(|p| p.start_time == identity.start_time)?;
+        if !identity.is_alive() {
+            return None;
+        }
+        Pinned::pin(&info)
+    }
+
     /// True while the pinned process is still the one we found.
     fn is_same(&self) -> bool {
         proc_info(self.info.pid)
