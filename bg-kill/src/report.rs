@@ -5,7 +5,7 @@
 use serde::Serialize;
 use shared::format::{duration, status_line};
 use shared::ids::TaskId;
-use shared::process::signal_name;
+use shared::process::{proc_info, signal_name};
 use shared::record::TaskRecord;
 use shared::task::Task;
 use shared::{Error, Result, cli, exit};
@@ -83,10 +83,13 @@ impl Report {
 
     pub fn not_running(&mut self, task: &Task) {
         let record = task.record();
-        self.fail(
-            exit::NEGATIVE,
-            &format!("not running: {}", status_line(&record)),
-        );
+        let mut message = format!("not running: {}", status_line(&record));
+        if let Some(pid) = reused_pid(task) {
+            message.push_str(&format!(
+                " (its pid {pid} now belongs to another process, which was left alone)"
+            ));
+        }
+        self.fail(exit::NEGATIVE, &message);
         let mut entry = Entry::bare(Some(record.id.clone()), "not-running");
         entry.task = Some(record);
         self.entries.push(entry);
@@ -154,6 +157,14 @@ impl Report {
         }
         Ok(self.code)
     }
+}
+
+/// The recorded pid of a task that is not running, if a live process now
+/// has it: the case a bare-pid kill would get wrong.
+fn reused_pid(task: &Task) -> Option<i32> {
+    let leader = task.leader()?;
+    let now = proc_info(leader.pid)?;
+    (now.start_time != leader.start_time && !now.zombie).then_some(leader.pid)
 }
 
 /// `SIGTERM to 3 processes, then SIGKILL to 1 after the 5.0s grace`.

@@ -136,11 +136,9 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         signalled: Vec::new(),
         killed: Vec::new(),
     };
-    stopping.signalled = stopping.signal_round(plan.signal);
-    if plan.escalate && wakes_the_stopped(plan.signal) {
-        // A stopped process acts on TERM only once continued.
-        stopping.signal_round(SIGCONT);
-    }
+    // A stopped process acts on TERM only once continued.
+    let and_cont = plan.escalate && wakes_the_stopped(plan.signal);
+    stopping.signalled = stopping.signal_round(plan.signal, and_cont);
     if stopping.signalled.is_empty() && stopping.recorder.is_some() {
         // An unsupervised task whose last process ended meanwhile: lost.
         stopping.recorder = None;
@@ -219,13 +217,16 @@ fn wakes_the_stopped(signal: i32) -> bool {
 }
 
 impl Stopping {
-    /// Lists the tree now and sends `signal` to all of it.
-    fn signal_round(&mut self, signal: i32) -> Vec<Hit> {
+    /// Lists the tree now and sends `signal` to all of it (then CONT).
+    fn signal_round(&mut self, signal: i32, and_cont: bool) -> Vec<Hit> {
         let found: Found = self.tree.find();
         let pinned: Vec<Pinned> = found.processes.iter().filter_map(Pinned::pin).collect();
         // Named before the signal: a process that dies of it has no name after.
         let hits = pinned.iter().map(|p| hit(p.info.pid)).collect();
         signal_found(&found, &pinned, signal);
+        if and_cont {
+            signal_found(&found, &pinned, SIGCONT);
+        }
         self.pinned
             .retain(|old| !pinned.iter().any(|new| new.info.pid == old.info.pid));
         self.pinned.extend(pinned);
@@ -248,7 +249,7 @@ impl Stopping {
         // supervisor's comes a moment later, in case this one never does).
         let mut outlived: Vec<Hit> = self.pinned.iter().map(|p| hit(p.info.pid)).collect();
         for _ in 0..KILL_ROUNDS {
-            let hits = self.signal_round(SIGKILL);
+            let hits = self.signal_round(SIGKILL, false);
             if hits.is_empty() {
                 break;
             }

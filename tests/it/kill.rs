@@ -297,7 +297,10 @@ fn no_kill_only_sends_the_signal() {
 fn all_from_inside_a_task_spares_that_task() {
     let env = Env::new();
     let victim = env.launch(&["sleep", "100"]);
-    let inside = env.launch(&[r#""$BG_KILL" --all-projects 2>&1; echo survived"#]);
+    // The task's command may start before its record is visible: wait for it.
+    let script = r#"until "$BG_CHECK" "$BG_TASK_ID" >/dev/null 2>&1; do sleep 0.01; done
+"$BG_KILL" --all-projects 2>&1; echo survived"#;
+    let inside = env.launch(&[script]);
     let record = env.wait_state(&inside, "exited");
     let output = output_of(&record);
     assert!(output.contains("survived"), "{output}");
