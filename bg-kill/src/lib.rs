@@ -31,7 +31,7 @@ Examples:
                                  only send HUP (reload a server); it keeps running
 
 Exit status: 0 every task was stopped (or signalled, with --no-kill); 1 a task
-was not running, or no such task; 2 trouble.";
+was not running, no such task, or (--all) none running; 2 trouble.";
 
 /// Stop tasks: their whole process tree, TERM then KILL.
 #[derive(Debug, Parser)]
@@ -118,10 +118,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         };
         let grace_end = Instant::now() + grace;
         for task in &mut stopping {
-            task.wait_until(grace_end)?;
+            task.wait_until(grace_end);
         }
         for task in &mut stopping {
-            task.kill_the_rest()?;
+            task.kill_the_rest();
         }
     }
     for task in stopping {
@@ -131,7 +131,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
     }
     if report.is_empty() {
-        cli::warn("bg-kill", "no running tasks");
+        report.nothing_to_stop();
     }
     report.print()
 }

@@ -73,6 +73,11 @@ impl Report {
         self.code = self.code.max(code.min(exit::TROUBLE));
     }
 
+    /// `--all` or `--all-projects` found nothing running: a negative answer.
+    pub fn nothing_to_stop(&mut self) {
+        self.fail(exit::NEGATIVE, "no running tasks");
+    }
+
     pub fn error(&mut self, id: Option<TaskId>, err: &Error) {
         let message = cli::error_chain(err);
         let mut entry = Entry::bare(id.map(|id| id.to_string()), "error");

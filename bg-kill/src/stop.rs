@@ -29,6 +29,9 @@ const AFTER_KILL: Duration = Duration::from_secs(1);
 /// How many times the tree is listed again and KILLed (children forked
 /// while it was being stopped are found on the next listing).
 const KILL_ROUNDS: usize = 3;
+/// How often, and how far apart, the lock of a supervisor-less task is tried.
+const LOCK_TRIES: usize = 20;
+const LOCK_RETRY: Duration = Duration::from_millis(10);
 /// How long a supervisor gets to record the end once the tree is dead.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 
@@ -88,7 +91,8 @@ pub struct Done {
     pub killed: Vec<Hit>,
 }
 
-/// Checks the task, leaves the kill request, and sends the first signal.
+/// Checks the task, finds its processes, leaves the kill request, and
+/// sends the first signal.
 pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
     let task = Task::load_existing(paths.clone())?;
     if !task.state.is_live() {
@@ -97,22 +101,13 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
     let leader = task
         .leader()
         .ok_or_else(|| Error::usage(format!("task {} has no recorded pid", paths.id)))?;
-    if plan.escalate {
-        request_kill(&paths, plan);
-    }
     let mut recorder = None;
     let supervisor = match task.state {
         TaskState::Running => {
-            // The request is visible now: if the supervisor is still there
-            // it will see it; if it has just gone, start again.
             if !lock::is_held(&paths.lock())? {
                 return begin_again(state, paths, plan);
             }
-            let supervisor = supervisor_of(&task.launch);
-            if plan.escalate {
-                nudge(supervisor.as_ref());
-            }
-            supervisor
+            supervisor_of(&task.launch)
         }
         _ => {
             if plan.escalate {
@@ -125,7 +120,13 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
             None
         }
     };
-    let tree = TaskTree::new(leader, supervisor, paths.id.as_str());
+    let tree = TaskTree::new(
+        leader,
+        task.launch.session_id,
+        supervisor.clone(),
+        paths.id.as_str(),
+    );
+    let nudge_supervisor = task.launch.kill_nudge;
     let mut stopping = Stopping {
         state: state.clone(),
         paths,
@@ -136,14 +137,22 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         signalled: Vec::new(),
         killed: Vec::new(),
     };
+    let (found, pinned) = stopping.find();
+    if pinned.is_empty() && found.group.is_none() {
+        // Nothing of it runs any more: it ended on its own just now.
+        return stopping.ended_meanwhile().map(Start::NotRunning);
+    }
+    // Left only now, with the signal a moment away, so that a command that
+    // ends on its own meanwhile is not taken for one bg-kill stopped.
+    if plan.escalate {
+        request_kill(&stopping.paths, plan);
+        if nudge_supervisor {
+            nudge(supervisor.as_ref());
+        }
+    }
     // A stopped process acts on TERM only once continued.
     let and_cont = plan.escalate && wakes_the_stopped(plan.signal);
-    stopping.signalled = stopping.signal_round(plan.signal, and_cont);
-    if stopping.signalled.is_empty() && stopping.recorder.is_some() {
-        // An unsupervised task whose last process ended meanwhile: lost.
-        stopping.recorder = None;
-        return Ok(Start::NotRunning(Task::load_existing(stopping.paths)?));
-    }
+    stopping.signalled = stopping.send(&found, pinned, plan.signal, and_cont);
     Ok(Start::Signalled(stopping))
 }
 
@@ -204,11 +213,18 @@ fn take_lock(paths: &TaskPaths) -> Result<Option<File>> {
         .write(true)
         .open(&path)
         .context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(err)) => Err(Error::io(format!("locking {}", path.display()), err)),
+    // Readers probe the lock for an instant (a shared lock): only one that
+    // is still held after a few tries is another recorder's.
+    for _ in 0..LOCK_TRIES {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_RETRY),
+            Err(TryLockError::Error(err)) => {
+                return Err(Error::io(format!("locking {}", path.display()), err));
+            }
+        }
     }
+    Ok(None)
 }
 
 /// Signals that leave a stopped process stopped unless CONT follows.
@@ -217,15 +233,27 @@ fn wakes_the_stopped(signal: i32) -> bool {
 }
 
 impl Stopping {
-    /// Lists the tree now and sends `signal` to all of it (then CONT).
-    fn signal_round(&mut self, signal: i32, and_cont: bool) -> Vec<Hit> {
-        let found: Found = self.tree.find();
-        let pinned: Vec<Pinned> = found.processes.iter().filter_map(Pinned::pin).collect();
+    /// The task's processes now, each pinned.
+    fn find(&self) -> (Found, Vec<Pinned>) {
+        let found = self.tree.find();
+        let pinned = found.processes.iter().filter_map(Pinned::pin).collect();
+        (found, pinned)
+    }
+
+    /// Sends `signal` (then CONT) to what `find` saw; keeps the processes
+    /// pinned to wait for them; returns who was signalled.
+    fn send(
+        &mut self,
+        found: &Found,
+        pinned: Vec<Pinned>,
+        signal: i32,
+        and_cont: bool,
+    ) -> Vec<Hit> {
         // Named before the signal: a process that dies of it has no name after.
         let hits = pinned.iter().map(|p| hit(p.info.pid)).collect();
-        signal_found(&found, &pinned, signal);
+        signal_found(found, &pinned, signal);
         if and_cont {
-            signal_found(&found, &pinned, SIGCONT);
+            signal_found(found, &pinned, SIGCONT);
         }
         self.pinned
             .retain(|old| !pinned.iter().any(|new| new.info.pid == old.info.pid));
@@ -233,35 +261,45 @@ impl Stopping {
         hits
     }
 
+    /// The task turned out to have ended before anything was sent: once
+    /// its supervisor (if any) has recorded that, the record as it is.
+    fn ended_meanwhile(mut self) -> Result<Task> {
+        if self.recorder.take().is_none() {
+            lock::wait_released(&self.paths.lock(), Some(RECORD_WAIT))?;
+        }
+        Task::load_existing(self.paths)
+    }
+
     /// Waits (woken by the kernel) until every signalled process has ended
     /// or `deadline` passes.
-    pub fn wait_until(&mut self, deadline: Instant) -> Result<()> {
+    pub fn wait_until(&mut self, deadline: Instant) {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.pinned = wait_all_exit(std::mem::take(&mut self.pinned), left)
-            .context(|| format!("waiting for task {} to end", self.paths.id))?;
-        Ok(())
+        if wait_all_exit(&mut self.pinned, left).is_err() {
+            // Unable to be woken: wait the time out; KILL then finds the rest.
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
     }
 
     /// KILLs whatever of the tree is still there, listing it again until
     /// nothing is left (or a few rounds have passed).
-    pub fn kill_the_rest(&mut self) -> Result<()> {
+    pub fn kill_the_rest(&mut self) {
         // What outlived the grace, whoever's KILL gets to it first (the
         // supervisor's comes a moment later, in case this one never does).
         let mut outlived: Vec<Hit> = self.pinned.iter().map(|p| hit(p.info.pid)).collect();
         for _ in 0..KILL_ROUNDS {
-            let hits = self.signal_round(SIGKILL, false);
+            let (found, pinned) = self.find();
+            let hits = self.send(&found, pinned, SIGKILL, false);
             if hits.is_empty() {
                 break;
             }
             outlived.extend(hits);
-            self.wait_until(Instant::now() + AFTER_KILL)?;
+            self.wait_until(Instant::now() + AFTER_KILL);
         }
         for hit in outlived {
             if !self.killed.iter().any(|k| k.pid == hit.pid) {
                 self.killed.push(hit);
             }
         }
-        Ok(())
     }
 
     /// Sees the end recorded, and says how it went.
@@ -292,6 +330,16 @@ impl Stopping {
             }
             None if plan.escalate => {
                 lock::wait_released(&self.paths.lock(), Some(RECORD_WAIT))?;
+                // A supervisor that died meanwhile (or another bg-kill that
+                // gave up) recorded nothing: record it here.
+                if read_json::<StatusRecord>(&self.paths.status())?.is_none()
+                    && let Some(lock) = take_lock(&self.paths)?
+                    && read_json::<StatusRecord>(&self.paths.status())?.is_none()
+                {
+                    let recorded = self.record_unsupervised_end(plan);
+                    drop(lock);
+                    return recorded;
+                }
                 Ok(())
             }
             None => Ok(()),

@@ -223,9 +223,11 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
         pid: None,
         pgid: None,
         pid_start_time: None,
+        session_id: None,
         supervisor_pid: None,
         supervisor_start_time: None,
         boot_id: process::boot_id(),
+        kill_nudge: false,
     }
 }
 

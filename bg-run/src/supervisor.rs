@@ -53,6 +53,9 @@ struct Ending {
     leftovers: Vec<Pid>,
 }
 
+/// How long past its grace a kill request still counts.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
 /// How much later than bg-kill the supervisor KILLs, as a fallback.
 const KILL_FALLBACK_DELAY: Duration = Duration::from_secs(1);
 
@@ -142,7 +145,11 @@ impl Supervisor {
         // Without subreaping, orphans of the task escape to init: still
         // supervised by group, just not walked as descendants.
         let _ = process::become_subreaper();
-        process::set_process_name(&format!("bg-run {}", self.paths.id));
+        process::set_process_name(&format!(
+            "{}{}",
+            process::SUPERVISOR_NAME_PREFIX,
+            self.paths.id
+        ));
         process::reset_signal_dispositions();
         std::env::set_current_dir("/").context(|| "changing to /".into())
     }
@@ -211,7 +218,10 @@ impl Supervisor {
         launch.started_at = Some(timefmt::now_rfc3339());
         launch.pid = Some(leader);
         launch.pgid = Some(leader);
-        launch.pid_start_time = process::proc_info(leader).map(|info| info.start_time);
+        let info = process::proc_info(leader);
+        launch.pid_start_time = info.map(|info| info.start_time);
+        launch.session_id = info.map(|info| info.sid);
+        launch.kill_nudge = true;
         launch.supervisor_pid = me.as_ref().map(|m| m.pid);
         launch.supervisor_start_time = me.map(|m| m.start_time);
         match self.meta_reserve.take() {
@@ -232,9 +242,14 @@ impl Supervisor {
     fn wait_for(&self, leader: Pid, signals: &SignalWaiter, started: Instant) -> Result<Ending> {
         let deadline = self.spec.timeout.and_then(|t| started.checked_add(t));
         let mut kill_at: Option<Instant> = None;
-        let (mut timed_out, mut forwarded) = (false, false);
+        let (mut timed_out, mut forwarded, mut kill_requested) = (false, false, false);
         loop {
-            let next = kill_at.or(if timed_out { None } else { deadline });
+            // Once bg-kill is stopping the task, a timeout must not take over.
+            let next = kill_at.or(if timed_out || kill_requested {
+                None
+            } else {
+                deadline
+            });
             let wait = next.map(|t| t.saturating_duration_since(Instant::now()));
             match signals
                 .wait(wait)
@@ -270,6 +285,7 @@ impl Supervisor {
                 }
                 Some(KILL_REQUESTED) => {
                     if let Some(request) = self.kill_request(SystemTime::now()) {
+                        kill_requested = true;
                         let at = kill_deadline(&request);
                         kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
                     }
@@ -284,10 +300,17 @@ impl Supervisor {
 
     /// bg-kill's request, if one was made before `ended_at`: a request that
     /// came after the command ended on its own does not make it killed.
+    /// A request left by a bg-kill that died before signalling goes stale:
+    /// one older than its grace (and some) does not count either.
     fn kill_request(&self, ended_at: SystemTime) -> Option<KillRequest> {
         let request: KillRequest = read_json(&self.paths.kill_request()).ok()??;
+        if !(1..=64).contains(&request.signal) {
+            return None;
+        }
         let requested_at = timefmt::parse_rfc3339(&request.requested_at)?;
-        (requested_at <= ended_at).then_some(request)
+        let age = ended_at.duration_since(requested_at).ok()?;
+        let grace = Duration::from_millis(request.grace_ms).min(cli::MAX_DURATION);
+        (age <= grace + KILL_FALLBACK_DELAY + STALE_AFTER).then_some(request)
     }
 
     /// Members of the task's group still alive after its leader ended.
@@ -304,7 +327,7 @@ impl Supervisor {
             start_time,
             boot_id: self.launch.boot_id.clone(),
         };
-        process::task_group_members(&identity)
+        process::task_group_members(&identity, self.launch.session_id)
             .into_iter()
             .map(|p| p.pid)
             .collect()

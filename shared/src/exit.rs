@@ -16,10 +16,12 @@ pub const NOT_FOUND: i32 = 127;
 pub const SIGNAL_BASE: i32 = 128;
 
 /// The exit status a shell would report for a task that exited with `code`
-/// or was killed by `signal`.
+/// or was killed by `signal`. A signal no system has (from a corrupt
+/// record) is trouble, not an overflow.
 pub fn mirror(code: Option<i32>, signal: Option<i32>) -> i32 {
     match (code, signal) {
-        (_, Some(sig)) => SIGNAL_BASE + sig,
+        (_, Some(sig)) if (1..=64).contains(&sig) => SIGNAL_BASE + sig,
+        (_, Some(_)) => TROUBLE,
         (Some(code), None) => code,
         (None, None) => TROUBLE,
     }

@@ -75,10 +75,17 @@ pub struct LaunchRecord {
     /// The pid's start time (clock ticks since boot): a pid is only taken for
     /// the task while both match.
     pub pid_start_time: Option<u64>,
+    /// The task's session (the supervisor's), so that a stranger's group
+    /// that reuses the pgid is never taken for the task's.
+    #[serde(default)]
+    pub session_id: Option<i32>,
     pub supervisor_pid: Option<i32>,
     pub supervisor_start_time: Option<u64>,
     /// Start times only mean something within one boot.
     pub boot_id: Option<String>,
+    /// The supervisor acts on bg-kill's nudge (SIGUSR1); older ones would die of it.
+    #[serde(default)]
+    pub kill_nudge: bool,
 }
 
 /// `status.json`: the final outcome, written once by the supervisor.

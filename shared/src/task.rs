@@ -181,7 +181,10 @@ fn leader_identity(launch: &LaunchRecord) -> Option<Identity> {
 /// never taken for the task.
 fn orphan_state(launch: &LaunchRecord) -> TaskState {
     match leader_identity(launch) {
-        Some(leader) if leader.is_alive() || !process::task_group_members(&leader).is_empty() => {
+        Some(leader)
+            if leader.is_alive()
+                || !process::task_group_members(&leader, launch.session_id).is_empty() =>
+        {
             TaskState::Unsupervised
         }
         _ => TaskState::Lost,
@@ -205,7 +208,9 @@ pub fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool
             },
             _ => return Ok(true),
         };
-        if !ended && left.is_some() {
+        // Waits are capped (poll's limit is weeks) and may be interrupted:
+        // only the deadline itself ends the wait unended.
+        if !ended && deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(false);
         }
     }
@@ -218,7 +223,9 @@ fn survivor(task: &Task) -> Option<Identity> {
     if leader.is_alive() {
         return Some(leader);
     }
-    let member = process::task_group_members(&leader).into_iter().next()?;
+    let member = process::task_group_members(&leader, task.launch.session_id)
+        .into_iter()
+        .next()?;
     Some(Identity {
         pid: member.pid,
         start_time: member.start_time,

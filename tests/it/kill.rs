@@ -67,7 +67,11 @@ fn the_whole_tree_goes_including_a_child_in_its_own_session() {
 #[test]
 fn a_task_that_ignores_term_is_killed_after_the_grace() {
     let env = Env::new();
-    let id = env.launch(&["trap '' TERM; sleep 100 & wait"]);
+    let id = env.launch(&[
+        "--ready",
+        "ready",
+        "trap '' TERM; sleep 100 & echo ready; wait",
+    ]);
     wait_for_processes(&id, 2);
     let (out, entry) = kill_one(&env, &[&id, "--grace", "0.5"]);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -81,8 +85,11 @@ fn a_task_that_ignores_term_is_killed_after_the_grace() {
 #[test]
 fn a_task_that_handles_term_and_exits_is_still_recorded_as_killed() {
     let env = Env::new();
-    let id = env.launch(&["trap 'exit 0' TERM; while :; do sleep 0.05; done"]);
-    wait_for_processes(&id, 1);
+    let id = env.launch(&[
+        "--ready",
+        "ready",
+        "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
     let (out, entry) = kill_one(&env, &[&id]);
     assert_eq!(out.code(), 0, "{out:?}");
     let record = &entry["task"];
@@ -97,10 +104,11 @@ fn a_task_that_handles_term_and_exits_is_still_recorded_as_killed() {
 fn signal_int_reaches_every_process_of_the_group() {
     let env = Env::new();
     // Perl sets its handler even where `&` made the shell ignore INT.
-    let catcher = r#"perl -e '$SIG{INT} = sub { open(my $f, ">", "int.$$"); exit 0 }; sleep 100'"#;
+    let catcher = r#"perl -e '$SIG{INT} = sub { open(my $f, ">", "int.$$"); exit 0 }; $| = 1; print "ready\n"; sleep 100'"#;
     let script = format!("{catcher} & {catcher} & wait");
     let cwd = env.dir.path().to_str().unwrap();
     let id = env.launch(&["--cwd", cwd, &script]);
+    env.wait_record(&id, |r| output_of(r).matches("ready").count() == 2);
     let before = wait_for_processes(&id, 3);
     let (out, entry) = kill_one(&env, &[&id, "--signal", "INT", "--grace", "20s"]);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -276,15 +284,18 @@ fn all_is_scoped_to_the_project_and_name_takes_every_task_of_it() {
     env.run(BG_KILL, &["--all-projects"]).success();
     assert_eq!(env.record(&other)["state"], "killed");
     let none = env.run(BG_KILL, &["--all-projects"]);
-    assert_eq!(none.code(), 0, "{none:?}");
+    assert_eq!(none.code(), 1, "{none:?}");
     assert!(none.stderr.contains("no running tasks"), "{none:?}");
 }
 
 #[test]
 fn no_kill_only_sends_the_signal() {
     let env = Env::new();
-    let id = env.launch(&["trap 'echo got HUP' HUP; while :; do sleep 0.05; done"]);
-    wait_for_processes(&id, 1);
+    let id = env.launch(&[
+        "--ready",
+        "ready",
+        "trap 'echo got HUP' HUP; echo ready; while :; do sleep 0.05; done",
+    ]);
     let (out, entry) = kill_one(&env, &[&id, "--signal", "HUP", "--no-kill"]);
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(entry["result"], "signalled");
@@ -314,7 +325,11 @@ fn all_from_inside_a_task_spares_that_task() {
 #[test]
 fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     let env = Env::new();
-    let id = env.launch(&["trap '' TERM; sleep 100 & wait"]);
+    let id = env.launch(&[
+        "--ready",
+        "ready",
+        "trap '' TERM; sleep 100 & echo ready; wait",
+    ]);
     wait_for_processes(&id, 2);
     let mut command = env.cmd(BG_KILL);
     command.args([&id, "--grace", "1s"]);
@@ -326,4 +341,18 @@ fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     assert_eq!(record["reason"], "bg-kill");
     assert_eq!(record["signal"], 9);
     assert_eq!(task_processes(&id), Vec::<i32>::new());
+}
+
+#[test]
+fn a_task_started_from_inside_another_is_its_own_and_survives_it() {
+    let env = Env::new();
+    let outer = env.launch(&[r#""$BG_RUN" --name inner 'sleep 100' && sleep 100"#]);
+    let inner = env.wait_record(&outer, |r| output_of(r).trim().len() >= 6);
+    let inner = output_of(&inner).trim().to_string();
+    let before = wait_for_processes(&inner, 2);
+    let (out, entry) = kill_one(&env, &[&outer]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(entry["task"]["state"], "killed");
+    assert_eq!(env.record(&inner)["state"], "running", "{out:?}");
+    assert_eq!(task_processes(&inner), before);
 }

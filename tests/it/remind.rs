@@ -123,14 +123,21 @@ fn it_wakes_at_once_and_uses_no_cpu_while_waiting() {
 #[test]
 fn interrupting_it_exits_130_or_143_quietly() {
     let env = Env::new();
-    for (signal, code) in [(2, 130), (15, 143)] {
-        let reminder = spawn_reminder(&env, &["100", "never"]);
+    let id = env.launch(&["sleep", "100"]);
+    for (signal, code, args) in [
+        (2, 130, vec!["100", "never"]),
+        (15, 143, vec!["100", "never"]),
+        (15, 143, vec!["--task", id.as_str()]),
+        (1, 129, vec!["--task", id.as_str()]),
+    ] {
+        let reminder = spawn_reminder(&env, &args);
         wait_until_blocked(&reminder);
         shared::process::signal_process(reminder.pid(), signal).unwrap();
         let out = finish_child(reminder);
         assert_eq!(out.code(), code, "{out:?}");
         assert_eq!(out.stdout, "", "{out:?}");
     }
+    assert_eq!(env.record(&id)["state"], "running");
 }
 
 #[test]
@@ -144,6 +151,24 @@ fn a_lost_or_ended_task_answers_at_once() {
     let failed = env.run(BG_RUN, &["--json", "no-such-command-xyz"]).json();
     let out = env.run(BG_REMIND, &["--task", failed["id"].as_str().unwrap()]);
     assert_eq!(out.code(), 127, "{out:?}");
+
+    // A corrupt record's impossible signal is trouble, not an overflow.
+    let id = env.launch(&["exit 0"]);
+    env.wait_state(&id, "exited");
+    let path = env.task_dir(&id).join("status.json");
+    let mut status: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    status["signal"] = i32::MAX.into();
+    fs::write(&path, serde_json::to_vec(&status).unwrap()).unwrap();
+    for tool in [BG_REMIND, BG_CHECK] {
+        let args: &[&str] = if tool == BG_REMIND {
+            &["--task", &id]
+        } else {
+            &[&id, "--wait"]
+        };
+        let out = env.run(tool, args);
+        assert_eq!(out.code(), 2, "{out:?}");
+    }
 }
 
 #[test]

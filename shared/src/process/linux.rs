@@ -71,6 +71,7 @@ fn parse_stat(pid: Pid, text: &[u8]) -> Option<ProcInfo> {
         zombie: matches!(*fields.first()?, "Z" | "X"),
         ppid: fields.get(1)?.parse().ok()?,
         pgid: fields.get(2)?.parse().ok()?,
+        sid: fields.get(3)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
 }
@@ -393,6 +394,7 @@ mod tests {
                 pid: 4242,
                 ppid: 1,
                 pgid: 4242,
+                sid: 4242,
                 start_time: 987654,
                 zombie: false
             })

@@ -18,7 +18,7 @@ use nix::unistd::{ForkResult, Pid as NixPid, fork, setsid};
 mod spawn;
 mod tree;
 pub use spawn::{SpawnRequest, Spawned, spawn};
-pub use tree::{Found, Pinned, TaskTree, signal_found, wait_all_exit};
+pub use tree::{Found, Pinned, SUPERVISOR_NAME_PREFIX, TaskTree, signal_found, wait_all_exit};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -53,6 +53,9 @@ pub struct ProcInfo {
     pub pid: Pid,
     pub ppid: Pid,
     pub pgid: Pid,
+    /// The session: with the group, it tells a task's group from a
+    /// stranger's that was given the same number after ours emptied.
+    pub sid: Pid,
     /// Clock ticks since boot when the process started; with the pid, this
     /// identifies a process even after its pid is reused.
     pub start_time: u64,
@@ -121,11 +124,12 @@ pub fn terminal_width() -> Option<usize> {
     (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
-/// Live members of the process group of a task whose leader is `leader`.
-/// A group id can be reused only once the group has emptied, and then only
-/// by a new process with that pid: if such a stranger leads the group now,
-/// its members are not ours.
-pub fn task_group_members(leader: &Identity) -> Vec<ProcInfo> {
+/// Live members of the process group of a task whose leader is `leader`,
+/// in `session` (where it is known). A group id can be reused only once the
+/// group has emptied, and then only by a new process with that pid: if such
+/// a stranger leads the group now, its members are not ours; if it has gone
+/// but left members, they are in its own session, not the task's.
+pub fn task_group_members(leader: &Identity, session: Option<Pid>) -> Vec<ProcInfo> {
     if let Some(info) = proc_info(leader.pid)
         && info.start_time != leader.start_time
         && !info.zombie
@@ -134,11 +138,19 @@ pub fn task_group_members(leader: &Identity) -> Vec<ProcInfo> {
     }
     all_processes()
         .into_iter()
-        .filter(|p| p.pgid == leader.pid && !p.zombie && p.start_time >= leader.start_time)
+        .filter(|p| !p.zombie && is_member(p, leader, session))
         .collect()
 }
 
-/// Every live descendant of `root` (children, grandchildren, ...).
+/// True if `p` is in the task's group (and session, where known).
+pub fn is_member(p: &ProcInfo, leader: &Identity, session: Option<Pid>) -> bool {
+    p.pgid == leader.pid
+        && p.start_time >= leader.start_time
+        && session.is_none_or(|sid| p.sid == sid)
+}
+
+/// Every live descendant of `root` (children, grandchildren, ...), short of
+/// other tasks' supervisors and what they supervise.
 pub fn descendants(root: Pid) -> Vec<ProcInfo> {
     let mut found = tree::descendants_in(&all_processes(), &[root]);
     found.retain(|p| !p.zombie);

@@ -38,6 +38,7 @@ pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
         pid,
         ppid: 0,
         pgid: pgid.as_raw(),
+        sid: nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map_or(0, |s| s.as_raw()),
         start_time: 0,
         zombie: false,
     })

@@ -18,6 +18,8 @@ use super::{Identity, Pid, ProcInfo, all_processes, os, proc_info, signal_group,
 pub struct TaskTree {
     /// The command's first process; its pid is the group's id.
     pub leader: Identity,
+    /// The task's session, where recorded: group members must be in it.
+    pub session: Option<Pid>,
     /// The supervisor, if it is alive: its descendants are the task's.
     pub supervisor: Option<Identity>,
     /// `BG_TASK_ID=<id>`, the mark every process of the task inherits.
@@ -36,9 +38,15 @@ pub struct Found {
 }
 
 impl TaskTree {
-    pub fn new(leader: Identity, supervisor: Option<Identity>, task_id: &str) -> TaskTree {
+    pub fn new(
+        leader: Identity,
+        session: Option<Pid>,
+        supervisor: Option<Identity>,
+        task_id: &str,
+    ) -> TaskTree {
         TaskTree {
             leader,
+            session,
             supervisor,
             env_mark: format!("BG_TASK_ID={task_id}").into_bytes(),
         }
@@ -55,7 +63,7 @@ impl TaskTree {
             Vec::new()
         } else {
             all.iter()
-                .filter(|p| p.pgid == self.leader.pid && p.start_time >= self.leader.start_time)
+                .filter(|p| super::is_member(p, &self.leader, self.session))
                 .map(|p| p.pid)
                 .collect()
         };
@@ -63,6 +71,7 @@ impl TaskTree {
             p.start_time >= self.leader.start_time
                 && p.pid != me
                 && os::environ_has(p.pid, &self.env_mark)
+                && !is_supervisor(p.pid)
         });
         let mut roots: Vec<Pid> = members.clone();
         roots.extend(marked.map(|p| p.pid));
@@ -85,14 +94,17 @@ impl TaskTree {
     }
 }
 
-/// Every descendant of `roots` in a process listing (not the roots).
+/// Every descendant of `roots` in a process listing (not the roots), short
+/// of other tasks: a `bg-run` started inside a task double-forks, so its
+/// supervisor is adopted by ours, but that task is its own, meant to
+/// outlive its caller, and neither it nor what it supervises is ours.
 pub fn descendants_in(all: &[ProcInfo], roots: &[Pid]) -> Vec<ProcInfo> {
     let mut found: Vec<ProcInfo> = Vec::new();
     let mut frontier = roots.to_vec();
     while let Some(parent) = frontier.pop() {
         for child in all
             .iter()
-            .filter(|p| p.ppid == parent && !roots.contains(&p.pid))
+            .filter(|p| p.ppid == parent && !roots.contains(&p.pid) && !is_supervisor(p.pid))
         {
             if !found.iter().any(|f| f.pid == child.pid) {
                 found.push(*child);
@@ -101,6 +113,17 @@ pub fn descendants_in(all: &[ProcInfo], roots: &[Pid]) -> Vec<ProcInfo> {
         }
     }
     found
+}
+
+/// The name a supervisor gives itself: `bg-run <id>`.
+pub const SUPERVISOR_NAME_PREFIX: &str = "bg-run ";
+
+/// True if the process is a task's supervisor (named `bg-run <id>`).
+fn is_supervisor(pid: Pid) -> bool {
+    os::command_name(pid).is_some_and(|name| {
+        name.strip_prefix(SUPERVISOR_NAME_PREFIX)
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
 }
 
 /// One process, held so that signals reach it or nobody.
@@ -151,15 +174,16 @@ impl Pinned {
     }
 }
 
-/// Waits until every pinned process has ended, or `timeout` passes; returns
-/// the ones still running. Where there are pidfds the kernel wakes us.
-pub fn wait_all_exit(mut pinned: Vec<Pinned>, timeout: Duration) -> io::Result<Vec<Pinned>> {
+/// Waits until every pinned process has ended, or `timeout` passes; keeps
+/// in `pinned` the ones still running. Where there are pidfds the kernel
+/// wakes us.
+pub fn wait_all_exit(pinned: &mut Vec<Pinned>, timeout: Duration) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         pinned.retain(Pinned::is_same);
         let left = deadline.saturating_duration_since(Instant::now());
         if pinned.is_empty() || left.is_zero() {
-            return Ok(pinned);
+            return Ok(());
         }
         if pinned.iter().any(|p| p.pidfd.is_none()) {
             std::thread::sleep(left.min(Duration::from_millis(20)));
