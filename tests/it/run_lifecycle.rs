@@ -15,7 +15,12 @@ fn exit_code_is_recorded_exactly() {
     assert_eq!(record["signal"], serde_json::Value::Null);
     assert_eq!(record["reason"], "exit");
     assert!(record["ended_at"].is_string());
-    let journal = fs::read_to_string(env.state.join("journal.jsonl")).unwrap();
+    // The journal line follows the status record by a moment.
+    let journal = poll(DEADLINE, || {
+        let text = fs::read_to_string(env.state.join("journal.jsonl")).ok()?;
+        text.contains('\n').then_some(text)
+    })
+    .expect("no journal line");
     let entry: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     assert_eq!(entry["id"], id.as_str());
     assert_eq!(entry["exit_code"], 7);
