@@ -1,24 +1,246 @@
-//! `codex-parse`: not implemented yet; its own issue fills it in (DESIGN.md section 5).
+//! `codex-parse`: one summary of any Codex session stream (DESIGN.md
+//! section 6): `codex mcp-server`, `codex app-server` v2 and `codex exec
+//! --json` (current and legacy), detected from the lines. Per request or
+//! turn: status, final message, commands and exit codes, test counts, files
+//! changed, tokens, errors; then pending approvals and signs of being stuck.
+
+mod fold;
+mod lazy;
+pub mod model;
+mod render;
+pub mod session;
+mod source;
+mod stuck;
+mod testcount;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use shared::{Error, Result};
+use shared::cli::parse_duration;
+use shared::{Error, Result, cli, exit};
 
-/// Not implemented yet.
+use crate::model::{Protocol, Request, Status, Summary};
+use crate::source::Source;
+
+const EXAMPLES: &str = "\
+Examples:
+  codex-parse session.jsonl              a summary per request or turn
+  codex-parse --task 3fa2c1              the session codex-send started as a task
+  codex-parse session.jsonl --messages --last 3
+  codex-parse session.jsonl --approvals  what waits for an answer, and the id to give
+  codex-parse session.jsonl --stuck      exit 1 (and why) if the session is stuck
+  codex-parse --task 3fa2c1 --wait 2 --timeout 10m
+                                         block until request 2 ends: exit 0 completed,
+                                         1 failed, 124 timeout
+  codex mcp-server < in | codex-parse --follow -
+
+Exit status: 0 ok; 1 stuck (--stuck), or the awaited request failed (--wait);
+2 trouble; 124 --wait timed out.";
+
+/// Summarise a Codex session stream (mcp-server, app-server, exec --json).
 #[derive(Debug, Parser)]
-#[command(name = "codex-parse", version)]
+#[command(name = "codex-parse", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Arguments, accepted so that the message below is what every call gets.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// The stream: a file, or - for stdin.
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "task",
+        conflicts_with = "task"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Read the session task started by codex-send (its output and input feed).
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+
+    /// The client's side (what was sent), to see answered approvals and
+    /// requests that never got a response [--task: its input feed].
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Force the protocol: mcp-server, app-server, exec, exec-legacy.
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+
+    /// Every agent message, whole (assembled from deltas if the final one is missing).
+    #[arg(long, conflicts_with = "reasoning")]
+    pub messages: bool,
+
+    /// The model's reasoning summaries.
+    #[arg(long)]
+    pub reasoning: bool,
+
+    /// Only the last N requests (or messages).
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+
+    /// Only this request (mcp-server request id, or turn id).
+    #[arg(long, value_name = "ID")]
+    pub request: Option<String>,
+
+    /// Token usage per request.
+    #[arg(long)]
+    pub tokens: bool,
+
+    /// Pending approvals, each with the id to answer.
+    #[arg(long)]
+    pub approvals: bool,
+
+    /// Why the session is stuck, if it is: exit 1 then.
+    #[arg(long)]
+    pub stuck: bool,
+
+    /// With --stuck: an open turn silent this long is stuck.
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    pub idle: Duration,
+
+    /// Block until this request or turn ends: exit 0 completed, 1 failed or interrupted.
+    #[arg(long, value_name = "ID", conflicts_with = "follow")]
+    pub wait: Option<String>,
+
+    /// With --wait: give up after DUR, exit 124.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Option<Duration>,
+
+    /// Print events as they arrive, one line each, until the stream ends.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// JSON (DESIGN.md section 6).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print secrets as they are (API keys, tokens and passwords are redacted by default).
+    #[arg(long)]
+    pub no_redact: bool,
+
+    /// State directory, for --task.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn parse_protocol(text: &str) -> std::result::Result<Protocol, String> {
+    Protocol::parse(text).ok_or_else(|| {
+        format!("'{text}' is not a protocol: use mcp-server, app-server, exec or exec-legacy")
+    })
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    shared::cli::tool_main("codex-parse", args, run)
+    cli::tool_main("codex-parse", args, run)
 }
 
-pub fn run(_cli: Cli) -> Result<i32> {
-    Err(Error::usage("not implemented yet"))
+pub fn run(cli: Cli) -> Result<i32> {
+    shared::process::keep_freed_memory();
+    let mut source = Source::open(&cli)?;
+    if cli.follow {
+        return source::follow(&mut source, &cli);
+    }
+    if let Some(id) = &cli.wait {
+        return source::wait(&mut source, id, &cli);
+    }
+    let summary = source.read_all(&cli)?;
+    print(&cli, &summary)?;
+    Ok(if cli.stuck && !summary.stuck.is_empty() {
+        exit::NEGATIVE
+    } else {
+        exit::SUCCESS
+    })
+}
+
+/// The requests to show: `--request`, then `--last`.
+fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
+    let mut requests: Vec<&Request> = summary.requests.iter().collect();
+    if let Some(id) = &cli.request {
+        requests.retain(|r| &r.id == id);
+        if requests.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no request or turn '{id}' in the stream"
+            )));
+        }
+    }
+    if let Some(n) = cli.last.filter(|_| !(cli.messages || cli.reasoning)) {
+        let skip = requests.len().saturating_sub(n);
+        requests.drain(..skip);
+    }
+    Ok(requests)
+}
+
+fn print(cli: &Cli, summary: &Summary) -> Result<()> {
+    let requests = chosen(cli, summary)?;
+    let text = if cli.json {
+        json(cli, summary, &requests)?
+    } else if cli.messages || cli.reasoning {
+        render::texts(&render::collect_texts(&requests, cli.reasoning, cli.last))
+    } else if cli.approvals {
+        render::approvals(summary)
+    } else if cli.stuck {
+        render::stuck(summary)
+    } else if cli.tokens {
+        requests
+            .iter()
+            .filter_map(|r| {
+                Some(format!(
+                    "[{}] {}\n",
+                    r.id,
+                    render::token_text(r.tokens.as_ref()?)
+                ))
+            })
+            .collect()
+    } else {
+        render::summary(summary, &requests)
+    };
+    let text = if cli.no_redact {
+        text
+    } else {
+        shared::redact::redact(&text).into_owned()
+    };
+    cli::write_stdout(&text)
+}
+
+fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
+    /// The summary with only the chosen requests, in field order.
+    #[derive(serde::Serialize)]
+    struct Shown<'a> {
+        protocol: Option<Protocol>,
+        requests: &'a [&'a Request],
+        pending_approvals: &'a [model::Approval],
+        stuck: &'a [model::Stuck],
+        skipped_lines: u64,
+    }
+    let text = if cli.messages || cli.reasoning {
+        let texts: Vec<serde_json::Value> =
+            render::collect_texts(requests, cli.reasoning, cli.last)
+                .into_iter()
+                .map(|(id, text)| serde_json::json!({ "request_id": id, "text": text }))
+                .collect();
+        serde_json::to_string(&texts)
+    } else if cli.approvals {
+        serde_json::to_string(&summary.pending_approvals)
+    } else if cli.stuck {
+        serde_json::to_string(&summary.stuck)
+    } else {
+        serde_json::to_string(&Shown {
+            protocol: summary.protocol,
+            requests,
+            pending_approvals: &summary.pending_approvals,
+            stuck: &summary.stuck,
+            skipped_lines: summary.skipped_lines,
+        })
+    };
+    Ok(text.map_err(json_error)? + "\n")
+}
+
+fn json_error(err: serde_json::Error) -> Error {
+    Error::usage(format!("cannot serialise JSON: {err}"))
+}
+
+/// The exit code for an awaited request that has ended.
+pub fn ended_code(status: Status) -> i32 {
+    match status {
+        Status::Completed => exit::SUCCESS,
+        _ => exit::NEGATIVE,
+    }
 }

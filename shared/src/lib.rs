@@ -18,6 +18,7 @@ pub mod output;
 pub mod process;
 pub mod prune;
 pub mod record;
+pub mod redact;
 pub mod select;
 pub mod state_dir;
 pub mod task;

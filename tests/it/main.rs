@@ -15,3 +15,6 @@ mod check_wait;
 
 mod kill;
 mod remind;
+
+mod parse_modes;
+mod parse_streams;

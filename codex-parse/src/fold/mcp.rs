@@ -1,0 +1,334 @@
+//! `codex mcp-server` (PROTOCOL.md section 3): `codex/event` notifications
+//! correlated by `params._meta.requestId` (never `params.id`), one response
+//! per `tools/call`, and `elicitation/create` server requests for approvals.
+
+use serde_json::Value;
+
+use super::{command_text, tokens};
+use crate::model::{Approval, Command, FileChange, Request, Status};
+use crate::session::{Session, id_text, text};
+use crate::testcount;
+
+pub fn line(session: &mut Session, value: &Value) {
+    match value.get("method").and_then(Value::as_str) {
+        Some("codex/event") => event(session, &value["params"]),
+        Some(method) => {
+            if let Some(id) = value.get("id").and_then(id_text) {
+                server_request(session, &id, method, &value["params"]);
+            }
+        }
+        None => {
+            if let Some(id) = value.get("id").and_then(id_text) {
+                response(session, &id, value);
+            }
+        }
+    }
+}
+
+fn event(session: &mut Session, params: &Value) {
+    let Some(request_id) = params.pointer("/_meta/requestId").and_then(id_text) else {
+        return;
+    };
+    let thread = params.pointer("/_meta/threadId").and_then(Value::as_str);
+    event_msg(session, &request_id, thread, &params["msg"]);
+}
+
+/// One event (`msg`) of a request; also how `codex exec --json` up to 0.42
+/// reported its single turn.
+pub fn event_msg(session: &mut Session, request_id: &str, thread: Option<&str>, msg: &Value) {
+    let request_id = request_id.to_string();
+    // A second session under a reused request id shows up with its own
+    // session id: it is a request of its own.
+    let configured = (msg.get("type").and_then(Value::as_str) == Some("session_configured"))
+        .then(|| text(msg, "thread_id").or_else(|| text(msg, "session_id")))
+        .flatten();
+    let thread = thread.or(configured.as_deref());
+    let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
+    if !matches!(
+        kind,
+        "agent_message_delta" | "agent_message_content_delta" | "token_count"
+    ) {
+        session.note(|| format!("[{request_id}] {}", super::describe(kind, msg)));
+    }
+    let stale_turn = kind == "task_complete"
+        && msg
+            .get("turn_id")
+            .and_then(Value::as_str)
+            .is_some_and(|turn| is_failed_turn_of_another(session, &request_id, turn));
+    match kind {
+        "exec_command_begin" | "exec_command_end" | "patch_apply_begin" | "patch_apply_end" => {
+            if let Some(call) = text(msg, "call_id") {
+                resolve_call(session, &call);
+            }
+        }
+        _ => {}
+    }
+    let index = session.request_index(&request_id, thread);
+    record_event(&mut session.requests[index], kind, msg, stale_turn);
+    if kind == "task_started"
+        && let Some(turn) = session.requests[index].turn_id.clone()
+    {
+        session.turns.insert(turn, index);
+    }
+}
+
+fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool) {
+    if kind != "stream_error" && kind != "token_count" {
+        request.retries = 0;
+    }
+    match kind {
+        "session_configured" => {
+            let id = text(msg, "thread_id").or_else(|| text(msg, "session_id"));
+            if request.thread_id.is_none() {
+                request.thread_id = id;
+            }
+        }
+        "task_started" => {
+            request.started = true;
+            request.turn_id = text(msg, "turn_id").or(request.turn_id.take());
+        }
+        "agent_message" => {
+            if let Some(message) = text(msg, "message") {
+                request.message(message);
+            }
+        }
+        "agent_message_delta" | "agent_message_content_delta" => {
+            if let Some(delta) = msg.get("delta").and_then(Value::as_str) {
+                request.partial_message.push_str(delta);
+            }
+        }
+        "agent_reasoning" => {
+            if let Some(reasoning) = text(msg, "text") {
+                request.reasoning.push(reasoning);
+            }
+        }
+        "exec_command_begin" | "exec_command_end" => {
+            let ended = kind == "exec_command_end";
+            let exit_code = msg.get("exit_code").and_then(Value::as_i64);
+            let status = match (ended, text(msg, "status"), exit_code) {
+                (false, _, _) => "running".to_string(),
+                (true, Some(status), _) => status,
+                (true, None, Some(0)) => "completed".to_string(),
+                (true, None, _) => "failed".to_string(),
+            };
+            request.command(Command {
+                command: msg.get("command").map(command_text).unwrap_or_default(),
+                exit_code,
+                status,
+                call_id: text(msg, "call_id").unwrap_or_default(),
+            });
+            if ended {
+                let output = text(msg, "aggregated_output").unwrap_or_default();
+                if let Some(counts) = testcount::recognise(&output) {
+                    request.add_tests(counts);
+                }
+            }
+        }
+        "patch_apply_begin" => {
+            let changes = file_changes(msg);
+            request
+                .pending_patches
+                .push((text(msg, "call_id").unwrap_or_default(), changes));
+        }
+        "patch_apply_end" => {
+            let call = text(msg, "call_id").unwrap_or_default();
+            let begun = request
+                .pending_patches
+                .iter()
+                .position(|(id, _)| *id == call)
+                .map(|at| request.pending_patches.remove(at).1);
+            let declined = text(msg, "status").as_deref() == Some("declined");
+            if msg.get("success") == Some(&Value::Bool(false)) || declined {
+                if !declined {
+                    let why = text(msg, "stderr").unwrap_or_else(|| "patch failed".into());
+                    request.error(format!("patch failed: {}", why.trim()));
+                }
+            } else {
+                let ended = file_changes(msg);
+                let changes = if ended.is_empty() {
+                    begun.unwrap_or_default()
+                } else {
+                    ended
+                };
+                for change in changes {
+                    request.file(change.path, change.kind);
+                }
+            }
+        }
+        "token_count" => {
+            if let Some(usage) = msg.pointer("/info/total_token_usage").and_then(tokens) {
+                request.tokens = Some(usage);
+            }
+        }
+        "stream_error" => {
+            request.retries += 1;
+            if let Some(message) = text(msg, "message") {
+                request.error(message);
+            }
+        }
+        "error" => {
+            if let Some(message) = text(msg, "message") {
+                request.error(message);
+            }
+        }
+        "turn_aborted" => {
+            request.aborted = true;
+            request.status = Status::Interrupted;
+        }
+        "task_complete" => {
+            if let Some(ms) = msg.get("duration_ms").and_then(Value::as_u64) {
+                request.duration_ms = Some(ms);
+            }
+            if request.final_message.is_none()
+                && let Some(last) = text(msg, "last_agent_message").filter(|m| !m.is_empty())
+            {
+                request.message(last);
+            }
+            // A stale completion carries the failed turn's error, not ours;
+            // our own outcome is lost with our events.
+            if stale_turn {
+                request.stale_completion = true;
+                request.status = Status::Failed;
+                request.error(
+                    "the prompt's events were lost: answered with the previous turn's completion"
+                        .into(),
+                );
+            } else if let Some(error) = msg.get("error").filter(|e| !e.is_null()) {
+                let message = error_text(error);
+                request.error(message);
+                request.status = Status::Failed;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// True if `turn` is the failed turn of a different, earlier request: the
+/// completion is stale, and this request's own events are lost.
+fn is_failed_turn_of_another(session: &Session, request_id: &str, turn: &str) -> bool {
+    session
+        .turns
+        .get(turn)
+        .map(|&i| &session.requests[i])
+        .is_some_and(|r| r.id != request_id && r.status == Status::Failed)
+}
+
+fn file_changes(msg: &Value) -> Vec<FileChange> {
+    msg.get("changes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(path, change)| FileChange {
+            path: path.clone(),
+            kind: change_kind(change),
+        })
+        .collect()
+}
+
+/// 0.153: `{"type":"add",...}`; 0.47: `{"add":{...}}`.
+fn change_kind(change: &Value) -> String {
+    if let Some(kind) = change.get("type").and_then(Value::as_str) {
+        return kind.to_string();
+    }
+    ["add", "update", "delete"]
+        .into_iter()
+        .find(|k| change.get(k).is_some())
+        .unwrap_or("update")
+        .to_string()
+}
+
+fn error_text(error: &Value) -> String {
+    match error {
+        Value::String(text) => text.clone(),
+        other => other
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| other.to_string(), str::to_string),
+    }
+}
+
+/// A begin or end for an approval's call: the approval was answered.
+fn resolve_call(session: &mut Session, call: &str) {
+    let ids: Vec<String> = session
+        .server_requests
+        .iter()
+        .filter(|a| a.call_id.as_deref() == Some(call))
+        .map(|a| a.request_id.clone())
+        .collect();
+    session.resolved.extend(ids);
+}
+
+fn server_request(session: &mut Session, id: &str, method: &str, params: &Value) {
+    session.note(|| format!("[server request {id}] {method}"));
+    let kind = match params.get("codex_elicitation").and_then(Value::as_str) {
+        Some("exec-approval") => "exec".to_string(),
+        Some("patch-approval") => "patch".to_string(),
+        Some(other) => other.to_string(),
+        None => method.to_string(),
+    };
+    let command = params
+        .get("codex_command")
+        .map(command_text)
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            let changes = params.get("codex_changes")?.as_object()?;
+            Some(changes.keys().cloned().collect::<Vec<_>>().join(" "))
+        });
+    session.server_requests.push(Approval {
+        request_id: id.to_string(),
+        kind,
+        command,
+        thread_id: text(params, "threadId"),
+        owner: text(params, "codex_mcp_tool_call_id"),
+        call_id: text(params, "codex_call_id"),
+    });
+}
+
+fn response(session: &mut Session, id: &str, value: &Value) {
+    session.responses.insert(id.to_string());
+    let result = value.get("result");
+    let is_tool_result =
+        result.is_some_and(|r| r.get("content").is_some() || r.get("error").is_some());
+    let rpc_error = value.get("error");
+    let known = session.is_open(id);
+    if !(is_tool_result || rpc_error.is_some() && known) {
+        return;
+    }
+    session.note(|| format!("[{id}] result"));
+    // Whatever it asked the client has been settled.
+    let settled: Vec<String> = session
+        .server_requests
+        .iter()
+        .filter(|a| a.owner.as_deref() == Some(id))
+        .map(|a| a.request_id.clone())
+        .collect();
+    session.resolved.extend(settled);
+    let request = session.request(id, None);
+    request.answered = true;
+    let message = result.and_then(|r| {
+        r.pointer("/structuredContent/content")
+            .and_then(Value::as_str)
+            .or_else(|| r.pointer("/content/0/text").and_then(Value::as_str))
+            .map(str::to_string)
+    });
+    let failed = result
+        .is_some_and(|r| r.get("isError") == Some(&Value::Bool(true)) || r.get("error").is_some());
+    if let Some(error) = rpc_error.or_else(|| result.and_then(|r| r.get("error"))) {
+        request.error(error_text(error));
+    }
+    if failed || rpc_error.is_some() {
+        if let Some(message) = message.filter(|m| !m.is_empty()) {
+            request.error(message);
+        }
+        request.status = Status::Failed;
+        return;
+    }
+    if let Some(message) = message.filter(|m| !m.is_empty())
+        && request.final_message.is_none()
+    {
+        request.message(message);
+    }
+    if request.status != Status::Failed {
+        request.status = Status::Completed;
+    }
+}

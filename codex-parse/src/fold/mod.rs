@@ -1,0 +1,82 @@
+//! One module per protocol: how its lines fold into requests or turns.
+
+pub mod app;
+pub mod exec;
+pub mod mcp;
+
+use serde_json::Value;
+
+/// One readable line for `--follow`: the event, then what matters in it.
+pub fn describe(kind: &str, event: &Value) -> String {
+    let field = |key: &str| event.get(key).filter(|v| !v.is_null());
+    let detail = if let Some(command) = field("command") {
+        let exit = field("exit_code")
+            .or_else(|| field("exitCode"))
+            .map(|code| format!(" -> exit {code}"))
+            .unwrap_or_default();
+        format!("$ {}{exit}", command_text(command))
+    } else if let Some(text) = ["message", "text", "last_agent_message"]
+        .iter()
+        .find_map(|key| field(key).and_then(Value::as_str))
+    {
+        text.to_string()
+    } else if let Some(inner) = field("type").and_then(Value::as_str).filter(|t| *t != kind) {
+        inner.to_string()
+    } else {
+        String::new()
+    };
+    let detail = shared::format::one_line(&detail, 200);
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// An argv as one line, quoted where a word needs it.
+pub fn join_argv(argv: &[Value]) -> String {
+    argv.iter()
+        .filter_map(Value::as_str)
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            if plain {
+                word.to_string()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A command given as an argv array or as one string.
+pub fn command_text(value: &Value) -> String {
+    match value {
+        Value::Array(argv) => join_argv(argv),
+        Value::String(text) => text.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Token usage in either spelling (snake_case: mcp-server, exec;
+/// camelCase: app-server).
+pub fn tokens(usage: &Value) -> Option<crate::model::Tokens> {
+    let get = |snake: &str, camel: &str| {
+        usage
+            .get(snake)
+            .or_else(|| usage.get(camel))
+            .and_then(Value::as_u64)
+    };
+    let input = get("input_tokens", "inputTokens")?;
+    let output = get("output_tokens", "outputTokens").unwrap_or(0);
+    Some(crate::model::Tokens {
+        input,
+        cached_input: get("cached_input_tokens", "cachedInputTokens").unwrap_or(0),
+        output,
+        reasoning_output: get("reasoning_output_tokens", "reasoningOutputTokens").unwrap_or(0),
+        total: get("total_tokens", "totalTokens").unwrap_or(input + output),
+    })
+}

@@ -1,0 +1,138 @@
+//! Lines kept unparsed until they are needed. Most of an mcp-server
+//! stream's parsed bytes are token counts (only the last one per request
+//! matters) and message deltas (only needed when the final message never
+//! comes): they are recognised by a byte search, kept raw with their
+//! request, and parsed once, when the summary is made.
+
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
+use serde_json::Value;
+
+use crate::model::Request;
+
+/// What a deferred line holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferred {
+    Tokens,
+    Delta,
+}
+
+struct Finders {
+    event: Finder<'static>,
+    request: Finder<'static>,
+    thread: Finder<'static>,
+    delta: Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static FINDERS: OnceLock<Finders> = OnceLock::new();
+    FINDERS.get_or_init(|| Finders {
+        event: Finder::new(b"\"msg\":{\"type\":\""),
+        request: Finder::new(b"\"_meta\":{\"requestId\":"),
+        thread: Finder::new(b"\"threadId\":\""),
+        delta: Finder::new(b"\"delta\":\""),
+    })
+}
+
+/// A deferrable mcp-server event: its kind, request id and thread id.
+pub fn classify(line: &[u8]) -> Option<(Deferred, String, Option<String>)> {
+    let f = finders();
+    let at = f.event.find(line)? + f.event.needle().len();
+    let rest = &line[at..];
+    let name = &rest[..memchr::memchr(b'"', rest)?];
+    let kind = match name {
+        b"token_count" if !line.windows(12).any(|w| w == b"\"info\":null,") => Deferred::Tokens,
+        b"agent_message_delta" | b"agent_message_content_delta" => Deferred::Delta,
+        _ => return None,
+    };
+    let at = f.request.find(line)? + f.request.needle().len();
+    let id = plain_value(&line[at..])?;
+    let thread = match f.thread.find(line) {
+        Some(at) => {
+            let rest = &line[at + f.thread.needle().len()..];
+            Some(plain_text(&rest[..memchr::memchr(b'"', rest)?])?)
+        }
+        None => None,
+    };
+    Some((kind, id, thread))
+}
+
+/// A number, or a string without escapes, at the start of `bytes`.
+fn plain_value(bytes: &[u8]) -> Option<String> {
+    if let Some(rest) = bytes.strip_prefix(b"\"") {
+        let end = memchr::memchr(b'"', rest)?;
+        return plain_text(&rest[..end]);
+    }
+    let end = bytes.iter().position(|b| !b.is_ascii_digit())?;
+    (end > 0).then(|| plain_text(&bytes[..end])).flatten()
+}
+
+/// Text without escapes (an escape would need real parsing: decline).
+fn plain_text(bytes: &[u8]) -> Option<String> {
+    if bytes.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok().map(str::to_string)
+}
+
+/// Keeps the line with its request; a delta's text is taken at once.
+pub fn defer(request: &mut Request, kind: Deferred, line: &[u8]) {
+    match kind {
+        Deferred::Tokens => {
+            // One buffer per request, reused: only the last count matters.
+            let kept = request.deferred_tokens.get_or_insert_with(Vec::new);
+            kept.clear();
+            kept.extend_from_slice(line);
+        }
+        Deferred::Delta => match delta_text(line) {
+            Some(delta) => request.partial_message.push_str(&delta),
+            None => request.deferred_deltas.push(line.to_vec()),
+        },
+    }
+}
+
+/// The `delta` string of a delta line, read without parsing the rest.
+fn delta_text(line: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    let f = finders();
+    let start = f.delta.find(line)? + f.delta.needle().len();
+    let rest = &line[start..];
+    let mut end = 0;
+    loop {
+        end += memchr::memchr2(b'"', b'\\', rest.get(end..)?)?;
+        match rest.get(end)? {
+            b'\\' => end += 2,
+            _ => break,
+        }
+    }
+    let quoted = &line[start - 1..start + end + 1];
+    if rest[..end].contains(&b'\\') {
+        serde_json::from_slice::<String>(quoted)
+            .ok()
+            .map(std::borrow::Cow::Owned)
+    } else {
+        std::str::from_utf8(&rest[..end])
+            .ok()
+            .map(std::borrow::Cow::Borrowed)
+    }
+}
+
+/// Parses what the request kept: its last token count, and the deltas of
+/// a message whose final event has not come.
+pub fn settle(request: &mut Request) {
+    if let Some(line) = request.deferred_tokens.take()
+        && let Ok(value) = serde_json::from_slice::<Value>(&line)
+        && let Some(usage) = value
+            .pointer("/params/msg/info/total_token_usage")
+            .and_then(crate::fold::tokens)
+    {
+        request.tokens = Some(usage);
+    }
+    for line in std::mem::take(&mut request.deferred_deltas) {
+        if let Ok(value) = serde_json::from_slice::<Value>(&line)
+            && let Some(delta) = value.pointer("/params/msg/delta").and_then(Value::as_str)
+        {
+            request.partial_message.push_str(delta);
+        }
+    }
+}

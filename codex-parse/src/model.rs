@@ -1,0 +1,258 @@
+//! The summary of a Codex session stream (DESIGN.md section 6): one entry
+//! per request (mcp-server `tools/call`) or turn (app-server, exec), the
+//! approvals still waiting for an answer, and the signs of being stuck.
+
+use serde::Serialize;
+
+/// Which wire format the stream is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// `codex mcp-server` (0.44 - 0.153): JSON-RPC with `codex/event` notifications.
+    McpServer,
+    /// `codex app-server` v2: JSON-RPC without `jsonrpc`, `turn/*` and `item/*` notifications.
+    AppServer,
+    /// `codex exec --json`: `thread.started`, `turn.*`, `item.*` lines.
+    ExecJson,
+    /// `codex exec --json` up to 0.42: `{"id","msg"}` event lines.
+    ExecLegacy,
+}
+
+impl Protocol {
+    pub fn parse(text: &str) -> Option<Protocol> {
+        match text {
+            "mcp-server" | "mcp" => Some(Protocol::McpServer),
+            "app-server" | "app" => Some(Protocol::AppServer),
+            "exec" | "exec-json" => Some(Protocol::ExecJson),
+            "exec-legacy" => Some(Protocol::ExecLegacy),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::McpServer => "mcp-server",
+            Protocol::AppServer => "app-server",
+            Protocol::ExecJson => "exec-json",
+            Protocol::ExecLegacy => "exec-legacy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+    WaitingApproval,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::WaitingApproval => "waiting-approval",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Running | Status::WaitingApproval)
+    }
+}
+
+/// Token usage: the session's running total as of the request's last report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub cached_input: u64,
+    pub output: u64,
+    pub reasoning_output: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Command {
+    pub command: String,
+    pub exit_code: Option<i64>,
+    /// `running`, `completed`, `failed`, `declined`.
+    pub status: String,
+    /// The item or call id that ties begin, output and end together.
+    #[serde(skip)]
+    pub call_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    /// `add`, `update`, `delete`.
+    pub kind: String,
+}
+
+/// Test results recognised in commands' output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TestCounts {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// One request (mcp-server `tools/call`) or turn (app-server, exec).
+#[derive(Debug, Clone, Serialize)]
+pub struct Request {
+    pub id: String,
+    pub status: Status,
+    pub thread_id: Option<String>,
+    pub final_message: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub commands: Vec<Command>,
+    pub tests: Option<TestCounts>,
+    pub files: Vec<FileChange>,
+    pub tokens: Option<Tokens>,
+    pub errors: Vec<String>,
+    /// Retries announced (`Reconnecting... n/N`) and not yet followed by progress.
+    pub retries: u32,
+    /// Every agent message, in order (for `--messages`).
+    #[serde(skip)]
+    pub messages: Vec<String>,
+    /// Reasoning summaries, in order (for `--reasoning`).
+    #[serde(skip)]
+    pub reasoning: Vec<String>,
+    /// Agent message text assembled from deltas, for when no final message comes.
+    #[serde(skip)]
+    pub partial_message: String,
+    /// The turn id Codex gave it (mcp-server 0.153, app-server): ties a stale
+    /// completion to the failed turn it belongs to.
+    #[serde(skip)]
+    pub turn_id: Option<String>,
+    /// The request got its answer (mcp-server result) or its turn ended.
+    #[serde(skip)]
+    pub answered: bool,
+    #[serde(skip)]
+    pub aborted: bool,
+    #[serde(skip)]
+    pub started: bool,
+    /// Answered with the previous (failed) turn's completion: the prompt's
+    /// own events are lost (mcp-server's stale-completion bug).
+    #[serde(skip)]
+    pub stale_completion: bool,
+    /// Patches begun and not yet applied, by call id: only an applied
+    /// patch changes files (a declined one also has a begin).
+    #[serde(skip)]
+    pub pending_patches: Vec<(String, Vec<FileChange>)>,
+    /// The last token count, unparsed (see `lazy`).
+    #[serde(skip)]
+    pub deferred_tokens: Option<Vec<u8>>,
+    /// Message deltas since the last final message, unparsed.
+    #[serde(skip)]
+    pub deferred_deltas: Vec<Vec<u8>>,
+}
+
+impl Request {
+    pub fn new(id: String) -> Request {
+        Request {
+            id,
+            status: Status::Running,
+            thread_id: None,
+            final_message: None,
+            duration_ms: None,
+            commands: Vec::new(),
+            tests: None,
+            files: Vec::new(),
+            tokens: None,
+            errors: Vec::new(),
+            retries: 0,
+            messages: Vec::new(),
+            reasoning: Vec::new(),
+            partial_message: String::new(),
+            turn_id: None,
+            answered: false,
+            aborted: false,
+            started: false,
+            stale_completion: false,
+            pending_patches: Vec::new(),
+            deferred_tokens: None,
+            deferred_deltas: Vec::new(),
+        }
+    }
+
+    /// Records a command's start or end (matched by call id).
+    pub fn command(&mut self, command: Command) {
+        match self
+            .commands
+            .iter_mut()
+            .find(|c| c.call_id == command.call_id)
+        {
+            Some(existing) => {
+                if !command.command.is_empty() {
+                    existing.command = command.command;
+                }
+                existing.exit_code = command.exit_code.or(existing.exit_code);
+                existing.status = command.status;
+            }
+            None => self.commands.push(command),
+        }
+    }
+
+    pub fn file(&mut self, path: String, kind: String) {
+        match self.files.iter_mut().find(|f| f.path == path) {
+            Some(existing) => existing.kind = kind,
+            None => self.files.push(FileChange { path, kind }),
+        }
+    }
+
+    pub fn add_tests(&mut self, counts: TestCounts) {
+        let total = self.tests.get_or_insert_with(TestCounts::default);
+        total.passed += counts.passed;
+        total.failed += counts.failed;
+    }
+
+    pub fn message(&mut self, text: String) {
+        self.partial_message.clear();
+        self.deferred_deltas.clear();
+        self.final_message = Some(text.clone());
+        self.messages.push(text);
+    }
+
+    pub fn error(&mut self, text: String) {
+        if !self.errors.contains(&text) {
+            self.errors.push(text);
+        }
+    }
+}
+
+/// A server request that waits for the client's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    /// The id to answer (`codex-send --approve ID`).
+    pub request_id: String,
+    /// `exec` or `patch` (or the method, for other server requests).
+    pub kind: String,
+    /// The command, or the paths a patch touches.
+    pub command: Option<String>,
+    pub thread_id: Option<String>,
+    /// The request or turn it belongs to.
+    #[serde(skip)]
+    pub owner: Option<String>,
+    #[serde(skip)]
+    pub call_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stuck {
+    pub reason: String,
+    pub request_id: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub protocol: Option<Protocol>,
+    pub requests: Vec<Request>,
+    pub pending_approvals: Vec<Approval>,
+    pub stuck: Vec<Stuck>,
+    pub skipped_lines: u64,
+}

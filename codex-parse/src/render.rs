@@ -1,0 +1,149 @@
+//! The summary as text short enough to paste into an agent's context.
+
+use std::fmt::Write;
+
+use shared::format::{duration, one_line};
+
+use crate::model::{Request, Summary, Tokens};
+
+/// How much of a final message the summary shows (`--messages`: all).
+const MESSAGE_CHARS: usize = 400;
+
+pub fn summary(summary: &Summary, requests: &[&Request]) -> String {
+    let mut out = String::new();
+    let protocol = summary.protocol.map_or("unknown protocol", |p| p.as_str());
+    let _ = write!(out, "{protocol}: {} request(s)", summary.requests.len());
+    if summary.skipped_lines > 0 {
+        let _ = write!(out, ", {} line(s) skipped", summary.skipped_lines);
+    }
+    out.push('\n');
+    for request in requests {
+        out.push_str(&request_block(request));
+    }
+    out.push_str(&approvals(summary));
+    out.push_str(&stuck(summary));
+    out
+}
+
+fn request_block(request: &Request) -> String {
+    let mut out = format!("[{}] {}", request.id, request.status.as_str());
+    if let Some(ms) = request.duration_ms {
+        let _ = write!(out, " in {}", duration(ms));
+    }
+    if let Some(thread) = &request.thread_id {
+        let _ = write!(out, "  thread {thread}");
+    }
+    if let Some(tokens) = &request.tokens {
+        let _ = write!(out, "  {}", token_text(tokens));
+    }
+    out.push('\n');
+    for command in &request.commands {
+        let exit = command
+            .exit_code
+            .map_or_else(|| command.status.clone(), |code| format!("exit {code}"));
+        let _ = writeln!(out, "  $ {}  -> {exit}", one_line(&command.command, 160));
+    }
+    if let Some(tests) = &request.tests {
+        let _ = writeln!(
+            out,
+            "  tests: {} passed, {} failed",
+            tests.passed, tests.failed
+        );
+    }
+    for file in &request.files {
+        let _ = writeln!(out, "  {} {}", file.kind, file.path);
+    }
+    for error in &request.errors {
+        let _ = writeln!(out, "  error: {}", one_line(error, 300));
+    }
+    if let Some(message) = &request.final_message {
+        let _ = writeln!(
+            out,
+            "  > {}",
+            clip(message, MESSAGE_CHARS).replace('\n', "\n    ")
+        );
+    }
+    out
+}
+
+pub fn token_text(tokens: &Tokens) -> String {
+    format!(
+        "tokens: {} in ({} cached), {} out ({} reasoning), {} total",
+        tokens.input, tokens.cached_input, tokens.output, tokens.reasoning_output, tokens.total
+    )
+}
+
+pub fn approvals(summary: &Summary) -> String {
+    let mut out = String::new();
+    for approval in &summary.pending_approvals {
+        let _ = writeln!(
+            out,
+            "pending approval {} ({}{}): {}   answer: codex-send --approve {} | --deny {}",
+            approval.request_id,
+            approval.kind,
+            approval
+                .owner
+                .as_ref()
+                .map(|o| format!(", request {o}"))
+                .unwrap_or_default(),
+            one_line(approval.command.as_deref().unwrap_or("?"), 200),
+            approval.request_id,
+            approval.request_id
+        );
+    }
+    out
+}
+
+pub fn stuck(summary: &Summary) -> String {
+    let mut out = String::new();
+    for stuck in &summary.stuck {
+        let id = stuck
+            .request_id
+            .as_ref()
+            .map(|id| format!(" [{id}]"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "stuck: {}{id}: {}", stuck.reason, stuck.detail);
+    }
+    out
+}
+
+/// Every message (or reasoning text) of the requests, whole, as
+/// (request id, text); the last `last` of them.
+pub fn collect_texts(
+    requests: &[&Request],
+    reasoning: bool,
+    last: Option<usize>,
+) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = Vec::new();
+    for request in requests {
+        let texts = if reasoning {
+            &request.reasoning
+        } else {
+            &request.messages
+        };
+        all.extend(texts.iter().map(|t| (request.id.clone(), t.clone())));
+        if !reasoning && request.messages.is_empty() && !request.partial_message.is_empty() {
+            all.push((request.id.clone(), request.partial_message.clone()));
+        }
+    }
+    let skip = last.map_or(0, |n| all.len().saturating_sub(n));
+    all.drain(..skip);
+    all
+}
+
+pub fn texts(texts: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (id, text) in texts {
+        let _ = writeln!(out, "[{id}] {text}");
+    }
+    out
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(max).collect();
+    clipped.push_str(" [...] (--messages shows it whole)");
+    clipped
+}

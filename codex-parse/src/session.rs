@@ -1,0 +1,414 @@
+//! The state built up from a stream, line by line: bytes are fed in any
+//! pieces (a line split across two reads is joined), each complete line is
+//! parsed once and folded into the summary by its protocol's rules, and
+//! what is not a JSON object is counted, never fatal. Memory holds the
+//! summary and one line, not the stream.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
+use serde_json::Value;
+
+use crate::model::{Approval, Protocol, Request, Status, Summary};
+use crate::{fold, lazy};
+
+/// Longer lines are skipped (and counted) rather than held in memory.
+pub const MAX_LINE: usize = 64 << 20;
+
+/// Event types that carry nothing a summary uses (raw model items, output
+/// and reasoning deltas, item events duplicated by the older event names)
+/// and make up most of a stream's bytes: recognised by a byte search, never
+/// parsed. A quote cannot occur unescaped inside a JSON string, so the
+/// first `"msg":{"type":"` or `"method":"` of a line is the real one.
+const NOISE_EVENTS: [&[u8]; 11] = [
+    b"raw_response_item",
+    b"raw_response_completed",
+    b"exec_command_output_delta",
+    b"reasoning_content_delta",
+    b"agent_reasoning_delta",
+    b"agent_reasoning_section_break",
+    b"item_started",
+    b"item_completed",
+    b"turn_diff",
+    b"user_message",
+    b"mcp_startup_complete",
+];
+const NOISE_METHODS: [&[u8]; 5] = [
+    b"item/commandExecution/outputDelta",
+    b"item/reasoning/summaryTextDelta",
+    b"item/reasoning/summaryPartAdded",
+    b"turn/diff/updated",
+    b"account/rateLimits/updated",
+];
+
+struct Finders {
+    event: Finder<'static>,
+    method: Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static FINDERS: OnceLock<Finders> = OnceLock::new();
+    FINDERS.get_or_init(|| Finders {
+        event: Finder::new(b"\"msg\":{\"type\":\""),
+        method: Finder::new(b"\"method\":\""),
+    })
+}
+
+/// True for a line whose event type or method is in the noise lists.
+fn is_noise(line: &[u8]) -> bool {
+    let name_after = |at: usize, skip: usize| {
+        let rest = line.get(at + skip..)?;
+        let end = memchr::memchr(b'"', rest)?;
+        Some(&rest[..end])
+    };
+    let f = finders();
+    if let Some(name) = f
+        .event
+        .find(line)
+        .and_then(|at| name_after(at, f.event.needle().len()))
+    {
+        return NOISE_EVENTS.contains(&name);
+    }
+    if let Some(name) = f
+        .method
+        .find(line)
+        .and_then(|at| name_after(at, f.method.needle().len()))
+    {
+        return NOISE_METHODS.contains(&name);
+    }
+    false
+}
+
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Set by `--protocol`, else detected from the first telling line.
+    pub protocol: Option<Protocol>,
+    pub requests: Vec<Request>,
+    /// Server requests (approvals and the like) seen, answered or not.
+    pub server_requests: Vec<Approval>,
+    /// Server request ids the stream shows resolved (app-server).
+    pub resolved: HashSet<String>,
+    /// Ids of responses seen in the output (answers to the client).
+    pub responses: HashSet<String>,
+    /// The last `emittedAtMs` (app-server): when Codex last said anything.
+    pub last_emitted_ms: Option<u64>,
+    /// The thread of a one-shot exec run.
+    pub exec_thread: Option<String>,
+    pub skipped: u64,
+    /// Requests by id (several may share one), for finding them quickly.
+    index: HashMap<String, Vec<usize>>,
+    /// Request index by the turn id Codex gave it.
+    pub turns: HashMap<String, usize>,
+    /// One line per event, for `--follow` (only collected when asked).
+    pub log: Option<Vec<String>>,
+    partial: Vec<u8>,
+    overlong: bool,
+}
+
+impl Session {
+    pub fn new(protocol: Option<Protocol>) -> Session {
+        Session {
+            protocol,
+            ..Session::default()
+        }
+    }
+
+    /// Feeds the next bytes of the stream, in pieces of any size.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(end) = memchr::memchr(b'\n', bytes) {
+            let (line, rest) = bytes.split_at(end);
+            bytes = &rest[1..];
+            if self.overlong {
+                self.overlong = false;
+                self.skipped += 1;
+            } else if self.partial.is_empty() {
+                self.line(line);
+            } else {
+                let mut joined = std::mem::take(&mut self.partial);
+                joined.extend_from_slice(line);
+                self.line(&joined);
+                joined.clear();
+                self.partial = joined;
+            }
+        }
+        if self.overlong {
+            return;
+        }
+        if self.partial.len() + bytes.len() > MAX_LINE {
+            self.partial.clear();
+            self.overlong = true;
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    /// The stream has ended: a last line without its newline counts too.
+    pub fn finish(&mut self) {
+        if self.overlong {
+            self.overlong = false;
+            self.skipped += 1;
+        }
+        let last = std::mem::take(&mut self.partial);
+        if !last.is_empty() {
+            self.line(&last);
+        }
+        // Up to 0.42, exec never said a turn was complete: its process
+        // ended after the answer, and so did the stream.
+        if self.protocol == Some(Protocol::ExecLegacy)
+            && let Some(turn) = self
+                .requests
+                .last_mut()
+                .filter(|r| r.status == Status::Running)
+            && turn.final_message.is_some()
+        {
+            turn.status = Status::Completed;
+            turn.answered = true;
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        if line.first() == Some(&b'{') {
+            if is_noise(line) {
+                return;
+            }
+            if self.log.is_none()
+                && self.protocol == Some(Protocol::McpServer)
+                && let Some((kind, id, thread)) = lazy::classify(line)
+            {
+                let index = self.request_index(&id, thread.as_deref());
+                lazy::defer(&mut self.requests[index], kind, line);
+                return;
+            }
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(value) if value.is_object() => self.value(&value),
+            _ => self.skipped += 1,
+        }
+    }
+
+    fn value(&mut self, value: &Value) {
+        if let Some(ms) = value
+            .get("params")
+            .and_then(|p| p.get("emittedAtMs"))
+            .and_then(Value::as_u64)
+        {
+            self.last_emitted_ms = Some(self.last_emitted_ms.map_or(ms, |old| old.max(ms)));
+        }
+        if self.protocol.is_none() {
+            self.protocol = detect(value);
+        }
+        match self.protocol {
+            Some(Protocol::McpServer) => fold::mcp::line(self, value),
+            Some(Protocol::AppServer) => fold::app::line(self, value),
+            Some(Protocol::ExecJson) => fold::exec::line(self, value),
+            Some(Protocol::ExecLegacy) => fold::exec::legacy_line(self, value),
+            None => {}
+        }
+    }
+
+    /// A line for `--follow`.
+    pub fn note(&mut self, text: impl FnOnce() -> String) {
+        if let Some(log) = &mut self.log {
+            log.push(text());
+        }
+    }
+
+    /// The request with this id that is still open (the oldest), else the
+    /// newest with this id, else a new one.
+    pub fn request(&mut self, id: &str, thread: Option<&str>) -> &mut Request {
+        let index = self.request_index(id, thread);
+        &mut self.requests[index]
+    }
+
+    /// True if a request with this id is waiting for its answer.
+    pub fn is_open(&self, id: &str) -> bool {
+        self.index
+            .get(id)
+            .is_some_and(|all| all.iter().any(|&i| !self.requests[i].answered))
+    }
+
+    /// Where [`Session::request`] finds (or puts) the request.
+    pub fn request_index(&mut self, id: &str, thread: Option<&str>) -> usize {
+        let index = self.find_request(id, thread).unwrap_or_else(|| {
+            let mut request = Request::new(id.to_string());
+            request.thread_id = thread.map(str::to_string);
+            self.requests.push(request);
+            let index = self.requests.len() - 1;
+            self.index.entry(id.to_string()).or_default().push(index);
+            index
+        });
+        let request = &mut self.requests[index];
+        if request.thread_id.is_none() {
+            request.thread_id = thread.map(str::to_string);
+        }
+        index
+    }
+
+    fn find_request(&self, id: &str, thread: Option<&str>) -> Option<usize> {
+        let candidates = self.index.get(id)?;
+        let fits = |r: &Request| match (thread, r.thread_id.as_deref()) {
+            (Some(wanted), Some(have)) => wanted == have,
+            _ => true,
+        };
+        // Two requests may share an id (clients reuse them): the thread
+        // tells them apart where the version gives one.
+        let open = candidates
+            .iter()
+            .copied()
+            .find(|&i| !self.requests[i].answered && fits(&self.requests[i]));
+        open.or_else(|| {
+            candidates
+                .iter()
+                .copied()
+                .rev()
+                .find(|&i| fits(&self.requests[i]) && thread.is_none())
+        })
+    }
+
+    /// The summary as it stands (stuck analysis is added by the caller).
+    pub fn summary(&self) -> Summary {
+        let pending = self
+            .server_requests
+            .iter()
+            .filter(|a| !self.resolved.contains(&a.request_id))
+            .cloned()
+            .collect();
+        let mut requests = self.requests.clone();
+        for request in &mut requests {
+            lazy::settle(request);
+            if request.final_message.is_none() && !request.partial_message.is_empty() {
+                request.final_message = Some(request.partial_message.clone());
+            }
+        }
+        Summary {
+            protocol: self.protocol,
+            requests,
+            pending_approvals: pending,
+            stuck: Vec::new(),
+            skipped_lines: self.skipped,
+        }
+    }
+}
+
+/// The protocol a line shows, if it shows one.
+pub fn detect(value: &Value) -> Option<Protocol> {
+    let method = value.get("method").and_then(Value::as_str);
+    if let Some(method) = method {
+        if method == "codex/event" || method.starts_with("elicitation/") {
+            return Some(Protocol::McpServer);
+        }
+        if method.contains('/') && value.get("jsonrpc").is_none() {
+            return Some(Protocol::AppServer);
+        }
+    }
+    if let Some(kind) = value.get("type").and_then(Value::as_str)
+        && ["thread.", "turn.", "item."]
+            .iter()
+            .any(|p| kind.starts_with(p))
+    {
+        return Some(Protocol::ExecJson);
+    }
+    if value.get("msg").is_some_and(Value::is_object) && value.get("id").is_some() {
+        return Some(Protocol::ExecLegacy);
+    }
+    if value.get("prompt").is_some() && value.get("id").is_none() {
+        return Some(Protocol::ExecLegacy);
+    }
+    if value.get("id").is_some() && (value.get("result").is_some() || value.get("error").is_some())
+    {
+        return Some(if value.get("jsonrpc").is_some() {
+            Protocol::McpServer
+        } else {
+            Protocol::AppServer
+        });
+    }
+    None
+}
+
+/// A JSON-RPC id as text: `2` for the number, `a1` for the string.
+pub fn id_text(id: &Value) -> Option<String> {
+    match id {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A string field, if it is one.
+pub fn text(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAMS: [&[u8]; 4] = [
+        include_bytes!("../../tests/fixtures/codex/0.153.0-mcp-server-main.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.169.0-app-server-approval-accept.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.169.0-exec-json-main.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.42.0-exec-json-fail.out.jsonl"),
+    ];
+
+    fn summary_of(parts: &[&[u8]]) -> Value {
+        let mut session = Session::new(None);
+        for part in parts {
+            session.feed(part);
+        }
+        session.finish();
+        let summary = session.summary();
+        let messages: Vec<_> = summary
+            .requests
+            .iter()
+            .map(|r| r.messages.clone())
+            .collect();
+        serde_json::json!([summary, messages])
+    }
+
+    proptest! {
+        #[test]
+        fn a_stream_split_anywhere_reads_the_same(stream in 0..STREAMS.len(), cut in any::<prop::sample::Index>()) {
+            let bytes = STREAMS[stream];
+            let at = cut.index(bytes.len() + 1);
+            prop_assert_eq!(summary_of(&[&bytes[..at], &bytes[at..]]), summary_of(&[bytes]));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096), cut in any::<prop::sample::Index>()) {
+            let at = cut.index(bytes.len() + 1);
+            let mut session = Session::new(None);
+            session.feed(&bytes[..at]);
+            session.feed(&bytes[at..]);
+            session.finish();
+            let _ = session.summary();
+        }
+
+        #[test]
+        fn lines_of_json_never_panic(lines in prop::collection::vec("\\{\"(type|method|id|msg|params)\":[^\\n]{0,80}\\}", 0..40)) {
+            let mut session = Session::new(None);
+            session.feed(lines.join("\n").as_bytes());
+            session.finish();
+            let _ = session.summary();
+        }
+    }
+
+    #[test]
+    fn a_split_inside_every_line_of_every_stream_reads_the_same() {
+        for bytes in STREAMS {
+            let whole = summary_of(&[bytes]);
+            for at in (0..bytes.len()).step_by(97) {
+                assert_eq!(
+                    summary_of(&[&bytes[..at], &bytes[at..]]),
+                    whole,
+                    "cut at {at}"
+                );
+            }
+        }
+    }
+}

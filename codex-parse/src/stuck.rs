@@ -1,0 +1,202 @@
+//! Signs that a session is stuck (PROTOCOL.md section 7), and the client's
+//! side of the conversation that some of them need: what it asked that was
+//! never answered, and approvals it answered with an error.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::model::{Status, Stuck, Summary};
+use crate::session::{Session, id_text};
+
+/// What the client wrote (codex-send's buffer, a session task's input feed).
+#[derive(Debug, Default)]
+pub struct ClientSide {
+    /// Requests the client sent: id and method.
+    pub requests: Vec<(String, String)>,
+    /// Server requests the client answered with a result.
+    pub answered: HashSet<String>,
+    /// Server requests the client answered with an error.
+    pub errored: Vec<String>,
+}
+
+impl ClientSide {
+    pub fn parse(bytes: &[u8]) -> ClientSide {
+        let mut side = ClientSide::default();
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(value) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            let Some(id) = value.get("id").and_then(id_text) else {
+                continue;
+            };
+            match value.get("method").and_then(Value::as_str) {
+                Some(method) => side.requests.push((id, method.to_string())),
+                None if value.get("error").is_some() => side.errored.push(id),
+                None => {
+                    side.answered.insert(id);
+                }
+            }
+        }
+        side
+    }
+}
+
+/// What the stuck analysis knows beyond the stream.
+pub struct Context<'a> {
+    pub client: Option<&'a ClientSide>,
+    /// When the stream last grew (a file's mtime) or Codex last spoke.
+    pub last_activity: Option<SystemTime>,
+    pub idle: Duration,
+    /// Known to have ended (a session task that is no longer live).
+    pub process_gone: bool,
+}
+
+/// Applies the client's answers, then lists every stuck signal.
+pub fn analyse(session: &mut Session, context: &Context) -> Summary {
+    if let Some(client) = context.client {
+        session.resolved.extend(client.answered.iter().cloned());
+        session.resolved.extend(client.errored.iter().cloned());
+    }
+    let mut summary = session.summary();
+    for approval in &summary.pending_approvals {
+        if let Some(request) = summary
+            .requests
+            .iter_mut()
+            .find(|r| Some(&r.id) == approval.owner.as_ref() && r.status == Status::Running)
+        {
+            request.status = Status::WaitingApproval;
+        }
+    }
+    let mut stuck = Vec::new();
+    request_signals(&summary, context, &mut stuck);
+    client_signals(session, &summary, context, &mut stuck);
+    summary.stuck = stuck;
+    summary
+}
+
+fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>) {
+    let idle = context
+        .last_activity
+        .and_then(|t| SystemTime::now().duration_since(t).ok());
+    let mut push = |reason: &str, id: &str, detail: String| {
+        stuck.push(Stuck {
+            reason: reason.into(),
+            request_id: Some(id.to_string()),
+            detail,
+        });
+    };
+    // An earlier failure is history once the thread has moved on (a lost
+    // follow-up has not moved it on).
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for (index, request) in summary.requests.iter().enumerate() {
+        if let Some(thread) = request
+            .thread_id
+            .as_deref()
+            .filter(|_| !request.stale_completion)
+        {
+            latest.insert(thread, index);
+        }
+    }
+    for (index, request) in summary.requests.iter().enumerate() {
+        let latest_of_thread = request
+            .thread_id
+            .as_deref()
+            .and_then(|thread| latest.get(thread))
+            .is_none_or(|&last| last <= index);
+        let last_error = request.errors.last().cloned().unwrap_or_default();
+        if request.status == Status::Running && request.retries > 0 {
+            push(
+                "retrying",
+                &request.id,
+                format!("{} retries so far: {last_error}", request.retries),
+            );
+        } else if request.status == Status::Running
+            && let Some(idle) = idle.filter(|i| *i >= context.idle)
+        {
+            push(
+                "silent",
+                &request.id,
+                format!(
+                    "open, and nothing from Codex for {}",
+                    shared::format::duration(shared::cli::millis(idle))
+                ),
+            );
+        }
+        if request.aborted && !request.answered {
+            push(
+                "aborted",
+                &request.id,
+                "aborted: this request will never get a result".into(),
+            );
+        } else if request.status == Status::Interrupted && latest_of_thread {
+            push(
+                "interrupted",
+                &request.id,
+                "the turn was interrupted".into(),
+            );
+        }
+        if request.stale_completion {
+            push(
+                "lost-follow-up",
+                &request.id,
+                "answered at once with the failed turn's completion: this prompt's events are lost"
+                    .into(),
+            );
+        }
+        if request.status == Status::Failed && latest_of_thread && !request.stale_completion {
+            push("failed", &request.id, format!("failed: {last_error}"));
+        }
+        if context.process_gone && request.status.is_open() {
+            push(
+                "process-gone",
+                &request.id,
+                "Codex has exited with this still open".into(),
+            );
+        }
+    }
+    for approval in &summary.pending_approvals {
+        stuck.push(Stuck {
+            reason: "waiting-approval".into(),
+            request_id: approval.owner.clone(),
+            detail: format!(
+                "server request {} ({}) waits for an answer: {}",
+                approval.request_id,
+                approval.kind,
+                approval.command.as_deref().unwrap_or("")
+            ),
+        });
+    }
+}
+
+fn client_signals(session: &Session, summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>) {
+    let Some(client) = context.client else {
+        return;
+    };
+    for id in &client.errored {
+        let owner = session
+            .server_requests
+            .iter()
+            .find(|a| &a.request_id == id)
+            .and_then(|a| a.owner.clone());
+        stuck.push(Stuck {
+            reason: "approval-error".into(),
+            request_id: owner,
+            detail: format!(
+                "server request {id} was answered with an error: Codex sends nothing more for it"
+            ),
+        });
+    }
+    // A request with events is in progress, not unanswered.
+    let known: HashSet<&str> = summary.requests.iter().map(|r| r.id.as_str()).collect();
+    for (id, method) in &client.requests {
+        if !session.responses.contains(id) && !known.contains(id.as_str()) {
+            stuck.push(Stuck {
+                reason: "unanswered".into(),
+                request_id: Some(id.clone()),
+                detail: format!("request {id} ({method}) has no response"),
+            });
+        }
+    }
+}

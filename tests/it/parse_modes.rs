@@ -1,0 +1,338 @@
+//! codex-parse's modes and its handling of bad input: pending approvals and
+//! --stuck, messages assembled from deltas, redaction, --wait and --follow
+//! on a growing stream, --task, and streams full of noise.
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::parse_streams::{CODEX_PARSE, fixture};
+use crate::util::*;
+
+/// The first `n` lines of a fixture stream.
+fn head(stream: &str, n: usize) -> String {
+    let text = fs::read_to_string(fixture(&format!("{stream}.out.jsonl"))).unwrap();
+    text.lines().take(n).map(|l| format!("{l}\n")).collect()
+}
+
+fn line_of(stream: &str, needle: &str) -> usize {
+    let text = fs::read_to_string(fixture(&format!("{stream}.out.jsonl"))).unwrap();
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in stream")
+        + 1
+}
+
+fn write(env: &Env, name: &str, content: &[u8]) -> String {
+    let path = env.dir.path().join(name);
+    fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_unanswered_approval_is_pending_and_stuck() {
+    let env = Env::new();
+    for (stream, needle, kind, command) in [
+        (
+            "0.47.0-mcp-server-approval-approve",
+            "elicitation/create",
+            "exec",
+            "bash -lc 'touch approved.txt && echo touched'",
+        ),
+        (
+            "0.169.0-app-server-approval-accept",
+            "requestApproval",
+            "exec",
+            "/bin/bash -lc 'touch approved.txt && echo touched'",
+        ),
+    ] {
+        let path = write(
+            &env,
+            "cut.jsonl",
+            head(stream, line_of(stream, needle)).as_bytes(),
+        );
+        let out = env.run(CODEX_PARSE, &[&path, "--json"]).success();
+        let summary = out.json();
+        assert_eq!(
+            summary["requests"][0]["status"], "waiting-approval",
+            "{stream}"
+        );
+        let pending = &summary["pending_approvals"];
+        assert_eq!(pending.as_array().unwrap().len(), 1, "{stream}: {pending}");
+        assert_eq!(pending[0]["request_id"], "0");
+        assert_eq!(pending[0]["kind"], kind);
+        assert_eq!(pending[0]["command"], command);
+        let stuck = env.run(CODEX_PARSE, &[&path, "--stuck"]);
+        assert_eq!(stuck.code(), 1, "{stuck:?}");
+        assert!(
+            stuck.stdout.contains("stuck: waiting-approval"),
+            "{stuck:?}"
+        );
+        let approvals = env.run(CODEX_PARSE, &[&path, "--approvals"]).success();
+        assert!(
+            approvals.stdout.contains("codex-send --approve 0"),
+            "{approvals:?}"
+        );
+    }
+    // The whole stream: answered, nothing stuck, exit 0.
+    let whole = fixture("0.169.0-app-server-main.out.jsonl");
+    assert_eq!(
+        env.run(CODEX_PARSE, &[whole.to_str().unwrap(), "--stuck"])
+            .code(),
+        0
+    );
+}
+
+#[test]
+fn a_message_cut_off_before_its_final_event_comes_from_its_deltas() {
+    let env = Env::new();
+    let stream = "0.153.0-mcp-server-main";
+    let cut = line_of(stream, r#""type":"agent_message","#) - 1;
+    let path = write(&env, "cut.jsonl", head(stream, cut).as_bytes());
+    let out = env
+        .run(CODEX_PARSE, &[&path, "--messages", "--json"])
+        .success();
+    let messages = out.json();
+    let last = messages.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["request_id"], "2");
+    assert_eq!(
+        last["text"],
+        "Done. I ran `echo hello && ls` and created hello.txt."
+    );
+    let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+    assert_eq!(summary["requests"][0]["status"], "running");
+}
+
+#[test]
+fn last_request_and_tokens_select_what_is_shown() {
+    let env = Env::new();
+    let path = fixture("0.153.0-mcp-server-main.out.jsonl");
+    let path = path.to_str().unwrap();
+    let last = env
+        .run(CODEX_PARSE, &[path, "--last", "1", "--json"])
+        .success()
+        .json();
+    let ids: Vec<&Value> = last["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(ids, [&json!("4")]);
+    let one = env
+        .run(CODEX_PARSE, &[path, "--request", "3", "--json"])
+        .success()
+        .json();
+    assert_eq!(one["requests"][0]["final_message"], "Follow-up answer: 42.");
+    let messages = env
+        .run(CODEX_PARSE, &[path, "--messages", "--last", "2"])
+        .success();
+    assert_eq!(
+        messages.stdout,
+        "[3] Follow-up answer: 42.\n[4] The command failed with exit code 1.\n"
+    );
+    let tokens = env.run(CODEX_PARSE, &[path, "--tokens"]).success();
+    assert!(
+        tokens
+            .stdout
+            .contains("[2] tokens: 26995 in (13497 cached)"),
+        "{tokens:?}"
+    );
+    let missing = env.run(CODEX_PARSE, &[path, "--request", "99"]);
+    assert_eq!(missing.code(), 1, "{missing:?}");
+    let reasoning = env.run(CODEX_PARSE, &[path, "--reasoning"]).success();
+    assert!(reasoning.stdout.starts_with("[2] "), "{reasoning:?}");
+}
+
+#[test]
+fn noise_bad_bytes_and_huge_lines_are_skipped_and_counted() {
+    let env = Env::new();
+    let mut stream = b"\x1b[2m2026-11-22T00:00:00Z\x1b[0m INFO codex starting\n".to_vec();
+    stream.extend_from_slice(head("0.169.0-exec-json-main", 5).as_bytes());
+    stream.extend_from_slice(b"this is not json\n\xff\xfe\x00 invalid utf-8\n");
+    stream.extend_from_slice(
+        b"{\"type\":\"item.completed\",\"item\":{\"type\":\"mystery\",\"id\":\"x\"}}\n",
+    );
+    stream.extend_from_slice(b"{\"type\":\"item.completed\",\"item\":{\"text\":\"\xff\xfe\",\"type\":\"agent_message\"}}\n");
+    stream.extend_from_slice(b"[1,2,3]\n");
+    let mut huge =
+        b"{\"type\":\"item.completed\",\"item\":{\"type\":\"reasoning\",\"text\":\"".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 8 << 20));
+    huge.extend_from_slice(b"\"}}\n");
+    stream.extend_from_slice(&huge);
+    stream.extend_from_slice(
+        head("0.169.0-exec-json-main", 10)
+            .lines()
+            .skip(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_bytes(),
+    );
+    stream.extend_from_slice(b"\n{\"type\":\"turn.started\"");
+    let path = write(&env, "noisy.jsonl", &stream);
+    let out = env.run(CODEX_PARSE, &[&path, "--json"]).success();
+    let summary = out.json();
+    // Banner, non-JSON, invalid UTF-8, bad UTF-8 inside a string, an array,
+    // and the partial last line.
+    assert_eq!(summary["skipped_lines"], 6, "{}", out.stdout.len());
+    assert_eq!(summary["requests"][0]["status"], "completed");
+    assert_eq!(
+        summary["requests"][0]["final_message"],
+        "Done. I ran `echo hello && ls` and created hello.txt."
+    );
+
+    // Arbitrary bytes: never a crash.
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = write(&env, "garbage.bin", &garbage);
+    let out = env.run(CODEX_PARSE, &[&path, "--json"]).success();
+    assert!(out.json()["skipped_lines"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn secrets_are_redacted_unless_asked() {
+    let env = Env::new();
+    let secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123";
+    let lines = [
+        json!({"type": "thread.started", "thread_id": "t1"}),
+        json!({"type": "turn.started"}),
+        json!({"type": "item.completed", "item": {"id": "item_0", "type": "command_execution",
+            "command": "curl -H 'Authorization: Bearer abcdefghijkl' https://bob:hunter2@example.com",
+            "aggregated_output": "", "exit_code": 0, "status": "completed"}}),
+        json!({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message",
+            "text": format!("I set OPENAI_API_KEY={secret} and GITHUB_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789")}}),
+        json!({"type": "turn.completed", "usage": {"input_tokens": 1, "output_tokens": 1}}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let path = write(&env, "secrets.jsonl", text.as_bytes());
+    for args in [
+        vec![path.as_str()],
+        vec![path.as_str(), "--json"],
+        vec![path.as_str(), "--messages"],
+    ] {
+        let out = env.run(CODEX_PARSE, &args).success();
+        for leaked in [secret, "hunter2", "abcdefghijkl", "ghp_abc"] {
+            assert!(
+                !out.stdout.contains(leaked),
+                "{args:?} leaked {leaked}: {}",
+                out.stdout
+            );
+        }
+        assert!(out.stdout.contains("[REDACTED]"), "{args:?}");
+    }
+    let json = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+    assert!(
+        json["requests"][0]["final_message"]
+            .as_str()
+            .unwrap()
+            .contains("OPENAI_API_KEY=[REDACTED]")
+    );
+    let raw = env.run(CODEX_PARSE, &[&path, "--no-redact"]).success();
+    assert!(raw.stdout.contains(secret));
+}
+
+#[test]
+fn wait_returns_when_the_request_ends_on_a_growing_stream() {
+    let env = Env::new();
+    let stream = "0.153.0-mcp-server-main";
+    let all = fs::read_to_string(fixture(&format!("{stream}.out.jsonl"))).unwrap();
+    let cut = line_of(stream, r#"{"jsonrpc":"2.0","id":2,"result""#) - 1;
+    let path = env.dir.path().join("growing.jsonl");
+    fs::write(&path, head(stream, cut)).unwrap();
+    let mut command = env.cmd(CODEX_PARSE);
+    command
+        .args([path.to_str().unwrap(), "--wait", "2", "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut waiter = Guard::spawn(command);
+    // Once it has read what is there and gone to sleep, it must still be
+    // waiting: request 2 has no result yet.
+    let pid = waiter.pid();
+    poll(DEADLINE, || {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        (stat.rsplit_once(") ")?.1.starts_with('S') && wchan.contains("poll")).then_some(())
+    })
+    .expect("--wait never went to sleep");
+    assert!(
+        waiter.0.try_wait().unwrap().is_none(),
+        "--wait returned before the request ended"
+    );
+    let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let rest: String = all.lines().skip(cut).map(|l| format!("{l}\n")).collect();
+    file.write_all(rest.as_bytes()).unwrap();
+    let status =
+        poll(DEADLINE, || waiter.0.try_wait().ok().flatten()).expect("--wait never returned");
+    assert_eq!(status.code(), Some(0));
+
+    let timeout = env.run(
+        CODEX_PARSE,
+        &[
+            fixture("0.47.0-mcp-server-stall.out.jsonl")
+                .to_str()
+                .unwrap(),
+            "--wait",
+            "1",
+            "--timeout",
+            "0.3",
+        ],
+    );
+    assert_eq!(
+        timeout.code(),
+        1,
+        "an aborted request has ended: {timeout:?}"
+    );
+    let path = env.dir.path().join("open.jsonl");
+    fs::write(&path, head(stream, 10)).unwrap();
+    let timeout = env.run(
+        CODEX_PARSE,
+        &[path.to_str().unwrap(), "--wait", "2", "--timeout", "0.3"],
+    );
+    assert_eq!(timeout.code(), 124, "{timeout:?}");
+}
+
+#[test]
+fn task_reads_a_sessions_output_and_follow_prints_events() {
+    let env = Env::new();
+    let stream = fixture("0.169.0-app-server-main.out.jsonl");
+    let id = env.launch(&["cat", stream.to_str().unwrap()]);
+    env.wait_state(&id, "exited");
+    let summary = env
+        .run(CODEX_PARSE, &["--task", &id, "--json"])
+        .success()
+        .json();
+    assert_eq!(summary["protocol"], "app-server");
+    assert_eq!(summary["requests"].as_array().unwrap().len(), 3);
+    let follow = env.run(CODEX_PARSE, &["--task", &id, "--follow"]).success();
+    assert!(follow.stdout.lines().count() > 20, "{follow:?}");
+    assert!(follow.stdout.contains("turn/completed"), "{follow:?}");
+    let unknown = env.run(CODEX_PARSE, &["--task", "abcdef12"]);
+    assert_eq!(unknown.code(), 1, "{unknown:?}");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let env = Env::new();
+    let stream = fixture("0.169.0-app-server-main.out.jsonl");
+    let stream = stream.to_str().unwrap();
+    for args in [
+        vec![],
+        vec![stream, "--protocol", "carrier-pigeon"],
+        vec![stream, "--idle", "soon"],
+        vec![stream, "--timeout", "3"],
+        vec!["/no/such/file"],
+        vec!["--task", "../x"],
+    ] {
+        let out = env.run(CODEX_PARSE, &args);
+        assert_eq!(out.code(), 2, "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with("codex-parse: "), "{args:?}: {out:?}");
+    }
+    // A forced protocol that does not fit finds nothing, and says so plainly.
+    let forced = env
+        .run(CODEX_PARSE, &[stream, "--protocol", "exec", "--json"])
+        .success();
+    assert_eq!(forced.json()["requests"], json!([]));
+}
