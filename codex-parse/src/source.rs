@@ -17,7 +17,7 @@ use crate::model::Summary;
 use crate::session::Session;
 use crate::stuck::{self, ClientSide, Context};
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 128 << 10;
 /// The first window `--last` reads from the end of a file.
 const TAIL_WINDOW: u64 = 256 << 10;
 
