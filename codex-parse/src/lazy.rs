@@ -15,7 +15,8 @@ use crate::model::Request;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deferred {
     Tokens,
-    Delta,
+    /// A message delta; `true` under its old name (`agent_message_delta`).
+    Delta(bool),
 }
 
 struct Finders {
@@ -23,6 +24,7 @@ struct Finders {
     request: Finder<'static>,
     thread: Finder<'static>,
     delta: Finder<'static>,
+    totals: Finder<'static>,
 }
 
 fn finders() -> &'static Finders {
@@ -32,6 +34,7 @@ fn finders() -> &'static Finders {
         request: Finder::new(b"\"_meta\":{\"requestId\":"),
         thread: Finder::new(b"\"threadId\":\""),
         delta: Finder::new(b"\"delta\":\""),
+        totals: Finder::new(b"\"total_token_usage\":{"),
     })
 }
 
@@ -42,8 +45,10 @@ pub fn classify(line: &[u8]) -> Option<(Deferred, String, Option<String>)> {
     let rest = &line[at..];
     let name = &rest[..memchr::memchr(b'"', rest)?];
     let kind = match name {
-        b"token_count" if !line.windows(12).any(|w| w == b"\"info\":null,") => Deferred::Tokens,
-        b"agent_message_delta" | b"agent_message_content_delta" => Deferred::Delta,
+        // Only a count with totals matters (`"info":null` has none).
+        b"token_count" if f.totals.find(line).is_some() => Deferred::Tokens,
+        b"agent_message_delta" => Deferred::Delta(true),
+        b"agent_message_content_delta" => Deferred::Delta(false),
         _ => return None,
     };
     let at = f.request.find(line)? + f.request.needle().len();
@@ -85,10 +90,14 @@ pub fn defer(request: &mut Request, kind: Deferred, line: &[u8]) {
             kept.clear();
             kept.extend_from_slice(line);
         }
-        Deferred::Delta => match delta_text(line) {
-            Some(delta) => request.partial_message.push_str(&delta),
-            None => request.deferred_deltas.push(line.to_vec()),
-        },
+        Deferred::Delta(old_name) => {
+            // A delta is progress: whatever retrying there was is over.
+            request.retries = 0;
+            match delta_text(line) {
+                Some(delta) => request.add_delta(&delta, old_name),
+                None => request.deferred_deltas.push((old_name, line.to_vec())),
+            }
+        }
     }
 }
 
@@ -128,11 +137,11 @@ pub fn settle(request: &mut Request) {
     {
         request.tokens = Some(usage);
     }
-    for line in std::mem::take(&mut request.deferred_deltas) {
+    for (old_name, line) in std::mem::take(&mut request.deferred_deltas) {
         if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(delta) = value.pointer("/params/msg/delta").and_then(Value::as_str)
         {
-            request.partial_message.push_str(delta);
+            request.add_delta(delta, old_name);
         }
     }
 }

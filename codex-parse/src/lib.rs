@@ -169,6 +169,14 @@ fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
 }
 
 fn print(cli: &Cli, summary: &Summary) -> Result<()> {
+    // Secrets go before anything is shortened, so no cut leaves half a key.
+    let cleaned;
+    let summary = if cli.no_redact {
+        summary
+    } else {
+        cleaned = redacted(summary);
+        &cleaned
+    };
     let requests = chosen(cli, summary)?;
     let text = if cli.json {
         json(cli, summary, &requests)?
@@ -198,6 +206,34 @@ fn print(cli: &Cli, summary: &Summary) -> Result<()> {
         shared::redact::redact(&text).into_owned()
     };
     cli::write_stdout(&text)
+}
+
+/// The summary with secrets taken out of every text it holds.
+fn redacted(summary: &Summary) -> Summary {
+    let clean = |text: &mut String| {
+        if let std::borrow::Cow::Owned(new) = shared::redact::redact(text) {
+            *text = new;
+        }
+    };
+    let mut summary = summary.clone();
+    for request in &mut summary.requests {
+        request.final_message.iter_mut().for_each(clean);
+        request.messages.iter_mut().for_each(clean);
+        request.reasoning.iter_mut().for_each(clean);
+        request.errors.iter_mut().for_each(clean);
+        clean(&mut request.partial_message);
+        clean(&mut request.partial_old);
+        for command in &mut request.commands {
+            clean(&mut command.command);
+        }
+    }
+    for approval in &mut summary.pending_approvals {
+        approval.command.iter_mut().for_each(clean);
+    }
+    for stuck in &mut summary.stuck {
+        clean(&mut stuck.detail);
+    }
+    summary
 }
 
 fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {

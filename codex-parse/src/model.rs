@@ -148,7 +148,14 @@ pub struct Request {
     pub deferred_tokens: Option<Vec<u8>>,
     /// Message deltas since the last final message, unparsed.
     #[serde(skip)]
-    pub deferred_deltas: Vec<Vec<u8>>,
+    pub deferred_deltas: Vec<(bool, Vec<u8>)>,
+    /// Deltas under the old event name: versions 0.57 to 0.116 send every
+    /// delta under both names, and the new one wins where there is one.
+    #[serde(skip)]
+    pub partial_old: String,
+    /// Command positions by call id.
+    #[serde(skip)]
+    pub command_index: std::collections::HashMap<String, usize>,
 }
 
 impl Request {
@@ -176,15 +183,34 @@ impl Request {
             pending_patches: Vec::new(),
             deferred_tokens: None,
             deferred_deltas: Vec::new(),
+            partial_old: String::new(),
+            command_index: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn add_delta(&mut self, delta: &str, old_name: bool) {
+        if old_name {
+            self.partial_old.push_str(delta);
+        } else {
+            self.partial_message.push_str(delta);
+        }
+    }
+
+    /// The message so far, from its deltas.
+    pub fn partial(&self) -> &str {
+        if self.partial_message.is_empty() {
+            &self.partial_old
+        } else {
+            &self.partial_message
         }
     }
 
     /// Records a command's start or end (matched by call id).
     pub fn command(&mut self, command: Command) {
         match self
-            .commands
-            .iter_mut()
-            .find(|c| c.call_id == command.call_id)
+            .command_index
+            .get(&command.call_id)
+            .and_then(|&at| self.commands.get_mut(at))
         {
             Some(existing) => {
                 if !command.command.is_empty() {
@@ -193,7 +219,11 @@ impl Request {
                 existing.exit_code = command.exit_code.or(existing.exit_code);
                 existing.status = command.status;
             }
-            None => self.commands.push(command),
+            None => {
+                self.command_index
+                    .insert(command.call_id.clone(), self.commands.len());
+                self.commands.push(command);
+            }
         }
     }
 
@@ -206,12 +236,13 @@ impl Request {
 
     pub fn add_tests(&mut self, counts: TestCounts) {
         let total = self.tests.get_or_insert_with(TestCounts::default);
-        total.passed += counts.passed;
-        total.failed += counts.failed;
+        total.passed = total.passed.saturating_add(counts.passed);
+        total.failed = total.failed.saturating_add(counts.failed);
     }
 
     pub fn message(&mut self, text: String) {
         self.partial_message.clear();
+        self.partial_old.clear();
         self.deferred_deltas.clear();
         self.final_message = Some(text.clone());
         self.messages.push(text);

@@ -122,8 +122,8 @@ pub fn collect_texts(
             &request.messages
         };
         all.extend(texts.iter().map(|t| (request.id.clone(), t.clone())));
-        if !reasoning && request.messages.is_empty() && !request.partial_message.is_empty() {
-            all.push((request.id.clone(), request.partial_message.clone()));
+        if !reasoning && request.messages.is_empty() && !request.partial().is_empty() {
+            all.push((request.id.clone(), request.partial().to_string()));
         }
     }
     let skip = last.map_or(0, |n| all.len().saturating_sub(n));

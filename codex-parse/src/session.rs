@@ -45,6 +45,7 @@ const NOISE_METHODS: [&[u8]; 5] = [
 struct Finders {
     event: Finder<'static>,
     method: Finder<'static>,
+    emitted: Finder<'static>,
 }
 
 fn finders() -> &'static Finders {
@@ -52,6 +53,7 @@ fn finders() -> &'static Finders {
     FINDERS.get_or_init(|| Finders {
         event: Finder::new(b"\"msg\":{\"type\":\""),
         method: Finder::new(b"\"method\":\""),
+        emitted: Finder::new(b"\"emittedAtMs\":"),
     })
 }
 
@@ -123,11 +125,11 @@ impl Session {
                 self.overlong = false;
                 self.skipped += 1;
             } else if self.partial.is_empty() {
-                self.line(line);
+                self.line(line, true);
             } else {
                 let mut joined = std::mem::take(&mut self.partial);
                 joined.extend_from_slice(line);
-                self.line(&joined);
+                self.line(&joined, true);
                 joined.clear();
                 self.partial = joined;
             }
@@ -143,6 +145,18 @@ impl Session {
         }
     }
 
+    /// A last line without its newline, if it is already a whole JSON
+    /// object (a growing file's writer may not have sent the newline yet).
+    pub fn take_complete_partial(&mut self) {
+        if !self.partial.is_empty()
+            && !self.overlong
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&self.partial).is_ok()
+        {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line, false);
+        }
+    }
+
     /// The stream has ended: a last line without its newline counts too.
     pub fn finish(&mut self) {
         if self.overlong {
@@ -151,7 +165,9 @@ impl Session {
         }
         let last = std::mem::take(&mut self.partial);
         if !last.is_empty() {
-            self.line(&last);
+            // A last line without its newline may be cut short: it takes
+            // the careful path, where a cut line is counted as skipped.
+            self.line(&last, false);
         }
         // Up to 0.42, exec never said a turn was complete: its process
         // ended after the answer, and so did the stream.
@@ -167,16 +183,18 @@ impl Session {
         }
     }
 
-    fn line(&mut self, line: &[u8]) {
+    fn line(&mut self, line: &[u8], complete: bool) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
         if line.first() == Some(&b'{') {
+            self.note_emitted(line);
             if is_noise(line) {
                 return;
             }
-            if self.log.is_none()
+            if complete
+                && self.log.is_none()
                 && self.protocol == Some(Protocol::McpServer)
                 && let Some((kind, id, thread)) = lazy::classify(line)
             {
@@ -191,14 +209,32 @@ impl Session {
         }
     }
 
-    fn value(&mut self, value: &Value) {
-        if let Some(ms) = value
-            .get("params")
-            .and_then(|p| p.get("emittedAtMs"))
-            .and_then(Value::as_u64)
+    /// app-server stamps every notification with `emittedAtMs`: the last
+    /// one says when Codex last spoke, noise lines included.
+    fn note_emitted(&mut self, line: &[u8]) {
+        if matches!(
+            self.protocol,
+            Some(Protocol::McpServer | Protocol::ExecJson | Protocol::ExecLegacy)
+        ) {
+            return;
+        }
+        let Some(at) = finders().emitted.find(line) else {
+            return;
+        };
+        let digits = &line[at + finders().emitted.needle().len()..];
+        let end = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
+        if let Some(ms) = std::str::from_utf8(&digits[..end])
+            .ok()
+            .and_then(|d| d.parse::<u64>().ok())
         {
             self.last_emitted_ms = Some(self.last_emitted_ms.map_or(ms, |old| old.max(ms)));
         }
+    }
+
+    fn value(&mut self, value: &Value) {
         if self.protocol.is_none() {
             self.protocol = detect(value);
         }
@@ -234,7 +270,18 @@ impl Session {
 
     /// Where [`Session::request`] finds (or puts) the request.
     pub fn request_index(&mut self, id: &str, thread: Option<&str>) -> usize {
-        let index = self.find_request(id, thread).unwrap_or_else(|| {
+        self.index_of(id, thread, false)
+    }
+
+    /// Like [`Session::request_index`], for an event that begins a request
+    /// (`session_configured`, `task_started`): an id the client reused
+    /// starts a new request once the old one has its answer.
+    pub fn starting_request_index(&mut self, id: &str, thread: Option<&str>) -> usize {
+        self.index_of(id, thread, true)
+    }
+
+    fn index_of(&mut self, id: &str, thread: Option<&str>, starts: bool) -> usize {
+        let index = self.find_request(id, thread, starts).unwrap_or_else(|| {
             let mut request = Request::new(id.to_string());
             request.thread_id = thread.map(str::to_string);
             self.requests.push(request);
@@ -249,7 +296,7 @@ impl Session {
         index
     }
 
-    fn find_request(&self, id: &str, thread: Option<&str>) -> Option<usize> {
+    fn find_request(&self, id: &str, thread: Option<&str>, starts: bool) -> Option<usize> {
         let candidates = self.index.get(id)?;
         let fits = |r: &Request| match (thread, r.thread_id.as_deref()) {
             (Some(wanted), Some(have)) => wanted == have,
@@ -261,12 +308,13 @@ impl Session {
             .iter()
             .copied()
             .find(|&i| !self.requests[i].answered && fits(&self.requests[i]));
+        // A late event of an answered request still belongs to it.
         open.or_else(|| {
             candidates
                 .iter()
                 .copied()
                 .rev()
-                .find(|&i| fits(&self.requests[i]) && thread.is_none())
+                .find(|&i| !starts && fits(&self.requests[i]))
         })
     }
 
@@ -281,8 +329,8 @@ impl Session {
         let mut requests = self.requests.clone();
         for request in &mut requests {
             lazy::settle(request);
-            if request.final_message.is_none() && !request.partial_message.is_empty() {
-                request.final_message = Some(request.partial_message.clone());
+            if request.final_message.is_none() && !request.partial().is_empty() {
+                request.final_message = Some(request.partial().to_string());
             }
         }
         Summary {

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shared::process::DirWatcher;
 use shared::state_dir::StateDir;
@@ -13,13 +13,15 @@ use shared::task::{Task, TaskPaths};
 use shared::{Error, IoContext, Result, cli, exit, select};
 
 use crate::Cli;
-use crate::model::Summary;
+use crate::model::{Protocol, Summary};
 use crate::session::Session;
 use crate::stuck::{self, ClientSide, Context};
 
 const CHUNK: usize = 128 << 10;
 /// The first window `--last` reads from the end of a file.
 const TAIL_WINDOW: u64 = 256 << 10;
+/// Without inotify, how often a growing stream is looked at.
+const NO_WATCHER_PAUSE: Duration = Duration::from_millis(100);
 
 pub struct Source {
     /// `None`: stdin.
@@ -29,6 +31,9 @@ pub struct Source {
     reader: Box<dyn Read>,
     pub session: Session,
     buffer: Vec<u8>,
+    /// Only the end of the file was read (`--last`): what came before is
+    /// unknown, so requests the client sent then are not "unanswered".
+    partial: bool,
 }
 
 impl Source {
@@ -47,6 +52,9 @@ impl Source {
             (None, Some(file)) if file.as_os_str() == "-" => (None, cli.input.clone(), None),
             (None, file) => (file.clone(), cli.input.clone(), None),
         };
+        if let Some(input) = &cli.input {
+            File::open(input).context(|| format!("opening {}", input.display()))?;
+        }
         let reader: Box<dyn Read> = match &path {
             Some(path) => {
                 Box::new(File::open(path).context(|| format!("opening {}", path.display()))?)
@@ -60,10 +68,19 @@ impl Source {
             reader,
             session: Session::new(cli.protocol),
             buffer: vec![0; CHUNK],
+            partial: false,
         })
     }
 
-    /// Feeds what is there now; false at the end of stdin.
+    /// Feeds what is there now; false at the end of the file or of stdin.
+    /// On stdin, waits at most `left` for something to read.
+    fn pump_within(&mut self, left: Option<Duration>) -> Result<bool> {
+        if self.path.is_none() && !stdin_ready(left)? {
+            return Ok(true);
+        }
+        self.pump()
+    }
+
     fn pump(&mut self) -> Result<bool> {
         loop {
             match self.reader.read(&mut self.buffer) {
@@ -107,21 +124,49 @@ impl Source {
             self.session = Session::new(cli.protocol);
             file.seek(SeekFrom::Start(start))
                 .context(|| format!("reading {}", path.display()))?;
-            let mut tail = Vec::new();
-            file.read_to_end(&mut tail)
-                .context(|| format!("reading {}", path.display()))?;
-            // A window that starts mid-line starts at the next line.
-            let from = if start == 0 {
-                0
-            } else {
-                memchr::memchr(b'\n', &tail).map_or(tail.len(), |at| at + 1)
-            };
-            self.session.feed(&tail[from..]);
+            self.feed_from(&mut file, start, path)?;
             self.session.finish();
+            // Exec turns are numbered from the start: count them all.
+            let numbered = matches!(
+                self.session.protocol,
+                Some(Protocol::ExecJson | Protocol::ExecLegacy)
+            );
+            if start > 0 && numbered {
+                window = len;
+                continue;
+            }
             if start == 0 || self.holds_last(n, cli.messages || cli.reasoning) {
+                self.partial = start > 0;
                 return Ok(self.analyse(cli));
             }
             window = window.saturating_mul(4);
+        }
+    }
+
+    /// Feeds the file from `start` to its end in chunks; a window that
+    /// starts mid-line starts at the next line.
+    fn feed_from(&mut self, file: &mut File, start: u64, path: &std::path::Path) -> Result<()> {
+        file.seek(SeekFrom::Start(start))
+            .context(|| format!("reading {}", path.display()))?;
+        let mut at_line = start == 0;
+        loop {
+            let n = match file.read(&mut self.buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
+            };
+            let mut chunk = &self.buffer[..n];
+            if !at_line {
+                match memchr::memchr(b'\n', chunk) {
+                    Some(end) => {
+                        chunk = &chunk[end + 1..];
+                        at_line = true;
+                    }
+                    None => continue,
+                }
+            }
+            self.session.feed(chunk);
         }
     }
 
@@ -155,6 +200,7 @@ impl Source {
             .map(|ms| UNIX_EPOCH + std::time::Duration::from_millis(ms));
         let context = Context {
             client: client.as_ref(),
+            partial: self.partial,
             last_activity: modified.max(emitted).or_else(|| Some(SystemTime::now())),
             idle: cli.idle,
             process_gone: self.task_ended(),
@@ -180,10 +226,14 @@ impl Source {
         if self.path.is_none() || self.task_ended() {
             return Ok(false);
         }
-        if let Some(watcher) = watcher {
-            watcher
-                .wait(left)
-                .context(|| "waiting for the stream to grow".into())?;
+        match watcher {
+            Some(watcher) => {
+                watcher
+                    .wait(left)
+                    .context(|| "waiting for the stream to grow".into())?;
+            }
+            // No inotify to be had (its limits reached): look again shortly.
+            None => std::thread::sleep(left.map_or(NO_WATCHER_PAUSE, |l| l.min(NO_WATCHER_PAUSE))),
         }
         Ok(true)
     }
@@ -205,6 +255,8 @@ pub fn follow(source: &mut Source, cli: &Cli) -> Result<i32> {
         let more = source.pump()?;
         flush_log(source, cli)?;
         if !more && !source.wait_for_more(&mut watcher, None)? {
+            // What the task wrote just before it ended is read too.
+            source.pump()?;
             source.session.finish();
             flush_log(source, cli)?;
             return Ok(exit::SUCCESS);
@@ -236,13 +288,11 @@ pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<i32> {
     let deadline = cli.timeout.and_then(cli::deadline);
     let mut watcher = source.watcher();
     loop {
-        let more = source.pump()?;
-        if let Some(request) = source.session.requests.iter().find(|r| r.id == id)
-            && !request.status.is_open()
-        {
-            let summary = source.analyse(cli);
-            crate::print(cli, &summary)?;
-            return Ok(crate::ended_code(request_status(&summary, id)));
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let more = source.pump_within(left)?;
+        source.session.take_complete_partial();
+        if let Some(code) = ended(source, id, cli)? {
+            return Ok(code);
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
@@ -252,13 +302,41 @@ pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<i32> {
             return Ok(exit::TIMED_OUT);
         }
         if !more && !source.wait_for_more(&mut watcher, left)? {
+            // The stream is over: its last bytes and last line count too.
+            source.pump()?;
             source.session.finish();
+            if let Some(code) = ended(source, id, cli)? {
+                return Ok(code);
+            }
             cli::say(&format!(
                 "codex-parse: the stream ended with request {id} still open"
             ));
             return Ok(exit::NEGATIVE);
         }
     }
+}
+
+/// If request `id` has ended: prints it and returns the exit code.
+fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<i32>> {
+    let done = source
+        .session
+        .requests
+        .iter()
+        .any(|r| r.id == id && !r.status.is_open());
+    if !done {
+        return Ok(None);
+    }
+    let mut summary = source.analyse(cli);
+    summary.requests.retain(|r| r.id == id);
+    crate::print(cli, &summary)?;
+    Ok(Some(crate::ended_code(request_status(&summary, id))))
+}
+
+/// Waits up to `left` (forever if `None`) for stdin to have something.
+fn stdin_ready(left: Option<Duration>) -> Result<bool> {
+    use std::os::fd::AsFd;
+    shared::process::wait_readable(std::io::stdin().as_fd(), left)
+        .context(|| "waiting for stdin".into())
 }
 
 fn request_status(summary: &Summary, id: &str) -> crate::model::Status {

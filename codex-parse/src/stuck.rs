@@ -46,6 +46,9 @@ impl ClientSide {
 /// What the stuck analysis knows beyond the stream.
 pub struct Context<'a> {
     pub client: Option<&'a ClientSide>,
+    /// Only the end of the stream was read: requests the client sent
+    /// earlier may have been answered before it.
+    pub partial: bool,
     /// When the stream last grew (a file's mtime) or Codex last spoke.
     pub last_activity: Option<SystemTime>,
     pub idle: Duration,
@@ -124,7 +127,7 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
                 ),
             );
         }
-        if request.aborted && !request.answered {
+        if request.aborted && !request.answered && latest_of_thread {
             push(
                 "aborted",
                 &request.id,
@@ -190,7 +193,7 @@ fn client_signals(session: &Session, summary: &Summary, context: &Context, stuck
     }
     // A request with events is in progress, not unanswered.
     let known: HashSet<&str> = summary.requests.iter().map(|r| r.id.as_str()).collect();
-    for (id, method) in &client.requests {
+    for (id, method) in client.requests.iter().filter(|_| !context.partial) {
         if !session.responses.contains(id) && !known.contains(id.as_str()) {
             stuck.push(Stuck {
                 reason: "unanswered".into(),

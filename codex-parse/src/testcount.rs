@@ -36,6 +36,15 @@ fn patterns() -> &'static Patterns {
 
 /// The counts in `output`, or `None` if it shows no known test summary.
 pub fn recognise(output: &str) -> Option<TestCounts> {
+    // Under a terminal, runners colour their summaries.
+    let plain;
+    let output = if output.contains('\x1b') {
+        plain =
+            String::from_utf8_lossy(&shared::ansi::render_plain(output.as_bytes())).into_owned();
+        plain.as_str()
+    } else {
+        output
+    };
     let p = patterns();
     let number =
         |m: Option<regex::Match>| m.and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
@@ -43,13 +52,13 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
     let mut found = false;
     for caps in p.cargo.captures_iter(output) {
         found = true;
-        counts.passed += number(caps.get(1));
-        counts.failed += number(caps.get(2));
+        counts.passed = counts.passed.saturating_add(number(caps.get(1)));
+        counts.failed = counts.failed.saturating_add(number(caps.get(2)));
     }
     if !found && let Some(caps) = p.nextest.captures_iter(output).last() {
         found = true;
-        counts.passed += number(caps.get(1));
-        counts.failed += number(caps.get(2));
+        counts.passed = counts.passed.saturating_add(number(caps.get(1)));
+        counts.failed = counts.failed.saturating_add(number(caps.get(2)));
     }
     for caps in p
         .pytest
@@ -59,15 +68,15 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
     {
         found = true;
         let text = caps.get(1).map_or("", |m| m.as_str());
-        counts.passed += count_of(text, "passed");
-        counts.failed += count_of(text, "failed");
+        counts.passed = counts.passed.saturating_add(count_of(text, "passed"));
+        counts.failed = counts.failed.saturating_add(count_of(text, "failed"));
     }
     if !found {
         for caps in p.go.captures_iter(output) {
             found = true;
             match caps.get(1).map(|m| m.as_str()) {
-                Some("PASS") => counts.passed += 1,
-                _ => counts.failed += 1,
+                Some("PASS") => counts.passed = counts.passed.saturating_add(1),
+                _ => counts.failed = counts.failed.saturating_add(1),
             }
         }
     }
@@ -84,7 +93,7 @@ fn count_of(text: &str, word: &str) -> u64 {
         .windows(2)
         .filter(|pair| pair[1] == word)
         .filter_map(|pair| pair[0].parse::<u64>().ok())
-        .sum()
+        .fold(0u64, u64::saturating_add)
 }
 
 #[cfg(test)]
@@ -110,6 +119,13 @@ mod tests {
         assert_eq!(counts(jest), Some((7, 1)));
         let vitest = " Tests  2 failed | 5 passed (7)\n";
         assert_eq!(counts(vitest), Some((5, 2)));
+        let coloured = "\x1b[32mtest result: ok\x1b[0m. 3 passed; 0 failed; 0 ignored\n";
+        assert_eq!(counts(coloured), Some((3, 0)));
+        let huge = format!(
+            "test result: ok. {} passed; 0 failed\ntest result: ok. 5 passed; 0 failed\n",
+            u64::MAX
+        );
+        assert_eq!(counts(&huge), Some((u64::MAX, 0)));
         assert_eq!(counts("hello\nREADME.md\n"), None);
     }
 }

@@ -20,18 +20,30 @@ struct Rule {
 fn rules() -> &'static [Rule] {
     static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
     RULES.get_or_init(|| {
+        // A value runs to a space, quote, backslash or bracket: in JSON text
+        // it stops before the closing `\"` of the string that holds it.
         let value = r#"[^\s"'\\<>]"#;
-        let table: [(String, &'static str); 7] = [
+        // An optional opening quote (escaped, in JSON text) before a value.
+        let open = r#"(?:\\?["'])?"#;
+        let table: [(String, &'static str); 9] = [
             // Anthropic before OpenAI: both start with `sk-`.
             (r"sk-ant-[A-Za-z0-9_-]{16,}".into(), MARK),
             (r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}".into(), MARK),
             (r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})".into(), MARK),
             (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".into(), MARK),
-            (format!(r"(?i)\b(bearer\s+){value}{{8,}}"), "${1}[REDACTED]"),
-            (format!(r"(://[^\s/:@]+:){value}+?@"), "${1}[REDACTED]@"),
+            (r"(?i)\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]{16,}".into(), "${1}[REDACTED]"),
+            (r"(?i)\b(basic[ \t]+)[A-Za-z0-9+/]{8,}={0,2}".into(), "${1}[REDACTED]"),
+            // user:password@ in a URL; the password has no `/`, `?`, `#` or `@`.
+            (r#"(://[^\s/:@"'\\]+:)[^\s/?#@"'\\<>]+@"#.into(), "${1}[REDACTED]@"),
+            // Environment-style assignments: OPENAI_API_KEY=..., DB_PASSWORD="...".
+            (
+                format!(r"\b([A-Z0-9_]*(?:_KEY|_TOKEN|_SECRET|PASSWORD|PASSWD|_PAT)[ \t]*=[ \t]*{open}){value}+"),
+                "${1}[REDACTED]",
+            ),
+            // Config and JSON keys: "password": "...", api_key: ..., secret=...
             (
                 format!(
-                    r"(?i)\b([A-Za-z0-9_]*(?:_KEY|_TOKEN|_SECRET|PASSWORD|_PASSWD|SECRET_ACCESS_KEY)\s*[=:]\s*){value}+"
+                    r"(?i)\b((?:[a-z0-9]+[_-])*(?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|secret|token|password|passwd){open}[ \t]*[:=][ \t]*{open}){value}+"
                 ),
                 "${1}[REDACTED]",
             ),
@@ -72,8 +84,12 @@ mod tests {
             ),
             ("AKIAABCDEFGHIJKLMNOP", "[REDACTED]"),
             (
-                "Authorization: Bearer abc.def.ghi-123",
+                "Authorization: Bearer abc.def.ghi-123456789",
                 "Authorization: Bearer [REDACTED]",
+            ),
+            (
+                "Authorization: Basic dXNlcjpodW50ZXIy",
+                "Authorization: Basic [REDACTED]",
             ),
             (
                 "https://user:hunter2@example.com/x",
@@ -84,14 +100,37 @@ mod tests {
                 "export OPENAI_API_KEY=[REDACTED] next",
             ),
             (
+                "DB_PASSWORD=\"hunter2\" PGPASSWORD='s3cr3t'",
+                "DB_PASSWORD=\"[REDACTED]\" PGPASSWORD='[REDACTED]'",
+            ),
+            (
                 r#"{"env":"GITHUB_TOKEN=xyz","n":1}"#,
                 r#"{"env":"GITHUB_TOKEN=[REDACTED]","n":1}"#,
             ),
-            ("DB_PASSWORD: s3cret", "DB_PASSWORD: [REDACTED]"),
+            (
+                r#"{"password": "hunter2", "api_key": "k1"}"#,
+                r#"{"password": "[REDACTED]", "api_key": "[REDACTED]"}"#,
+            ),
+            (
+                r#"{"text":"set \"password\": \"hunter2\""}"#,
+                r#"{"text":"set \"password\": \"[REDACTED]\""}"#,
+            ),
+            ("db_password: s3cret", "db_password: [REDACTED]"),
+            // Not secrets: left alone.
             (
                 "nothing secret here: sk-short",
                 "nothing secret here: sk-short",
             ),
+            (
+                "http://localhost:4873/@scope/pkg",
+                "http://localhost:4873/@scope/pkg",
+            ),
+            (
+                "sort_key: name, primary_key=id, cache_key",
+                "sort_key: name, primary_key=id, cache_key",
+            ),
+            ("password:\nhunter2", "password:\nhunter2"),
+            ("bearer credentials", "bearer credentials"),
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "{input}");

@@ -200,7 +200,7 @@ fn secrets_are_redacted_unless_asked() {
         json!({"type": "thread.started", "thread_id": "t1"}),
         json!({"type": "turn.started"}),
         json!({"type": "item.completed", "item": {"id": "item_0", "type": "command_execution",
-            "command": "curl -H 'Authorization: Bearer abcdefghijkl' https://bob:hunter2@example.com",
+            "command": "curl -H 'Authorization: Bearer abcdefghijkl0123456789' https://bob:hunter2@example.com",
             "aggregated_output": "", "exit_code": 0, "status": "completed"}}),
         json!({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message",
             "text": format!("I set OPENAI_API_KEY={secret} and GITHUB_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789")}}),
@@ -335,4 +335,181 @@ fn bad_arguments_are_refused() {
         .run(CODEX_PARSE, &[stream, "--protocol", "exec", "--json"])
         .success();
     assert_eq!(forced.json()["requests"], json!([]));
+}
+
+/// A stream of mcp-server events built from (request id, thread, msg) triples.
+fn mcp_events(events: &[(u64, &str, Value)]) -> String {
+    events
+        .iter()
+        .map(|(id, thread, msg)| {
+            let line = if msg.get("result").is_some() {
+                json!({"jsonrpc": "2.0", "id": id, "result": msg["result"]})
+            } else {
+                json!({"jsonrpc": "2.0", "method": "codex/event",
+                    "params": {"_meta": {"requestId": id, "threadId": thread}, "id": "", "msg": msg}})
+            };
+            format!("{line}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn reused_ids_deltas_and_cut_lines_are_read_right() {
+    let env = Env::new();
+    let result = |thread: &str, text: &str| json!({"result": {"structuredContent": {"threadId": thread, "content": text}, "content": [{"type": "text", "text": text}]}});
+    // Two sessions under one id, interleaved, each answered in turn.
+    let stream = mcp_events(&[
+        (2, "A", json!({"type": "task_started", "turn_id": "ta"})),
+        (2, "B", json!({"type": "task_started", "turn_id": "tb"})),
+        (
+            2,
+            "B",
+            json!({"type": "agent_message", "message": "from B"}),
+        ),
+        (
+            2,
+            "A",
+            json!({"type": "agent_message", "message": "from A"}),
+        ),
+        (
+            2,
+            "B",
+            json!({"type": "task_complete", "last_agent_message": "from B"}),
+        ),
+        (2, "B", result("B", "from B")),
+        (
+            2,
+            "A",
+            json!({"type": "task_complete", "last_agent_message": "from A"}),
+        ),
+        (2, "A", result("A", "from A")),
+    ]);
+    let path = write(&env, "dup.jsonl", stream.as_bytes());
+    let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+    let seen: Vec<(Value, Value, Value)> = summary["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["thread_id"].clone(),
+                r["status"].clone(),
+                r["final_message"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (json!("A"), json!("completed"), json!("from A")),
+            (json!("B"), json!("completed"), json!("from B")),
+        ]
+    );
+
+    // Deltas under both names (0.57 to 0.116) are not doubled; a token
+    // count cut off at the end of the stream does not hide the last whole one.
+    let tokens = |n: u64| json!({"type": "token_count", "info": {"total_token_usage": {"input_tokens": n, "output_tokens": 1}}});
+    let mut stream = mcp_events(&[
+        (3, "C", json!({"type": "task_started"})),
+        (
+            3,
+            "C",
+            json!({"type": "agent_message_delta", "delta": "Hel"}),
+        ),
+        (
+            3,
+            "C",
+            json!({"type": "agent_message_content_delta", "delta": "Hel"}),
+        ),
+        (
+            3,
+            "C",
+            json!({"type": "agent_message_delta", "delta": "lo"}),
+        ),
+        (
+            3,
+            "C",
+            json!({"type": "agent_message_content_delta", "delta": "lo"}),
+        ),
+        (3, "C", tokens(100)),
+    ]);
+    let cut = mcp_events(&[(3, "C", tokens(200))]);
+    stream.push_str(&cut[..cut.len() / 2]);
+    let path = write(&env, "deltas.jsonl", stream.as_bytes());
+    let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+    let request = &summary["requests"][0];
+    assert_eq!(request["final_message"], "Hello");
+    assert_eq!(request["tokens"]["input"], 100);
+    assert_eq!(summary["skipped_lines"], 1);
+}
+
+#[test]
+fn declined_patches_change_nothing_and_denials_settle_approvals() {
+    let env = Env::new();
+    let stream = "0.169.0-app-server-approval-accept";
+    let text = fs::read_to_string(fixture(&format!("{stream}.out.jsonl"))).unwrap();
+    let declined: String = text
+        .lines()
+        .map(|l| {
+            if l.contains("\"fileChange\"") && l.contains("item/completed") {
+                l.replace("\"status\":\"completed\"", "\"status\":\"declined\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let path = write(&env, "declined.jsonl", declined.as_bytes());
+    let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+    assert_eq!(summary["requests"][0]["files"], json!([]));
+
+    // 0.153: once Codex goes on after a denied command, nothing is pending,
+    // though the denial left no begin or end behind.
+    let stream = "0.153.0-mcp-server-approval-deny-struct";
+    let cut = line_of(stream, "patch_apply_begin");
+    let path = write(&env, "denied.jsonl", head(stream, cut).as_bytes());
+    let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+    assert_eq!(summary["pending_approvals"], json!([]), "{summary}");
+}
+
+#[test]
+fn wait_on_stdin_keeps_its_timeout_and_inputs_must_exist() {
+    let env = Env::new();
+    let mut command = env.cmd(CODEX_PARSE);
+    command
+        .args(["-", "--wait", "2", "--timeout", "0.5"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut waiter = Guard::spawn(command);
+    // stdin stays open and silent: the timeout must still end the wait.
+    let _stdin = waiter.0.stdin.take();
+    let status =
+        poll(DEADLINE, || waiter.0.try_wait().ok().flatten()).expect("--wait ignored its timeout");
+    assert_eq!(status.code(), Some(124));
+
+    let stream = fixture("0.169.0-app-server-main.out.jsonl");
+    let missing = env.run(
+        CODEX_PARSE,
+        &[stream.to_str().unwrap(), "--input", "/no/such/input"],
+    );
+    assert_eq!(missing.code(), 2, "{missing:?}");
+    assert!(missing.stderr.contains("/no/such/input"), "{missing:?}");
+}
+
+#[test]
+fn a_long_message_is_redacted_before_it_is_shortened() {
+    let env = Env::new();
+    let secret = "sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4";
+    let message = format!("{} {secret} and DB_PASSWORD=\"hunter2\"", "x".repeat(380));
+    let stream = mcp_events(&[
+        (2, "T", json!({"type": "task_started"})),
+        (2, "T", json!({"type": "agent_message", "message": message})),
+    ]);
+    let path = write(&env, "long.jsonl", stream.as_bytes());
+    let out = env.run(CODEX_PARSE, &[&path]).success();
+    assert!(!out.stdout.contains("sk-proj-A1b2"), "{}", out.stdout);
+    let messages = env.run(CODEX_PARSE, &[&path, "--messages"]).success();
+    assert!(!messages.stdout.contains("hunter2"), "{}", messages.stdout);
+    assert!(!messages.stdout.contains("A1b2C3"), "{}", messages.stdout);
 }

@@ -67,7 +67,7 @@ fn notification(session: &mut Session, method: &str, params: &Value) {
         }
         "item/agentMessage/delta" => {
             if let Some(delta) = params.get("delta").and_then(Value::as_str) {
-                request.partial_message.push_str(delta);
+                request.add_delta(delta, false);
             }
         }
         "thread/tokenUsage/updated" => {
@@ -78,6 +78,8 @@ fn notification(session: &mut Session, method: &str, params: &Value) {
         "error" => {
             if params.get("willRetry") == Some(&Value::Bool(true)) {
                 request.retries += 1;
+            } else {
+                request.retries = 0;
             }
             if let Some(message) = params.pointer("/error/message").and_then(Value::as_str) {
                 request.error(message.to_string());
@@ -139,7 +141,9 @@ fn item(request: &mut crate::model::Request, item: &Value, completed: bool) {
                 request.add_tests(counts);
             }
         }
-        Some("fileChange") => {
+        // Only an applied change changes files: not one waiting for its
+        // approval, nor one declined.
+        Some("fileChange") if completed && text(item, "status").as_deref() == Some("completed") => {
             for change in item["changes"].as_array().into_iter().flatten() {
                 if let Some(path) = text(change, "path") {
                     let kind = change

@@ -94,7 +94,7 @@ fn item(request: &mut Request, item: &Value, completed: bool) {
                 request.add_tests(counts);
             }
         }
-        Some("file_change") => {
+        Some("file_change") if completed && text(item, "status").as_deref() != Some("failed") => {
             for change in item["changes"].as_array().into_iter().flatten() {
                 if let Some(path) = text(change, "path") {
                     let kind = text(change, "kind").unwrap_or_else(|| "update".into());

@@ -63,7 +63,12 @@ pub fn event_msg(session: &mut Session, request_id: &str, thread: Option<&str>, 
         }
         _ => {}
     }
-    let index = session.request_index(&request_id, thread);
+    let index = if matches!(kind, "task_started" | "session_configured") {
+        session.starting_request_index(&request_id, thread)
+    } else {
+        session.request_index(&request_id, thread)
+    };
+    settle_earlier_approvals(session, &request_id, kind);
     record_event(&mut session.requests[index], kind, msg, stale_turn);
     if kind == "task_started"
         && let Some(turn) = session.requests[index].turn_id.clone()
@@ -93,8 +98,9 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
             }
         }
         "agent_message_delta" | "agent_message_content_delta" => {
+            let old_name = kind == "agent_message_delta";
             if let Some(delta) = msg.get("delta").and_then(Value::as_str) {
-                request.partial_message.push_str(delta);
+                request.add_delta(delta, old_name);
             }
         }
         "agent_reasoning" => {
@@ -158,6 +164,7 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
         "token_count" => {
             if let Some(usage) = msg.pointer("/info/total_token_usage").and_then(tokens) {
                 request.tokens = Some(usage);
+                request.deferred_tokens = None;
             }
         }
         "stream_error" => {
@@ -170,13 +177,18 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
             if let Some(message) = text(msg, "message") {
                 request.error(message);
             }
+            request.status = Status::Failed;
         }
         "turn_aborted" => {
             request.aborted = true;
             request.status = Status::Interrupted;
         }
         "task_complete" => {
-            if let Some(ms) = msg.get("duration_ms").and_then(Value::as_u64) {
+            if let Some(ms) = msg
+                .get("duration_ms")
+                .and_then(Value::as_u64)
+                .filter(|_| !stale_turn)
+            {
                 request.duration_ms = Some(ms);
             }
             if request.final_message.is_none()
@@ -247,6 +259,27 @@ fn error_text(error: &Value) -> String {
     }
 }
 
+/// Codex waits while an approval is open: any later event of the request
+/// (other than announcing another approval) means the earlier ones were
+/// answered, even a denial that leaves no begin or end behind.
+fn settle_earlier_approvals(session: &mut Session, request_id: &str, kind: &str) {
+    if matches!(
+        kind,
+        "exec_approval_request" | "apply_patch_approval_request"
+    ) {
+        return;
+    }
+    let settled: Vec<String> = session
+        .server_requests
+        .iter()
+        .filter(|a| {
+            a.owner.as_deref() == Some(request_id) && !session.resolved.contains(&a.request_id)
+        })
+        .map(|a| a.request_id.clone())
+        .collect();
+    session.resolved.extend(settled);
+}
+
 /// A begin or end for an approval's call: the approval was answered.
 fn resolve_call(session: &mut Session, call: &str) {
     let ids: Vec<String> = session
@@ -303,7 +336,11 @@ fn response(session: &mut Session, id: &str, value: &Value) {
         .map(|a| a.request_id.clone())
         .collect();
     session.resolved.extend(settled);
-    let request = session.request(id, None);
+    let thread = result
+        .and_then(|r| r.pointer("/structuredContent/threadId"))
+        .and_then(Value::as_str);
+    let index = session.starting_request_index(id, thread);
+    let request = &mut session.requests[index];
     request.answered = true;
     let message = result.and_then(|r| {
         r.pointer("/structuredContent/content")

@@ -77,6 +77,6 @@ pub fn tokens(usage: &Value) -> Option<crate::model::Tokens> {
         cached_input: get("cached_input_tokens", "cachedInputTokens").unwrap_or(0),
         output,
         reasoning_output: get("reasoning_output_tokens", "reasoningOutputTokens").unwrap_or(0),
-        total: get("total_tokens", "totalTokens").unwrap_or(input + output),
+        total: get("total_tokens", "totalTokens").unwrap_or(input.saturating_add(output)),
     })
 }

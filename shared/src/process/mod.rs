@@ -111,6 +111,25 @@ pub fn wait_for_exit(identity: &Identity, timeout: Option<Duration>) -> io::Resu
     Ok(true)
 }
 
+/// Waits up to `timeout` (forever if `None`) for `fd` to be readable (or
+/// at its end); false if the time ran out or a signal came first.
+pub fn wait_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(left) => PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+    };
+    match poll(&mut fds, timeout) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The width of the terminal on stdout, if it is one.
 pub fn terminal_width() -> Option<usize> {
     let mut size: libc::winsize = libc::winsize {
