@@ -261,6 +261,17 @@ impl Session {
         &mut self.requests[index]
     }
 
+    /// Marks every server request `settled` picks as answered.
+    pub fn resolve_where(&mut self, settled: impl Fn(&Approval) -> bool) {
+        let ids: Vec<String> = self
+            .server_requests
+            .iter()
+            .filter(|a| settled(a))
+            .map(|a| a.request_id.clone())
+            .collect();
+        self.resolved.extend(ids);
+    }
+
     /// True if a request with this id is waiting for its answer.
     pub fn is_open(&self, id: &str) -> bool {
         self.index

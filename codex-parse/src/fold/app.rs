@@ -5,10 +5,9 @@
 
 use serde_json::Value;
 
-use super::{command_text, tokens};
-use crate::model::{Approval, Command, Status};
+use super::{CommandKeys, command_item, command_text, tokens};
+use crate::model::{Approval, Status};
 use crate::session::{Session, id_text, text};
-use crate::testcount;
 
 pub fn line(session: &mut Session, value: &Value) {
     let method = value.get("method").and_then(Value::as_str);
@@ -122,24 +121,12 @@ fn item(request: &mut crate::model::Request, item: &Value, completed: bool) {
             }
         }
         Some("commandExecution") => {
-            let status = match text(item, "status").as_deref() {
-                Some("inProgress") | None => "running".to_string(),
-                Some(other) => other.to_string(),
+            let keys = CommandKeys {
+                running: "inProgress",
+                exit_code: "exitCode",
+                output: "aggregatedOutput",
             };
-            request.command(Command {
-                command: item.get("command").map(command_text).unwrap_or_default(),
-                exit_code: item.get("exitCode").and_then(Value::as_i64),
-                status,
-                call_id: id,
-            });
-            if completed
-                && let Some(counts) = item
-                    .get("aggregatedOutput")
-                    .and_then(Value::as_str)
-                    .and_then(testcount::recognise)
-            {
-                request.add_tests(counts);
-            }
+            command_item(request, item, id, completed, &keys);
         }
         // Only an applied change changes files: not one waiting for its
         // approval, nor one declined.
@@ -160,13 +147,7 @@ fn item(request: &mut crate::model::Request, item: &Value, completed: bool) {
 
 /// A turn that ended has nothing left waiting for an answer.
 fn resolve_turn_approvals(session: &mut Session, turn: &str) {
-    let ids: Vec<String> = session
-        .server_requests
-        .iter()
-        .filter(|a| a.owner.as_deref() == Some(turn))
-        .map(|a| a.request_id.clone())
-        .collect();
-    session.resolved.extend(ids);
+    session.resolve_where(|a| a.owner.as_deref() == Some(turn));
 }
 
 fn server_request(session: &mut Session, id: &str, method: &str, params: &Value) {

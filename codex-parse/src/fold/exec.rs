@@ -4,10 +4,9 @@
 
 use serde_json::Value;
 
-use super::{command_text, mcp, tokens};
-use crate::model::{Command, Request, Status};
+use super::{CommandKeys, command_item, mcp, tokens};
+use crate::model::{Request, Status};
 use crate::session::{Session, text};
-use crate::testcount;
 
 pub fn line(session: &mut Session, value: &Value) {
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
@@ -75,24 +74,12 @@ fn item(request: &mut Request, item: &Value, completed: bool) {
             }
         }
         Some("command_execution") => {
-            let status = match text(item, "status").as_deref() {
-                Some("in_progress") | None => "running".to_string(),
-                Some(other) => other.to_string(),
+            let keys = CommandKeys {
+                running: "in_progress",
+                exit_code: "exit_code",
+                output: "aggregated_output",
             };
-            request.command(Command {
-                command: item.get("command").map(command_text).unwrap_or_default(),
-                exit_code: item.get("exit_code").and_then(Value::as_i64),
-                status,
-                call_id: id,
-            });
-            if completed
-                && let Some(counts) = item
-                    .get("aggregated_output")
-                    .and_then(Value::as_str)
-                    .and_then(testcount::recognise)
-            {
-                request.add_tests(counts);
-            }
+            command_item(request, item, id, completed, &keys);
         }
         Some("file_change") if completed && text(item, "status").as_deref() != Some("failed") => {
             for change in item["changes"].as_array().into_iter().flatten() {

@@ -269,26 +269,12 @@ fn settle_earlier_approvals(session: &mut Session, request_id: &str, kind: &str)
     ) {
         return;
     }
-    let settled: Vec<String> = session
-        .server_requests
-        .iter()
-        .filter(|a| {
-            a.owner.as_deref() == Some(request_id) && !session.resolved.contains(&a.request_id)
-        })
-        .map(|a| a.request_id.clone())
-        .collect();
-    session.resolved.extend(settled);
+    session.resolve_where(|a| a.owner.as_deref() == Some(request_id));
 }
 
 /// A begin or end for an approval's call: the approval was answered.
 fn resolve_call(session: &mut Session, call: &str) {
-    let ids: Vec<String> = session
-        .server_requests
-        .iter()
-        .filter(|a| a.call_id.as_deref() == Some(call))
-        .map(|a| a.request_id.clone())
-        .collect();
-    session.resolved.extend(ids);
+    session.resolve_where(|a| a.call_id.as_deref() == Some(call));
 }
 
 fn server_request(session: &mut Session, id: &str, method: &str, params: &Value) {
@@ -329,13 +315,7 @@ fn response(session: &mut Session, id: &str, value: &Value) {
     }
     session.note(|| format!("[{id}] result"));
     // Whatever it asked the client has been settled.
-    let settled: Vec<String> = session
-        .server_requests
-        .iter()
-        .filter(|a| a.owner.as_deref() == Some(id))
-        .map(|a| a.request_id.clone())
-        .collect();
-    session.resolved.extend(settled);
+    session.resolve_where(|a| a.owner.as_deref() == Some(id));
     let thread = result
         .and_then(|r| r.pointer("/structuredContent/threadId"))
         .and_then(Value::as_str);
