@@ -42,6 +42,9 @@ const NOISE_METHODS: [&[u8]; 5] = [
     b"account/rateLimits/updated",
 ];
 
+/// How far into a line its envelope (method, ids, event type) reaches.
+const ENVELOPE: usize = 512;
+
 struct Finders {
     event: Finder<'static>,
     method: Finder<'static>,
@@ -59,6 +62,9 @@ fn finders() -> &'static Finders {
 
 /// True for a line whose event type or method is in the noise lists.
 fn is_noise(line: &[u8]) -> bool {
+    // The envelope comes first: a match further in would be inside
+    // nested data, not the line's own event type or method.
+    let head = &line[..line.len().min(ENVELOPE)];
     let name_after = |at: usize, skip: usize| {
         let rest = line.get(at + skip..)?;
         let end = memchr::memchr(b'"', rest)?;
@@ -67,14 +73,14 @@ fn is_noise(line: &[u8]) -> bool {
     let f = finders();
     if let Some(name) = f
         .event
-        .find(line)
+        .find(head)
         .and_then(|at| name_after(at, f.event.needle().len()))
     {
         return NOISE_EVENTS.contains(&name);
     }
     if let Some(name) = f
         .method
-        .find(line)
+        .find(head)
         .and_then(|at| name_after(at, f.method.needle().len()))
     {
         return NOISE_METHODS.contains(&name);

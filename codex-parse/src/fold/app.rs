@@ -161,7 +161,8 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         .get("command")
         .map(command_text)
         .filter(|c| !c.is_empty())
-        .or_else(|| text(params, "reason"));
+        .or_else(|| text(params, "reason"))
+        .or_else(|| text(params, "itemId").map(|item| format!("{kind} (item {item})")));
     session.server_requests.push(Approval {
         request_id: id.to_string(),
         kind: kind.to_string(),
