@@ -142,8 +142,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         return source::wait(&mut source, id, &cli);
     }
     let summary = source.read_all(&cli)?;
-    print(&cli, &summary)?;
-    Ok(if cli.stuck && !summary.stuck.is_empty() {
+    let stuck = !summary.stuck.is_empty();
+    print(&cli, summary)?;
+    // Everything is printed: the memory goes back with the process, not
+    // piece by piece.
+    std::mem::forget(source);
+    Ok(if cli.stuck && stuck {
         exit::NEGATIVE
     } else {
         exit::SUCCESS
@@ -168,15 +172,12 @@ fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
     Ok(requests)
 }
 
-fn print(cli: &Cli, summary: &Summary) -> Result<()> {
+fn print(cli: &Cli, mut summary: Summary) -> Result<()> {
     // Secrets go before anything is shortened, so no cut leaves half a key.
-    let cleaned;
-    let summary = if cli.no_redact {
-        summary
-    } else {
-        cleaned = redacted(summary);
-        &cleaned
-    };
+    if !cli.no_redact {
+        redact_in_place(&mut summary);
+    }
+    let summary = &summary;
     let requests = chosen(cli, summary)?;
     let text = if cli.json {
         json(cli, summary, &requests)?
@@ -208,14 +209,13 @@ fn print(cli: &Cli, summary: &Summary) -> Result<()> {
     cli::write_stdout(&text)
 }
 
-/// The summary with secrets taken out of every text it holds.
-fn redacted(summary: &Summary) -> Summary {
+/// Takes secrets out of every text the summary holds.
+fn redact_in_place(summary: &mut Summary) {
     let clean = |text: &mut String| {
         if let std::borrow::Cow::Owned(new) = shared::redact::redact(text) {
             *text = new;
         }
     };
-    let mut summary = summary.clone();
     for request in &mut summary.requests {
         request.final_message.iter_mut().for_each(clean);
         request.messages.iter_mut().for_each(clean);
@@ -226,6 +226,9 @@ fn redacted(summary: &Summary) -> Summary {
         for command in &mut request.commands {
             clean(&mut command.command);
         }
+        for file in &mut request.files {
+            clean(&mut file.path);
+        }
     }
     for approval in &mut summary.pending_approvals {
         approval.command.iter_mut().for_each(clean);
@@ -233,7 +236,6 @@ fn redacted(summary: &Summary) -> Summary {
     for stuck in &mut summary.stuck {
         clean(&mut stuck.detail);
     }
-    summary
 }
 
 fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {

@@ -208,6 +208,13 @@ impl Session {
                 lazy::defer(&mut self.requests[index], kind, line);
                 return;
             }
+            if complete
+                && self.log.is_none()
+                && self.protocol == Some(Protocol::McpServer)
+                && fold::mcp::fast_line(self, line)
+            {
+                return;
+            }
         }
         match serde_json::from_slice::<Value>(line) {
             Ok(value) if value.is_object() => self.value(&value),
@@ -336,14 +343,17 @@ impl Session {
     }
 
     /// The summary as it stands (stuck analysis is added by the caller).
-    pub fn summary(&self) -> Summary {
+    /// The summary, made once, at the end: the requests move into it.
+    pub fn summary(&mut self) -> Summary {
         let pending = self
             .server_requests
             .iter()
             .filter(|a| !self.resolved.contains(&a.request_id))
             .cloned()
             .collect();
-        let mut requests = self.requests.clone();
+        let mut requests = std::mem::take(&mut self.requests);
+        self.index.clear();
+        self.turns.clear();
         for request in &mut requests {
             lazy::settle(request);
             if request.final_message.is_none() && !request.partial().is_empty() {

@@ -328,8 +328,9 @@ fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<i32>> {
     }
     let mut summary = source.analyse(cli);
     summary.requests.retain(|r| r.id == id);
-    crate::print(cli, &summary)?;
-    Ok(Some(crate::ended_code(request_status(&summary, id))))
+    let code = crate::ended_code(request_status(&summary, id));
+    crate::print(cli, summary)?;
+    Ok(Some(code))
 }
 
 /// Waits up to `left` (forever if `None`) for stdin to have something.

@@ -2,6 +2,9 @@
 //! correlated by `params._meta.requestId` (never `params.id`), one response
 //! per `tools/call`, and `elicitation/create` server requests for approvals.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{command_text, tokens};
@@ -35,30 +38,35 @@ fn event(session: &mut Session, params: &Value) {
 
 /// One event (`msg`) of a request; also how `codex exec --json` up to 0.42
 /// reported its single turn.
-pub fn event_msg(session: &mut Session, request_id: &str, thread: Option<&str>, msg: &Value) {
+pub fn event_msg<M: Fields>(
+    session: &mut Session,
+    request_id: &str,
+    thread: Option<&str>,
+    msg: &M,
+) {
     let request_id = request_id.to_string();
     // A second session under a reused request id shows up with its own
     // session id: it is a request of its own.
-    let configured = (msg.get("type").and_then(Value::as_str) == Some("session_configured"))
-        .then(|| text(msg, "thread_id").or_else(|| text(msg, "session_id")))
-        .flatten();
+    let configured = (msg.text("type") == Some("session_configured"))
+        .then(|| msg.text("thread_id").or_else(|| msg.text("session_id")))
+        .flatten()
+        .map(str::to_string);
     let thread = thread.or(configured.as_deref());
-    let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
+    let kind = msg.text("type").unwrap_or("");
     if !matches!(
         kind,
         "agent_message_delta" | "agent_message_content_delta" | "token_count"
     ) {
-        session.note(|| format!("[{request_id}] {}", super::describe(kind, msg)));
+        session.note(|| format!("[{request_id}] {}", msg.describe(kind)));
     }
     let stale_turn = kind == "task_complete"
         && msg
-            .get("turn_id")
-            .and_then(Value::as_str)
+            .text("turn_id")
             .is_some_and(|turn| is_failed_turn_of_another(session, &request_id, turn));
     match kind {
         "exec_command_begin" | "exec_command_end" | "patch_apply_begin" | "patch_apply_end" => {
-            if let Some(call) = text(msg, "call_id") {
-                resolve_call(session, &call);
+            if let Some(call) = msg.text("call_id") {
+                resolve_call(session, call);
             }
         }
         _ => {}
@@ -77,54 +85,54 @@ pub fn event_msg(session: &mut Session, request_id: &str, thread: Option<&str>, 
     }
 }
 
-fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool) {
+fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_turn: bool) {
     if kind != "stream_error" && kind != "token_count" {
         request.retries = 0;
     }
     match kind {
         "session_configured" => {
-            let id = text(msg, "thread_id").or_else(|| text(msg, "session_id"));
+            let id = owned(msg.text("thread_id")).or_else(|| owned(msg.text("session_id")));
             if request.thread_id.is_none() {
                 request.thread_id = id;
             }
         }
         "task_started" => {
             request.started = true;
-            request.turn_id = text(msg, "turn_id").or(request.turn_id.take());
+            request.turn_id = owned(msg.text("turn_id")).or(request.turn_id.take());
         }
         "agent_message" => {
-            if let Some(message) = text(msg, "message") {
+            if let Some(message) = owned(msg.text("message")) {
                 request.message(message);
             }
         }
         "agent_message_delta" | "agent_message_content_delta" => {
             let old_name = kind == "agent_message_delta";
-            if let Some(delta) = msg.get("delta").and_then(Value::as_str) {
+            if let Some(delta) = msg.text("delta") {
                 request.add_delta(delta, old_name);
             }
         }
         "agent_reasoning" => {
-            if let Some(reasoning) = text(msg, "text") {
+            if let Some(reasoning) = owned(msg.text("text")) {
                 request.reasoning.push(reasoning);
             }
         }
         "exec_command_begin" | "exec_command_end" => {
             let ended = kind == "exec_command_end";
-            let exit_code = msg.get("exit_code").and_then(Value::as_i64);
-            let status = match (ended, text(msg, "status"), exit_code) {
+            let exit_code = msg.int("exit_code");
+            let status = match (ended, owned(msg.text("status")), exit_code) {
                 (false, _, _) => "running".to_string(),
                 (true, Some(status), _) => status,
                 (true, None, Some(0)) => "completed".to_string(),
                 (true, None, _) => "failed".to_string(),
             };
             request.command(Command {
-                command: msg.get("command").map(command_text).unwrap_or_default(),
+                command: msg.value("command").map(command_text).unwrap_or_default(),
                 exit_code,
                 status,
-                call_id: text(msg, "call_id").unwrap_or_default(),
+                call_id: owned(msg.text("call_id")).unwrap_or_default(),
             });
             if ended {
-                let output = text(msg, "aggregated_output").unwrap_or_default();
+                let output = owned(msg.text("aggregated_output")).unwrap_or_default();
                 if let Some(counts) = testcount::recognise(&output) {
                     request.add_tests(counts);
                 }
@@ -134,19 +142,19 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
             let changes = file_changes(msg);
             request
                 .pending_patches
-                .push((text(msg, "call_id").unwrap_or_default(), changes));
+                .push((owned(msg.text("call_id")).unwrap_or_default(), changes));
         }
         "patch_apply_end" => {
-            let call = text(msg, "call_id").unwrap_or_default();
+            let call = owned(msg.text("call_id")).unwrap_or_default();
             let begun = request
                 .pending_patches
                 .iter()
                 .position(|(id, _)| *id == call)
                 .map(|at| request.pending_patches.remove(at).1);
-            let declined = text(msg, "status").as_deref() == Some("declined");
-            if msg.get("success") == Some(&Value::Bool(false)) || declined {
+            let declined = owned(msg.text("status")).as_deref() == Some("declined");
+            if msg.value("success") == Some(&Value::Bool(false)) || declined {
                 if !declined {
-                    let why = text(msg, "stderr").unwrap_or_else(|| "patch failed".into());
+                    let why = owned(msg.text("stderr")).unwrap_or_else(|| "patch failed".into());
                     request.error(format!("patch failed: {}", why.trim()));
                 }
             } else {
@@ -162,19 +170,23 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
             }
         }
         "token_count" => {
-            if let Some(usage) = msg.pointer("/info/total_token_usage").and_then(tokens) {
+            if let Some(usage) = msg
+                .value("info")
+                .and_then(|info| info.get("total_token_usage"))
+                .and_then(tokens)
+            {
                 request.tokens = Some(usage);
                 request.deferred_tokens = None;
             }
         }
         "stream_error" => {
             request.retries += 1;
-            if let Some(message) = text(msg, "message") {
+            if let Some(message) = owned(msg.text("message")) {
                 request.error(message);
             }
         }
         "error" => {
-            if let Some(message) = text(msg, "message") {
+            if let Some(message) = owned(msg.text("message")) {
                 request.error(message);
             }
             request.status = Status::Failed;
@@ -185,14 +197,14 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
         }
         "task_complete" => {
             if let Some(ms) = msg
-                .get("duration_ms")
-                .and_then(Value::as_u64)
+                .int("duration_ms")
+                .and_then(|ms| u64::try_from(ms).ok())
                 .filter(|_| !stale_turn)
             {
                 request.duration_ms = Some(ms);
             }
             if request.final_message.is_none()
-                && let Some(last) = text(msg, "last_agent_message").filter(|m| !m.is_empty())
+                && let Some(last) = owned(msg.text("last_agent_message")).filter(|m| !m.is_empty())
             {
                 request.message(last);
             }
@@ -205,7 +217,7 @@ fn record_event(request: &mut Request, kind: &str, msg: &Value, stale_turn: bool
                     "the prompt's events were lost: answered with the previous turn's completion"
                         .into(),
                 );
-            } else if let Some(error) = msg.get("error").filter(|e| !e.is_null()) {
+            } else if let Some(error) = msg.value("error") {
                 let message = error_text(error);
                 request.error(message);
                 request.status = Status::Failed;
@@ -225,8 +237,8 @@ fn is_failed_turn_of_another(session: &Session, request_id: &str, turn: &str) ->
         .is_some_and(|r| r.id != request_id && r.status == Status::Failed)
 }
 
-fn file_changes(msg: &Value) -> Vec<FileChange> {
-    msg.get("changes")
+fn file_changes<M: Fields>(msg: &M) -> Vec<FileChange> {
+    msg.value("changes")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -348,4 +360,166 @@ fn response(session: &mut Session, id: &str, value: &Value) {
     if request.status != Status::Failed {
         request.status = Status::Completed;
     }
+}
+
+fn owned(text: Option<&str>) -> Option<String> {
+    text.map(str::to_string)
+}
+
+/// The fields of an event's `msg` that a summary reads, however the line
+/// was parsed: into a `Value` (the careful path), or into [`FastMsg`].
+pub trait Fields {
+    fn text(&self, key: &str) -> Option<&str>;
+    /// A field that is not a plain string or number (null counts as absent).
+    fn value(&self, key: &str) -> Option<&Value>;
+    fn int(&self, key: &str) -> Option<i64>;
+    /// One line for `--follow`.
+    fn describe(&self, kind: &str) -> String;
+}
+
+impl Fields for Value {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+    fn value(&self, key: &str) -> Option<&Value> {
+        self.get(key).filter(|v| !v.is_null())
+    }
+    fn int(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_i64)
+    }
+    fn describe(&self, kind: &str) -> String {
+        super::describe(kind, self)
+    }
+}
+
+/// An event `msg` read straight into the fields a summary uses, strings
+/// borrowed from the line: no map is built, and everything else is only
+/// skipped over. A field of an unexpected type fails the parse, and the
+/// line takes the careful path instead.
+#[derive(Deserialize)]
+pub struct FastMsg<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    thread_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    turn_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    aggregated_output: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stderr: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    last_agent_message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    command: Option<Value>,
+    #[serde(default)]
+    changes: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    info: Option<Value>,
+    #[serde(default)]
+    success: Option<Value>,
+    #[serde(default)]
+    exit_code: Option<i64>,
+    #[serde(default)]
+    duration_ms: Option<i64>,
+}
+
+impl Fields for FastMsg<'_> {
+    fn text(&self, key: &str) -> Option<&str> {
+        let field = match key {
+            "type" => return Some(&self.kind),
+            "thread_id" => &self.thread_id,
+            "session_id" => &self.session_id,
+            "turn_id" => &self.turn_id,
+            "message" => &self.message,
+            "delta" => &self.delta,
+            "text" => &self.text,
+            "call_id" => &self.call_id,
+            "status" => &self.status,
+            "aggregated_output" => &self.aggregated_output,
+            "stderr" => &self.stderr,
+            "last_agent_message" => &self.last_agent_message,
+            _ => return None,
+        };
+        field.as_deref()
+    }
+    fn value(&self, key: &str) -> Option<&Value> {
+        let field = match key {
+            "command" => &self.command,
+            "changes" => &self.changes,
+            "error" => &self.error,
+            "info" => &self.info,
+            "success" => &self.success,
+            _ => return None,
+        };
+        field.as_ref().filter(|v| !v.is_null())
+    }
+    fn int(&self, key: &str) -> Option<i64> {
+        match key {
+            "exit_code" => self.exit_code,
+            "duration_ms" => self.duration_ms,
+            _ => None,
+        }
+    }
+    fn describe(&self, kind: &str) -> String {
+        kind.to_string()
+    }
+}
+
+#[derive(Deserialize)]
+struct FastLine<'a> {
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<FastParams<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FastParams<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<FastMeta<'a>>,
+    #[serde(borrow, default)]
+    msg: Option<FastMsg<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FastMeta<'a> {
+    /// A number or a string: kept as a scalar `Value`, no map is built.
+    #[serde(rename = "requestId", default)]
+    request_id: Option<Value>,
+    #[serde(rename = "threadId", borrow, default)]
+    thread_id: Option<Cow<'a, str>>,
+}
+
+/// Folds a `codex/event` line read the fast way; false if the line is
+/// something else (or did not fit), for the careful path to read.
+pub fn fast_line(session: &mut Session, line: &[u8]) -> bool {
+    let Ok(parsed) = serde_json::from_slice::<FastLine>(line) else {
+        return false;
+    };
+    let (Some("codex/event"), Some(params)) = (parsed.method.as_deref(), parsed.params) else {
+        return false;
+    };
+    let (Some(meta), Some(msg)) = (params.meta, params.msg) else {
+        return false;
+    };
+    let Some(request_id) = meta.request_id.as_ref().and_then(id_text) else {
+        return false;
+    };
+    event_msg(session, &request_id, meta.thread_id.as_deref(), &msg);
+    true
 }
