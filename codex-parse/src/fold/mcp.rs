@@ -126,7 +126,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
                 (true, None, _) => "failed".to_string(),
             };
             request.command(Command {
-                command: msg.value("command").map(command_text).unwrap_or_default(),
+                command: msg.command().unwrap_or_default(),
                 exit_code,
                 status,
                 call_id: owned(msg.text("call_id")).unwrap_or_default(),
@@ -139,7 +139,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
             }
         }
         "patch_apply_begin" => {
-            let changes = file_changes(msg);
+            let changes = msg.file_changes();
             request
                 .pending_patches
                 .push((owned(msg.text("call_id")).unwrap_or_default(), changes));
@@ -158,7 +158,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
                     request.error(format!("patch failed: {}", why.trim()));
                 }
             } else {
-                let ended = file_changes(msg);
+                let ended = msg.file_changes();
                 let changes = if ended.is_empty() {
                     begun.unwrap_or_default()
                 } else {
@@ -235,18 +235,6 @@ fn is_failed_turn_of_another(session: &Session, request_id: &str, turn: &str) ->
         .get(turn)
         .map(|&i| &session.requests[i])
         .is_some_and(|r| r.id != request_id && r.status == Status::Failed)
-}
-
-fn file_changes<M: Fields>(msg: &M) -> Vec<FileChange> {
-    msg.value("changes")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(path, change)| FileChange {
-            path: path.clone(),
-            kind: change_kind(change),
-        })
-        .collect()
 }
 
 /// 0.153: `{"type":"add",...}`; 0.47: `{"add":{...}}`.
@@ -373,6 +361,10 @@ pub trait Fields {
     /// A field that is not a plain string or number (null counts as absent).
     fn value(&self, key: &str) -> Option<&Value>;
     fn int(&self, key: &str) -> Option<i64>;
+    /// The command, as one line.
+    fn command(&self) -> Option<String>;
+    /// The files a patch event names.
+    fn file_changes(&self) -> Vec<FileChange>;
     /// One line for `--follow`.
     fn describe(&self, kind: &str) -> String;
 }
@@ -386,6 +378,20 @@ impl Fields for Value {
     }
     fn int(&self, key: &str) -> Option<i64> {
         self.get(key).and_then(Value::as_i64)
+    }
+    fn command(&self) -> Option<String> {
+        self.get("command").map(command_text)
+    }
+    fn file_changes(&self) -> Vec<FileChange> {
+        self.get("changes")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(path, change)| FileChange {
+                path: path.clone(),
+                kind: change_kind(change),
+            })
+            .collect()
     }
     fn describe(&self, kind: &str) -> String {
         super::describe(kind, self)
@@ -423,9 +429,9 @@ pub struct FastMsg<'a> {
     #[serde(borrow, default)]
     last_agent_message: Option<Cow<'a, str>>,
     #[serde(default)]
-    command: Option<Value>,
-    #[serde(default)]
-    changes: Option<Value>,
+    command: Option<CommandLine>,
+    #[serde(borrow, default)]
+    changes: Option<std::collections::BTreeMap<Cow<'a, str>, FastChange<'a>>>,
     #[serde(default)]
     error: Option<Value>,
     #[serde(default)]
@@ -459,8 +465,6 @@ impl Fields for FastMsg<'_> {
     }
     fn value(&self, key: &str) -> Option<&Value> {
         let field = match key {
-            "command" => &self.command,
-            "changes" => &self.changes,
             "error" => &self.error,
             "info" => &self.info,
             "success" => &self.success,
@@ -475,8 +479,74 @@ impl Fields for FastMsg<'_> {
             _ => None,
         }
     }
+    fn command(&self) -> Option<String> {
+        self.command.as_ref().map(|c| c.0.clone())
+    }
+    fn file_changes(&self) -> Vec<FileChange> {
+        self.changes
+            .iter()
+            .flatten()
+            .map(|(path, change)| FileChange {
+                path: path.to_string(),
+                kind: change.kind().to_string(),
+            })
+            .collect()
+    }
     fn describe(&self, kind: &str) -> String {
         kind.to_string()
+    }
+}
+
+/// One file of a patch: 0.153 `{"type":"add",...}`, 0.47 `{"add":{...}}`;
+/// the contents are only skipped over.
+#[derive(Deserialize)]
+pub struct FastChange<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    add: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    delete: Option<serde::de::IgnoredAny>,
+}
+
+impl FastChange<'_> {
+    fn kind(&self) -> &str {
+        match (&self.kind, &self.add, &self.delete) {
+            (Some(kind), _, _) => kind,
+            (None, Some(_), _) => "add",
+            (None, None, Some(_)) => "delete",
+            (None, None, None) => "update",
+        }
+    }
+}
+
+/// A command given as an argv array or one string, read straight into
+/// its one-line form.
+pub struct CommandLine(String);
+
+impl<'de> Deserialize<'de> for CommandLine {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CommandLine;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a command: an array of words or a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<CommandLine, E> {
+                Ok(CommandLine(text.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CommandLine, A::Error> {
+                let mut words: Vec<Value> = Vec::new();
+                while let Some(word) = seq.next_element::<Cow<'de, str>>()? {
+                    words.push(Value::String(word.into_owned()));
+                }
+                Ok(CommandLine(super::join_argv(&words)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
