@@ -342,8 +342,8 @@ impl Session {
         })
     }
 
-    /// The summary as it stands (stuck analysis is added by the caller).
-    /// The summary, made once, at the end: the requests move into it.
+    /// The summary (stuck analysis is added by the caller), made once, at
+    /// the end: the requests move into it.
     pub fn summary(&mut self) -> Summary {
         let pending = self
             .server_requests

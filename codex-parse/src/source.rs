@@ -122,8 +122,6 @@ impl Source {
         loop {
             let start = len.saturating_sub(window);
             self.session = Session::new(cli.protocol);
-            file.seek(SeekFrom::Start(start))
-                .context(|| format!("reading {}", path.display()))?;
             self.feed_from(&mut file, start, path)?;
             self.session.finish();
             // Exec turns are numbered from the start: count them all.
