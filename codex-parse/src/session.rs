@@ -49,6 +49,7 @@ struct Finders {
     event: Finder<'static>,
     method: Finder<'static>,
     emitted: Finder<'static>,
+    turn: Finder<'static>,
 }
 
 fn finders() -> &'static Finders {
@@ -57,6 +58,7 @@ fn finders() -> &'static Finders {
         event: Finder::new(b"\"msg\":{\"type\":\""),
         method: Finder::new(b"\"method\":\""),
         emitted: Finder::new(b"\"emittedAtMs\":"),
+        turn: Finder::new(b"\"turnId\":\""),
     })
 }
 
@@ -197,6 +199,9 @@ impl Session {
         if line.first() == Some(&b'{') {
             self.note_emitted(line);
             if is_noise(line) {
+                if self.protocol == Some(Protocol::AppServer) {
+                    self.note_progress(line);
+                }
                 return;
             }
             if complete
@@ -219,6 +224,23 @@ impl Session {
         match serde_json::from_slice::<Value>(line) {
             Ok(value) if value.is_object() => self.value(&value),
             _ => self.skipped += 1,
+        }
+    }
+
+    /// A noise line of an app-server turn (output, reasoning) is still
+    /// progress: whatever retrying the turn did is over.
+    fn note_progress(&mut self, line: &[u8]) {
+        let Some(at) = finders().turn.find(line) else {
+            return;
+        };
+        let rest = &line[at + finders().turn.needle().len()..];
+        let Some(turn) =
+            memchr::memchr(b'"', rest).and_then(|end| std::str::from_utf8(&rest[..end]).ok())
+        else {
+            return;
+        };
+        if let Some(&index) = self.index.get(turn).and_then(|all| all.last()) {
+            self.requests[index].retries = 0;
         }
     }
 

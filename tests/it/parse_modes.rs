@@ -513,3 +513,32 @@ fn a_long_message_is_redacted_before_it_is_shortened() {
     assert!(!messages.stdout.contains("hunter2"), "{}", messages.stdout);
     assert!(!messages.stdout.contains("A1b2C3"), "{}", messages.stdout);
 }
+
+#[test]
+fn retries_show_until_progress_comes() {
+    let env = Env::new();
+    let line =
+        |method: &str, params: Value| format!("{}\n", json!({"method": method, "params": params}));
+    let turn = json!({"threadId": "T", "turnId": "U"});
+    let mut stream = line(
+        "turn/started",
+        json!({"threadId": "T", "turn": {"id": "U"}}),
+    );
+    stream.push_str(&line(
+        "error",
+        json!({"threadId": "T", "turnId": "U", "willRetry": true,
+            "error": {"message": "Reconnecting... 1/5"}}),
+    ));
+    let path = write(&env, "retrying.jsonl", stream.as_bytes());
+    let stuck = env.run(CODEX_PARSE, &[&path, "--stuck", "--json"]);
+    assert_eq!(stuck.code(), 1, "{stuck:?}");
+    assert_eq!(stuck.json()[0]["reason"], "retrying");
+
+    // Output arriving afterwards (a noise line, never fully parsed) is progress.
+    let mut delta = turn.clone();
+    delta["delta"] = json!("compiling...\n");
+    stream.push_str(&line("item/commandExecution/outputDelta", delta));
+    let path = write(&env, "progress.jsonl", stream.as_bytes());
+    let stuck = env.run(CODEX_PARSE, &[&path, "--stuck", "--json"]);
+    assert_eq!(stuck.code(), 0, "{stuck:?}");
+}
