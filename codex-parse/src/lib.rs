@@ -7,6 +7,7 @@
 mod fold;
 mod lazy;
 pub mod model;
+mod noise;
 mod render;
 pub mod session;
 mod source;

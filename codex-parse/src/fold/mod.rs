@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod exec;
+pub mod fields;
 pub mod mcp;
 
 use serde_json::Value;
