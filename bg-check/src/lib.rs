@@ -188,10 +188,3 @@ fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<
     cli::write_stdout(&text)?;
     Ok(exit::SUCCESS)
 }
-
-/// Serialises a value as one line of JSON.
-pub(crate) fn json_line<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value)
-        .map(|text| text + "\n")
-        .map_err(|err| shared::Error::usage(format!("cannot serialise JSON: {err}")))
-}

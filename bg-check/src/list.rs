@@ -9,7 +9,8 @@ use shared::state_dir::StateDir;
 use shared::task::Task;
 use shared::{Result, cli, exit, format};
 
-use crate::{Cli, json_line};
+use crate::Cli;
+use shared::cli::json_line;
 
 pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
     let mut tasks = match state {

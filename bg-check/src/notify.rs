@@ -11,7 +11,8 @@ use shared::state_dir::StateDir;
 use shared::task::{Task, TaskPaths};
 use shared::{Result, cli, exit, format, lock};
 
-use crate::{Cli, json_line};
+use crate::Cli;
+use shared::cli::json_line;
 
 /// One finished task, as reported.
 #[derive(Debug, Serialize)]

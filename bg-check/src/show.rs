@@ -12,7 +12,8 @@ use shared::state_dir::StateDir;
 use shared::task::{self, Task, TaskPaths};
 use shared::{Error, IoContext, Result, cli, exit, format, select};
 
-use crate::{Cli, json_line};
+use crate::Cli;
+use shared::cli::json_line;
 
 /// How often a follower re-checks an unsupervised task, whose end makes no event.
 const UNSUPERVISED_RECHECK: Duration = Duration::from_millis(500);

@@ -154,9 +154,7 @@ impl Report {
     /// Prints the results; returns the exit code.
     pub fn print(self) -> Result<i32> {
         if self.json {
-            let text = serde_json::to_string(&self.entries)
-                .map_err(|err| Error::usage(format!("cannot serialise JSON: {err}")))?;
-            cli::write_stdout(&format!("{text}\n"))?;
+            cli::write_stdout(&cli::json_line(&self.entries)?)?;
         } else {
             cli::write_stdout(&self.text)?;
         }

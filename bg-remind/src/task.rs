@@ -49,9 +49,7 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<i32> {
             output_tail: String::from_utf8_lossy(&tail.bytes).into_owned(),
             output_omitted_bytes: tail.omitted,
         };
-        serde_json::to_string(&woken)
-            .map(|json| json + "\n")
-            .map_err(|err| Error::usage(format!("cannot serialise JSON: {err}")))?
+        cli::json_line(&woken)?
     } else {
         human(&task, message, &tail)
     };

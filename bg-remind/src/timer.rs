@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use shared::{Error, Result, cli, exit, format, timefmt};
+use shared::{Result, cli, exit, format, timefmt};
 
 #[derive(Debug, Serialize)]
 struct Fired {
@@ -26,16 +26,15 @@ pub fn run(delay: Duration, message: &str, json: bool) -> Result<i32> {
         delay_ms: cli::millis(delay),
     };
     let text = if json {
-        serde_json::to_string(&fired)
-            .map_err(|err| Error::usage(format!("cannot serialise JSON: {err}")))?
+        cli::json_line(&fired)?
     } else {
         format!(
-            "reminder due {} (set {} earlier): {message}",
+            "reminder due {} (set {} earlier): {message}\n",
             seconds(&fired.due_at),
             format::duration(fired.delay_ms)
         )
     };
-    cli::write_stdout(&format!("{text}\n"))?;
+    cli::write_stdout(&text)?;
     Ok(exit::SUCCESS)
 }
 

@@ -189,9 +189,7 @@ fn wait_until_ready(
 
 fn print_task(task: &Task, json: bool) -> Result<()> {
     if json {
-        let text = serde_json::to_string(&task.record())
-            .map_err(|err| Error::usage(format!("cannot serialise record: {err}")))?;
-        cli::write_stdout(&format!("{text}\n"))
+        cli::write_stdout(&cli::json_line(&task.record())?)
     } else {
         cli::write_stdout(&format!("{}\n", task.paths.id))
     }

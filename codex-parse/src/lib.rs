@@ -249,31 +249,26 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
         stuck: &'a [model::Stuck],
         skipped_lines: u64,
     }
-    let text = if cli.messages || cli.reasoning {
+    if cli.messages || cli.reasoning {
         let texts: Vec<serde_json::Value> =
             render::collect_texts(requests, cli.reasoning, cli.last)
                 .into_iter()
                 .map(|(id, text)| serde_json::json!({ "request_id": id, "text": text }))
                 .collect();
-        serde_json::to_string(&texts)
+        cli::json_line(&texts)
     } else if cli.approvals {
-        serde_json::to_string(&summary.pending_approvals)
+        cli::json_line(&summary.pending_approvals)
     } else if cli.stuck {
-        serde_json::to_string(&summary.stuck)
+        cli::json_line(&summary.stuck)
     } else {
-        serde_json::to_string(&Shown {
+        cli::json_line(&Shown {
             protocol: summary.protocol,
             requests,
             pending_approvals: &summary.pending_approvals,
             stuck: &summary.stuck,
             skipped_lines: summary.skipped_lines,
         })
-    };
-    Ok(text.map_err(json_error)? + "\n")
-}
-
-fn json_error(err: serde_json::Error) -> Error {
-    Error::usage(format!("cannot serialise JSON: {err}"))
+    }
 }
 
 /// The exit code for an awaited request that has ended.

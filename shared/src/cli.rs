@@ -86,6 +86,13 @@ pub fn write_stdout(text: &str) -> Result<()> {
         .context(|| "writing to stdout".to_string())
 }
 
+/// Serialises a value as one line of JSON, for `--json` output.
+pub fn json_line<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map(|text| text + "\n")
+        .map_err(|err| Error::usage(format!("cannot serialise JSON: {err}")))
+}
+
 /// Writes raw bytes (output may not be UTF-8) to stdout and flushes.
 pub fn write_stdout_bytes(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
