@@ -232,21 +232,7 @@ fn first_word_failure(
 
 /// Joins an argv for display, quoting words that a shell would split.
 pub fn shell_join(argv: &[OsString]) -> String {
-    argv.iter()
-        .map(|word| {
-            let word = word.to_string_lossy();
-            let safe = !word.is_empty()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b));
-            if safe {
-                word.into_owned()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    shared::format::shell_join(argv.iter().map(|word| word.to_string_lossy()))
 }
 
 /// Shell syntax that a prefix allowlist cannot see through.

@@ -59,6 +59,27 @@ pub fn status_line(record: &TaskRecord) -> String {
     format!("{}{name} {}{time}: {what}", record.id, outcome(record))
 }
 
+/// Words joined for display as a shell would read them back: a word with
+/// anything beyond letters, digits and `_./:=@%+,-` is single-quoted.
+pub fn shell_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
+    words
+        .into_iter()
+        .map(|word| {
+            let word = word.as_ref();
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b));
+            if plain {
+                word.to_string()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The first line of `text`, at most `max` characters, marked when cut.
 pub fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");

@@ -199,11 +199,11 @@ impl<'de> Deserialize<'de> for CommandLine {
                 self,
                 mut seq: A,
             ) -> Result<CommandLine, A::Error> {
-                let mut words: Vec<Value> = Vec::new();
+                let mut words: Vec<Cow<'de, str>> = Vec::new();
                 while let Some(word) = seq.next_element::<Cow<'de, str>>()? {
-                    words.push(Value::String(word.into_owned()));
+                    words.push(word);
                 }
-                Ok(CommandLine(super::join_argv(&words)))
+                Ok(CommandLine(shared::format::shell_join(words)))
             }
         }
         deserializer.deserialize_any(Visitor)

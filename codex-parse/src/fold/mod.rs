@@ -73,29 +73,10 @@ pub fn command_item(
     }
 }
 
-/// An argv as one line, quoted where a word needs it.
-pub fn join_argv(argv: &[Value]) -> String {
-    argv.iter()
-        .filter_map(Value::as_str)
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-            if plain {
-                word.to_string()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A command given as an argv array or as one string.
 pub fn command_text(value: &Value) -> String {
     match value {
-        Value::Array(argv) => join_argv(argv),
+        Value::Array(argv) => shared::format::shell_join(argv.iter().filter_map(Value::as_str)),
         Value::String(text) => text.clone(),
         _ => String::new(),
     }
