@@ -4,12 +4,10 @@
 //! comes): they are recognised by a byte search, kept raw with their
 //! request, and parsed once, when the summary is made.
 
-use std::sync::OnceLock;
-
-use memchr::memmem::Finder;
 use serde_json::Value;
 
 use crate::model::Request;
+use crate::noise::{Envelope, patterns, text_after};
 
 /// What a deferred line holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,45 +17,21 @@ pub enum Deferred {
     Delta(bool),
 }
 
-struct Finders {
-    event: Finder<'static>,
-    request: Finder<'static>,
-    thread: Finder<'static>,
-    delta: Finder<'static>,
-    totals: Finder<'static>,
-}
-
-fn finders() -> &'static Finders {
-    static FINDERS: OnceLock<Finders> = OnceLock::new();
-    FINDERS.get_or_init(|| Finders {
-        event: Finder::new(b"\"msg\":{\"type\":\""),
-        request: Finder::new(b"\"_meta\":{\"requestId\":"),
-        thread: Finder::new(b"\"threadId\":\""),
-        delta: Finder::new(b"\"delta\":\""),
-        totals: Finder::new(b"\"total_token_usage\":{"),
-    })
-}
-
-/// A deferrable mcp-server event: its kind, request id and thread id.
-pub fn classify(line: &[u8]) -> Option<(Deferred, String, Option<String>)> {
-    let f = finders();
-    let at = f.event.find(line)? + f.event.needle().len();
-    let rest = &line[at..];
-    let name = &rest[..memchr::memchr(b'"', rest)?];
-    let kind = match name {
+/// A deferrable mcp-server event (of the type its envelope named): its
+/// kind, request id and thread id.
+pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Option<String>)> {
+    let p = patterns();
+    let kind = match envelope {
         // Only a count with totals matters (`"info":null` has none).
-        b"token_count" if f.totals.find(line).is_some() => Deferred::Tokens,
-        b"agent_message_delta" => Deferred::Delta(true),
-        b"agent_message_content_delta" => Deferred::Delta(false),
+        Envelope::Event(b"token_count") if p.totals.find(line).is_some() => Deferred::Tokens,
+        Envelope::Event(b"agent_message_delta") => Deferred::Delta(true),
+        Envelope::Event(b"agent_message_content_delta") => Deferred::Delta(false),
         _ => return None,
     };
-    let at = f.request.find(line)? + f.request.needle().len();
+    let at = p.request.find(line)? + p.request.needle().len();
     let id = plain_value(&line[at..])?;
-    let thread = match f.thread.find(line) {
-        Some(at) => {
-            let rest = &line[at + f.thread.needle().len()..];
-            Some(plain_text(&rest[..memchr::memchr(b'"', rest)?])?)
-        }
+    let thread = match text_after(line, &p.thread) {
+        Some(text) => Some(plain_text(text)?),
         None => None,
     };
     Some((kind, id, thread))
@@ -103,8 +77,8 @@ pub fn defer(request: &mut Request, kind: Deferred, line: &[u8]) {
 
 /// The `delta` string of a delta line, read without parsing the rest.
 fn delta_text(line: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
-    let f = finders();
-    let start = f.delta.find(line)? + f.delta.needle().len();
+    let p = patterns();
+    let start = p.delta.find(line)? + p.delta.needle().len();
     let rest = &line[start..];
     let mut end = 0;
     loop {

@@ -37,47 +37,92 @@ const NOISE_METHODS: [&[u8]; 5] = [
 /// How far into a line its envelope (method, ids, event type) reaches.
 const ENVELOPE: usize = 512;
 
-pub struct Finders {
+/// Every byte pattern a line is searched for, built once.
+pub struct Patterns {
     event: Finder<'static>,
     method: Finder<'static>,
     pub emitted: Finder<'static>,
     pub turn: Finder<'static>,
+    pub request: Finder<'static>,
+    pub thread: Finder<'static>,
+    pub delta: Finder<'static>,
+    pub totals: Finder<'static>,
 }
 
-pub fn finders() -> &'static Finders {
-    static FINDERS: OnceLock<Finders> = OnceLock::new();
-    FINDERS.get_or_init(|| Finders {
+pub fn patterns() -> &'static Patterns {
+    static PATTERNS: OnceLock<Patterns> = OnceLock::new();
+    PATTERNS.get_or_init(|| Patterns {
         event: Finder::new(b"\"msg\":{\"type\":\""),
         method: Finder::new(b"\"method\":\""),
         emitted: Finder::new(b"\"emittedAtMs\":"),
         turn: Finder::new(b"\"turnId\":\""),
+        request: Finder::new(b"\"_meta\":{\"requestId\":"),
+        thread: Finder::new(b"\"threadId\":\""),
+        delta: Finder::new(b"\"delta\":\""),
+        totals: Finder::new(b"\"total_token_usage\":{"),
     })
 }
 
-/// True for a line whose event type or method is in the noise lists.
-pub fn is_noise(line: &[u8]) -> bool {
-    // The envelope comes first: a match further in would be inside
-    // nested data, not the line's own event type or method.
-    let head = &line[..line.len().min(ENVELOPE)];
-    let name_after = |at: usize, skip: usize| {
-        let rest = line.get(at + skip..)?;
-        let end = memchr::memchr(b'"', rest)?;
-        Some(&rest[..end])
-    };
-    let f = finders();
-    if let Some(name) = f
-        .event
-        .find(head)
-        .and_then(|at| name_after(at, f.event.needle().len()))
-    {
-        return NOISE_EVENTS.contains(&name);
+/// What a line's envelope says it is, read from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope<'a> {
+    /// An mcp-server (or old exec) event, by its `msg.type`.
+    Event(&'a [u8]),
+    /// A JSON-RPC message with this method.
+    Method(&'a [u8]),
+    Other,
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads the envelope: the envelope comes first in a line, so a match
+    /// further in would be inside nested data, not the line's own.
+    pub fn of(line: &'a [u8]) -> Envelope<'a> {
+        let head = &line[..line.len().min(ENVELOPE)];
+        let p = patterns();
+        if let Some(name) = p
+            .event
+            .find(head)
+            .and_then(|at| text_at(line, at + p.event.needle().len()))
+        {
+            return Envelope::Event(name);
+        }
+        if let Some(name) = p
+            .method
+            .find(head)
+            .and_then(|at| text_at(line, at + p.method.needle().len()))
+        {
+            return Envelope::Method(name);
+        }
+        Envelope::Other
     }
-    if let Some(name) = f
-        .method
-        .find(head)
-        .and_then(|at| name_after(at, f.method.needle().len()))
-    {
-        return NOISE_METHODS.contains(&name);
+
+    /// True for an event type or method in the noise lists.
+    pub fn is_noise(self) -> bool {
+        match self {
+            Envelope::Event(name) => NOISE_EVENTS.contains(&name),
+            Envelope::Method(name) => NOISE_METHODS.contains(&name),
+            Envelope::Other => false,
+        }
     }
-    false
+}
+
+/// The bytes of a string value starting at `at`, up to its closing quote.
+pub fn text_at(line: &[u8], at: usize) -> Option<&[u8]> {
+    let rest = line.get(at..)?;
+    Some(&rest[..memchr::memchr(b'"', rest)?])
+}
+
+/// The string value that follows the first match of `key` in `line`.
+pub fn text_after<'a>(line: &'a [u8], key: &Finder) -> Option<&'a [u8]> {
+    text_at(line, key.find(line)? + key.needle().len())
+}
+
+/// The number that follows the first match of `key` in `line`.
+pub fn number_after(line: &[u8], key: &Finder) -> Option<u64> {
+    let digits = line.get(key.find(line)? + key.needle().len()..)?;
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::model::{Approval, Protocol, Request, Status, Summary};
-use crate::noise::{finders, is_noise};
+use crate::noise::{Envelope, number_after, patterns, text_after};
 use crate::{fold, lazy};
 
 /// Longer lines are skipped (and counted) rather than held in memory.
@@ -123,27 +123,27 @@ impl Session {
         }
         if line.first() == Some(&b'{') {
             self.note_emitted(line);
-            if is_noise(line) {
+            let envelope = Envelope::of(line);
+            if envelope.is_noise() {
                 if self.protocol == Some(Protocol::AppServer) {
                     self.note_progress(line);
                 }
                 return;
             }
-            if complete
+            // The fast paths read whole mcp-server event lines only.
+            let fast = complete
                 && self.log.is_none()
                 && self.protocol == Some(Protocol::McpServer)
-                && let Some((kind, id, thread)) = lazy::classify(line)
-            {
-                let index = self.request_index(&id, thread.as_deref());
-                lazy::defer(&mut self.requests[index], kind, line);
-                return;
-            }
-            if complete
-                && self.log.is_none()
-                && self.protocol == Some(Protocol::McpServer)
-                && fold::fields::fast_line(self, line)
-            {
-                return;
+                && matches!(envelope, Envelope::Event(_));
+            if fast {
+                if let Some((kind, id, thread)) = lazy::classify(line, envelope) {
+                    let index = self.request_index(&id, thread.as_deref());
+                    lazy::defer(&mut self.requests[index], kind, line);
+                    return;
+                }
+                if fold::fields::fast_line(self, line) {
+                    return;
+                }
             }
         }
         match serde_json::from_slice::<Value>(line) {
@@ -155,16 +155,11 @@ impl Session {
     /// A noise line of an app-server turn (output, reasoning) is still
     /// progress: whatever retrying the turn did is over.
     fn note_progress(&mut self, line: &[u8]) {
-        let Some(at) = finders().turn.find(line) else {
-            return;
-        };
-        let rest = &line[at + finders().turn.needle().len()..];
-        let Some(turn) =
-            memchr::memchr(b'"', rest).and_then(|end| std::str::from_utf8(&rest[..end]).ok())
-        else {
-            return;
-        };
-        if let Some(&index) = self.index.get(turn).and_then(|all| all.last()) {
+        let turn = text_after(line, &patterns().turn).and_then(|t| std::str::from_utf8(t).ok());
+        if let Some(&index) = turn
+            .and_then(|t| self.index.get(t))
+            .and_then(|all| all.last())
+        {
             self.requests[index].retries = 0;
         }
     }
@@ -178,18 +173,7 @@ impl Session {
         ) {
             return;
         }
-        let Some(at) = finders().emitted.find(line) else {
-            return;
-        };
-        let digits = &line[at + finders().emitted.needle().len()..];
-        let end = digits
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(digits.len());
-        if let Some(ms) = std::str::from_utf8(&digits[..end])
-            .ok()
-            .and_then(|d| d.parse::<u64>().ok())
-        {
+        if let Some(ms) = number_after(line, &patterns().emitted) {
             self.last_emitted_ms = Some(self.last_emitted_ms.map_or(ms, |old| old.max(ms)));
         }
     }
