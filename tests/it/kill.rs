@@ -18,6 +18,15 @@ fn wait_for_processes(id: &str, count: usize) -> Vec<i32> {
     .unwrap_or_else(|| panic!("task {id} never had {count} processes"))
 }
 
+/// A task whose shell and child both ignore TERM.
+const IGNORES_TERM: &str = "trap '' TERM; sleep 100 & echo ready; wait";
+
+/// Launches a script that prints `ready` once its traps are set, and
+/// returns when it has: a signal sent then meets the trap, not the default.
+fn launch_ready(env: &Env, script: &str) -> String {
+    env.launch(&["--ready", "ready", script])
+}
+
 /// `bg-kill ARGS --json`: the one entry for the one task.
 #[track_caller]
 fn kill_one(env: &Env, args: &[&str]) -> (Outcome, Value) {
@@ -67,11 +76,7 @@ fn the_whole_tree_goes_including_a_child_in_its_own_session() {
 #[test]
 fn a_task_that_ignores_term_is_killed_after_the_grace() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--ready",
-        "ready",
-        "trap '' TERM; sleep 100 & echo ready; wait",
-    ]);
+    let id = launch_ready(&env, IGNORES_TERM);
     wait_for_processes(&id, 2);
     let (out, entry) = kill_one(&env, &[&id, "--grace", "0.5"]);
     assert_eq!(out.code(), 0, "{out:?}");
@@ -85,11 +90,10 @@ fn a_task_that_ignores_term_is_killed_after_the_grace() {
 #[test]
 fn a_task_that_handles_term_and_exits_is_still_recorded_as_killed() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--ready",
-        "ready",
+    let id = launch_ready(
+        &env,
         "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done",
-    ]);
+    );
     let (out, entry) = kill_one(&env, &[&id]);
     assert_eq!(out.code(), 0, "{out:?}");
     let record = &entry["task"];
@@ -291,11 +295,10 @@ fn all_is_scoped_to_the_project_and_name_takes_every_task_of_it() {
 #[test]
 fn no_kill_only_sends_the_signal() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--ready",
-        "ready",
+    let id = launch_ready(
+        &env,
         "trap 'echo got HUP' HUP; echo ready; while :; do sleep 0.05; done",
-    ]);
+    );
     let (out, entry) = kill_one(&env, &[&id, "--signal", "HUP", "--no-kill"]);
     assert_eq!(out.code(), 0, "{out:?}");
     assert_eq!(entry["result"], "signalled");
@@ -325,11 +328,7 @@ fn all_from_inside_a_task_spares_that_task() {
 #[test]
 fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--ready",
-        "ready",
-        "trap '' TERM; sleep 100 & echo ready; wait",
-    ]);
+    let id = launch_ready(&env, IGNORES_TERM);
     wait_for_processes(&id, 2);
     let mut command = env.cmd(BG_KILL);
     command.args([&id, "--grace", "1s"]);
