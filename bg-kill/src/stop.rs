@@ -4,13 +4,11 @@
 //! recorded by its supervisor; an unsupervised one's by bg-kill itself,
 //! under the task's lock so that only one recorder writes it.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use shared::fsutil::{
-    json_bytes, private_options, read_json, write_atomic_unsynced, write_json_atomic,
-};
+use shared::fsutil::{json_bytes, read_json, write_atomic_unsynced, write_json_atomic};
 use shared::ids::TaskId;
 use shared::journal;
 use shared::process::{self, Found, Identity, Pid, Pinned, TaskTree, signal_found, wait_all_exit};
@@ -20,10 +18,9 @@ use shared::record::{
 };
 use shared::state_dir::StateDir;
 use shared::task::{KILL_REQUESTED, Task, TaskPaths};
-use shared::{Error, IoContext, Result, cli, lock, timefmt};
+use shared::{Error, Result, cli, lock, timefmt};
 
-pub const SIGKILL: i32 = 9;
-const SIGCONT: i32 = 18;
+pub use shared::process::{SIGCONT, SIGKILL};
 /// After KILL, how long the dying get to be gone before a last look.
 const AFTER_KILL: Duration = Duration::from_secs(1);
 /// How many times the tree is listed again and KILLed (children forked
@@ -151,7 +148,7 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         }
     }
     // A stopped process acts on TERM only once continued.
-    let and_cont = plan.escalate && wakes_the_stopped(plan.signal);
+    let and_cont = plan.escalate && process::needs_cont_after(plan.signal);
     stopping.signalled = stopping.send(&found, pinned, plan.signal, and_cont);
     Ok(Start::Signalled(stopping))
 }
@@ -207,29 +204,7 @@ fn nudge(supervisor: Option<&Identity>) {
 /// Takes the lock of a task whose supervisor is gone; `None` if another
 /// bg-kill holds it (that one records the end).
 fn take_lock(paths: &TaskPaths) -> Result<Option<File>> {
-    let path = paths.lock();
-    let file = private_options()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .context(|| format!("opening {}", path.display()))?;
-    // Readers probe the lock for an instant (a shared lock): only one that
-    // is still held after a few tries is another recorder's.
-    for _ in 0..LOCK_TRIES {
-        match file.try_lock() {
-            Ok(()) => return Ok(Some(file)),
-            Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_RETRY),
-            Err(TryLockError::Error(err)) => {
-                return Err(Error::io(format!("locking {}", path.display()), err));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Signals that leave a stopped process stopped unless CONT follows.
-fn wakes_the_stopped(signal: i32) -> bool {
-    ![SIGKILL, SIGCONT, 19, 20, 21, 22].contains(&signal)
+    lock::try_take(&paths.lock(), LOCK_TRIES, LOCK_RETRY)
 }
 
 impl Stopping {

@@ -70,6 +70,27 @@ pub fn wait_released(path: &Path, timeout: Option<Duration>) -> Result<bool> {
     }
 }
 
+/// Takes the exclusive lock at `path` if nobody keeps it: tries `tries`
+/// times, `pause` apart, because readers probe a lock for an instant and
+/// such a probe must not be taken for a holder. `None` if it stays held.
+pub fn try_take(path: &Path, tries: usize, pause: Duration) -> Result<Option<File>> {
+    let file = private_options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .context(|| format!("opening {}", path.display()))?;
+    for _ in 0..tries {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(TryLockError::WouldBlock) => thread::sleep(pause),
+            Err(TryLockError::Error(err)) => {
+                return Err(Error::io(format!("locking {}", path.display()), err));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// True while some process holds the lock at `path`. A missing lock file
 /// means nobody holds it.
 pub fn is_held(path: &Path) -> Result<bool> {

@@ -372,6 +372,23 @@ fn send(target: Pid, signal: i32) -> io::Result<bool> {
     }
 }
 
+pub const SIGKILL: i32 = Signal::SIGKILL as i32;
+pub const SIGCONT: i32 = Signal::SIGCONT as i32;
+
+/// True for a signal a stopped process acts on only once continued (so
+/// CONT should follow it): not KILL, and none that stops or continues.
+pub fn needs_cont_after(signal: i32) -> bool {
+    !matches!(
+        Signal::try_from(signal),
+        Ok(Signal::SIGKILL
+            | Signal::SIGCONT
+            | Signal::SIGSTOP
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU)
+    )
+}
+
 /// `SIGTERM` for 15, or the number itself for a signal without a name here.
 pub fn signal_name(signal: i32) -> String {
     Signal::try_from(signal)
@@ -419,6 +436,9 @@ mod tests {
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(signal_name(9), "SIGKILL");
+        assert!(needs_cont_after(15));
+        assert!(!needs_cont_after(9));
+        assert!(!needs_cont_after(19));
     }
 
     #[test]
