@@ -91,22 +91,10 @@ fn runs_inside(task: &Task) -> bool {
     if std::env::var("BG_TASK_ID").is_ok_and(|id| id == task.paths.id.as_str()) {
         return true;
     }
-    let launch = &task.launch;
-    let ours = |pid: Option<Pid>, start_time: Option<u64>| match (pid, start_time) {
-        (Some(pid), Some(start_time)) => Some(Identity {
-            pid,
-            start_time,
-            boot_id: launch.boot_id.clone(),
-        }),
-        _ => None,
-    };
-    let roots: Vec<Identity> = [
-        ours(launch.pid, launch.pid_start_time),
-        ours(launch.supervisor_pid, launch.supervisor_start_time),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let roots: Vec<Identity> = [task.leader(), task.supervisor()]
+        .into_iter()
+        .flatten()
+        .collect();
     let mut pid = std::process::id() as Pid;
     while let Some(info) = proc_info(pid).filter(|_| pid > 1) {
         if roots

@@ -104,7 +104,7 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
             if !lock::is_held(&paths.lock())? {
                 return begin_again(state, paths, plan);
             }
-            supervisor_of(&task.launch)
+            task.supervisor()
         }
         _ => {
             if plan.escalate {
@@ -183,14 +183,6 @@ fn request_kill(paths: &TaskPaths, plan: &Plan) {
             &format!("task {}: {}", paths.id, cli::error_chain(&err)),
         );
     }
-}
-
-fn supervisor_of(launch: &LaunchRecord) -> Option<Identity> {
-    Some(Identity {
-        pid: launch.supervisor_pid?,
-        start_time: launch.supervisor_start_time?,
-        boot_id: launch.boot_id.clone(),
-    })
 }
 
 /// Tells the supervisor to read the kill request, so that the tree is

@@ -125,6 +125,15 @@ impl Task {
         leader_identity(&self.launch)
     }
 
+    /// The recorded identity of the task's supervisor.
+    pub fn supervisor(&self) -> Option<Identity> {
+        Some(Identity {
+            pid: self.launch.supervisor_pid?,
+            start_time: self.launch.supervisor_start_time?,
+            boot_id: self.launch.boot_id.clone(),
+        })
+    }
+
     /// The public record (DESIGN.md section 4).
     pub fn record(&self) -> TaskRecord {
         let launch = &self.launch;
