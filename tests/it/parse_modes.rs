@@ -3,8 +3,9 @@
 //! on a growing stream, --task, and streams full of noise.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::Stdio;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -541,4 +542,53 @@ fn retries_show_until_progress_comes() {
     let path = write(&env, "progress.jsonl", stream.as_bytes());
     let stuck = env.run(CODEX_PARSE, &[&path, "--stuck", "--json"]);
     assert_eq!(stuck.code(), 0, "{stuck:?}");
+}
+
+#[test]
+fn a_last_line_without_its_newline_still_ends_a_wait() {
+    let env = Env::new();
+    let stream = "0.153.0-mcp-server-main";
+    let upto = line_of(stream, r#"{"jsonrpc":"2.0","id":2,"result""#);
+    let text = head(stream, upto);
+    let path = write(&env, "no-newline.jsonl", text.trim_end().as_bytes());
+    let out = env.run(CODEX_PARSE, &[&path, "--wait", "2", "--timeout", "5"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.elapsed < std::time::Duration::from_secs(4), "{out:?}");
+}
+
+#[test]
+fn app_server_silence_is_measured_by_emitted_at_ms() {
+    let env = Env::new();
+    let ten_minutes_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 600_000;
+    let stream = format!(
+        "{}\n",
+        json!({"method": "turn/started", "emittedAtMs": ten_minutes_ago,
+            "params": {"threadId": "T", "turn": {"id": "U"}}})
+    );
+    let mut command = env.cmd(CODEX_PARSE);
+    command
+        .args(["-", "--stuck", "--idle", "1m", "--json"])
+        .stdin(Stdio::piped());
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = Guard::spawn(command);
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(stream.as_bytes()).unwrap();
+    drop(stdin);
+    let status = poll(DEADLINE, || child.0.try_wait().ok().flatten()).expect("still running");
+    let mut out = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{out}");
+    let stuck: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stuck[0]["reason"], "silent", "{out}");
+    assert_eq!(stuck[0]["request_id"], "U");
 }
