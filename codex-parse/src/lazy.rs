@@ -1,31 +1,37 @@
-//! Lines kept unparsed until they are needed. Most of an mcp-server
-//! stream's parsed bytes are token counts (only the last one per request
-//! matters) and message deltas (only needed when the final message never
-//! comes): they are recognised by a byte search, kept raw with their
-//! request, and parsed once, when the summary is made.
+//! Events read from their bytes, without parsing the line. Most of an
+//! mcp-server stream's parsed bytes are token counts (only the totals
+//! matter) and message deltas (only needed when the final message never
+//! comes): they are recognised by a byte search and only their small part
+//! is read: the totals object, the delta's text. A delta whose text needs
+//! real parsing is kept raw with its request and parsed once, at the end.
 
 use serde_json::Value;
 
-use crate::model::Request;
+use crate::model::{Request, Tokens};
 use crate::noise::{Envelope, patterns, text_after};
 
-/// What a deferred line holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a deferrable event holds.
+#[derive(Debug)]
 pub enum Deferred {
-    Tokens,
-    /// A message delta; `true` under its old name (`agent_message_delta`).
-    Delta(bool),
+    /// The request's token totals so far.
+    Tokens(Tokens),
+    /// A message delta's text; `true` under its old name
+    /// (`agent_message_delta`).
+    Delta(bool, String),
+    /// A delta line whose text has escapes, parsed only if its message
+    /// never comes.
+    DeltaLine(bool, Vec<u8>),
 }
 
-/// A deferrable mcp-server event (of the type its envelope named): its
-/// kind, request id and thread id.
+/// A deferrable mcp-server event (of the type its envelope named): what it
+/// holds, its request id and thread id.
 pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Option<String>)> {
     let p = patterns();
-    let kind = match envelope {
+    let deferred = match envelope {
         // Only a count with totals matters (`"info":null` has none).
-        Envelope::Event(b"token_count") if p.totals.find(line).is_some() => Deferred::Tokens,
-        Envelope::Event(b"agent_message_delta") => Deferred::Delta(true),
-        Envelope::Event(b"agent_message_content_delta") => Deferred::Delta(false),
+        Envelope::Event(b"token_count") => Deferred::Tokens(totals(line)?),
+        Envelope::Event(b"agent_message_delta") => delta(line, true),
+        Envelope::Event(b"agent_message_content_delta") => delta(line, false),
         _ => return None,
     };
     let at = p.request.find(line)? + p.request.needle().len();
@@ -34,7 +40,48 @@ pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Op
         Some(text) => Some(plain_text(text)?),
         None => None,
     };
-    Some((kind, id, thread))
+    Some((deferred, id, thread))
+}
+
+/// The `total_token_usage` object of a token count: flat, numbers only,
+/// so it ends at the first closing brace (else the line is parsed).
+fn totals(line: &[u8]) -> Option<Tokens> {
+    let p = patterns();
+    let open = p.totals.find(line)? + p.totals.needle().len() - 1;
+    let object = &line[open..];
+    let close = memchr::memchr(b'}', object)?;
+    let usage: Totals = serde_json::from_slice(&object[..=close]).ok()?;
+    Some(Tokens {
+        input: usage.input_tokens,
+        cached_input: usage.cached_input_tokens,
+        output: usage.output_tokens,
+        reasoning_output: usage.reasoning_output_tokens,
+        total: usage
+            .total_tokens
+            .unwrap_or(usage.input_tokens.saturating_add(usage.output_tokens)),
+    })
+}
+
+/// mcp-server's `total_token_usage`, read as [`crate::fold::tokens`] reads
+/// it (`input_tokens` required, the others 0 when absent).
+#[derive(serde::Deserialize)]
+struct Totals {
+    input_tokens: u64,
+    #[serde(default)]
+    cached_input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    reasoning_output_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+fn delta(line: &[u8], old_name: bool) -> Deferred {
+    match delta_text(line) {
+        Some(text) => Deferred::Delta(old_name, text),
+        None => Deferred::DeltaLine(old_name, line.to_vec()),
+    }
 }
 
 /// A number, or a string without escapes, at the start of `bytes`.
@@ -55,28 +102,24 @@ fn plain_text(bytes: &[u8]) -> Option<String> {
     std::str::from_utf8(bytes).ok().map(str::to_string)
 }
 
-/// Keeps the line with its request; a delta's text is taken at once.
-pub fn defer(request: &mut Request, kind: Deferred, line: &[u8]) {
-    match kind {
-        Deferred::Tokens => {
-            // One buffer per request, reused: only the last count matters.
-            let kept = request.deferred_tokens.get_or_insert_with(Vec::new);
-            kept.clear();
-            kept.extend_from_slice(line);
-        }
-        Deferred::Delta(old_name) => {
-            // A delta is progress: whatever retrying there was is over.
+/// Folds the event into its request.
+pub fn apply(request: &mut Request, deferred: Deferred) {
+    match deferred {
+        Deferred::Tokens(totals) => request.tokens = Some(totals),
+        // A delta is progress: whatever retrying there was is over.
+        Deferred::Delta(old_name, text) => {
             request.retries = 0;
-            match delta_text(line) {
-                Some(delta) => request.add_delta(&delta, old_name),
-                None => request.deferred_deltas.push((old_name, line.to_vec())),
-            }
+            request.add_delta(&text, old_name);
+        }
+        Deferred::DeltaLine(old_name, line) => {
+            request.retries = 0;
+            request.deferred_deltas.push((old_name, line));
         }
     }
 }
 
 /// The `delta` string of a delta line, read without parsing the rest.
-fn delta_text(line: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+fn delta_text(line: &[u8]) -> Option<String> {
     let p = patterns();
     let start = p.delta.find(line)? + p.delta.needle().len();
     let rest = &line[start..];
@@ -90,27 +133,15 @@ fn delta_text(line: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
     }
     let quoted = &line[start - 1..start + end + 1];
     if rest[..end].contains(&b'\\') {
-        serde_json::from_slice::<String>(quoted)
-            .ok()
-            .map(std::borrow::Cow::Owned)
+        serde_json::from_slice::<String>(quoted).ok()
     } else {
-        std::str::from_utf8(&rest[..end])
-            .ok()
-            .map(std::borrow::Cow::Borrowed)
+        plain_text(&rest[..end])
     }
 }
 
-/// Parses what the request kept: its last token count, and the deltas of
-/// a message whose final event has not come.
+/// Parses what the request kept: the deltas of a message whose final
+/// event has not come.
 pub fn settle(request: &mut Request) {
-    if let Some(line) = request.deferred_tokens.take()
-        && let Ok(value) = serde_json::from_slice::<Value>(&line)
-        && let Some(usage) = value
-            .pointer("/params/msg/info/total_token_usage")
-            .and_then(crate::fold::tokens)
-    {
-        request.tokens = Some(usage);
-    }
     for (old_name, line) in std::mem::take(&mut request.deferred_deltas) {
         if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(delta) = value.pointer("/params/msg/delta").and_then(Value::as_str)

@@ -8,6 +8,8 @@ mod fold;
 mod lazy;
 pub mod model;
 mod noise;
+mod pipeline;
+mod prepare;
 mod render;
 pub mod session;
 mod source;
@@ -142,6 +144,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     if let Some(id) = &cli.wait {
         return source::wait(&mut source, id, &cli);
     }
+    if !cli.no_redact {
+        std::thread::spawn(shared::redact::warm_up);
+    }
     let summary = source.read_all(&cli)?;
     let stuck = !summary.stuck.is_empty();
     print(&cli, summary)?;
@@ -173,12 +178,12 @@ fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
     Ok(requests)
 }
 
-fn print(cli: &Cli, mut summary: Summary) -> Result<()> {
+fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
     // Secrets go before anything is shortened, so no cut leaves half a key.
     if !cli.no_redact {
-        redact_in_place(&mut summary);
+        redact_in_place(&mut owned, cli);
     }
-    let summary = &summary;
+    let summary = &owned;
     let requests = chosen(cli, summary)?;
     let text = if cli.json {
         json(cli, summary, &requests)?
@@ -207,11 +212,15 @@ fn print(cli: &Cli, mut summary: Summary) -> Result<()> {
     } else {
         shared::redact::redact(&text).into_owned()
     };
-    cli::write_stdout(&text)
+    cli::write_stdout(&text)?;
+    // The memory goes back with the process, not piece by piece.
+    std::mem::forget(owned);
+    Ok(())
 }
 
-/// Takes secrets out of every text the summary holds.
-fn redact_in_place(summary: &mut Summary) {
+/// Takes secrets out of every text the output shows (the texts only
+/// `--messages` or `--reasoning` show are left alone otherwise).
+fn redact_in_place(summary: &mut Summary, cli: &Cli) {
     let clean = |text: &mut String| {
         if let std::borrow::Cow::Owned(new) = shared::redact::redact(text) {
             *text = new;
@@ -219,11 +228,15 @@ fn redact_in_place(summary: &mut Summary) {
     };
     for request in &mut summary.requests {
         request.final_message.iter_mut().for_each(clean);
-        request.messages.iter_mut().for_each(clean);
-        request.reasoning.iter_mut().for_each(clean);
         request.errors.iter_mut().for_each(clean);
-        clean(&mut request.partial_message);
-        clean(&mut request.partial_old);
+        if cli.messages {
+            request.messages.iter_mut().for_each(clean);
+            clean(&mut request.partial_message);
+            clean(&mut request.partial_old);
+        }
+        if cli.reasoning {
+            request.reasoning.iter_mut().for_each(clean);
+        }
         for command in &mut request.commands {
             clean(&mut command.command);
         }

@@ -143,9 +143,6 @@ pub struct Request {
     /// patch changes files (a declined one also has a begin).
     #[serde(skip)]
     pub pending_patches: Vec<(String, Vec<FileChange>)>,
-    /// The last token count, unparsed (see `lazy`).
-    #[serde(skip)]
-    pub deferred_tokens: Option<Vec<u8>>,
     /// Message deltas since the last final message, unparsed.
     #[serde(skip)]
     pub deferred_deltas: Vec<(bool, Vec<u8>)>,
@@ -181,7 +178,6 @@ impl Request {
             started: false,
             stale_completion: false,
             pending_patches: Vec::new(),
-            deferred_tokens: None,
             deferred_deltas: Vec::new(),
             partial_old: String::new(),
             command_index: std::collections::HashMap::new(),

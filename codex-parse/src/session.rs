@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::model::{Approval, Protocol, Request, Status, Summary};
-use crate::noise::{Envelope, number_after, patterns, text_after};
+use crate::prepare::{Line, Mode, Prepared, prepare};
 use crate::{fold, lazy};
 
 /// Longer lines are skipped (and counted) rather than held in memory.
@@ -117,63 +117,55 @@ impl Session {
     }
 
     fn line(&mut self, line: &[u8], complete: bool) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
+        let prepared = prepare(line, complete, self.mode());
+        self.apply(prepared);
+    }
+
+    /// How the next line is to be read.
+    pub fn mode(&self) -> Mode {
+        Mode {
+            protocol: self.protocol,
+            fast: self.log.is_none(),
         }
-        if line.first() == Some(&b'{') {
-            self.note_emitted(line);
-            let envelope = Envelope::of(line);
-            if envelope.is_noise() {
-                if self.protocol == Some(Protocol::AppServer) {
-                    self.note_progress(line);
-                }
-                return;
-            }
-            // The fast paths read whole mcp-server event lines only.
-            let fast = complete
-                && self.log.is_none()
-                && self.protocol == Some(Protocol::McpServer)
-                && matches!(envelope, Envelope::Event(_));
-            if fast {
-                if let Some((kind, id, thread)) = lazy::classify(line, envelope) {
-                    let index = self.request_index(&id, thread.as_deref());
-                    lazy::defer(&mut self.requests[index], kind, line);
-                    return;
-                }
-                if fold::fields::fast_line(self, line) {
-                    return;
-                }
-            }
+    }
+
+    /// Folds a prepared line in; lines must come in the stream's order.
+    pub fn apply(&mut self, prepared: Prepared) {
+        if let Some(ms) = prepared.emitted_ms {
+            self.note_emitted(ms);
         }
-        match serde_json::from_slice::<Value>(line) {
-            Ok(value) if value.is_object() => self.value(&value),
-            _ => self.skipped += 1,
+        match prepared.line {
+            Line::Nothing => {}
+            Line::Progress(turn) => self.note_progress(&turn),
+            Line::Deferred {
+                request_id,
+                thread,
+                deferred,
+            } => {
+                let index = self.request_index(&request_id, thread.as_deref());
+                lazy::apply(&mut self.requests[index], deferred);
+            }
+            Line::Fast(event) => event.fold(self),
+            Line::Value(value) => self.value(&value),
+            Line::Skipped => self.skipped += 1,
         }
     }
 
     /// A noise line of an app-server turn (output, reasoning) is still
     /// progress: whatever retrying the turn did is over.
-    fn note_progress(&mut self, line: &[u8]) {
-        let turn = text_after(line, &patterns().turn).and_then(|t| std::str::from_utf8(t).ok());
-        if let Some(&index) = turn
-            .and_then(|t| self.index.get(t))
-            .and_then(|all| all.last())
-        {
+    fn note_progress(&mut self, turn: &str) {
+        if self.protocol != Some(Protocol::AppServer) {
+            return;
+        }
+        if let Some(&index) = self.index.get(turn).and_then(|all| all.last()) {
             self.requests[index].retries = 0;
         }
     }
 
     /// app-server stamps every notification with `emittedAtMs`: the last
     /// one says when Codex last spoke, noise lines included.
-    fn note_emitted(&mut self, line: &[u8]) {
-        if matches!(
-            self.protocol,
-            Some(Protocol::McpServer | Protocol::ExecJson | Protocol::ExecLegacy)
-        ) {
-            return;
-        }
-        if let Some(ms) = number_after(line, &patterns().emitted) {
+    fn note_emitted(&mut self, ms: u64) {
+        if matches!(self.protocol, None | Some(Protocol::AppServer)) {
             self.last_emitted_ms = Some(self.last_emitted_ms.map_or(ms, |old| old.max(ms)));
         }
     }

@@ -28,7 +28,7 @@ pub struct Source {
     path: Option<PathBuf>,
     input: Option<PathBuf>,
     task: Option<TaskPaths>,
-    reader: Box<dyn Read>,
+    reader: Box<dyn Read + Send>,
     pub session: Session,
     buffer: Vec<u8>,
     /// Only the end of the file was read (`--last`): what came before is
@@ -55,7 +55,7 @@ impl Source {
         if let Some(input) = &cli.input {
             File::open(input).context(|| format!("opening {}", input.display()))?;
         }
-        let reader: Box<dyn Read> = match &path {
+        let reader: Box<dyn Read + Send> = match &path {
             Some(path) => {
                 Box::new(File::open(path).context(|| format!("opening {}", path.display()))?)
             }
@@ -104,7 +104,7 @@ impl Source {
         if let (Some(n), Some(path)) = (cli.last, self.path.clone()) {
             return self.read_tail(cli, n, &path);
         }
-        while self.pump()? {}
+        crate::pipeline::read_all(&mut *self.reader, &mut self.session)?;
         self.session.finish();
         Ok(self.analyse(cli))
     }

@@ -58,40 +58,41 @@ impl Fields for Value {
     }
 }
 
-/// An event `msg` read straight into the fields a summary uses, strings
-/// borrowed from the line: no map is built, and everything else is only
-/// skipped over. A field of an unexpected type fails the parse, and the
-/// line takes the careful path instead.
+/// An event `msg` read straight into the fields a summary uses: no map
+/// is built, and everything else is only skipped over. A field of an
+/// unexpected type fails the parse, and the line takes the careful path
+/// instead. The strings are owned, so a line can be read on one thread and
+/// folded on another.
 #[derive(Deserialize)]
-pub struct FastMsg<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    thread_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    turn_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    delta: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    call_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    aggregated_output: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    stderr: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    last_agent_message: Option<Cow<'a, str>>,
+pub struct FastMsg {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    thread_id: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    turn_id: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    delta: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    aggregated_output: Option<String>,
+    #[serde(default)]
+    stderr: Option<String>,
+    #[serde(default)]
+    last_agent_message: Option<String>,
     #[serde(default)]
     command: Option<CommandLine>,
-    #[serde(borrow, default)]
-    changes: Option<std::collections::BTreeMap<Cow<'a, str>, FastChange<'a>>>,
+    #[serde(default)]
+    changes: Option<std::collections::BTreeMap<String, FastChange>>,
     #[serde(default)]
     error: Option<Value>,
     #[serde(default)]
@@ -104,7 +105,7 @@ pub struct FastMsg<'a> {
     duration_ms: Option<i64>,
 }
 
-impl Fields for FastMsg<'_> {
+impl Fields for FastMsg {
     fn text(&self, key: &str) -> Option<&str> {
         let field = match key {
             "type" => return Some(&self.kind),
@@ -147,7 +148,7 @@ impl Fields for FastMsg<'_> {
             .iter()
             .flatten()
             .map(|(path, change)| FileChange {
-                path: path.to_string(),
+                path: path.clone(),
                 kind: change.kind().to_string(),
             })
             .collect()
@@ -160,16 +161,16 @@ impl Fields for FastMsg<'_> {
 /// One file of a patch: 0.153 `{"type":"add",...}`, 0.47 `{"add":{...}}`;
 /// the contents are only skipped over.
 #[derive(Deserialize)]
-pub struct FastChange<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+pub struct FastChange {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
     #[serde(default)]
     add: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     delete: Option<serde::de::IgnoredAny>,
 }
 
-impl FastChange<'_> {
+impl FastChange {
     fn kind(&self) -> &str {
         match (&self.kind, &self.add, &self.delete) {
             (Some(kind), _, _) => kind,
@@ -214,42 +215,54 @@ impl<'de> Deserialize<'de> for CommandLine {
 struct FastLine<'a> {
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    params: Option<FastParams<'a>>,
+    #[serde(default)]
+    params: Option<FastParams>,
 }
 
 #[derive(Deserialize)]
-struct FastParams<'a> {
-    #[serde(rename = "_meta", borrow, default)]
-    meta: Option<FastMeta<'a>>,
-    #[serde(borrow, default)]
-    msg: Option<FastMsg<'a>>,
+struct FastParams {
+    #[serde(rename = "_meta", default)]
+    meta: Option<FastMeta>,
+    #[serde(default)]
+    msg: Option<FastMsg>,
 }
 
 #[derive(Deserialize)]
-struct FastMeta<'a> {
+struct FastMeta {
     /// A number or a string: kept as a scalar `Value`, no map is built.
     #[serde(rename = "requestId", default)]
     request_id: Option<Value>,
-    #[serde(rename = "threadId", borrow, default)]
-    thread_id: Option<Cow<'a, str>>,
+    #[serde(rename = "threadId", default)]
+    thread_id: Option<String>,
 }
 
-/// Folds a `codex/event` line read the fast way; false if the line is
-/// something else (or did not fit), for the careful path to read.
-pub fn fast_line(session: &mut Session, line: &[u8]) -> bool {
-    let Ok(parsed) = serde_json::from_slice::<FastLine>(line) else {
-        return false;
-    };
+/// A `codex/event` line read the fast way: its request id, thread id and
+/// `msg`; `None` if the line is something else (or did not fit), for the
+/// careful path to read.
+pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
+    let parsed = serde_json::from_slice::<FastLine>(line).ok()?;
     let (Some("codex/event"), Some(params)) = (parsed.method.as_deref(), parsed.params) else {
-        return false;
+        return None;
     };
     let (Some(meta), Some(msg)) = (params.meta, params.msg) else {
-        return false;
+        return None;
     };
-    let Some(request_id) = meta.request_id.as_ref().and_then(id_text) else {
-        return false;
-    };
-    event_msg(session, &request_id, meta.thread_id.as_deref(), &msg);
-    true
+    Some(FastEvent {
+        request_id: meta.request_id.as_ref().and_then(id_text)?,
+        thread: meta.thread_id,
+        msg,
+    })
+}
+
+/// An mcp-server event read the fast way, ready to fold.
+pub struct FastEvent {
+    pub request_id: String,
+    pub thread: Option<String>,
+    pub msg: FastMsg,
+}
+
+impl FastEvent {
+    pub fn fold(self, session: &mut Session) {
+        event_msg(session, &self.request_id, self.thread.as_deref(), &self.msg);
+    }
 }

@@ -174,7 +174,6 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
                 .and_then(tokens)
             {
                 request.tokens = Some(usage);
-                request.deferred_tokens = None;
             }
         }
         "stream_error" => {

@@ -1,0 +1,370 @@
+//! Reading a whole stream on several threads: one thread reads batches of
+//! whole lines, workers prepare them (the costly half of reading a line,
+//! [`crate::prepare`]), and the calling thread folds the results into the
+//! session in the stream's order. A batch's buffer is only refilled once
+//! its lines are folded, so a small pool of them bounds memory: it follows
+//! the summary, not the file.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use shared::{Error, Result};
+
+use crate::model::Protocol;
+use crate::prepare::{Mode, Prepared, prepare, push};
+use crate::session::{MAX_LINE, Session};
+
+/// The size a batch is read up to (then cut at its last newline).
+const BATCH: usize = 1 << 20;
+const MAX_WORKERS: usize = 4;
+
+/// A batch of whole lines, numbered in the stream's order.
+type Batch = (u64, Vec<u8>);
+/// A batch's lines, read; the buffer goes back to the pool once folded.
+/// `None`: a worker failed, and the fold stops.
+type Done = Option<(u64, Vec<Prepared>, Vec<u8>)>;
+
+/// Reads the stream to its end into the session (without finishing it:
+/// a last line without its newline is left in the session).
+pub fn read_all(input: &mut (dyn Read + Send), session: &mut Session) -> Result<()> {
+    read_in_batches(input, session, BATCH, MAX_LINE)
+}
+
+/// [`read_all`], with batches of `batch` bytes and lines of at most
+/// `max_line` (tests make them small).
+fn read_in_batches(
+    input: &mut (dyn Read + Send),
+    session: &mut Session,
+    batch: usize,
+    max_line: usize,
+) -> Result<()> {
+    let mut batches = Batches::new(input, batch, max_line);
+    // Until the protocol is known, lines take the careful path: learn it
+    // here first, from the stream's first batches.
+    let mut buffer = Vec::new();
+    let mut more = true;
+    while more && session.protocol.is_none() {
+        more = batches.next(&mut buffer)?;
+        session.feed(&buffer);
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS);
+    while more && workers < 2 {
+        more = batches.next(&mut buffer)?;
+        session.feed(&buffer);
+    }
+    if more {
+        batches = in_parallel(batches, session, workers)?;
+    }
+    session.skipped += batches.skipped;
+    session.feed(&batches.carry);
+    Ok(())
+}
+
+/// Reads the rest of the stream with `workers` threads preparing lines.
+fn in_parallel<'a>(
+    mut batches: Batches<'a>,
+    session: &mut Session,
+    workers: usize,
+) -> Result<Batches<'a>> {
+    let buffers = 2 * workers + 2;
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
+    for _ in 0..buffers {
+        let _ = free_tx.send(Vec::new());
+    }
+    let (work_tx, work_rx) = sync_channel::<Batch>(buffers);
+    let (done_tx, done_rx) = sync_channel::<Done>(buffers);
+    let work_rx = Mutex::new(work_rx);
+    let hint = AtomicU8::new(encode(session.protocol));
+    let fast = session.mode().fast;
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || batches.send_all(&free_rx, &work_tx).map(|()| batches));
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let (work_rx, hint) = (&work_rx, &hint);
+            scope.spawn(move || prepare_batches(work_rx, done_tx, hint, fast));
+        }
+        drop(done_tx);
+        fold_in_order(session, done_rx, free_tx, &hint);
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A worker: prepares each batch it takes, with what the session knows of
+/// the protocol when it starts the batch (it is only ever learnt once).
+fn prepare_batches(
+    work: &Mutex<Receiver<Batch>>,
+    done: SyncSender<Done>,
+    hint: &AtomicU8,
+    fast: bool,
+) {
+    let guard = FailGuard(done.clone());
+    loop {
+        // The lock is held only while waiting for the next batch.
+        let next = match work.lock() {
+            Ok(work) => work.recv(),
+            Err(_) => break,
+        };
+        let Ok((seq, buffer)) = next else { break };
+        let mode = Mode {
+            protocol: decode(hint.load(Ordering::Acquire)),
+            fast,
+        };
+        let mut lines = Vec::new();
+        let mut start = 0;
+        // A batch holds whole lines: each one ends with a newline.
+        for end in memchr::memchr_iter(b'\n', &buffer) {
+            push(&mut lines, prepare(&buffer[start..end], true, mode));
+            start = end + 1;
+        }
+        if done.send(Some((seq, lines, buffer))).is_err() {
+            break;
+        }
+    }
+    drop(guard);
+}
+
+/// Tells the fold to stop if a worker panics, so that nothing waits for
+/// a batch that will never come.
+struct FailGuard(SyncSender<Done>);
+
+impl Drop for FailGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.send(None);
+        }
+    }
+}
+
+/// Folds the batches in the stream's order, whatever order they are
+/// prepared in, and hands each buffer back for the next read.
+fn fold_in_order(
+    session: &mut Session,
+    done: Receiver<Done>,
+    free: SyncSender<Vec<u8>>,
+    hint: &AtomicU8,
+) {
+    let mut waiting = BTreeMap::new();
+    let mut next = 0u64;
+    while let Ok(Some((seq, lines, buffer))) = done.recv() {
+        waiting.insert(seq, (lines, buffer));
+        while let Some((lines, buffer)) = waiting.remove(&next) {
+            for prepared in lines {
+                session.apply(prepared);
+            }
+            hint.store(encode(session.protocol), Ordering::Release);
+            let _ = free.send(buffer);
+            next += 1;
+        }
+    }
+}
+
+/// Cuts the stream into batches of whole lines; a line found longer than
+/// `max_line` before its end is read (the check comes before each read of
+/// up to a batch) is dropped and counted rather than held in memory.
+struct Batches<'a> {
+    input: &'a mut (dyn Read + Send),
+    /// How much is read into a batch before it is cut at its last newline.
+    batch: usize,
+    max_line: usize,
+    /// The start of a line whose end has not been read yet.
+    carry: Vec<u8>,
+    /// Inside an overlong line: dropping bytes up to its newline.
+    dropping: bool,
+    skipped: u64,
+}
+
+impl<'a> Batches<'a> {
+    fn new(input: &'a mut (dyn Read + Send), batch: usize, max_line: usize) -> Batches<'a> {
+        Batches {
+            input,
+            batch,
+            max_line,
+            carry: Vec::new(),
+            dropping: false,
+            skipped: 0,
+        }
+    }
+
+    fn send_all(&mut self, free: &Receiver<Vec<u8>>, work: &SyncSender<Batch>) -> Result<()> {
+        let mut seq = 0;
+        loop {
+            // No buffer back: the fold has stopped.
+            let Ok(mut buffer) = free.recv() else {
+                return Ok(());
+            };
+            let more = self.next(&mut buffer)?;
+            if !buffer.is_empty() && work.send((seq, buffer)).is_err() {
+                return Ok(());
+            }
+            seq += 1;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Fills `buffer` with the next batch of whole lines; false at the end
+    /// of the stream (the bytes after the last newline stay in `carry`).
+    fn next(&mut self, buffer: &mut Vec<u8>) -> Result<bool> {
+        buffer.clear();
+        buffer.append(&mut self.carry);
+        loop {
+            if buffer.len() >= self.batch && self.cut(buffer) {
+                return Ok(true);
+            }
+            if buffer.len() > self.max_line {
+                buffer.clear();
+                self.dropping = true;
+            }
+            let start = buffer.len();
+            buffer.reserve(self.batch);
+            let read = (&mut *self.input)
+                .take(self.batch as u64)
+                .read_to_end(buffer)
+                .map_err(|err| Error::io("reading the stream", err))?;
+            if self.dropping {
+                self.drop_overlong(buffer, start);
+            }
+            if read == 0 {
+                if self.dropping {
+                    self.dropping = false;
+                    self.skipped += 1;
+                }
+                if !self.cut(buffer) {
+                    self.carry.append(buffer);
+                }
+                if self.carry.len() > self.max_line {
+                    self.carry.clear();
+                    self.skipped += 1;
+                }
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Moves what follows the last newline to `carry`; false if there is
+    /// no newline.
+    fn cut(&mut self, buffer: &mut Vec<u8>) -> bool {
+        let Some(end) = memchr::memrchr(b'\n', buffer) else {
+            return false;
+        };
+        self.carry.extend_from_slice(&buffer[end + 1..]);
+        buffer.truncate(end + 1);
+        true
+    }
+
+    /// Drops the overlong line's bytes read from `start` on, up to its end.
+    fn drop_overlong(&mut self, buffer: &mut Vec<u8>, start: usize) {
+        match memchr::memchr(b'\n', &buffer[start..]) {
+            Some(end) => {
+                buffer.drain(..=start + end);
+                self.dropping = false;
+                self.skipped += 1;
+            }
+            None => buffer.clear(),
+        }
+    }
+}
+
+fn encode(protocol: Option<Protocol>) -> u8 {
+    match protocol {
+        None => 0,
+        Some(Protocol::McpServer) => 1,
+        Some(Protocol::AppServer) => 2,
+        Some(Protocol::ExecJson) => 3,
+        Some(Protocol::ExecLegacy) => 4,
+    }
+}
+
+fn decode(code: u8) -> Option<Protocol> {
+    match code {
+        1 => Some(Protocol::McpServer),
+        2 => Some(Protocol::AppServer),
+        3 => Some(Protocol::ExecJson),
+        4 => Some(Protocol::ExecLegacy),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const STREAMS: [&[u8]; 4] = [
+        include_bytes!("../../tests/fixtures/codex/0.153.0-mcp-server-main.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.169.0-app-server-approval-accept.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.169.0-exec-json-main.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.47.0-mcp-server-approval-approve.out.jsonl"),
+    ];
+
+    fn summary_json(mut session: Session) -> Value {
+        session.finish();
+        let summary = session.summary();
+        let texts: Vec<_> = summary
+            .requests
+            .iter()
+            .map(|r| (r.messages.clone(), r.reasoning.clone()))
+            .collect();
+        json!([summary, texts])
+    }
+
+    fn serially(bytes: &[u8]) -> Value {
+        let mut session = Session::new(None);
+        session.feed(bytes);
+        summary_json(session)
+    }
+
+    fn in_batches(bytes: &[u8], batch: usize, max_line: usize) -> Value {
+        let mut session = Session::new(None);
+        let mut input = std::io::Cursor::new(bytes.to_vec());
+        assert!(read_in_batches(&mut input, &mut session, batch, max_line).is_ok());
+        summary_json(session)
+    }
+
+    proptest! {
+        #[test]
+        fn batches_of_any_size_read_as_one_pass_does(stream in 0..STREAMS.len(), batch in 1..6000usize, cut_last in any::<bool>()) {
+            let mut bytes = STREAMS[stream].to_vec();
+            if cut_last {
+                // A last line without its newline, cut short or not.
+                bytes.pop();
+            }
+            prop_assert_eq!(in_batches(&bytes, batch, MAX_LINE), serially(&bytes));
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_is_counted_and_the_rest_read() {
+        let stream = STREAMS[0];
+        let longest = stream
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0);
+        let max_line = longest + 100;
+        // Longer than the limit by more than a batch: the limit is checked
+        // before each read.
+        let overlong = format!("{{\"x\":\"{}\"}}\n", "y".repeat(max_line + 1000));
+        let middle =
+            stream.len() / 2 + memchr::memchr(b'\n', &stream[stream.len() / 2..]).unwrap_or(0) + 1;
+        let mut bytes = stream[..middle].to_vec();
+        bytes.extend_from_slice(overlong.as_bytes());
+        bytes.extend_from_slice(&stream[middle..]);
+        let mut expected = serially(stream);
+        expected[0]["skipped_lines"] = json!(1);
+        assert_eq!(in_batches(&bytes, 700, max_line), expected);
+        // At the very end, without its newline, too.
+        let mut bytes = stream.to_vec();
+        bytes.extend_from_slice(overlong.trim_end().as_bytes());
+        assert_eq!(in_batches(&bytes, 700, max_line), expected);
+    }
+}
