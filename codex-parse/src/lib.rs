@@ -285,6 +285,18 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
 }
 
 /// The exit code for an awaited request that has ended.
+/// A stream's summary with its stuck analysis, the client's side read
+/// from `input`: what codex-send needs to know of a session (its pending
+/// approvals, its running request) before it answers or interrupts.
+pub fn summarise(file: &std::path::Path, input: Option<&std::path::Path>) -> Result<Summary> {
+    let mut args = vec![OsString::from("codex-parse"), file.as_os_str().to_owned()];
+    if let Some(input) = input {
+        args.extend([OsString::from("--input"), input.as_os_str().to_owned()]);
+    }
+    let cli = Cli::try_parse_from(args).map_err(|err| Error::usage(err.to_string()))?;
+    Source::open(&cli)?.read_all(&cli)
+}
+
 pub fn ended_code(status: Status) -> i32 {
     match status {
         Status::Completed => exit::SUCCESS,

@@ -266,6 +266,9 @@ pub struct Approval {
     pub owner: Option<String>,
     #[serde(skip)]
     pub call_id: Option<String>,
+    /// The server request's method (which answers it takes).
+    #[serde(skip)]
+    pub method: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

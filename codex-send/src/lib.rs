@@ -1,24 +1,203 @@
-//! `codex-send`: not implemented yet; its own issue fills it in (DESIGN.md section 5).
+//! `codex-send`: safe JSON-RPC lines for `codex mcp-server` and `codex
+//! app-server` (DESIGN.md section 6): built with serde_json, approval
+//! policy and sandbox always explicit, ids unique in their buffer, the
+//! handshake first; persistent sessions as bg-run tasks; approvals answered
+//! in the shape each protocol and version accepts.
+
+mod answer;
+mod buffer;
+mod send;
+mod session;
+mod wire;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use shared::{Error, Result};
+use shared::cli::parse_duration;
+use shared::{Result, cli};
 
-/// Not implemented yet.
+pub use answer::Answer;
+
+const EXAMPLES: &str = "\
+Examples:
+  id=$(codex-send --start)               Codex as a background session (app-server,
+                                         or mcp-server for versions without it)
+  codex-send --task $id 'Fix the failing test'
+  codex-send --task $id - < prompt.md    the prompt from stdin
+  codex-parse --task $id --approvals     what waits for an answer
+  codex-send --task $id --approve 0      answer it (or --deny 0 --reason '...')
+  codex-send --task $id --interrupt
+  codex-send --to cmds.jsonl 'prompt'    append to a buffer read by `tail -f | codex ...`
+  codex-send --protocol mcp 'prompt' | codex mcp-server
+
+Defaults: --approval-policy $CODEX_SEND_APPROVAL_POLICY or on-request,
+--sandbox $CODEX_SEND_SANDBOX or workspace-write, --cwd the current directory.
+Exit status: 0 sent; 1 nothing to answer or interrupt, or the session ended;
+2 bad input; 124 the thread id did not come within --timeout.";
+
+/// Send prompts, approvals and interrupts to Codex as safe JSON-RPC lines.
 #[derive(Debug, Parser)]
-#[command(name = "codex-send", version)]
+#[command(name = "codex-send", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Arguments, accepted so that the message below is what every call gets.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// The prompt, or - to read it from stdin.
+    #[arg(value_name = "PROMPT")]
+    pub prompt: Option<String>,
+
+    /// Append to this buffer file (read by `tail -f FILE | codex ...`).
+    #[arg(long, value_name = "FILE", conflicts_with = "task")]
+    pub to: Option<PathBuf>,
+
+    /// Send to the session task started by --start.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+
+    /// The server: mcp (mcp-server) or app (app-server) [default: the
+    /// buffer's or session's, else app].
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<wire::Protocol>,
+
+    /// Start a conversation rather than continue the last one.
+    #[arg(long)]
+    pub new_thread: bool,
+
+    /// Continue this thread (conversation id) rather than the last one.
+    #[arg(long, value_name = "ID", conflicts_with = "new_thread")]
+    pub thread: Option<String>,
+
+    /// The working directory Codex works in [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// untrusted, on-failure, on-request or never (what the server's version takes).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        env = "CODEX_SEND_APPROVAL_POLICY",
+        default_value = "on-request"
+    )]
+    pub approval_policy: String,
+
+    /// read-only, workspace-write or danger-full-access.
+    #[arg(
+        long,
+        value_name = "MODE",
+        env = "CODEX_SEND_SANDBOX",
+        default_value = "workspace-write"
+    )]
+    pub sandbox: String,
+
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// A config.toml override, KEY=VALUE (VALUE as JSON if it is JSON); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+
+    #[arg(long, value_name = "TEXT")]
+    pub base_instructions: Option<String>,
+
+    #[arg(long, value_name = "TEXT")]
+    pub developer_instructions: Option<String>,
+
+    /// Approve the pending server request ID.
+    #[arg(long, value_name = "REQ", group = "reply")]
+    pub approve: Option<String>,
+
+    /// Approve it, and the like of it for the rest of the session.
+    #[arg(long, value_name = "REQ", group = "reply")]
+    pub approve_for_session: Option<String>,
+
+    /// Deny it (the model is told, with --reason where the server takes one).
+    #[arg(long, value_name = "REQ", group = "reply")]
+    pub deny: Option<String>,
+
+    #[arg(long, value_name = "TEXT", requires = "deny")]
+    pub reason: Option<String>,
+
+    /// Deny it and stop the turn.
+    #[arg(long, value_name = "REQ", group = "reply")]
+    pub cancel: Option<String>,
+
+    /// Stop the running turn (turn/interrupt; notifications/cancelled for mcp-server).
+    #[arg(long, group = "reply")]
+    pub interrupt: bool,
+
+    /// Answer even what the session's output does not show pending.
+    #[arg(long)]
+    pub force: bool,
+
+    /// The Codex version the lines are for (--to and printing; a session knows its own).
+    #[arg(long, value_name = "VERSION")]
+    pub codex_version: Option<String>,
+
+    /// How long to wait for a new thread's id in the session's output.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+
+    /// Start Codex as a session task and print its id.
+    #[arg(long, conflicts_with_all = ["to", "task", "prompt", "reply"])]
+    pub start: bool,
+
+    /// The Codex program for --start [default: $CODEX_SEND_CODEX or codex].
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CODEX_SEND_CODEX",
+        default_value = "codex"
+    )]
+    pub codex: PathBuf,
+
+    /// A name for the session task (--start).
+    #[arg(long, value_name = "NAME", requires = "start")]
+    pub name: Option<String>,
+
+    /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// With --start: more arguments for Codex, after --.
+    #[arg(last = true, value_name = "CODEX ARGS")]
+    pub extra: Vec<String>,
+}
+
+fn parse_protocol(text: &str) -> std::result::Result<wire::Protocol, String> {
+    wire::Protocol::parse(text).map_err(|err| err.to_string())
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
 pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    shared::cli::tool_main("codex-send", args, run)
+    cli::tool_main("codex-send", args, run)
 }
 
-pub fn run(_cli: Cli) -> Result<i32> {
-    Err(Error::usage("not implemented yet"))
+pub fn run(cli: Cli) -> Result<i32> {
+    if cli.start {
+        let start = session::Start {
+            codex: &cli.codex,
+            protocol: cli.protocol,
+            name: cli.name.as_deref(),
+            state_dir: cli.state_dir.as_deref(),
+            extra: &cli.extra,
+        };
+        let (id, _) = start.run()?;
+        cli::write_stdout(&format!("{id}\n"))?;
+        return Ok(0);
+    }
+    send::send(&prompt_after_dashes(cli)?)
+}
+
+/// `codex-send -- '-p prompt'`: without --start, one word after `--` is
+/// the prompt (one that starts with a dash).
+fn prompt_after_dashes(mut cli: Cli) -> Result<Cli> {
+    if cli.extra.is_empty() {
+        return Ok(cli);
+    }
+    if cli.prompt.is_some() || cli.extra.len() > 1 {
+        return Err(shared::Error::usage(
+            "arguments after -- are for Codex, with --start; a prompt goes alone",
+        ));
+    }
+    cli.prompt = cli.extra.pop();
+    Ok(cli)
 }

@@ -18,3 +18,4 @@ mod remind;
 
 mod parse_modes;
 mod parse_streams;
+mod send;

@@ -164,6 +164,7 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         .or_else(|| text(params, "reason"))
         .or_else(|| text(params, "itemId").map(|item| format!("{kind} (item {item})")));
     session.server_requests.push(Approval {
+        method: method.to_string(),
         request_id: id.to_string(),
         kind: kind.to_string(),
         command,

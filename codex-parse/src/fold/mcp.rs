@@ -291,6 +291,7 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
             Some(changes.keys().cloned().collect::<Vec<_>>().join(" "))
         });
     session.server_requests.push(Approval {
+        method: method.to_string(),
         request_id: id.to_string(),
         kind,
         command,

@@ -1,0 +1,121 @@
+//! Answers to Codex's approval requests, in the shape each protocol and
+//! version accepts (PROTOCOL.md 3.4 and 4.4). Anything else is worse than
+//! no answer: an unknown decision fails the command, and a JSON-RPC error
+//! reply hangs Codex for good.
+
+use serde_json::{Value, json};
+use shared::{Error, Result};
+
+use crate::wire::Protocol;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Approve,
+    ApproveForSession,
+    /// With the reason the model is told, where the server takes one.
+    Deny(Option<String>),
+    /// Stop the whole turn.
+    Cancel,
+}
+
+/// What the server asked, as far as the session's stream tells.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    /// app-server: the server request's method.
+    pub method: Option<String>,
+    /// mcp-server: the approval event listed `available_decisions`, as
+    /// 0.153 does; such servers take only the structured denial.
+    pub structured_denial: bool,
+}
+
+/// The reply's `result`.
+pub fn result(protocol: Protocol, asked: &Asked, answer: &Answer) -> Result<Value> {
+    let decision = match protocol {
+        Protocol::Mcp => mcp_decision(asked, answer),
+        Protocol::App => app_decision(asked.method.as_deref(), answer)?,
+    };
+    Ok(json!({ "decision": decision }))
+}
+
+fn mcp_decision(asked: &Asked, answer: &Answer) -> Value {
+    match answer {
+        Answer::Approve => json!("approved"),
+        Answer::ApproveForSession => json!("approved_for_session"),
+        Answer::Deny(reason) if asked.structured_denial => {
+            let rejection = reason.as_deref().unwrap_or("denied by codex-send");
+            json!({ "denied": { "rejection": rejection } })
+        }
+        Answer::Deny(_) => json!("denied"),
+        Answer::Cancel => json!("abort"),
+    }
+}
+
+fn app_decision(method: Option<&str>, answer: &Answer) -> Result<Value> {
+    let legacy = match method {
+        None
+        | Some("item/commandExecution/requestApproval" | "item/fileChange/requestApproval") => {
+            false
+        }
+        Some("execCommandApproval" | "applyPatchApproval") => true,
+        Some(other) => {
+            return Err(Error::usage(format!(
+                "the server request is '{other}', not an approval codex-send can answer"
+            )));
+        }
+    };
+    let decision = match (answer, legacy) {
+        (Answer::Approve, false) => "accept",
+        (Answer::ApproveForSession, false) => "acceptForSession",
+        (Answer::Deny(_), false) => "decline",
+        (Answer::Cancel, false) => "cancel",
+        (Answer::Approve, true) => "approved",
+        (Answer::ApproveForSession, true) => "approved_for_session",
+        (Answer::Deny(_), true) => "denied",
+        (Answer::Cancel, true) => "abort",
+    };
+    Ok(json!(decision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_take_the_shape_the_server_accepts() {
+        let old = Asked::default();
+        let new = Asked {
+            structured_denial: true,
+            ..Asked::default()
+        };
+        let deny = Answer::Deny(Some("no".into()));
+        let decision = |asked, answer| result(Protocol::Mcp, asked, answer).ok();
+        assert_eq!(decision(&old, &deny), Some(json!({"decision": "denied"})));
+        assert_eq!(
+            decision(&new, &deny),
+            Some(json!({"decision": {"denied": {"rejection": "no"}}}))
+        );
+        assert_eq!(
+            decision(&new, &Answer::Cancel),
+            Some(json!({"decision": "abort"}))
+        );
+        let app = |method: &str, answer| {
+            let asked = Asked {
+                method: Some(method.into()),
+                structured_denial: false,
+            };
+            result(Protocol::App, &asked, answer).ok()
+        };
+        assert_eq!(
+            app(
+                "item/fileChange/requestApproval",
+                &Answer::ApproveForSession
+            ),
+            Some(json!({"decision": "acceptForSession"}))
+        );
+        assert_eq!(
+            app("execCommandApproval", &Answer::Approve),
+            Some(json!({"decision": "approved"}))
+        );
+        assert_eq!(app("item/tool/requestUserInput", &Answer::Approve), None);
+    }
+}

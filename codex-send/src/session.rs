@@ -1,0 +1,320 @@
+//! Sessions: Codex started as a bg-run task that reads its input feed
+//! (`--start`), and what codex-send learns from a session's output: the
+//! thread a conversation continues on, the approvals still pending.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::fsutil::create_new_private;
+use shared::state_dir::StateDir;
+use shared::task::TaskPaths;
+use shared::{Error, IoContext, Result, lock, select};
+
+use crate::wire::{Protocol, Version};
+
+/// What codex-send keeps of a session it started, beside the task's files.
+const INFO: &str = "codex-session.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Info {
+    protocol: String,
+    version: Option<String>,
+    codex: String,
+}
+
+/// A session task: its files, and what it speaks.
+pub struct Session {
+    pub paths: TaskPaths,
+    pub protocol: Protocol,
+    pub version: Option<Version>,
+}
+
+impl Session {
+    pub fn open(state_dir: Option<&Path>, selector: &str) -> Result<Session> {
+        shared::ids::check_selector(selector)?;
+        let state = StateDir::open_existing(state_dir)?
+            .ok_or_else(|| Error::NotFound(format!("no task with id or name '{selector}'")))?;
+        let paths = select::resolve(&state, selector)?;
+        let info_path = paths.dir.join(INFO);
+        let text = match std::fs::read(&info_path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::usage(format!(
+                    "task {} is not a Codex session started by codex-send --start",
+                    paths.id
+                )));
+            }
+            Err(err) => return Err(Error::io(format!("reading {}", info_path.display()), err)),
+        };
+        let info: Info = serde_json::from_slice(&text).map_err(|err| Error::Corrupt {
+            path: info_path.clone(),
+            detail: err.to_string(),
+        })?;
+        Ok(Session {
+            protocol: Protocol::parse(&info.protocol)?,
+            version: info.version.as_deref().and_then(Version::parse),
+            paths,
+        })
+    }
+
+    /// Refuses to write to a session whose Codex is gone.
+    pub fn check_running(&self) -> Result<()> {
+        if lock::is_held(&self.paths.lock())? {
+            return Ok(());
+        }
+        Err(Error::NotFound(format!(
+            "session {} has ended (see bg-check {})",
+            self.paths.id, self.paths.id
+        )))
+    }
+
+    /// Waits until the session's output answers `find` (which sees each
+    /// new line), or `timeout` passes, or the session ends.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut find: impl FnMut(&Value) -> Option<Result<T>>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        let mut watcher = self
+            .paths
+            .watch()
+            .context(|| format!("watching {}", self.paths.dir.display()))?;
+        let mut lines = Lines::new(self.paths.output());
+        loop {
+            if let Some(found) = lines.read_new()?.iter().find_map(&mut find) {
+                return found;
+            }
+            self.check_running()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::usage(format!(
+                    "no {what} in session {}'s output after {}",
+                    self.paths.id,
+                    humantime::format_duration(timeout)
+                )));
+            }
+            watcher
+                .wait(Some(left.min(Duration::from_millis(500))))
+                .context(|| "watching the session".into())?;
+        }
+    }
+}
+
+/// The JSON lines a file gains, read from where the last read ended.
+struct Lines {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    fn new(path: PathBuf) -> Lines {
+        Lines {
+            path,
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    fn read_new(&mut self) -> Result<Vec<Value>> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(Error::io(format!("opening {}", self.path.display()), err)),
+        };
+        let context = || format!("reading {}", self.path.display());
+        file.seek(SeekFrom::Start(self.offset)).context(context)?;
+        let mut bytes = std::mem::take(&mut self.partial);
+        let read = file.read_to_end(&mut bytes).context(context)?;
+        self.offset += read as u64;
+        let complete = memchr::memrchr(b'\n', &bytes).map_or(0, |end| end + 1);
+        self.partial = bytes.split_off(complete);
+        Ok(bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| line.first() == Some(&b'{'))
+            .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+            .collect())
+    }
+}
+
+/// `--start`: Codex as a bg-run task fed from its input file; the
+/// handshake is written, and the task id printed.
+pub struct Start<'a> {
+    pub codex: &'a Path,
+    pub protocol: Option<Protocol>,
+    pub name: Option<&'a str>,
+    pub state_dir: Option<&'a Path>,
+    pub extra: &'a [String],
+}
+
+impl Start<'_> {
+    pub fn run(&self) -> Result<(String, Protocol)> {
+        let version = codex_version(self.codex)?;
+        let protocol = pick_protocol(self.protocol, version, self.codex)?;
+        let id = self.launch(protocol)?;
+        let state = StateDir::open_existing(self.state_dir)?
+            .ok_or_else(|| Error::NotFound("the state directory is gone".into()))?;
+        let paths = select::resolve(&state, &id)?;
+        let info = Info {
+            protocol: protocol.subcommand().to_string(),
+            version: version.map(|v| v.to_string()),
+            codex: self.codex.display().to_string(),
+        };
+        let text = serde_json::to_vec(&info).map_err(|err| Error::usage(err.to_string()))?;
+        let info_path = paths.dir.join(INFO);
+        std::io::Write::write_all(&mut create_new_private(&info_path)?, &text)
+            .context(|| format!("writing {}", info_path.display()))?;
+        crate::buffer::Buffer::open(&paths.input())?.append(protocol, &[])?;
+        Ok((id, protocol))
+    }
+
+    fn launch(&self, protocol: Protocol) -> Result<String> {
+        let mut command = Command::new(bg_run());
+        if let Some(dir) = self.state_dir {
+            command.arg("--state-dir").arg(dir);
+        }
+        if let Some(name) = self.name {
+            command.args(["--name", name]);
+        }
+        command
+            .arg("--stdin-feed")
+            .arg("--")
+            .arg(self.codex)
+            .arg(protocol.subcommand())
+            .args(self.extra);
+        let output = command
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context(|| "running bg-run".into())?;
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        if !output.status.success() || id.is_empty() {
+            return Err(Error::usage(format!(
+                "bg-run could not start {} {}",
+                self.codex.display(),
+                protocol.subcommand()
+            )));
+        }
+        Ok(id)
+    }
+}
+
+/// bg-run beside this program (an install puts them together), else on
+/// PATH.
+fn bg_run() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("bg-run")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("bg-run"))
+}
+
+fn codex_version(codex: &Path) -> Result<Option<Version>> {
+    let output = Command::new(codex)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|err| Error::Launch {
+            message: format!("cannot run {}: {err}", codex.display()),
+            code: if err.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            },
+        })?;
+    Ok(Version::parse(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// app-server where the version has it, mcp-server before; a protocol
+/// asked for must exist in that version.
+fn pick_protocol(
+    asked: Option<Protocol>,
+    version: Option<Version>,
+    codex: &Path,
+) -> Result<Protocol> {
+    let Some(version) = version else {
+        return asked.ok_or_else(|| {
+            Error::usage(format!(
+                "cannot tell {}'s version from `--version`: pass --protocol",
+                codex.display()
+            ))
+        });
+    };
+    let protocol = asked.unwrap_or(version.protocol());
+    let exists = match protocol {
+        Protocol::App => version >= Version(0, 57, 0),
+        Protocol::Mcp => version >= Version(0, 44, 0) && version < Version(0, 154, 0),
+    };
+    if !exists {
+        return Err(Error::usage(format!(
+            "Codex {version} has no {}",
+            protocol.subcommand()
+        )));
+    }
+    Ok(protocol)
+}
+
+/// The thread an app-server `thread/start` request created, from its
+/// response.
+pub fn started_thread(line: &Value, request: &Value) -> Option<Result<String>> {
+    if line.get("id") != Some(request) || line.get("method").is_some() {
+        return None;
+    }
+    if let Some(error) = line.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        return Some(Err(Error::usage(format!("thread/start failed: {message}"))));
+    }
+    let thread = line.pointer("/result/thread/id").and_then(Value::as_str)?;
+    Some(Ok(thread.to_string()))
+}
+
+/// The turn an app-server `turn/start` request started (or joined).
+pub fn started_turn(line: &Value, request: &Value) -> Option<Result<String>> {
+    if line.get("id") != Some(request) || line.get("method").is_some() {
+        return None;
+    }
+    if let Some(error) = line.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        return Some(Err(Error::usage(format!("turn/start failed: {message}"))));
+    }
+    let turn = line.pointer("/result/turn/id").and_then(Value::as_str)?;
+    Some(Ok(turn.to_string()))
+}
+
+/// The thread of an mcp-server `codex` call: its `session_configured`
+/// event, or its result.
+pub fn configured_thread(line: &Value, request: &Value) -> Option<Result<String>> {
+    if line.pointer("/params/_meta/requestId") == Some(request)
+        && let Some(msg) = line.pointer("/params/msg")
+        && msg.get("type").and_then(Value::as_str) == Some("session_configured")
+    {
+        let thread = msg.get("thread_id").or_else(|| msg.get("session_id"));
+        return thread.and_then(Value::as_str).map(|t| Ok(t.to_string()));
+    }
+    if line.get("id") == Some(request) && line.get("method").is_none() {
+        if let Some(thread) = line
+            .pointer("/result/structuredContent/threadId")
+            .and_then(Value::as_str)
+        {
+            return Some(Ok(thread.to_string()));
+        }
+        return Some(Err(Error::usage(
+            "the conversation's first request ended without naming its thread",
+        )));
+    }
+    None
+}

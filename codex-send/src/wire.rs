@@ -1,0 +1,316 @@
+//! The JSON-RPC lines Codex accepts (PROTOCOL.md sections 3 and 4), built
+//! with serde_json so that no prompt can break or inject into a line, and
+//! the values each protocol and version accepts.
+
+use serde_json::{Map, Value, json};
+use shared::{Error, Result};
+
+/// The server a buffer talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `codex mcp-server` (0.44 - 0.153).
+    Mcp,
+    /// `codex app-server` v2 (0.57 and later; the only one from 0.154).
+    App,
+}
+
+impl Protocol {
+    pub fn parse(text: &str) -> Result<Protocol> {
+        match text {
+            "mcp" | "mcp-server" => Ok(Protocol::Mcp),
+            "app" | "app-server" => Ok(Protocol::App),
+            other => Err(Error::usage(format!(
+                "unknown protocol '{other}' (expected mcp or app)"
+            ))),
+        }
+    }
+
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Protocol::Mcp => "mcp-server",
+            Protocol::App => "app-server",
+        }
+    }
+
+    /// A request line of this protocol (app-server lines have no `jsonrpc`).
+    fn request(self, id: u64, method: &str, params: Option<Value>) -> Value {
+        let mut line = self.envelope();
+        line.insert("id".into(), id.into());
+        line.insert("method".into(), method.into());
+        if let Some(params) = params {
+            line.insert("params".into(), params);
+        }
+        Value::Object(line)
+    }
+
+    fn notification(self, method: &str, params: Option<Value>) -> Value {
+        let mut line = self.envelope();
+        line.insert("method".into(), method.into());
+        if let Some(params) = params {
+            line.insert("params".into(), params);
+        }
+        Value::Object(line)
+    }
+
+    /// The answer to a server request: a result, never an error (a
+    /// JSON-RPC error reply hangs Codex, PROTOCOL.md 3.4).
+    pub fn reply(self, id: &Value, result: Value) -> Value {
+        let mut line = self.envelope();
+        line.insert("id".into(), id.clone());
+        line.insert("result".into(), result);
+        Value::Object(line)
+    }
+
+    fn envelope(self) -> Map<String, Value> {
+        let mut line = Map::new();
+        if self == Protocol::Mcp {
+            line.insert("jsonrpc".into(), "2.0".into());
+        }
+        line
+    }
+
+    /// initialize (id 0) and initialized: the first lines of a buffer.
+    pub fn handshake(self) -> Vec<Value> {
+        let version = env!("CARGO_PKG_VERSION");
+        match self {
+            Protocol::Mcp => vec![
+                self.request(
+                    0,
+                    "initialize",
+                    Some(json!({
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "codex-send", "version": version},
+                    })),
+                ),
+                self.notification("notifications/initialized", None),
+            ],
+            Protocol::App => vec![
+                self.request(
+                    0,
+                    "initialize",
+                    Some(json!({
+                        "clientInfo": {"name": "codex-send", "title": "codex-send", "version": version},
+                    })),
+                ),
+                self.notification("initialized", None),
+            ],
+        }
+    }
+}
+
+/// A Codex version, from `codex --version` or the server's initialize
+/// answer (`codex-cli 0.153.0`, `0.47.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    pub fn parse(text: &str) -> Option<Version> {
+        let word = text
+            .split_whitespace()
+            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+        let mut parts = word.split(['.', '-', '+']).map(|p| p.parse::<u32>().ok());
+        Some(Version(
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    }
+
+    /// The protocol a session of this version speaks: app-server where it
+    /// has v2 (0.57+), mcp-server before.
+    pub fn protocol(self) -> Protocol {
+        if self >= Version(0, 57, 0) {
+            Protocol::App
+        } else {
+            Protocol::Mcp
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+pub const SANDBOXES: [&str; 3] = ["read-only", "workspace-write", "danger-full-access"];
+
+/// The approval policies a server takes (PROTOCOL.md 3.1, 4.2).
+pub fn approval_policies(protocol: Protocol, version: Option<Version>) -> &'static [&'static str] {
+    match (protocol, version) {
+        (Protocol::App, _) => &["untrusted", "on-request", "never"],
+        (Protocol::Mcp, Some(v)) if v >= Version(0, 149, 0) => &["on-request", "never"],
+        (Protocol::Mcp, Some(v)) if v >= Version(0, 145, 0) => {
+            &["untrusted", "on-request", "never"]
+        }
+        (Protocol::Mcp, _) => &["untrusted", "on-failure", "on-request", "never"],
+    }
+}
+
+/// What starts a conversation, besides its prompt.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub cwd: String,
+    pub approval_policy: String,
+    pub sandbox: String,
+    pub model: Option<String>,
+    /// `--config K=V`: the value as JSON if it is JSON, else as a string.
+    pub config: Map<String, Value>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+}
+
+impl Settings {
+    /// Refuses values the server would reject (or, worse, misread).
+    pub fn check(&self, protocol: Protocol, version: Option<Version>) -> Result<()> {
+        let policies = approval_policies(protocol, version);
+        if !policies.contains(&self.approval_policy.as_str()) {
+            let server = version.map_or(String::new(), |v| format!(" {v}"));
+            return Err(Error::usage(format!(
+                "approval policy '{}' is not accepted by {}{server} (one of: {})",
+                self.approval_policy,
+                protocol.subcommand(),
+                policies.join(", ")
+            )));
+        }
+        if !SANDBOXES.contains(&self.sandbox.as_str()) {
+            return Err(Error::usage(format!(
+                "sandbox '{}' is not one of: {}",
+                self.sandbox,
+                SANDBOXES.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// mcp-server: a new conversation (the `codex` tool).
+pub fn mcp_new(id: u64, prompt: &str, settings: &Settings) -> Value {
+    let mut arguments = Map::new();
+    arguments.insert("cwd".into(), settings.cwd.clone().into());
+    arguments.insert(
+        "approval-policy".into(),
+        settings.approval_policy.clone().into(),
+    );
+    arguments.insert("sandbox".into(), settings.sandbox.clone().into());
+    arguments.insert("prompt".into(), prompt.into());
+    let optional = [
+        ("model", &settings.model),
+        ("base-instructions", &settings.base_instructions),
+        ("developer-instructions", &settings.developer_instructions),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            arguments.insert(key.into(), value.clone().into());
+        }
+    }
+    if !settings.config.is_empty() {
+        arguments.insert("config".into(), Value::Object(settings.config.clone()));
+    }
+    let params = json!({"name": "codex", "arguments": arguments});
+    Protocol::Mcp.request(id, "tools/call", Some(params))
+}
+
+/// mcp-server: the next prompt of a conversation (`codex-reply`), with the
+/// thread named as the version wants (`threadId` from 0.87).
+pub fn mcp_reply(id: u64, prompt: &str, thread: &str, version: Option<Version>) -> Value {
+    let key = match version {
+        Some(v) if v < Version(0, 87, 0) => "conversationId",
+        _ => "threadId",
+    };
+    let params = json!({"name": "codex-reply", "arguments": {"prompt": prompt, key: thread}});
+    Protocol::Mcp.request(id, "tools/call", Some(params))
+}
+
+/// mcp-server: stops a running `tools/call`.
+pub fn mcp_cancel(request: &Value) -> Value {
+    let params = json!({"requestId": request, "reason": "interrupted by codex-send"});
+    Protocol::Mcp.notification("notifications/cancelled", Some(params))
+}
+
+/// app-server: a new thread, with its settings.
+pub fn app_thread_start(id: u64, settings: &Settings) -> Value {
+    let mut params = Map::new();
+    params.insert("cwd".into(), settings.cwd.clone().into());
+    params.insert(
+        "approvalPolicy".into(),
+        settings.approval_policy.clone().into(),
+    );
+    params.insert("sandbox".into(), settings.sandbox.clone().into());
+    let optional = [
+        ("model", &settings.model),
+        ("baseInstructions", &settings.base_instructions),
+        ("developerInstructions", &settings.developer_instructions),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            params.insert(key.into(), value.clone().into());
+        }
+    }
+    if !settings.config.is_empty() {
+        params.insert("config".into(), Value::Object(settings.config.clone()));
+    }
+    Protocol::App.request(id, "thread/start", Some(Value::Object(params)))
+}
+
+/// app-server: a turn on a thread.
+pub fn app_turn_start(id: u64, thread: &str, prompt: &str) -> Value {
+    let params = json!({"threadId": thread, "input": [{"type": "text", "text": prompt}]});
+    Protocol::App.request(id, "turn/start", Some(params))
+}
+
+/// app-server: stops the running turn.
+pub fn app_interrupt(id: u64, thread: &str, turn: &str) -> Value {
+    let params = json!({"threadId": thread, "turnId": turn});
+    Protocol::App.request(id, "turn/interrupt", Some(params))
+}
+
+/// `--config K=V`: V as JSON when it is JSON (`true`, `3`, `"x"`,
+/// `{...}`), else as the string it is.
+pub fn config_entry(text: &str) -> Result<(String, Value)> {
+    let Some((key, value)) = text.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+        return Err(Error::usage(format!(
+            "--config takes KEY=VALUE, not '{text}'"
+        )));
+    };
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+    Ok((key.trim().to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_read_from_what_codex_prints() {
+        assert_eq!(
+            Version::parse("codex-cli 0.153.0"),
+            Some(Version(0, 153, 0))
+        );
+        assert_eq!(Version::parse("0.47.0"), Some(Version(0, 47, 0)));
+        assert_eq!(
+            Version::parse("codex-cli 0.170.0-alpha.2"),
+            Some(Version(0, 170, 0))
+        );
+        assert_eq!(Version::parse("codex"), None);
+        assert_eq!(Version(0, 55, 0).protocol(), Protocol::Mcp);
+        assert_eq!(Version(0, 57, 0).protocol(), Protocol::App);
+    }
+
+    #[test]
+    fn config_values_are_json_when_they_can_be() {
+        let entry = |t| config_entry(t).ok();
+        assert_eq!(entry("a=3"), Some(("a".into(), json!(3))));
+        assert_eq!(
+            entry("a=on-request"),
+            Some(("a".into(), json!("on-request")))
+        );
+        assert_eq!(
+            entry("a={\"b\":true}"),
+            Some(("a".into(), json!({"b": true})))
+        );
+        assert_eq!(entry("=3"), None);
+        assert_eq!(entry("novalue"), None);
+    }
+}
