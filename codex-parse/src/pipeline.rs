@@ -7,9 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Mutex, OnceLock};
 
 use shared::{Error, Result};
 
@@ -79,7 +78,12 @@ fn in_parallel<'a>(
     let (work_tx, work_rx) = sync_channel::<Batch>(buffers);
     let (done_tx, done_rx) = sync_channel::<Done>(buffers);
     let work_rx = Mutex::new(work_rx);
-    let hint = AtomicU8::new(encode(session.protocol));
+    // The protocol is learnt once and never changes: what a worker reads
+    // is either unknown or final.
+    let hint = OnceLock::new();
+    if let Some(protocol) = session.protocol {
+        let _ = hint.set(protocol);
+    }
     let fast = session.mode().fast;
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || batches.send_all(&free_rx, &work_tx).map(|()| batches));
@@ -101,7 +105,7 @@ fn in_parallel<'a>(
 fn prepare_batches(
     work: &Mutex<Receiver<Batch>>,
     done: SyncSender<Done>,
-    hint: &AtomicU8,
+    hint: &OnceLock<Protocol>,
     fast: bool,
 ) {
     let guard = FailGuard(done.clone());
@@ -113,7 +117,7 @@ fn prepare_batches(
         };
         let Ok((seq, buffer)) = next else { break };
         let mode = Mode {
-            protocol: decode(hint.load(Ordering::Acquire)),
+            protocol: hint.get().copied(),
             fast,
         };
         let mut lines = Vec::new();
@@ -148,7 +152,7 @@ fn fold_in_order(
     session: &mut Session,
     done: Receiver<Done>,
     free: SyncSender<Vec<u8>>,
-    hint: &AtomicU8,
+    hint: &OnceLock<Protocol>,
 ) {
     let mut waiting = BTreeMap::new();
     let mut next = 0u64;
@@ -158,7 +162,9 @@ fn fold_in_order(
             for prepared in lines {
                 session.apply(prepared);
             }
-            hint.store(encode(session.protocol), Ordering::Release);
+            if let Some(protocol) = session.protocol {
+                let _ = hint.set(protocol);
+            }
             let _ = free.send(buffer);
             next += 1;
         }
@@ -273,49 +279,12 @@ impl<'a> Batches<'a> {
     }
 }
 
-fn encode(protocol: Option<Protocol>) -> u8 {
-    match protocol {
-        None => 0,
-        Some(Protocol::McpServer) => 1,
-        Some(Protocol::AppServer) => 2,
-        Some(Protocol::ExecJson) => 3,
-        Some(Protocol::ExecLegacy) => 4,
-    }
-}
-
-fn decode(code: u8) -> Option<Protocol> {
-    match code {
-        1 => Some(Protocol::McpServer),
-        2 => Some(Protocol::AppServer),
-        3 => Some(Protocol::ExecJson),
-        4 => Some(Protocol::ExecLegacy),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::tests::{STREAMS, summary_json};
     use proptest::prelude::*;
     use serde_json::{Value, json};
-
-    const STREAMS: [&[u8]; 4] = [
-        include_bytes!("../../tests/fixtures/codex/0.153.0-mcp-server-main.out.jsonl"),
-        include_bytes!("../../tests/fixtures/codex/0.169.0-app-server-approval-accept.out.jsonl"),
-        include_bytes!("../../tests/fixtures/codex/0.169.0-exec-json-main.out.jsonl"),
-        include_bytes!("../../tests/fixtures/codex/0.47.0-mcp-server-approval-approve.out.jsonl"),
-    ];
-
-    fn summary_json(mut session: Session) -> Value {
-        session.finish();
-        let summary = session.summary();
-        let texts: Vec<_> = summary
-            .requests
-            .iter()
-            .map(|r| (r.messages.clone(), r.reasoning.clone()))
-            .collect();
-        json!([summary, texts])
-    }
 
     fn serially(bytes: &[u8]) -> Value {
         let mut session = Session::new(None);

@@ -343,30 +343,37 @@ pub fn text(value: &Value, key: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const STREAMS: [&[u8]; 4] = [
+    /// Streams of every protocol, for tests that read them in pieces.
+    pub const STREAMS: [&[u8]; 5] = [
         include_bytes!("../../tests/fixtures/codex/0.153.0-mcp-server-main.out.jsonl"),
         include_bytes!("../../tests/fixtures/codex/0.169.0-app-server-approval-accept.out.jsonl"),
         include_bytes!("../../tests/fixtures/codex/0.169.0-exec-json-main.out.jsonl"),
         include_bytes!("../../tests/fixtures/codex/0.42.0-exec-json-fail.out.jsonl"),
+        include_bytes!("../../tests/fixtures/codex/0.47.0-mcp-server-approval-approve.out.jsonl"),
     ];
+
+    /// Everything a session read, as one value to compare.
+    pub fn summary_json(mut session: Session) -> Value {
+        session.finish();
+        let summary = session.summary();
+        let texts: Vec<_> = summary
+            .requests
+            .iter()
+            .map(|r| (r.messages.clone(), r.reasoning.clone()))
+            .collect();
+        serde_json::json!([summary, texts])
+    }
 
     fn summary_of(parts: &[&[u8]]) -> Value {
         let mut session = Session::new(None);
         for part in parts {
             session.feed(part);
         }
-        session.finish();
-        let summary = session.summary();
-        let messages: Vec<_> = summary
-            .requests
-            .iter()
-            .map(|r| r.messages.clone())
-            .collect();
-        serde_json::json!([summary, messages])
+        summary_json(session)
     }
 
     proptest! {

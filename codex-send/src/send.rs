@@ -380,14 +380,19 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
     Ok(0)
 }
 
-/// Stops what runs in the session: its last running request or turn.
+/// Stops what runs in the session: its last running (or approval-waiting)
+/// request or turn.
 fn session_interrupt(session: &Session) -> Result<i32> {
     let summary = codex_parse::summarise(&session.paths.output(), Some(&session.paths.input()))?;
     let running = summary
         .requests
         .iter()
         .rev()
-        .find(|r| r.status == codex_parse::model::Status::Running)
+        .find(|r| {
+            use codex_parse::model::Status;
+            // A turn waiting on an approval is still running.
+            matches!(r.status, Status::Running | Status::WaitingApproval)
+        })
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "nothing is running in session {}",
@@ -398,12 +403,14 @@ fn session_interrupt(session: &Session) -> Result<i32> {
     let line = match session.protocol {
         Protocol::Mcp => wire::mcp_cancel(&request_id(&running.id)),
         Protocol::App => {
-            let (Some(thread), Some(turn)) = (&running.thread_id, &running.turn_id) else {
+            // codex-parse knows an app-server turn by its turn id.
+            let Some(thread) = &running.thread_id else {
                 return Err(Error::NotFound(format!(
-                    "the running turn of session {} has no thread and turn id yet",
+                    "the running turn of session {} has no thread id yet",
                     session.paths.id
                 )));
             };
+            let turn = running.turn_id.as_ref().unwrap_or(&running.id);
             wire::app_interrupt(buffer.next_id(), thread, turn)
         }
     };

@@ -265,22 +265,22 @@ fn pick_protocol(
 /// The thread an app-server `thread/start` request created, from its
 /// response.
 pub fn started_thread(line: &Value, request: &Value) -> Option<Result<String>> {
-    if line.get("id") != Some(request) || line.get("method").is_some() {
-        return None;
-    }
-    if let Some(error) = line.get("error") {
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("error");
-        return Some(Err(Error::usage(format!("thread/start failed: {message}"))));
-    }
-    let thread = line.pointer("/result/thread/id").and_then(Value::as_str)?;
-    Some(Ok(thread.to_string()))
+    answered_id(line, request, "thread/start", "/result/thread/id")
 }
 
 /// The turn an app-server `turn/start` request started (or joined).
 pub fn started_turn(line: &Value, request: &Value) -> Option<Result<String>> {
+    answered_id(line, request, "turn/start", "/result/turn/id")
+}
+
+/// The id at `pointer` in the response to `request`; its error if it
+/// failed; `None` if `line` is not that response.
+fn answered_id(
+    line: &Value,
+    request: &Value,
+    method: &str,
+    pointer: &str,
+) -> Option<Result<String>> {
     if line.get("id") != Some(request) || line.get("method").is_some() {
         return None;
     }
@@ -289,10 +289,10 @@ pub fn started_turn(line: &Value, request: &Value) -> Option<Result<String>> {
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("error");
-        return Some(Err(Error::usage(format!("turn/start failed: {message}"))));
+        return Some(Err(Error::usage(format!("{method} failed: {message}"))));
     }
-    let turn = line.pointer("/result/turn/id").and_then(Value::as_str)?;
-    Some(Ok(turn.to_string()))
+    let id = line.pointer(pointer).and_then(Value::as_str)?;
+    Some(Ok(id.to_string()))
 }
 
 /// The thread of an mcp-server `codex` call: its `session_configured`

@@ -185,29 +185,55 @@ impl Settings {
     }
 }
 
+/// How a protocol names the settings: cwd, approval policy, sandbox,
+/// model, base and developer instructions.
+const MCP_NAMES: [&str; 6] = [
+    "cwd",
+    "approval-policy",
+    "sandbox",
+    "model",
+    "base-instructions",
+    "developer-instructions",
+];
+const APP_NAMES: [&str; 6] = [
+    "cwd",
+    "approvalPolicy",
+    "sandbox",
+    "model",
+    "baseInstructions",
+    "developerInstructions",
+];
+
+impl Settings {
+    /// The settings as a protocol's arguments: approval policy and sandbox
+    /// always, the rest when given.
+    fn arguments(&self, names: [&str; 6]) -> Map<String, Value> {
+        let [cwd, policy, sandbox, model, base, developer] = names;
+        let mut arguments = Map::new();
+        arguments.insert(cwd.into(), self.cwd.clone().into());
+        arguments.insert(policy.into(), self.approval_policy.clone().into());
+        arguments.insert(sandbox.into(), self.sandbox.clone().into());
+        let optional = [
+            (model, &self.model),
+            (base, &self.base_instructions),
+            (developer, &self.developer_instructions),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                arguments.insert(key.into(), value.clone().into());
+            }
+        }
+        if !self.config.is_empty() {
+            arguments.insert("config".into(), Value::Object(self.config.clone()));
+        }
+        arguments
+    }
+}
+
 /// mcp-server: a new conversation (the `codex` tool).
 pub fn mcp_new(id: u64, prompt: &str, settings: &Settings) -> Value {
-    let mut arguments = Map::new();
-    arguments.insert("cwd".into(), settings.cwd.clone().into());
-    arguments.insert(
-        "approval-policy".into(),
-        settings.approval_policy.clone().into(),
-    );
-    arguments.insert("sandbox".into(), settings.sandbox.clone().into());
+    let mut arguments = settings.arguments(MCP_NAMES);
     arguments.insert("prompt".into(), prompt.into());
-    let optional = [
-        ("model", &settings.model),
-        ("base-instructions", &settings.base_instructions),
-        ("developer-instructions", &settings.developer_instructions),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            arguments.insert(key.into(), value.clone().into());
-        }
-    }
-    if !settings.config.is_empty() {
-        arguments.insert("config".into(), Value::Object(settings.config.clone()));
-    }
     let params = json!({"name": "codex", "arguments": arguments});
     Protocol::Mcp.request(id, "tools/call", Some(params))
 }
@@ -231,27 +257,8 @@ pub fn mcp_cancel(request: &Value) -> Value {
 
 /// app-server: a new thread, with its settings.
 pub fn app_thread_start(id: u64, settings: &Settings) -> Value {
-    let mut params = Map::new();
-    params.insert("cwd".into(), settings.cwd.clone().into());
-    params.insert(
-        "approvalPolicy".into(),
-        settings.approval_policy.clone().into(),
-    );
-    params.insert("sandbox".into(), settings.sandbox.clone().into());
-    let optional = [
-        ("model", &settings.model),
-        ("baseInstructions", &settings.base_instructions),
-        ("developerInstructions", &settings.developer_instructions),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            params.insert(key.into(), value.clone().into());
-        }
-    }
-    if !settings.config.is_empty() {
-        params.insert("config".into(), Value::Object(settings.config.clone()));
-    }
-    Protocol::App.request(id, "thread/start", Some(Value::Object(params)))
+    let params = Value::Object(settings.arguments(APP_NAMES));
+    Protocol::App.request(id, "thread/start", Some(params))
 }
 
 /// app-server: a turn on a thread.

@@ -275,6 +275,28 @@ fn an_app_server_session_round_trip_with_an_approval() {
     );
     let again = env.run(CODEX_SEND, &["--task", &id, "--approve", "0"]);
     assert_eq!(again.code(), 1, "answered already: {again:?}");
+    // A turn waiting on an approval is interrupted by its turn id.
+    env.run(CODEX_SEND, &["--task", &id, "[approve] once more"])
+        .success();
+    poll(DEADLINE, || pending(&env, &id).first().cloned()).expect("an approval");
+    env.run(CODEX_SEND, &["--task", &id, "--interrupt"])
+        .success();
+    let sent = lines_of(&fs::read_to_string(&input).unwrap());
+    let interrupt = sent.last().unwrap();
+    assert_eq!(interrupt["method"], "turn/interrupt");
+    assert_eq!(interrupt["params"]["turnId"], "turn-3");
+    assert_eq!(
+        interrupt["params"]["threadId"],
+        summary["requests"][0]["thread_id"]
+    );
+    let stopped = poll(DEADLINE, || {
+        let summary = env.run(CODEX_PARSE, &["--task", &id, "--json"]).json();
+        (summary["requests"][2]["status"] == "interrupted").then_some(())
+    });
+    assert!(stopped.is_some(), "the turn ends interrupted");
+    let idle = env.run(CODEX_SEND, &["--task", &id, "--interrupt"]);
+    assert_eq!(idle.code(), 1, "nothing runs: {idle:?}");
+    assert!(idle.stderr.contains("nothing is running"), "{idle:?}");
 }
 
 #[test]
@@ -329,6 +351,8 @@ fn an_mcp_server_session_continues_its_thread_and_denies_in_its_version_s_shape(
         sent[4]["result"],
         json!({"decision": {"denied": {"rejection": "no"}}})
     );
+    let idle = env.run(CODEX_SEND, &["--task", &id, "--interrupt"]);
+    assert_eq!(idle.code(), 1, "nothing runs: {idle:?}");
 }
 
 #[test]
