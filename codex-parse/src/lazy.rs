@@ -1,9 +1,11 @@
 //! Events read from their bytes, without parsing the line. Most of an
 //! mcp-server stream's parsed bytes are token counts (only the totals
-//! matter) and message deltas (only needed when the final message never
+//! and the last call's usage matter) and message deltas (only needed when the final message never
 //! comes): they are recognised by a byte search and only their small part
-//! is read: the totals object, the delta's text. A delta whose text needs
+//! is read: the usage objects, the delta's text. A delta whose text needs
 //! real parsing is kept raw with its request and parsed once, at the end.
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -13,8 +15,8 @@ use crate::noise::{Envelope, patterns, text_after};
 /// What a deferrable event holds.
 #[derive(Debug)]
 pub enum Deferred {
-    /// The request's token totals so far.
-    Tokens(Tokens),
+    /// The thread's token total so far, and the last model call's usage.
+    Tokens(Tokens, Option<Tokens>),
     /// A message delta's text; `true` under its old name
     /// (`agent_message_delta`).
     Delta(bool, String),
@@ -29,7 +31,10 @@ pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Op
     let p = patterns();
     let deferred = match envelope {
         // Only a count with totals matters (`"info":null` has none).
-        Envelope::Event(b"token_count") => Deferred::Tokens(totals(line)?),
+        Envelope::Event(b"token_count") => {
+            let last = usage_at(line, &p.last_usage);
+            Deferred::Tokens(usage_at(line, &p.totals)?, last)
+        }
         Envelope::Event(b"agent_message_delta") => delta(line, true),
         Envelope::Event(b"agent_message_content_delta") => delta(line, false),
         _ => return None,
@@ -43,11 +48,11 @@ pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Op
     Some((deferred, id, thread))
 }
 
-/// The `total_token_usage` object of a token count: flat, numbers only,
-/// so it ends at the first closing brace (else the line is parsed).
-fn totals(line: &[u8]) -> Option<Tokens> {
-    let p = patterns();
-    let open = p.totals.find(line)? + p.totals.needle().len() - 1;
+/// A usage object of a token count (`total_token_usage`, `last_token_usage`):
+/// flat, numbers only, so it ends at the first closing brace (else the line
+/// is parsed).
+fn usage_at(line: &[u8], key: &memchr::memmem::Finder) -> Option<Tokens> {
+    let open = key.find(line)? + key.needle().len() - 1;
     let object = &line[open..];
     let close = memchr::memchr(b'}', object)?;
     let usage: Totals = serde_json::from_slice(&object[..=close]).ok()?;
@@ -103,9 +108,9 @@ fn plain_text(bytes: &[u8]) -> Option<String> {
 }
 
 /// Folds the event into its request.
-pub fn apply(request: &mut Request, deferred: Deferred) {
+pub fn apply(request: &mut Request, seen: &mut HashSet<Tokens>, deferred: Deferred) {
     match deferred {
-        Deferred::Tokens(totals) => request.tokens = Some(totals),
+        Deferred::Tokens(total, last) => request.count_tokens(total, last, !seen.insert(total)),
         // A delta is progress: whatever retrying there was is over.
         Deferred::Delta(old_name, text) => {
             request.retries = 0;

@@ -65,14 +65,26 @@ impl Status {
     }
 }
 
-/// Token usage: the session's running total as of the request's last report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Token usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Tokens {
     pub input: u64,
     pub cached_input: u64,
     pub output: u64,
     pub reasoning_output: u64,
     pub total: u64,
+}
+
+impl Tokens {
+    fn minus(self, other: Tokens) -> Tokens {
+        Tokens {
+            input: self.input.saturating_sub(other.input),
+            cached_input: self.cached_input.saturating_sub(other.cached_input),
+            output: self.output.saturating_sub(other.output),
+            reasoning_output: self.reasoning_output.saturating_sub(other.reasoning_output),
+            total: self.total.saturating_sub(other.total),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,6 +123,7 @@ pub struct Request {
     pub commands: Vec<Command>,
     pub tests: Option<TestCounts>,
     pub files: Vec<FileChange>,
+    /// What this request's model calls used (see [`Request::count_tokens`]).
     pub tokens: Option<Tokens>,
     pub errors: Vec<String>,
     /// Retries announced (`Reconnecting... n/N`) and not yet followed by progress.
@@ -153,6 +166,10 @@ pub struct Request {
     /// Command positions by call id.
     #[serde(skip)]
     pub command_index: std::collections::HashMap<String, usize>,
+    /// The thread's running token total before this request's first model
+    /// call.
+    #[serde(skip)]
+    pub tokens_before: Option<Tokens>,
 }
 
 impl Request {
@@ -173,6 +190,7 @@ impl Request {
             reasoning: Vec::new(),
             partial_message: String::new(),
             turn_id: None,
+            tokens_before: None,
             answered: false,
             aborted: false,
             started: false,
@@ -182,6 +200,21 @@ impl Request {
             partial_old: String::new(),
             command_index: std::collections::HashMap::new(),
         }
+    }
+
+    /// Codex reports the thread's running total (and the last model call's
+    /// usage) after each call; a request's own usage is the latest total
+    /// minus the total before its first call, so a follow-up does not count
+    /// the turns before it. A `repeated` report (0.47 opens a follow-up by
+    /// repeating the thread's last total) adds nothing. Without `last`
+    /// (exec's per-turn usage) the report is taken as the request's own.
+    pub fn count_tokens(&mut self, total: Tokens, last: Option<Tokens>, repeated: bool) {
+        let before = *self.tokens_before.get_or_insert_with(|| match last {
+            _ if repeated => total,
+            Some(last) => total.minus(last),
+            None => Tokens::default(),
+        });
+        self.tokens = Some(total.minus(before));
     }
 
     pub fn add_delta(&mut self, delta: &str, old_name: bool) {

@@ -47,6 +47,7 @@ pub struct Patterns {
     pub thread: Finder<'static>,
     pub delta: Finder<'static>,
     pub totals: Finder<'static>,
+    pub last_usage: Finder<'static>,
 }
 
 pub fn patterns() -> &'static Patterns {
@@ -60,6 +61,7 @@ pub fn patterns() -> &'static Patterns {
         thread: Finder::new(b"\"threadId\":\""),
         delta: Finder::new(b"\"delta\":\""),
         totals: Finder::new(b"\"total_token_usage\":{"),
+        last_usage: Finder::new(b"\"last_token_usage\":{"),
     })
 }
 

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::model::{Approval, Protocol, Request, Status, Summary};
+use crate::model::{Approval, Protocol, Request, Status, Summary, Tokens};
 use crate::prepare::{Line, Mode, Prepared, prepare};
 use crate::{fold, lazy};
 
@@ -35,6 +35,8 @@ pub struct Session {
     index: HashMap<String, Vec<usize>>,
     /// Request index by the turn id Codex gave it.
     pub turns: HashMap<String, usize>,
+    /// Every token total reported so far (mcp-server), to tell a repeat.
+    pub token_totals: HashSet<Tokens>,
     /// One line per event, for `--follow` (only collected when asked).
     pub log: Option<Vec<String>>,
     partial: Vec<u8>,
@@ -143,7 +145,7 @@ impl Session {
                 deferred,
             } => {
                 let index = self.request_index(&request_id, thread.as_deref());
-                lazy::apply(&mut self.requests[index], deferred);
+                lazy::apply(&mut self.requests[index], &mut self.token_totals, deferred);
             }
             Line::Fast(event) => event.fold(self),
             Line::Value(value) => self.value(&value),

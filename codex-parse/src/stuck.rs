@@ -19,6 +19,9 @@ pub struct ClientSide {
     pub answered: HashSet<String>,
     /// Server requests the client answered with an error.
     pub errored: Vec<String>,
+    /// The thread each `codex-reply` continues, by request id: before 0.87
+    /// no event of a reply names its thread.
+    pub reply_threads: HashMap<String, String>,
 }
 
 impl ClientSide {
@@ -32,7 +35,12 @@ impl ClientSide {
                 continue;
             };
             match value.get("method").and_then(Value::as_str) {
-                Some(method) => side.requests.push((id, method.to_string())),
+                Some(method) => {
+                    if let Some(thread) = reply_thread(&value) {
+                        side.reply_threads.insert(id.clone(), thread.to_string());
+                    }
+                    side.requests.push((id, method.to_string()))
+                }
                 None if value.get("error").is_some() => side.errored.push(id),
                 None => {
                     side.answered.insert(id);
@@ -41,6 +49,16 @@ impl ClientSide {
         }
         side
     }
+}
+
+/// The thread a `codex-reply` tools/call names.
+fn reply_thread(line: &Value) -> Option<&str> {
+    let params = line.get("params").filter(|p| p["name"] == "codex-reply")?;
+    let arguments = params.get("arguments")?;
+    arguments
+        .get("threadId")
+        .or_else(|| arguments.get("conversationId"))?
+        .as_str()
 }
 
 /// What the stuck analysis knows beyond the stream.
@@ -61,6 +79,11 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
     if let Some(client) = context.client {
         session.resolved.extend(client.answered.iter().cloned());
         session.resolved.extend(client.errored.iter().cloned());
+        for request in &mut session.requests {
+            if request.thread_id.is_none() {
+                request.thread_id = client.reply_threads.get(&request.id).cloned();
+            }
+        }
     }
     let mut summary = session.summary();
     for approval in &summary.pending_approvals {

@@ -23,21 +23,25 @@ pub enum Answer {
 pub struct Asked {
     /// app-server: the server request's method.
     pub method: Option<String>,
-    /// mcp-server: the approval event listed `available_decisions`, as
-    /// 0.153 does; such servers take only the structured denial.
+    /// The server's `ReviewDecision` (mcp-server, app-server's legacy
+    /// requests) has only the structured denial: its version says so, or
+    /// its approval events list `available_decisions`, as 0.153's do.
     pub structured_denial: bool,
 }
 
 /// The reply's `result`.
 pub fn result(protocol: Protocol, asked: &Asked, answer: &Answer) -> Result<Value> {
     let decision = match protocol {
-        Protocol::Mcp => mcp_decision(asked, answer),
-        Protocol::App => app_decision(asked.method.as_deref(), answer)?,
+        Protocol::Mcp => review_decision(asked, answer),
+        Protocol::App => app_decision(asked, answer)?,
     };
     Ok(json!({ "decision": decision }))
 }
 
-fn mcp_decision(asked: &Asked, answer: &Answer) -> Value {
+/// A `ReviewDecision`: mcp-server's answers, and app-server's legacy
+/// `execCommandApproval` / `applyPatchApproval` (whose 0.169 schema, like
+/// mcp-server 0.153, has only the structured denial).
+fn review_decision(asked: &Asked, answer: &Answer) -> Value {
     match answer {
         Answer::Approve => json!("approved"),
         Answer::ApproveForSession => json!("approved_for_session"),
@@ -50,28 +54,29 @@ fn mcp_decision(asked: &Asked, answer: &Answer) -> Value {
     }
 }
 
-fn app_decision(method: Option<&str>, answer: &Answer) -> Result<Value> {
-    let legacy = match method {
+/// app-server v2: `item/commandExecution/requestApproval` and
+/// `item/fileChange/requestApproval` take the same four words (and the
+/// command one more, with an execpolicy amendment, not offered here).
+/// Other server requests (user input, permissions, elicitations) are not
+/// approvals: answering them with a decision would fail them.
+fn app_decision(asked: &Asked, answer: &Answer) -> Result<Value> {
+    match asked.method.as_deref() {
         None
-        | Some("item/commandExecution/requestApproval" | "item/fileChange/requestApproval") => {
-            false
+        | Some("item/commandExecution/requestApproval" | "item/fileChange/requestApproval") => {}
+        Some("execCommandApproval" | "applyPatchApproval") => {
+            return Ok(review_decision(asked, answer));
         }
-        Some("execCommandApproval" | "applyPatchApproval") => true,
         Some(other) => {
             return Err(Error::usage(format!(
                 "the server request is '{other}', not an approval codex-send can answer"
             )));
         }
-    };
-    let decision = match (answer, legacy) {
-        (Answer::Approve, false) => "accept",
-        (Answer::ApproveForSession, false) => "acceptForSession",
-        (Answer::Deny(_), false) => "decline",
-        (Answer::Cancel, false) => "cancel",
-        (Answer::Approve, true) => "approved",
-        (Answer::ApproveForSession, true) => "approved_for_session",
-        (Answer::Deny(_), true) => "denied",
-        (Answer::Cancel, true) => "abort",
+    }
+    let decision = match answer {
+        Answer::Approve => "accept",
+        Answer::ApproveForSession => "acceptForSession",
+        Answer::Deny(_) => "decline",
+        Answer::Cancel => "cancel",
     };
     Ok(json!(decision))
 }
@@ -101,7 +106,7 @@ mod tests {
         let app = |method: &str, answer| {
             let asked = Asked {
                 method: Some(method.into()),
-                structured_denial: false,
+                structured_denial: true,
             };
             result(Protocol::App, &asked, answer).ok()
         };
@@ -115,6 +120,20 @@ mod tests {
         assert_eq!(
             app("execCommandApproval", &Answer::Approve),
             Some(json!({"decision": "approved"}))
+        );
+        assert_eq!(
+            app("item/commandExecution/requestApproval", &deny),
+            Some(json!({"decision": "decline"}))
+        );
+        assert_eq!(
+            app("item/fileChange/requestApproval", &Answer::Cancel),
+            Some(json!({"decision": "cancel"}))
+        );
+        // The legacy requests take a ReviewDecision: 0.169's schema has
+        // only the structured denial.
+        assert_eq!(
+            app("applyPatchApproval", &deny),
+            Some(json!({"decision": {"denied": {"rejection": "no"}}}))
         );
         assert_eq!(app("item/tool/requestUserInput", &Answer::Approve), None);
     }

@@ -98,9 +98,11 @@ impl Buffer {
                 Protocol::App
             });
         }
+        if method == Some("initialize") {
+            self.has_handshake = true;
+        }
         let id = line.get("id").cloned();
         match (method, id) {
-            (Some("initialize"), _) => self.has_handshake = true,
             (Some(method), Some(id)) => {
                 if let Some(n) = id.as_u64() {
                     self.next_id = self.next_id.max(n.saturating_add(1));

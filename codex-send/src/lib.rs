@@ -8,6 +8,7 @@ mod answer;
 mod buffer;
 mod send;
 mod session;
+mod to_session;
 mod wire;
 
 use std::ffi::OsString;

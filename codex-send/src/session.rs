@@ -94,11 +94,15 @@ impl Session {
             self.check_running()?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Error::usage(format!(
-                    "no {what} in session {}'s output after {}",
-                    self.paths.id,
-                    humantime::format_duration(timeout)
-                )));
+                // A wait that timed out: 124, as `--help` says.
+                return Err(Error::Launch {
+                    message: format!(
+                        "no {what} in session {}'s output after {}",
+                        self.paths.id,
+                        humantime::format_duration(timeout)
+                    ),
+                    code: shared::exit::TIMED_OUT,
+                });
             }
             watcher
                 .wait(Some(left.min(Duration::from_millis(500))))
@@ -262,10 +266,15 @@ fn pick_protocol(
     Ok(protocol)
 }
 
+/// Reads a thread id from a line of the output, for a request.
+pub type ThreadFinder = fn(&Value, &Value) -> Option<Result<String>>;
+
 /// The thread an app-server `thread/start` request created, from its
-/// response.
+/// response. A failed one stays the session's last: say how to leave it.
 pub fn started_thread(line: &Value, request: &Value) -> Option<Result<String>> {
-    answered_id(line, request, "thread/start", "/result/thread/id")
+    answered_id(line, request, "thread/start", "/result/thread/id").map(|found| {
+        found.map_err(|err| Error::usage(format!("{err} (--new-thread starts another)")))
+    })
 }
 
 /// The turn an app-server `turn/start` request started (or joined).

@@ -134,6 +134,19 @@ impl std::fmt::Display for Version {
     }
 }
 
+/// mcp-server's denial became `{"denied":{"rejection":…}}` (0.153 takes
+/// nothing else; 0.47 only `"denied"`). The versions between were not
+/// captured: from 0.149 (the last schema change seen before 0.153) the
+/// structured one is assumed, and a session also goes by its output
+/// (approval events that list `available_decisions`, as 0.153's do).
+pub fn takes_structured_denial(version: Version) -> bool {
+    version >= Version(0, 149, 0)
+}
+
+/// mcp-server's `codex` tool has `developer-instructions` from 0.53; an
+/// older one would drop it without a word.
+const MCP_DEVELOPER_INSTRUCTIONS: Version = Version(0, 53, 0);
+
 pub const SANDBOXES: [&str; 3] = ["read-only", "workspace-write", "danger-full-access"];
 
 /// The approval policies a server takes (PROTOCOL.md 3.1, 4.2).
@@ -179,6 +192,15 @@ impl Settings {
                 "sandbox '{}' is not one of: {}",
                 self.sandbox,
                 SANDBOXES.join(", ")
+            )));
+        }
+        if let Some(v) = version.filter(|v| *v < MCP_DEVELOPER_INSTRUCTIONS)
+            && protocol == Protocol::Mcp
+            && self.developer_instructions.is_some()
+        {
+            return Err(Error::usage(format!(
+                "mcp-server {v} has no developer instructions (from {MCP_DEVELOPER_INSTRUCTIONS}); \
+                 --base-instructions replaces the default ones"
             )));
         }
         Ok(())

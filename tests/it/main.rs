@@ -16,6 +16,9 @@ mod check_wait;
 mod kill;
 mod remind;
 
+mod e2e;
 mod parse_modes;
 mod parse_streams;
 mod send;
+mod send_sessions;
+mod send_settings;

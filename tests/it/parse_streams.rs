@@ -96,8 +96,10 @@ fn mcp_server_047_main() {
             json!({"id": "2", "status": "completed", "thread": thread, "message": HELLO,
                 "commands": [["bash -lc 'echo hello && ls'", 0, "completed"]],
                 "files": [["/home/dev/project/hello.txt", "add"]], "tokens": [12329, 6164, 76, 21]}),
-            json!({"id": "3", "status": "completed", "thread": null, "message": "Follow-up answer: 42.",
-                "commands": [], "files": [], "tokens": [16633, 8316, 98, 28]}),
+            // The reply's thread is named only in the input; its tokens are
+            // its own (0.47 first repeats the thread's previous total).
+            json!({"id": "3", "status": "completed", "thread": thread, "message": "Follow-up answer: 42.",
+                "commands": [], "files": [], "tokens": [4304, 2152, 22, 7]}),
             json!({"id": "4", "status": "completed", "thread": "01a2001d-f15d-7831-a703-3d938ba3f619",
                 "message": FAILED, "commands": [[format!("bash -lc '{FAIL_CMD}'"), 1, "failed"]],
                 "files": [], "tokens": [8104, 4052, 49, 14]}),
@@ -119,7 +121,7 @@ fn mcp_server_0153_main() {
                 "commands": [["/bin/bash -lc 'echo hello && ls'", 0, "completed"]],
                 "files": [["/home/dev/project/hello.txt", "add"]], "tokens": [26995, 13497, 76, 21]}),
             json!({"id": "3", "status": "completed", "thread": thread, "message": "Follow-up answer: 42.",
-                "commands": [], "files": [], "tokens": [36234, 18116, 98, 28]}),
+                "commands": [], "files": [], "tokens": [9239, 4619, 22, 7]}),
             json!({"id": "4", "status": "completed", "thread": "01a20022-b5bf-78b0-af6f-9796663efb1c",
                 "message": FAILED, "commands": [[format!("/bin/bash -lc '{FAIL_CMD}'"), 1, "failed"]],
                 "files": [], "tokens": [17852, 8926, 49, 14]}),
@@ -242,10 +244,10 @@ fn app_server_main_and_approvals() {
                 "message": HELLO, "commands": [["/bin/bash -lc 'echo hello && ls'", 0, "completed"]],
                 "files": [["/home/dev/project/hello.txt", "add"]], "tokens": [29367, 14683, 76, 21]}),
             json!({"id": "01a20027-4b24-75d1-9db4-222eb77e1e9d", "status": "completed", "thread": thread,
-                "message": "Follow-up answer: 42.", "commands": [], "files": [], "tokens": [39409, 19704, 98, 28]}),
+                "message": "Follow-up answer: 42.", "commands": [], "files": [], "tokens": [10042, 5021, 22, 7]}),
             json!({"id": "01a20027-4b5a-7990-8624-90d751fe799c", "status": "completed", "thread": thread,
                 "message": FAILED, "commands": [[format!("/bin/bash -lc '{FAIL_CMD}'"), 1, "failed"]],
-                "files": [], "tokens": [59849, 29923, 147, 42]}),
+                "files": [], "tokens": [20440, 10219, 49, 14]}),
         ]
     );
     assert_eq!(summary["stuck"], json!([]));
@@ -277,7 +279,7 @@ fn app_server_errors_and_stall() {
     assert_eq!(briefs.len(), 2, "{briefs:?}");
     for (brief, tokens) in briefs
         .iter()
-        .zip([[9668, 4834, 22, 7], [19474, 9737, 44, 14]])
+        .zip([[9668, 4834, 22, 7], [9806, 4903, 22, 7]])
     {
         assert_eq!(brief["status"], "completed");
         assert_eq!(brief["message"], "Follow-up answer: 42.");

@@ -1,7 +1,8 @@
 //! codex-send: lines built safely (any prompt comes back byte for byte),
 //! ids unique under concurrency, lines shaped as the captured `.in.jsonl`
-//! lines Codex accepted, a session round trip against a fake Codex, and
-//! bad input refused without writing anything.
+//! lines Codex accepted, settings under each protocol's names, and bad
+//! input refused without writing anything; and the helpers `send_sessions`
+//! shares.
 
 use std::fs;
 use std::io::Write;
@@ -15,21 +16,21 @@ use crate::util::*;
 
 pub const CODEX_SEND: &str = env!("CARGO_BIN_EXE_codex-send");
 
-fn fake_codex() -> String {
+pub fn fake_codex() -> String {
     format!(
         "{}/tests/fixtures/fake-codex/codex",
         env!("CARGO_MANIFEST_DIR")
     )
 }
 
-fn lines_of(text: &str) -> Vec<Value> {
+pub fn lines_of(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
 /// A value with every scalar replaced by its type: lines compared by shape.
-fn shape(value: &Value) -> Value {
+pub fn shape(value: &Value) -> Value {
     match value {
         Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), shape(v))).collect(),
         Value::Array(items) => items.iter().map(shape).collect(),
@@ -40,9 +41,89 @@ fn shape(value: &Value) -> Value {
     }
 }
 
-fn accepted(stream: &str, line: usize) -> Value {
+pub fn accepted(stream: &str, line: usize) -> Value {
     let text = fs::read_to_string(fixture(&format!("{stream}.in.jsonl"))).unwrap();
     lines_of(&text).swap_remove(line)
+}
+
+/// Starts the fake Codex as a session; the env's drop kills it.
+pub fn start(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["--start", "--codex"];
+    let codex = fake_codex();
+    all.push(&codex);
+    all.extend_from_slice(args);
+    let id = env
+        .run(CODEX_SEND, &all)
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(shared::ids::is_id(&id), "not an id: {id}");
+    id
+}
+
+pub fn pending(env: &Env, id: &str) -> Vec<Value> {
+    let out = env
+        .run(CODEX_PARSE, &["--task", id, "--approvals", "--json"])
+        .json();
+    out.as_array().cloned().unwrap_or_default()
+}
+
+/// Starts the fake Codex of `version` as a session; the env's drop kills it.
+pub fn start_version(env: &Env, version: &str, args: &[&str]) -> String {
+    let mut command = env.cmd(CODEX_SEND);
+    command
+        .args(["--start", "--codex", &fake_codex()])
+        .args(args)
+        .env("FAKE_CODEX_VERSION", version);
+    let id = finish(command).success().stdout.trim().to_string();
+    assert!(shared::ids::is_id(&id), "not an id: {id}");
+    id
+}
+
+/// `codex-send --task ID ARGS`, which must succeed: what it printed.
+#[track_caller]
+pub fn to_task(env: &Env, id: &str, args: &[&str]) -> String {
+    let mut all = vec!["--task", id];
+    all.extend_from_slice(args);
+    env.run(CODEX_SEND, &all)
+        .success()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// The lines codex-send wrote to a session's input feed.
+pub fn sent(env: &Env, id: &str) -> Vec<Value> {
+    lines_of(&fs::read_to_string(env.task_dir(id).join("input")).unwrap())
+}
+
+/// The requests (mcp-server) or turns (app-server) of a session.
+pub fn requests(env: &Env, id: &str) -> Vec<Value> {
+    let summary = env.run(CODEX_PARSE, &["--task", id, "--json"]).json();
+    summary["requests"].as_array().cloned().unwrap_or_default()
+}
+
+/// codex-parse's record of a request or turn, once it has ended.
+#[track_caller]
+pub fn ended(env: &Env, id: &str, request: &str) -> Value {
+    let open = |r: &Value| r["status"] == "running" || r["status"] == "waiting-approval";
+    poll(DEADLINE, || {
+        requests(env, id)
+            .into_iter()
+            .find(|r| r["id"] == request && !open(r))
+    })
+    .unwrap_or_else(|| panic!("{request} never ended: {:?}", requests(env, id)))
+}
+
+/// The one approval the session waits for.
+#[track_caller]
+pub fn asked(env: &Env, id: &str) -> Value {
+    poll(DEADLINE, || pending(env, id).first().cloned()).expect("an approval")
+}
+
+pub fn with_method<'a>(lines: &'a [Value], method: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["method"] == method).collect()
 }
 
 proptest! {
@@ -192,167 +273,6 @@ fn lines_have_the_shape_codex_accepted() {
     );
     let accept = send(&["--protocol", "app", "--approve", "0"]);
     assert_eq!(accept[2], accepted("0.169.0-app-server-approval-accept", 4));
-}
-
-/// Starts the fake Codex as a session; the env's drop kills it.
-fn start(env: &Env, args: &[&str]) -> String {
-    let mut all = vec!["--start", "--codex"];
-    let codex = fake_codex();
-    all.push(&codex);
-    all.extend_from_slice(args);
-    let id = env
-        .run(CODEX_SEND, &all)
-        .success()
-        .stdout
-        .trim()
-        .to_string();
-    assert!(shared::ids::is_id(&id), "not an id: {id}");
-    id
-}
-
-fn pending(env: &Env, id: &str) -> Vec<Value> {
-    let out = env
-        .run(CODEX_PARSE, &["--task", id, "--approvals", "--json"])
-        .json();
-    out.as_array().cloned().unwrap_or_default()
-}
-
-#[test]
-fn an_app_server_session_round_trip_with_an_approval() {
-    let env = Env::new();
-    let id = start(&env, &[]);
-    let turn = env
-        .run(CODEX_SEND, &["--task", &id, "hello"])
-        .success()
-        .stdout;
-    assert_eq!(turn.trim(), "turn-1");
-    let waited = env.run(
-        CODEX_PARSE,
-        &["--task", &id, "--wait", "turn-1", "--timeout", "20s"],
-    );
-    assert_eq!(waited.code(), 0, "{waited:?}");
-    env.run(CODEX_SEND, &["--task", &id, "[approve] touch it"])
-        .success();
-    let asked = poll(DEADLINE, || pending(&env, &id).first().cloned()).expect("an approval");
-    assert_eq!(asked["request_id"], "0");
-    // Not pending: refused, and nothing written.
-    let input = env.task_dir(&id).join("input");
-    let before = fs::read(&input).unwrap();
-    let wrong = env.run(CODEX_SEND, &["--task", &id, "--approve", "7"]);
-    assert_eq!(wrong.code(), 1, "{wrong:?}");
-    assert!(
-        wrong
-            .stderr
-            .starts_with("codex-send: server request 7 is not pending"),
-        "{wrong:?}"
-    );
-    assert_eq!(fs::read(&input).unwrap(), before);
-    env.run(CODEX_SEND, &["--task", &id, "--approve", "0"])
-        .success();
-    let done = env.run(
-        CODEX_PARSE,
-        &["--task", &id, "--wait", "turn-2", "--timeout", "20s"],
-    );
-    assert_eq!(done.code(), 0, "{done:?}");
-    let summary = env.run(CODEX_PARSE, &["--task", &id, "--json"]).json();
-    assert_eq!(
-        summary["requests"][1]["final_message"],
-        "decision: \"accept\""
-    );
-    assert_eq!(
-        summary["requests"][1]["thread_id"],
-        summary["requests"][0]["thread_id"]
-    );
-    let sent = lines_of(&fs::read_to_string(&input).unwrap());
-    let thread_starts = sent
-        .iter()
-        .filter(|l| l["method"] == "thread/start")
-        .count();
-    assert_eq!(thread_starts, 1, "the second prompt continues the thread");
-    assert_eq!(
-        sent.last().unwrap(),
-        &json!({"id": 0, "result": {"decision": "accept"}})
-    );
-    let again = env.run(CODEX_SEND, &["--task", &id, "--approve", "0"]);
-    assert_eq!(again.code(), 1, "answered already: {again:?}");
-    // A turn waiting on an approval is interrupted by its turn id.
-    env.run(CODEX_SEND, &["--task", &id, "[approve] once more"])
-        .success();
-    poll(DEADLINE, || pending(&env, &id).first().cloned()).expect("an approval");
-    env.run(CODEX_SEND, &["--task", &id, "--interrupt"])
-        .success();
-    let sent = lines_of(&fs::read_to_string(&input).unwrap());
-    let interrupt = sent.last().unwrap();
-    assert_eq!(interrupt["method"], "turn/interrupt");
-    assert_eq!(interrupt["params"]["turnId"], "turn-3");
-    assert_eq!(
-        interrupt["params"]["threadId"],
-        summary["requests"][0]["thread_id"]
-    );
-    let stopped = poll(DEADLINE, || {
-        let summary = env.run(CODEX_PARSE, &["--task", &id, "--json"]).json();
-        (summary["requests"][2]["status"] == "interrupted").then_some(())
-    });
-    assert!(stopped.is_some(), "the turn ends interrupted");
-    let idle = env.run(CODEX_SEND, &["--task", &id, "--interrupt"]);
-    assert_eq!(idle.code(), 1, "nothing runs: {idle:?}");
-    assert!(idle.stderr.contains("nothing is running"), "{idle:?}");
-}
-
-#[test]
-fn an_mcp_server_session_continues_its_thread_and_denies_in_its_version_s_shape() {
-    let env = Env::new();
-    let mut command = env.cmd(CODEX_SEND);
-    command
-        .args(["--start", "--protocol", "mcp", "--codex", &fake_codex()])
-        .env("FAKE_CODEX_VERSION", "0.153.0");
-    let id = finish(command).success().stdout.trim().to_string();
-    let refused = env.run(
-        CODEX_SEND,
-        &["--task", &id, "--approval-policy", "untrusted", "hi"],
-    );
-    assert_eq!(
-        refused.code(),
-        2,
-        "0.153 takes only on-request/never: {refused:?}"
-    );
-    assert_eq!(
-        env.run(CODEX_SEND, &["--task", &id, "first"])
-            .success()
-            .stdout
-            .trim(),
-        "1"
-    );
-    assert_eq!(
-        env.run(CODEX_SEND, &["--task", &id, "[approve] second"])
-            .success()
-            .stdout
-            .trim(),
-        "2"
-    );
-    poll(DEADLINE, || pending(&env, &id).first().cloned()).expect("an approval");
-    env.run(
-        CODEX_SEND,
-        &["--task", &id, "--deny", "0", "--reason", "no"],
-    )
-    .success();
-    let done = env.run(
-        CODEX_PARSE,
-        &["--task", &id, "--wait", "2", "--timeout", "20s"],
-    );
-    assert_eq!(done.code(), 0, "{done:?}");
-    let sent = lines_of(&fs::read_to_string(env.task_dir(&id).join("input")).unwrap());
-    assert_eq!(sent[3]["params"]["name"], "codex-reply");
-    assert_eq!(
-        sent[3]["params"]["arguments"]["threadId"],
-        "01a20027-4944-7b92-ad87-c62c1c3d2fa4"
-    );
-    assert_eq!(
-        sent[4]["result"],
-        json!({"decision": {"denied": {"rejection": "no"}}})
-    );
-    let idle = env.run(CODEX_SEND, &["--task", &id, "--interrupt"]);
-    assert_eq!(idle.code(), 1, "nothing runs: {idle:?}");
 }
 
 #[test]

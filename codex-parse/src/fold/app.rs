@@ -70,8 +70,9 @@ fn notification(session: &mut Session, method: &str, params: &Value) {
             }
         }
         "thread/tokenUsage/updated" => {
-            if let Some(usage) = params.pointer("/tokenUsage/total").and_then(tokens) {
-                request.tokens = Some(usage);
+            if let Some(total) = params.pointer("/tokenUsage/total").and_then(tokens) {
+                let last = params.pointer("/tokenUsage/last").and_then(tokens);
+                request.count_tokens(total, last, false);
             }
         }
         "error" => {

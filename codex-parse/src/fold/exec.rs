@@ -27,7 +27,9 @@ pub fn line(session: &mut Session, value: &Value) {
         }
         "turn.completed" => {
             if let Some(request) = current_turn(session) {
-                request.tokens = value.get("usage").and_then(tokens);
+                if let Some(usage) = value.get("usage").and_then(tokens) {
+                    request.count_tokens(usage, None, false);
+                }
                 request.answered = true;
                 request.status = Status::Completed;
             }

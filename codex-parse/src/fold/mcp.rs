@@ -2,11 +2,13 @@
 //! correlated by `params._meta.requestId` (never `params.id`), one response
 //! per `tools/call`, and `elicitation/create` server requests for approvals.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::fields::Fields;
 use super::{command_text, tokens};
-use crate::model::{Approval, Command, Request, Status};
+use crate::model::{Approval, Command, Request, Status, Tokens};
 use crate::session::{Session, id_text, text};
 use crate::testcount;
 
@@ -75,11 +77,24 @@ pub fn event_msg<M: Fields>(
         session.request_index(&request_id, thread)
     };
     settle_earlier_approvals(session, &request_id, kind);
-    record_event(&mut session.requests[index], kind, msg, stale_turn);
+    let request = &mut session.requests[index];
+    if kind == "token_count" {
+        count_tokens(request, &mut session.token_totals, msg);
+    }
+    record_event(request, kind, msg, stale_turn);
     if kind == "task_started"
         && let Some(turn) = session.requests[index].turn_id.clone()
     {
         session.turns.insert(turn, index);
+    }
+}
+
+/// `seen`: every total reported so far, to tell a repeated report.
+fn count_tokens<M: Fields>(request: &mut Request, seen: &mut HashSet<Tokens>, msg: &M) {
+    let info = msg.value("info");
+    let usage = |key: &str| info.and_then(|info| info.get(key)).and_then(tokens);
+    if let Some(total) = usage("total_token_usage") {
+        request.count_tokens(total, usage("last_token_usage"), !seen.insert(total));
     }
 }
 
@@ -165,15 +180,6 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
                 for change in changes {
                     request.file(change.path, change.kind);
                 }
-            }
-        }
-        "token_count" => {
-            if let Some(usage) = msg
-                .value("info")
-                .and_then(|info| info.get("total_token_usage"))
-                .and_then(tokens)
-            {
-                request.tokens = Some(usage);
             }
         }
         "stream_error" => {

@@ -1,0 +1,221 @@
+//! What one call sends to a session started by `--start` (`--task ID`):
+//! the session's output tells the thread a prompt continues, the approvals
+//! still pending (and what kind they are), and the turn that runs.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+use shared::{Error, Result, cli};
+
+use crate::Cli;
+use crate::answer::{self, Answer, Asked};
+use crate::buffer::Buffer;
+use crate::send::{self, What, mcp_has_no_empty_thread, needs_thread, request_id};
+use crate::session::{self, Session};
+use crate::wire::{self, Protocol, Settings};
+
+pub fn send(cli: &Cli, session: &Session, what: What) -> Result<i32> {
+    match what {
+        What::Prompt(prompt) => {
+            let id = session_prompt(cli, session, &prompt)?;
+            // app-server turns are known by their turn id (codex-parse
+            // --wait takes it): the turn/start answer gives it.
+            let shown = match session.protocol {
+                Protocol::Mcp => id.to_string(),
+                Protocol::App => session.wait_for("turn id", cli.timeout, |line| {
+                    session::started_turn(line, &Value::from(id))
+                })?,
+            };
+            cli::write_stdout(&format!("{shown}\n"))?;
+            Ok(0)
+        }
+        What::NewThread => {
+            if session.protocol == Protocol::Mcp {
+                return Err(mcp_has_no_empty_thread());
+            }
+            let settings = send::settings(cli, session.protocol, session.version)?;
+            let thread = start_thread(cli, session, &settings)?;
+            cli::write_stdout(&format!("{thread}\n"))?;
+            Ok(0)
+        }
+        What::Reply(request, answer) => session_reply(cli, session, &request, &answer),
+        What::Interrupt => session_interrupt(session),
+    }
+}
+
+/// A prompt to a session: a new conversation, or the next prompt of the
+/// last one (its thread learnt from the output). Returns the request id.
+fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
+    let protocol = session.protocol;
+    let settings = send::settings(cli, protocol, session.version)?;
+    let thread = match &cli.thread {
+        Some(thread) => Some(thread.clone()),
+        None if cli.new_thread => match protocol {
+            Protocol::Mcp => None,
+            Protocol::App => Some(start_thread(cli, session, &settings)?),
+        },
+        None => last_thread(cli, session, &settings)?,
+    };
+    let mut buffer = Buffer::open(&session.paths.input())?;
+    let id = buffer.next_id();
+    let line = match (protocol, thread) {
+        (Protocol::Mcp, Some(thread)) => wire::mcp_reply(id, prompt, &thread, session.version),
+        (Protocol::Mcp, None) => wire::mcp_new(id, prompt, &settings),
+        (Protocol::App, Some(thread)) => wire::app_turn_start(id, &thread, prompt),
+        (Protocol::App, None) => return Err(needs_thread()),
+    };
+    buffer.append(protocol, &[line])?;
+    Ok(id)
+}
+
+/// app-server: starts a thread and waits for its id.
+fn start_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<String> {
+    start_thread_in(
+        cli,
+        session,
+        settings,
+        Buffer::open(&session.paths.input())?,
+    )
+}
+
+/// The thread the session's last conversation is on, waiting for the
+/// output to name it; app-server: a thread is started first if there is
+/// none yet. `None`: mcp-server has no conversation yet.
+fn last_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Option<String>> {
+    let buffer = Buffer::open(&session.paths.input())?;
+    let (request, find): (Value, session::ThreadFinder) = match session.protocol {
+        Protocol::Mcp => match buffer.last_request("codex") {
+            Some(id) => (id.clone(), session::configured_thread),
+            None => return Ok(None),
+        },
+        Protocol::App => match buffer.last_request("thread/start") {
+            Some(id) => (id.clone(), session::started_thread),
+            // Started under the buffer's lock, so that two first prompts
+            // sent at once share one thread.
+            None => return start_thread_in(cli, session, settings, buffer).map(Some),
+        },
+    };
+    drop(buffer);
+    let thread = session.wait_for("thread id", cli.timeout, |line| find(line, &request))?;
+    Ok(Some(thread))
+}
+
+/// Appends a thread/start to the (locked) buffer, and waits for the
+/// thread's id with the buffer released: others may send meanwhile.
+fn start_thread_in(
+    cli: &Cli,
+    session: &Session,
+    settings: &Settings,
+    mut buffer: Buffer,
+) -> Result<String> {
+    let id = buffer.next_id();
+    buffer.append(Protocol::App, &[wire::app_thread_start(id, settings)])?;
+    drop(buffer);
+    session.wait_for("thread id", cli.timeout, |line| {
+        session::started_thread(line, &Value::from(id))
+    })
+}
+
+/// Answers a server request the session's output shows pending (codex-parse
+/// leaves out what the input feed answered already). The feed stays locked
+/// from that check to the write, so two answers to one request cannot both
+/// pass it.
+fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -> Result<i32> {
+    let (output, input) = (session.paths.output(), session.paths.input());
+    let mut buffer = Buffer::open(&input)?;
+    let summary = codex_parse::summarise(&output, Some(&input))?;
+    let pending = summary
+        .pending_approvals
+        .iter()
+        .find(|a| a.request_id == request);
+    if pending.is_none() && !cli.force {
+        let ids: Vec<&str> = summary
+            .pending_approvals
+            .iter()
+            .map(|a| a.request_id.as_str())
+            .collect();
+        let listed = if ids.is_empty() {
+            "none is".to_string()
+        } else {
+            format!("pending: {}", ids.join(", "))
+        };
+        return Err(Error::NotFound(format!(
+            "server request {request} is not pending in session {} ({listed}); --force answers anyway",
+            session.paths.id
+        )));
+    }
+    let asked = Asked {
+        method: pending
+            .map(|a| a.method.clone())
+            .filter(|_| session.protocol == Protocol::App),
+        structured_denial: session.version.is_some_and(wire::takes_structured_denial)
+            || mentions(&output, b"\"available_decisions\"")?,
+    };
+    let result = answer::result(session.protocol, &asked, answer)?;
+    let line = session.protocol.reply(&request_id(request), result);
+    buffer.append(session.protocol, &[line])?;
+    Ok(0)
+}
+
+/// Stops what runs in the session: its last running (or approval-waiting)
+/// request or turn.
+fn session_interrupt(session: &Session) -> Result<i32> {
+    let summary = codex_parse::summarise(&session.paths.output(), Some(&session.paths.input()))?;
+    // A turn waiting on an approval is still running.
+    let running = summary
+        .requests
+        .iter()
+        .rev()
+        .find(|r| r.status.is_open())
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "nothing is running in session {}",
+                session.paths.id
+            ))
+        })?;
+    let mut buffer = Buffer::open(&session.paths.input())?;
+    let line = match session.protocol {
+        Protocol::Mcp => wire::mcp_cancel(&request_id(&running.id)),
+        Protocol::App => {
+            let Some(thread) = &running.thread_id else {
+                return Err(Error::NotFound(format!(
+                    "the running turn of session {} has no thread id yet",
+                    session.paths.id
+                )));
+            };
+            // codex-parse knows an app-server turn by its turn id.
+            let turn = running.turn_id.as_ref().unwrap_or(&running.id);
+            wire::app_interrupt(buffer.next_id(), thread, turn)
+        }
+    };
+    buffer.append(session.protocol, &[line])?;
+    Ok(0)
+}
+
+/// True if the file holds these bytes (read in pieces, not whole).
+fn mentions(path: &Path, needle: &[u8]) -> Result<bool> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(Error::io(format!("opening {}", path.display()), err)),
+    };
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut window = vec![0; 1 << 20];
+    let mut kept = 0;
+    loop {
+        let read = file
+            .read(&mut window[kept..])
+            .map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
+        if read == 0 {
+            return Ok(false);
+        }
+        let end = kept + read;
+        if finder.find(&window[..end]).is_some() {
+            return Ok(true);
+        }
+        // Keep the tail, in case the needle spans two reads.
+        kept = needle.len().min(end);
+        window.copy_within(end - kept..end, 0);
+    }
+}

@@ -1,0 +1,102 @@
+//! An approval round trip with the real Codex: the mock asks for escalated
+//! permissions, `codex-parse --approvals` shows the request, `codex-send`
+//! answers it in the version's shape, and the command runs (or not).
+
+use serde_json::Value;
+
+use super::script::{ESCALATE_ANSWER, ESCALATED_FILE};
+use super::sessions::request;
+use super::{APP_ONLY, CODEX_PARSE, CODEX_SEND, EARLY, LAST_MCP, World};
+use crate::util::{DEADLINE, poll};
+
+/// Asks for an escalated `touch`, answers with `answer` (`--approve`,
+/// `--deny`, ...) and `extra`, and returns the world and the finished
+/// request's summary entry.
+fn round_trip(
+    version: &str,
+    start: &[&str],
+    answer: &str,
+    extra: &[&str],
+) -> Option<(World, Value)> {
+    let world = World::new(version)?;
+    let task = world.start(start);
+    let turn = world.send(&task, "Touch approved.txt. [mock:escalate]");
+    let pending = poll(DEADLINE, || {
+        let approvals = world.parse(&task, &["--approvals"]);
+        approvals.as_array().filter(|a| !a.is_empty()).cloned()
+    })
+    .expect("Codex asks for an approval");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let asked = &pending[0];
+    assert_eq!(asked["kind"], "exec", "{asked}");
+    assert!(asked["command"].as_str().unwrap().contains(ESCALATED_FILE));
+    assert_eq!(world.read(ESCALATED_FILE), None, "not before the answer");
+    // Waiting on the user is a stuck signal, with the id to answer.
+    let stuck = world.run(CODEX_PARSE, &["--task", &task, "--stuck", "--json"]);
+    assert_eq!(stuck.code(), 1, "{stuck:?}");
+    assert!(stuck.stdout.contains("approval"), "{stuck:?}");
+
+    let id = asked["request_id"].as_str().unwrap();
+    let mut args = vec!["--task", &task, answer, id];
+    args.extend_from_slice(extra);
+    world.run(CODEX_SEND, &args).success();
+    let waited = world.wait(&task, &turn);
+    assert_eq!(waited.code(), 0, "{waited:?}");
+    let summary = world.parse(&task, &[]);
+    assert_eq!(summary["pending_approvals"], serde_json::json!([]));
+    let finished = request(&summary, &turn).clone();
+    assert_eq!(finished["final_message"], ESCALATE_ANSWER);
+    Some((world, finished))
+}
+
+fn approved(version: &str, start: &[&str]) {
+    let Some((world, turn)) = round_trip(version, start, "--approve", &[]) else {
+        return;
+    };
+    assert_eq!(world.read(ESCALATED_FILE).as_deref(), Some(""));
+    let command = &turn["commands"][0];
+    assert!(
+        command["command"]
+            .as_str()
+            .unwrap()
+            .contains(ESCALATED_FILE)
+    );
+    assert_eq!(command["exit_code"], 0, "{turn}");
+}
+
+fn denied(version: &str, start: &[&str]) {
+    let reason = ["--reason", "not in this test"];
+    let Some((world, _)) = round_trip(version, start, "--deny", &reason) else {
+        return;
+    };
+    assert_eq!(
+        world.read(ESCALATED_FILE),
+        None,
+        "a denied command never runs"
+    );
+}
+
+#[test]
+fn early_mcp_server_0_47_approval_is_answered_and_the_command_runs() {
+    approved(EARLY, &[]);
+}
+
+#[test]
+fn last_mcp_server_0_153_approval_is_answered_and_the_command_runs() {
+    approved(LAST_MCP, &["--protocol", "mcp"]);
+}
+
+#[test]
+fn app_server_0_169_approval_is_answered_and_the_command_runs() {
+    approved(APP_ONLY, &[]);
+}
+
+#[test]
+fn last_mcp_server_0_153_denial_in_its_structured_shape_stops_the_command() {
+    denied(LAST_MCP, &["--protocol", "mcp"]);
+}
+
+#[test]
+fn app_server_0_169_denial_stops_the_command() {
+    denied(APP_ONLY, &[]);
+}

@@ -1,0 +1,88 @@
+//! A conversation of two prompts through `codex-send --start` on each
+//! pinned version, checked against what the mock scripted and what is on
+//! disk.
+
+use serde_json::Value;
+
+use super::script::*;
+use super::{APP_ONLY, EARLY, LAST_MCP, World};
+
+/// The summary entry of one request or turn.
+pub fn request<'a>(summary: &'a Value, id: &str) -> &'a Value {
+    summary["requests"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["id"] == id))
+        .unwrap_or_else(|| panic!("no request {id} in {summary}"))
+}
+
+fn conversation(version: &str, start: &[&str], protocol: &str) {
+    let Some(world) = World::new(version) else {
+        return;
+    };
+    let task = world.start(start);
+    let first = world.send(&task, "Write hello.txt, then fail once. [mock:main]");
+    let waited = world.wait(&task, &first);
+    assert_eq!(waited.code(), 0, "{waited:?}");
+    let summary = world.parse(&task, &[]);
+    assert_eq!(summary["protocol"], protocol);
+    let turn = request(&summary, &first);
+    assert_eq!(turn["status"], "completed", "{turn}");
+    assert_eq!(turn["final_message"], MAIN_ANSWER);
+    let commands = turn["commands"].as_array().expect("commands");
+    let exits: Vec<_> = commands.iter().map(|c| c["exit_code"].as_i64()).collect();
+    assert_eq!(exits, [Some(0), Some(FAILING_EXIT)], "{commands:?}");
+    assert!(
+        commands[0]["command"]
+            .as_str()
+            .unwrap()
+            .contains(OK_COMMAND)
+    );
+    let files = turn["files"].as_array().expect("files");
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"].as_str().unwrap().ends_with(PATCHED_FILE)),
+        "{files:?}"
+    );
+    assert_eq!(world.read(PATCHED_FILE).as_deref(), Some(PATCHED_TEXT));
+
+    let second = world.send(&task, "And then? [mock:followup]");
+    assert_ne!(second, first);
+    let waited = world.wait(&task, &second);
+    assert_eq!(waited.code(), 0, "{waited:?}");
+    let summary = world.parse(&task, &[]);
+    let reply = request(&summary, &second);
+    assert_eq!(reply["final_message"], FOLLOW_UP_ANSWER);
+    assert_eq!(reply["thread_id"], request(&summary, &first)["thread_id"]);
+    // The model saw the first prompt again: one conversation, not two.
+    let last = world.mock.requests().pop().expect("the model was asked");
+    assert!(last["input"].to_string().contains("[mock:main]"), "{last}");
+    let tokens = &reply["tokens"];
+    assert_eq!(tokens["input"], INPUT_TOKENS, "{reply}");
+    assert_eq!(tokens["output"], OUTPUT_TOKENS, "{reply}");
+    let messages = world.parse(&task, &["--messages", "--last", "1"]);
+    assert!(
+        messages.to_string().contains(FOLLOW_UP_ANSWER),
+        "{messages}"
+    );
+}
+
+#[test]
+fn early_mcp_server_0_47_is_picked_by_its_version_and_converses() {
+    conversation(EARLY, &[], "mcp-server");
+}
+
+#[test]
+fn codex_0_153_is_started_as_an_app_server_and_converses() {
+    conversation(LAST_MCP, &[], "app-server");
+}
+
+#[test]
+fn the_last_mcp_server_0_153_converses() {
+    conversation(LAST_MCP, &["--protocol", "mcp"], "mcp-server");
+}
+
+#[test]
+fn app_server_only_0_169_converses() {
+    conversation(APP_ONLY, &[], "app-server");
+}
