@@ -13,28 +13,68 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::cli::parse_duration;
+use shared::help::{self, Help};
 use shared::record::TaskState;
 use shared::state_dir::StateDir;
 use shared::{Result, cli, exit};
 
-const EXAMPLES: &str = "\
-Examples:
-  bg-check                         this project's tasks (--all: every project)
-  bg-check 3fa2c1                  status, then the output that is new since the last check
-  bg-check web --tail 20           the last 20 new lines of the task named web
-  bg-check 3fa2c1 --wait --timeout 10m
-                                   block until it ends; exit with its exit status
-  bg-check 3fa2c1 --follow --grep 'error|warning'
-                                   stream matching lines until it ends
-  bg-check --notify                one line per task finished since the last --notify
-  bg-check --prune 1d              remove tasks that finished over a day ago
-
-Exit status: 0 ok; 1 no such task; 2 trouble; with --wait or --follow, the
-task's own exit code (128+N if signal N killed it, 124 if --timeout came first).";
+/// Examples, exit status and environment, for `--help` and the man page.
+pub const HELP: Help = Help {
+    examples: &[
+        ("bg-check", "this project's tasks (--all: every project)"),
+        (
+            "bg-check 3fa2c1",
+            "status, then the output that is new since the last check",
+        ),
+        (
+            "bg-check web --tail 20",
+            "the last 20 new lines of the task named web",
+        ),
+        (
+            "bg-check 3fa2c1 --wait --timeout 10m",
+            "block until it ends; exit with its exit status",
+        ),
+        (
+            "bg-check 3fa2c1 --follow --grep 'error|warning'",
+            "stream matching lines until it ends",
+        ),
+        (
+            "bg-check --state running --json",
+            "the running tasks' records, as a JSON array",
+        ),
+        (
+            "bg-check --notify",
+            "one line per task finished since the last --notify",
+        ),
+        (
+            "bg-check --prune 1d",
+            "remove tasks that finished over a day ago",
+        ),
+    ],
+    notes: &[],
+    exit_status: &[
+        ("0", "ok"),
+        ("1", "no such task"),
+        ("2", "bad usage or trouble"),
+        ("N", "with --wait or --follow: the task's own exit code"),
+        (
+            "128+N",
+            "with --wait or --follow: the task was killed by signal N",
+        ),
+        ("124", "--timeout came first"),
+    ],
+    environment: &[
+        help::STATE_DIR_ENV,
+        (
+            "BG_RETENTION",
+            "how long finished tasks are kept (default 7d)",
+        ),
+    ],
+};
 
 /// Show tasks: their state, their new output, or wait for them to end.
 #[derive(Debug, Parser)]
-#[command(name = "bg-check", version, after_help = EXAMPLES)]
+#[command(name = "bg-check", version, after_help = HELP.after_help())]
 pub struct Cli {
     /// Task id, unique id prefix, or name. Without it: a list of tasks.
     #[arg(value_name = "ID|NAME")]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{ArgGroup, Parser};
 use shared::cli::parse_duration;
+use shared::help::{self, Help};
 use shared::process::parse_signal;
 use shared::state_dir::StateDir;
 use shared::{Result, cli};
@@ -20,22 +21,46 @@ use shared::{Result, cli};
 use crate::report::Report;
 use crate::stop::{Plan, Start};
 
-const EXAMPLES: &str = "\
-Examples:
-  bg-kill 3fa2c1                 TERM to the whole tree, KILL after 5s if still running
-  bg-kill web --grace 30s        the newest task named web, with more time to shut down
-  bg-kill --name worker          every running task named worker
-  bg-kill --all                  every running task of this project (git root, else cwd)
-  bg-kill 3fa2c1 --signal INT    INT instead of TERM (then KILL after the grace)
-  bg-kill 3fa2c1 --signal HUP --no-kill
-                                 only send HUP (reload a server); it keeps running
-
-Exit status: 0 every task was stopped (or signalled, with --no-kill); 1 a task
-was not running, no such task, or (--all) none running; 2 trouble.";
+/// Examples, exit status and environment, for `--help` and the man page.
+pub const HELP: Help = Help {
+    examples: &[
+        (
+            "bg-kill 3fa2c1",
+            "TERM to the whole tree, KILL after 5s if it still runs",
+        ),
+        (
+            "bg-kill web --grace 30s",
+            "the newest task named web, with more time to shut down",
+        ),
+        ("bg-kill --name worker", "every running task named worker"),
+        (
+            "bg-kill --all",
+            "every running task of this project (git root, else cwd)",
+        ),
+        (
+            "bg-kill 3fa2c1 --signal INT",
+            "INT instead of TERM (then KILL after the grace)",
+        ),
+        (
+            "bg-kill 3fa2c1 --signal HUP --no-kill",
+            "only send HUP (reload a server); it keeps running",
+        ),
+    ],
+    notes: &[],
+    exit_status: &[
+        ("0", "every task was stopped (or signalled, with --no-kill)"),
+        (
+            "1",
+            "a task was not running, no such task, or (--all) none running",
+        ),
+        ("2", "bad usage or trouble"),
+    ],
+    environment: &[help::STATE_DIR_ENV],
+};
 
 /// Stop tasks: their whole process tree, TERM then KILL.
 #[derive(Debug, Parser)]
-#[command(name = "bg-kill", version, after_help = EXAMPLES)]
+#[command(name = "bg-kill", version, after_help = HELP.after_help())]
 #[command(group(ArgGroup::new("which").required(true).multiple(true)
     .args(["tasks", "all", "all_projects", "names"])))]
 pub struct Cli {

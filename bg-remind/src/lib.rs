@@ -14,29 +14,48 @@ use std::time::Duration;
 use clap::Parser;
 use nix::sys::signal::Signal;
 use shared::cli::parse_duration;
+use shared::help::{self, Help};
 use shared::process::SignalWaiter;
 use shared::{Error, Result, cli, exit};
 
-const EXAMPLES: &str = "\
-Examples:
-  bg-remind 25m 'check the deploy'     after 25 minutes, print the message
-  bg-remind --task 3fa2c1 'tests done' when the task ends: the message, its outcome
-                                       and last lines; exit with the task's status
-  bg-remind --task web --timeout 10m   ... or exit 124 after 10 minutes if it still runs
-
-Run it in the background (Claude Code: run_in_background) and its exit wakes
-you: no polling, no sleeping in the foreground.
-
-Exit status: 0 the time has come; with --task, the task's own exit code (128+N
-if signal N killed it), 124 if --timeout came first, 1 no such task; 2 trouble;
-130/143 if interrupted (INT/TERM).";
+/// Examples, exit status and environment, for `--help` and the man page.
+pub const HELP: Help = Help {
+    examples: &[
+        (
+            "bg-remind 25m 'check the deploy'",
+            "after 25 minutes, print the message",
+        ),
+        (
+            "bg-remind --task 3fa2c1 'tests done'",
+            "when the task ends: the message, its outcome\nand last lines; exit with the task's status",
+        ),
+        (
+            "bg-remind --task web --timeout 10m",
+            "... or exit 124 after 10 minutes if it still runs",
+        ),
+    ],
+    notes: &[
+        "Run it in the background (Claude Code: run_in_background) and its exit wakes\n\
+         you: no polling, no sleeping in the foreground.",
+    ],
+    exit_status: &[
+        ("0", "the time has come; with --task, the task succeeded"),
+        ("N", "with --task: the task's own exit code"),
+        ("128+N", "with --task: the task was killed by signal N"),
+        ("124", "--timeout came first"),
+        ("1", "no such task"),
+        ("2", "bad usage or trouble"),
+        ("130/143", "interrupted (INT/TERM)"),
+    ],
+    environment: &[help::STATE_DIR_ENV],
+};
 
 /// Wake me after a time, or when a task ends.
 #[derive(Debug, Parser)]
 #[command(
     name = "bg-remind",
     version,
-    after_help = EXAMPLES,
+    after_help = HELP.after_help(),
     override_usage = "bg-remind DUR [MESSAGE...]\n       bg-remind --task ID [MESSAGE...] [--timeout DUR] [--lines N]"
 )]
 pub struct Cli {

@@ -15,20 +15,57 @@ use std::time::Duration;
 use clap::Parser;
 use shared::Result;
 use shared::cli::parse_duration;
+use shared::help::{self, Help};
 
-const EXAMPLES: &str = "\
-Examples:
-  bg-run make test                      run an argv directly; prints the task id
-  bg-run 'npm test 2>&1 | tee log'      one argument is a shell string (sh -c)
-  bg-run --name web --unique --ready 'Listening on' npm run dev
-                                        start a dev server once, return when ready
-  bg-run --timeout 10m -- cargo build   stop it (TERM, then KILL) after 10 minutes
-  id=$(bg-run sleep 60); bg-check \"$id\"  scripts keep the id
-
-Exit status: 0 started; 2 bad usage or trouble; 124 --ready timed out (task left
-running, id printed); 126 not executable; 127 not found.
-Environment: BG_STATE_DIR (state directory), BG_ALLOWED_COMMANDS (colon-separated
-allowed command prefixes; when set, nothing else may be started).";
+/// Examples, exit status and environment, for `--help` and the man page.
+pub const HELP: Help = Help {
+    examples: &[
+        (
+            "bg-run make test",
+            "run an argv directly; prints the task id",
+        ),
+        (
+            "bg-run 'npm test 2>&1 | tee log'",
+            "one argument is a shell string (sh -c)",
+        ),
+        (
+            "bg-run --name web --unique --ready 'Listening on' npm run dev",
+            "start a dev server once, return when it is ready",
+        ),
+        (
+            "bg-run --timeout 10m -- cargo build",
+            "stop it (TERM, then KILL) after 10 minutes",
+        ),
+        (
+            "bg-run --json sleep 60",
+            "the whole task record instead of the id",
+        ),
+    ],
+    notes: &["Scripts keep the id: id=$(bg-run make test); bg-check \"$id\" --wait"],
+    exit_status: &[
+        (
+            "0",
+            "started (the id, or the record with --json, is on stdout)",
+        ),
+        (
+            "2",
+            "bad usage, a refused command (BG_ALLOWED_COMMANDS), or trouble",
+        ),
+        (
+            "124",
+            "--ready timed out: the task is left running and its id printed",
+        ),
+        ("126", "the command is not executable"),
+        ("127", "the command was not found"),
+    ],
+    environment: &[
+        help::STATE_DIR_ENV,
+        (
+            "BG_ALLOWED_COMMANDS",
+            "colon-separated command prefixes; when set, nothing else may be started",
+        ),
+    ],
+};
 
 /// Start a command as a supervised background task.
 ///
@@ -36,7 +73,7 @@ allowed command prefixes; when set, nothing else may be started).";
 /// task id. The command runs in its own process group with stdin from
 /// /dev/null and stdout+stderr appended to the task's output.log.
 #[derive(Debug, Parser)]
-#[command(name = "bg-run", version, after_help = EXAMPLES)]
+#[command(name = "bg-run", version, after_help = HELP.after_help())]
 pub struct Cli {
     /// A name to find the task by (letters, digits, ._:@+-).
     #[arg(long, value_name = "NAME")]

@@ -22,29 +22,57 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::cli::parse_duration;
+use shared::help::{self, Help};
 use shared::{Error, Result, cli, exit};
 
 use crate::model::{Protocol, Request, Status, Summary};
 use crate::source::Source;
 
-const EXAMPLES: &str = "\
-Examples:
-  codex-parse session.jsonl              a summary per request or turn
-  codex-parse --task 3fa2c1              the session codex-send started as a task
-  codex-parse session.jsonl --messages --last 3
-  codex-parse session.jsonl --approvals  what waits for an answer, and the id to give
-  codex-parse session.jsonl --stuck      exit 1 (and why) if the session is stuck
-  codex-parse --task 3fa2c1 --wait 2 --timeout 10m
-                                         block until request 2 ends: exit 0 completed,
-                                         1 failed, 124 timeout
-  codex mcp-server < in | codex-parse --follow -
-
-Exit status: 0 ok; 1 stuck (--stuck), or the awaited request failed (--wait);
-2 trouble; 124 --wait timed out.";
+/// Examples, exit status and environment, for `--help` and the man page.
+pub const HELP: Help = Help {
+    examples: &[
+        ("codex-parse session.jsonl", "a summary per request or turn"),
+        (
+            "codex-parse --task 3fa2c1",
+            "the session codex-send started as a task",
+        ),
+        (
+            "codex-parse session.jsonl --messages --last 3",
+            "the last three agent messages",
+        ),
+        (
+            "codex-parse session.jsonl --approvals",
+            "what waits for an answer, and the id to give",
+        ),
+        (
+            "codex-parse session.jsonl --stuck",
+            "exit 1 (and why) if the session is stuck",
+        ),
+        (
+            "codex-parse --task 3fa2c1 --wait 2 --timeout 10m",
+            "block until request 2 ends: exit 0 completed,\n1 failed, 124 timeout",
+        ),
+        (
+            "codex mcp-server < in | codex-parse --follow -",
+            "one line per event as it comes",
+        ),
+    ],
+    notes: &[],
+    exit_status: &[
+        ("0", "ok"),
+        (
+            "1",
+            "stuck (--stuck), or the awaited request failed or was interrupted (--wait)",
+        ),
+        ("2", "bad input or trouble"),
+        ("124", "--wait timed out"),
+    ],
+    environment: &[help::STATE_DIR_ENV],
+};
 
 /// Summarise a Codex session stream (mcp-server, app-server, exec --json).
 #[derive(Debug, Parser)]
-#[command(name = "codex-parse", version, after_help = EXAMPLES)]
+#[command(name = "codex-parse", version, after_help = HELP.after_help())]
 pub struct Cli {
     /// The stream: a file, or - for stdin.
     #[arg(
@@ -284,7 +312,6 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
     }
 }
 
-/// The exit code for an awaited request that has ended.
 /// A stream's summary with its stuck analysis, the client's side read
 /// from `input`: what codex-send needs to know of a session (its pending
 /// approvals, its running request) before it answers or interrupts.
@@ -297,6 +324,7 @@ pub fn summarise(file: &std::path::Path, input: Option<&std::path::Path>) -> Res
     Source::open(&cli)?.read_all(&cli)
 }
 
+/// The exit code for an awaited request that has ended.
 pub fn ended_code(status: Status) -> i32 {
     match status {
         Status::Completed => exit::SUCCESS,

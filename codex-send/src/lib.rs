@@ -17,30 +17,79 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::cli::parse_duration;
+use shared::help::{self, Help};
 use shared::{Result, cli};
 
 pub use answer::Answer;
 
-const EXAMPLES: &str = "\
-Examples:
-  id=$(codex-send --start)               Codex as a background session (app-server,
-                                         or mcp-server for versions without it)
-  codex-send --task $id 'Fix the failing test'
-  codex-send --task $id - < prompt.md    the prompt from stdin
-  codex-parse --task $id --approvals     what waits for an answer
-  codex-send --task $id --approve 0      answer it (or --deny 0 --reason '...')
-  codex-send --task $id --interrupt
-  codex-send --to cmds.jsonl 'prompt'    append to a buffer read by `tail -f | codex ...`
-  codex-send --protocol mcp 'prompt' | codex mcp-server
-
-Defaults: --approval-policy $CODEX_SEND_APPROVAL_POLICY or on-request,
---sandbox $CODEX_SEND_SANDBOX or workspace-write, --cwd the current directory.
-Exit status: 0 sent; 1 nothing to answer or interrupt, or the session ended;
-2 bad input; 124 the thread id did not come within --timeout.";
+/// Examples, exit status and environment, for `--help` and the man page.
+pub const HELP: Help = Help {
+    examples: &[
+        (
+            "id=$(codex-send --start)",
+            "Codex as a background session (app-server,\nor mcp-server for versions without it)",
+        ),
+        (
+            "codex-send --task $id 'Fix the failing test'",
+            "prints the turn (or request) id",
+        ),
+        (
+            "codex-send --task $id - < prompt.md",
+            "the prompt from stdin",
+        ),
+        (
+            "codex-parse --task $id --approvals",
+            "what waits for an answer",
+        ),
+        (
+            "codex-send --task $id --approve 0",
+            "answer it (or --deny 0 --reason '...')",
+        ),
+        ("codex-send --task $id --interrupt", "stop the running turn"),
+        (
+            "codex-send --task $id --new-thread",
+            "start another conversation",
+        ),
+        (
+            "codex-send --to cmds.jsonl 'prompt'",
+            "append to a buffer read by `tail -f | codex ...`",
+        ),
+        ("codex-send --protocol mcp 'prompt' | codex mcp-server", ""),
+    ],
+    notes: &[
+        "Defaults: --approval-policy on-request, --sandbox workspace-write, --cwd the\n\
+         current directory; a new conversation always carries both policies.",
+    ],
+    exit_status: &[
+        ("0", "sent (the id to wait for is on stdout)"),
+        (
+            "1",
+            "nothing to answer or interrupt, or the session has ended",
+        ),
+        ("2", "bad input or trouble"),
+        (
+            "124",
+            "the session's answer (a thread or turn id) did not come within --timeout",
+        ),
+        ("126/127", "--start: Codex is not executable / not found"),
+    ],
+    environment: &[
+        (
+            "CODEX_SEND_APPROVAL_POLICY",
+            "the default --approval-policy",
+        ),
+        ("CODEX_SEND_SANDBOX", "the default --sandbox"),
+        (
+            "CODEX_SEND_CODEX",
+            "the Codex program for --start (default: codex)",
+        ),
+        help::STATE_DIR_ENV,
+    ],
+};
 
 /// Send prompts, approvals and interrupts to Codex as safe JSON-RPC lines.
 #[derive(Debug, Parser)]
-#[command(name = "codex-send", version, after_help = EXAMPLES)]
+#[command(name = "codex-send", version, after_help = HELP.after_help())]
 pub struct Cli {
     /// The prompt, or - to read it from stdin.
     #[arg(value_name = "PROMPT")]

@@ -200,11 +200,17 @@ impl Start<'_> {
             .context(|| "running bg-run".into())?;
         let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
         if !output.status.success() || id.is_empty() {
-            return Err(Error::usage(format!(
+            let message = format!(
                 "bg-run could not start {} {}",
                 self.codex.display(),
                 protocol.subcommand()
-            )));
+            );
+            // Not executable, not found, or refused by BG_ALLOWED_COMMANDS:
+            // a launch failure keeps its code.
+            return Err(match output.status.code() {
+                Some(code @ (126 | 127)) => Error::Launch { message, code },
+                _ => Error::usage(message),
+            });
         }
         Ok(id)
     }

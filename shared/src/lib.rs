@@ -10,6 +10,7 @@ pub mod error;
 pub mod exit;
 pub mod format;
 pub mod fsutil;
+pub mod help;
 pub mod ids;
 pub mod journal;
 pub mod lock;

@@ -22,3 +22,6 @@ mod parse_streams;
 mod send;
 mod send_sessions;
 mod send_settings;
+
+mod agent_docs;
+mod generated_docs;

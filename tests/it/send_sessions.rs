@@ -357,3 +357,21 @@ fn concurrent_answers_to_one_approval_write_one_reply() {
     assert_eq!(replies.count(), 1);
     assert_eq!(ended(&env, &id, "turn-1")["status"], "completed");
 }
+
+#[test]
+fn a_start_refused_by_the_allowlist_keeps_its_launch_code() {
+    let env = Env::new();
+    let mut command = env.cmd(CODEX_SEND);
+    command
+        .env("BG_ALLOWED_COMMANDS", "make")
+        .args(["--start", "--codex", &fake_codex()]);
+    let refused = finish(command);
+    assert_eq!(refused.code(), 126, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("codex-send: bg-run could not start"),
+        "{refused:?}"
+    );
+    assert!(env.task_ids().is_empty(), "no session was recorded");
+}

@@ -1,0 +1,13 @@
+complete -c bg-run -l name -d 'A name to find the task by (letters, digits, ._:@+-)' -r
+complete -c bg-run -l cwd -d 'Directory to run the command in [default: the current directory]' -r -F
+complete -c bg-run -l env -d 'Set an environment variable for the command (repeatable)' -r
+complete -c bg-run -l timeout -d 'Stop the command after this long: TERM to its group, then KILL after --grace' -r
+complete -c bg-run -l grace -d 'Time between TERM and KILL when --timeout expires' -r
+complete -c bg-run -l ready -d 'Return only once a line of output matches REGEX (dev servers)' -r
+complete -c bg-run -l ready-timeout -d 'How long --ready waits before exiting 124 (the task keeps running)' -r
+complete -c bg-run -l state-dir -d 'State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools]' -r -F
+complete -c bg-run -l unique -d 'With --name: if a live task has that name, print it instead of starting another'
+complete -c bg-run -l stdin-feed -d 'Feed the command\'s stdin from the task\'s `input` file, following appends (as `tail -f`), for long-lived sessions driven by other tools'
+complete -c bg-run -l json -d 'Print the whole task record as JSON instead of the id'
+complete -c bg-run -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c bg-run -s V -l version -d 'Print version'
