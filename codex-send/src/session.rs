@@ -94,15 +94,11 @@ impl Session {
             self.check_running()?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                // A wait that timed out: 124, as `--help` says.
-                return Err(Error::Launch {
-                    message: format!(
-                        "no {what} in session {}'s output after {}",
-                        self.paths.id,
-                        humantime::format_duration(timeout)
-                    ),
-                    code: shared::exit::TIMED_OUT,
-                });
+                return Err(Error::TimedOut(format!(
+                    "no {what} in session {}'s output after {}",
+                    self.paths.id,
+                    humantime::format_duration(timeout)
+                )));
             }
             watcher
                 .wait(Some(left.min(Duration::from_millis(500))))

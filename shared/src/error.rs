@@ -38,6 +38,9 @@ pub enum Error {
     /// A command that cannot be started: exit 126 or 127.
     #[error("{message}")]
     Launch { message: String, code: i32 },
+    /// What was waited for did not come in time: exit 124.
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl Error {
         match self {
             Error::NotFound(_) => exit::NEGATIVE,
             Error::Launch { code, .. } => *code,
+            Error::TimedOut(_) => exit::TIMED_OUT,
             Error::Io { .. }
             | Error::Usage(_)
             | Error::UnsafeStateDir(_)
