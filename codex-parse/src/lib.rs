@@ -15,6 +15,7 @@ pub mod session;
 mod source;
 mod stuck;
 mod testcount;
+mod text;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -164,7 +165,6 @@ pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
-    shared::process::keep_freed_memory();
     let mut source = Source::open(&cli)?;
     if cli.follow {
         return source::follow(&mut source, &cli);

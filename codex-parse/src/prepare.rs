@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::fold::fields::{FastEvent, fast_event};
+use crate::fold::reply::{FastResponse, fast_response};
 use crate::lazy::{self, Deferred};
 use crate::model::Protocol;
 use crate::noise::{Envelope, number_after, patterns, text_after};
@@ -22,6 +23,9 @@ pub struct Mode {
 
 /// A line read and ready to fold.
 pub struct Prepared {
+    /// Where the line starts in the bytes it is folded with: its
+    /// [`crate::text::Text`]s are places in it.
+    pub start: usize,
     /// Its `emittedAtMs` (app-server, or a protocol not known yet).
     pub emitted_ms: Option<u64>,
     pub line: Line,
@@ -38,6 +42,8 @@ pub enum Line {
         deferred: Deferred,
     },
     Fast(Box<FastEvent>),
+    /// An mcp-server response, with its id.
+    Response(Box<(String, FastResponse)>),
     Value(Value),
     /// Not a JSON object: counted.
     Skipped,
@@ -90,6 +96,7 @@ pub fn push(lines: &mut Vec<Prepared>, prepared: Prepared) {
 pub fn prepare(line: &[u8], complete: bool, mode: Mode) -> Prepared {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut prepared = Prepared {
+        start: 0,
         emitted_ms: None,
         line: Line::Nothing,
     };
@@ -108,11 +115,8 @@ pub fn prepare(line: &[u8], complete: bool, mode: Mode) -> Prepared {
             }
             return prepared;
         }
-        // The fast paths read whole mcp-server event lines only.
-        let fast = complete
-            && mode.fast
-            && mode.protocol == Some(Protocol::McpServer)
-            && matches!(envelope, Envelope::Event(_));
+        // The fast paths read whole mcp-server events and responses only.
+        let fast = complete && mode.fast && mode.protocol == Some(Protocol::McpServer);
         if let Some(read) = fast.then(|| fast_read(line, envelope)).flatten() {
             prepared.line = read;
             return prepared;
@@ -126,6 +130,12 @@ pub fn prepare(line: &[u8], complete: bool, mode: Mode) -> Prepared {
 }
 
 fn fast_read(line: &[u8], envelope: Envelope) -> Option<Line> {
+    if envelope == Envelope::Other {
+        return fast_response(line).map(|response| Line::Response(Box::new(response)));
+    }
+    if !matches!(envelope, Envelope::Event(_)) {
+        return None;
+    }
     if let Some((deferred, request_id, thread)) = lazy::classify(line, envelope) {
         return Some(Line::Deferred {
             request_id,

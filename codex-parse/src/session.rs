@@ -120,7 +120,7 @@ impl Session {
 
     fn line(&mut self, line: &[u8], complete: bool) {
         let prepared = prepare(line, complete, self.mode());
-        self.apply(prepared);
+        self.apply(prepared, line);
     }
 
     /// How the next line is to be read.
@@ -132,7 +132,8 @@ impl Session {
     }
 
     /// Folds a prepared line in; lines must come in the stream's order.
-    pub fn apply(&mut self, prepared: Prepared) {
+    /// `bytes`: what the line was read from, at [`Prepared::start`].
+    pub fn apply(&mut self, prepared: Prepared, bytes: &[u8]) {
         if let Some(ms) = prepared.emitted_ms {
             self.note_emitted(ms);
         }
@@ -147,7 +148,11 @@ impl Session {
                 let index = self.request_index(&request_id, thread.as_deref());
                 lazy::apply(&mut self.requests[index], &mut self.token_totals, deferred);
             }
-            Line::Fast(event) => event.fold(self),
+            Line::Fast(event) => event.fold(self, line_at(bytes, prepared.start)),
+            Line::Response(response) => {
+                let (id, response) = &*response;
+                fold::mcp::response(self, id, &response.reply(line_at(bytes, prepared.start)));
+            }
             Line::Value(value) => self.value(&value),
             Line::Skipped => self.skipped += 1,
         }
@@ -337,6 +342,11 @@ pub fn id_text(id: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// The bytes from a prepared line's start on.
+fn line_at(bytes: &[u8], start: usize) -> &[u8] {
+    bytes.get(start..).unwrap_or_default()
 }
 
 /// A string field, if it is one.

@@ -9,6 +9,9 @@ use regex::Regex;
 use crate::model::TestCounts;
 
 struct Patterns {
+    /// A word every summary below has: most outputs have none, and one
+    /// search for them all settles that.
+    any: Regex,
     cargo: Regex,
     nextest: Regex,
     pytest: Regex,
@@ -22,6 +25,7 @@ fn patterns() -> &'static Patterns {
     PATTERNS.get_or_init(|| {
         let re = |pattern: &str| Regex::new(pattern).unwrap_or_else(|_| unreachable!());
         Patterns {
+            any: re(r"passed|failed|--- PASS|--- FAIL|Tests"),
             cargo: re(r"(?m)^test result: \w+\. (\d+) passed; (\d+) failed"),
             nextest: re(
                 r"(?m)^\s*Summary \[.*?\] +\d+ tests? run: (\d+) passed(?:.*?, (\d+) failed)?",
@@ -46,6 +50,9 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
         output
     };
     let p = patterns();
+    if !p.any.is_match(output) {
+        return None;
+    }
     let number =
         |m: Option<regex::Match>| m.and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
     let mut counts = TestCounts::default();

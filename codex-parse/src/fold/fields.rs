@@ -13,6 +13,7 @@ use super::command_text;
 use super::mcp::{change_kind, event_msg};
 use crate::model::FileChange;
 use crate::session::{Session, id_text};
+use crate::text::{self, Text};
 
 /// The fields of an event's `msg` that a summary reads, however the line
 /// was parsed: into a `Value` (the careful path), or into [`FastMsg`].
@@ -61,34 +62,35 @@ impl Fields for Value {
 /// An event `msg` read straight into the fields a summary uses: no map
 /// is built, and everything else is only skipped over. A field of an
 /// unexpected type fails the parse, and the line takes the careful path
-/// instead. The strings are owned, so a line can be read on one thread and
-/// folded on another.
+/// instead. The strings are [`Text`]s, so a line can be read on one thread
+/// and folded on another (with its line: [`FastView`]) without copying
+/// them.
 #[derive(Deserialize)]
 pub struct FastMsg {
     #[serde(rename = "type")]
-    kind: String,
+    kind: Text,
     #[serde(default)]
-    thread_id: Option<String>,
+    thread_id: Option<Text>,
     #[serde(default)]
-    session_id: Option<String>,
+    session_id: Option<Text>,
     #[serde(default)]
-    turn_id: Option<String>,
+    turn_id: Option<Text>,
     #[serde(default)]
-    message: Option<String>,
+    message: Option<Text>,
     #[serde(default)]
-    delta: Option<String>,
+    delta: Option<Text>,
     #[serde(default)]
-    text: Option<String>,
+    text: Option<Text>,
     #[serde(default)]
-    call_id: Option<String>,
+    call_id: Option<Text>,
     #[serde(default)]
-    status: Option<String>,
+    status: Option<Text>,
     #[serde(default)]
-    aggregated_output: Option<String>,
+    aggregated_output: Option<Text>,
     #[serde(default)]
-    stderr: Option<String>,
+    stderr: Option<Text>,
     #[serde(default)]
-    last_agent_message: Option<String>,
+    last_agent_message: Option<Text>,
     #[serde(default)]
     command: Option<CommandLine>,
     #[serde(default)]
@@ -105,46 +107,54 @@ pub struct FastMsg {
     duration_ms: Option<i64>,
 }
 
-impl Fields for FastMsg {
+/// A [`FastMsg`] with the line it was read from: what its fields say.
+pub struct FastView<'a> {
+    msg: &'a FastMsg,
+    line: &'a [u8],
+}
+
+impl Fields for FastView<'_> {
     fn text(&self, key: &str) -> Option<&str> {
+        let msg = self.msg;
         let field = match key {
-            "type" => return Some(&self.kind),
-            "thread_id" => &self.thread_id,
-            "session_id" => &self.session_id,
-            "turn_id" => &self.turn_id,
-            "message" => &self.message,
-            "delta" => &self.delta,
-            "text" => &self.text,
-            "call_id" => &self.call_id,
-            "status" => &self.status,
-            "aggregated_output" => &self.aggregated_output,
-            "stderr" => &self.stderr,
-            "last_agent_message" => &self.last_agent_message,
-            _ => return None,
+            "type" => Some(&msg.kind),
+            "thread_id" => msg.thread_id.as_ref(),
+            "session_id" => msg.session_id.as_ref(),
+            "turn_id" => msg.turn_id.as_ref(),
+            "message" => msg.message.as_ref(),
+            "delta" => msg.delta.as_ref(),
+            "text" => msg.text.as_ref(),
+            "call_id" => msg.call_id.as_ref(),
+            "status" => msg.status.as_ref(),
+            "aggregated_output" => msg.aggregated_output.as_ref(),
+            "stderr" => msg.stderr.as_ref(),
+            "last_agent_message" => msg.last_agent_message.as_ref(),
+            _ => None,
         };
-        field.as_deref()
+        field?.get(self.line)
     }
     fn value(&self, key: &str) -> Option<&Value> {
         let field = match key {
-            "error" => &self.error,
-            "info" => &self.info,
-            "success" => &self.success,
+            "error" => &self.msg.error,
+            "info" => &self.msg.info,
+            "success" => &self.msg.success,
             _ => return None,
         };
         field.as_ref().filter(|v| !v.is_null())
     }
     fn int(&self, key: &str) -> Option<i64> {
         match key {
-            "exit_code" => self.exit_code,
-            "duration_ms" => self.duration_ms,
+            "exit_code" => self.msg.exit_code,
+            "duration_ms" => self.msg.duration_ms,
             _ => None,
         }
     }
     fn command(&self) -> Option<String> {
-        self.command.as_ref().map(|c| c.0.clone())
+        self.msg.command.as_ref().map(|c| c.0.clone())
     }
     fn file_changes(&self) -> Vec<FileChange> {
-        self.changes
+        self.msg
+            .changes
             .iter()
             .flatten()
             .map(|(path, change)| FileChange {
@@ -233,14 +243,14 @@ struct FastMeta {
     #[serde(rename = "requestId", default)]
     request_id: Option<Value>,
     #[serde(rename = "threadId", default)]
-    thread_id: Option<String>,
+    thread_id: Option<Text>,
 }
 
 /// A `codex/event` line read the fast way: its request id, thread id and
 /// `msg`; `None` if the line is something else (or did not fit), for the
 /// careful path to read.
 pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
-    let parsed = serde_json::from_slice::<FastLine>(line).ok()?;
+    let parsed = text::parse_line::<FastLine>(line).ok()?;
     let (Some("codex/event"), Some(params)) = (parsed.method.as_deref(), parsed.params) else {
         return None;
     };
@@ -254,15 +264,21 @@ pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
     })
 }
 
-/// An mcp-server event read the fast way, ready to fold.
+/// An mcp-server event read the fast way, ready to fold with its line.
 pub struct FastEvent {
     pub request_id: String,
-    pub thread: Option<String>,
+    pub thread: Option<Text>,
     pub msg: FastMsg,
 }
 
 impl FastEvent {
-    pub fn fold(self, session: &mut Session) {
-        event_msg(session, &self.request_id, self.thread.as_deref(), &self.msg);
+    /// Folds the event in; `line`: the line it was read from.
+    pub fn fold(&self, session: &mut Session, line: &[u8]) {
+        let thread = self.thread.as_ref().and_then(|thread| thread.get(line));
+        let view = FastView {
+            msg: &self.msg,
+            line,
+        };
+        event_msg(session, &self.request_id, thread, &view);
     }
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::fields::Fields;
+use super::reply::Reply;
 use super::{command_text, tokens};
 use crate::model::{Approval, Command, Request, Status, Tokens};
 use crate::session::{Session, id_text, text};
@@ -22,7 +23,7 @@ pub fn line(session: &mut Session, value: &Value) {
         }
         None => {
             if let Some(id) = value.get("id").and_then(id_text) {
-                response(session, &id, value);
+                response(session, &id, &Reply::of(value));
             }
         }
     }
@@ -44,7 +45,6 @@ pub fn event_msg<M: Fields>(
     thread: Option<&str>,
     msg: &M,
 ) {
-    let request_id = request_id.to_string();
     // A second session under a reused request id shows up with its own
     // session id: it is a request of its own.
     let configured = (msg.text("type") == Some("session_configured"))
@@ -62,7 +62,7 @@ pub fn event_msg<M: Fields>(
     let stale_turn = kind == "task_complete"
         && msg
             .text("turn_id")
-            .is_some_and(|turn| is_failed_turn_of_another(session, &request_id, turn));
+            .is_some_and(|turn| is_failed_turn_of_another(session, request_id, turn));
     match kind {
         "exec_command_begin" | "exec_command_end" | "patch_apply_begin" | "patch_apply_end" => {
             if let Some(call) = msg.text("call_id") {
@@ -72,11 +72,11 @@ pub fn event_msg<M: Fields>(
         _ => {}
     }
     let index = if matches!(kind, "task_started" | "session_configured") {
-        session.starting_request_index(&request_id, thread)
+        session.starting_request_index(request_id, thread)
     } else {
-        session.request_index(&request_id, thread)
+        session.request_index(request_id, thread)
     };
-    settle_earlier_approvals(session, &request_id, kind);
+    settle_earlier_approvals(session, request_id, kind);
     let request = &mut session.requests[index];
     if kind == "token_count" {
         count_tokens(request, &mut session.token_totals, msg);
@@ -145,8 +145,8 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
                 call_id: owned(msg.text("call_id")).unwrap_or_default(),
             });
             if ended {
-                let output = owned(msg.text("aggregated_output")).unwrap_or_default();
-                if let Some(counts) = testcount::recognise(&output) {
+                let output = msg.text("aggregated_output").unwrap_or_default();
+                if let Some(counts) = testcount::recognise(output) {
                     request.add_tests(counts);
                 }
             }
@@ -307,47 +307,34 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
     });
 }
 
-fn response(session: &mut Session, id: &str, value: &Value) {
+/// A response to a request: its answer, however the line was read.
+pub fn response(session: &mut Session, id: &str, reply: &Reply) {
     session.responses.insert(id.to_string());
-    let result = value.get("result");
-    let is_tool_result =
-        result.is_some_and(|r| r.get("content").is_some() || r.get("error").is_some());
-    let rpc_error = value.get("error");
     let known = session.is_open(id);
-    if !(is_tool_result || rpc_error.is_some() && known) {
+    if !(reply.tool_result || reply.rpc_error.is_some() && known) {
         return;
     }
     session.note(|| format!("[{id}] result"));
     // Whatever it asked the client has been settled.
     session.resolve_where(|a| a.owner.as_deref() == Some(id));
-    let thread = result
-        .and_then(|r| r.pointer("/structuredContent/threadId"))
-        .and_then(Value::as_str);
-    let index = session.starting_request_index(id, thread);
+    let index = session.starting_request_index(id, reply.thread);
     let request = &mut session.requests[index];
     request.answered = true;
-    let message = result.and_then(|r| {
-        r.pointer("/structuredContent/content")
-            .and_then(Value::as_str)
-            .or_else(|| r.pointer("/content/0/text").and_then(Value::as_str))
-            .map(str::to_string)
-    });
-    let failed = result
-        .is_some_and(|r| r.get("isError") == Some(&Value::Bool(true)) || r.get("error").is_some());
-    if let Some(error) = rpc_error.or_else(|| result.and_then(|r| r.get("error"))) {
+    let message = reply.message.filter(|m| !m.is_empty());
+    if let Some(error) = reply.rpc_error.or(reply.result_error) {
         request.error(error_text(error));
     }
-    if failed || rpc_error.is_some() {
-        if let Some(message) = message.filter(|m| !m.is_empty()) {
-            request.error(message);
+    if reply.is_error || reply.result_error.is_some() || reply.rpc_error.is_some() {
+        if let Some(message) = message {
+            request.error(message.to_string());
         }
         request.status = Status::Failed;
         return;
     }
-    if let Some(message) = message.filter(|m| !m.is_empty())
+    if let Some(message) = message
         && request.final_message.is_none()
     {
-        request.message(message);
+        request.message(message.to_string());
     }
     if request.status != Status::Failed {
         request.status = Status::Completed;

@@ -4,6 +4,7 @@ pub mod app;
 pub mod exec;
 pub mod fields;
 pub mod mcp;
+pub mod reply;
 
 use serde_json::Value;
 

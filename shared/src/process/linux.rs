@@ -151,20 +151,6 @@ fn executable_file_range(line: &str) -> Option<(usize, usize)> {
     ))
 }
 
-/// For a process that parses a large stream: keep freed heap memory for
-/// reuse instead of returning it to the kernel after every burst and
-/// faulting it back in (measured: system time 208 ms -> 85 ms on 200 MB).
-pub fn keep_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes the allocator's tuning parameters; it is
-    // called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-    }
-}
-
 /// Orphaned descendants of the task are re-parented to us instead of init,
 /// so the whole tree stays findable (and reaped) while we live.
 pub fn become_subreaper() -> io::Result<()> {

@@ -86,8 +86,6 @@ pub fn command_name(_pid: Pid) -> Option<String> {
     None
 }
 
-pub fn keep_freed_memory() {}
-
 pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }

@@ -1,0 +1,178 @@
+//! What an mcp-server response says, read the careful way (from a
+//! `Value`) or the fast way (straight into [`FastResponse`], one per
+//! `tools/call`, so a long session has thousands): both give a [`Reply`],
+//! and the fold does not care which was used.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::session::id_text;
+use crate::text::{self, Text};
+
+/// A response's answer to a request, as the fold needs it.
+pub struct Reply<'a> {
+    /// A tool result (it has content or an error), not some other answer.
+    pub tool_result: bool,
+    /// The JSON-RPC error, if it has one.
+    pub rpc_error: Option<&'a Value>,
+    /// The tool result's own error.
+    pub result_error: Option<&'a Value>,
+    /// The result says `isError: true`.
+    pub is_error: bool,
+    pub thread: Option<&'a str>,
+    /// The answer's text: the structured content, else the first content
+    /// item's text.
+    pub message: Option<&'a str>,
+}
+
+impl<'a> Reply<'a> {
+    /// A response read as a `Value`.
+    pub fn of(value: &'a Value) -> Reply<'a> {
+        let result = value.get("result");
+        let text_at = |pointer: &str| result?.pointer(pointer)?.as_str();
+        Reply {
+            tool_result: result
+                .is_some_and(|r| r.get("content").is_some() || r.get("error").is_some()),
+            rpc_error: value.get("error"),
+            result_error: result.and_then(|r| r.get("error")),
+            is_error: result.and_then(|r| r.get("isError")) == Some(&Value::Bool(true)),
+            thread: text_at("/structuredContent/threadId"),
+            message: text_at("/structuredContent/content").or_else(|| text_at("/content/0/text")),
+        }
+    }
+}
+
+/// A response line read straight into what [`Reply`] needs; anything of
+/// another shape fails the parse and takes the careful path.
+#[derive(Deserialize)]
+pub struct FastResponse {
+    /// Present: the line is a request or notification, not a response.
+    #[serde(default)]
+    method: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+    #[serde(default)]
+    result: Option<FastResult>,
+}
+
+#[derive(Deserialize)]
+struct FastResult {
+    #[serde(rename = "structuredContent", default)]
+    structured: Option<FastStructured>,
+    /// `Some(None)`: present, but null.
+    #[serde(default, deserialize_with = "present")]
+    content: Option<Option<Vec<FastContent>>>,
+    #[serde(rename = "isError", default)]
+    is_error: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct FastStructured {
+    #[serde(rename = "threadId", default)]
+    thread_id: Option<Text>,
+    #[serde(default)]
+    content: Option<Text>,
+}
+
+#[derive(Deserialize)]
+struct FastContent {
+    #[serde(default)]
+    text: Option<Text>,
+}
+
+/// A field that is there, even as null (`Option` alone reads null as
+/// absent; a `Value` keeps it as `Value::Null`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A response line read the fast way, with its id; `None` if it is not a
+/// response of the usual shape.
+pub fn fast_response(line: &[u8]) -> Option<(String, FastResponse)> {
+    let response = text::parse_line::<FastResponse>(line).ok()?;
+    if response.method.is_some() {
+        return None;
+    }
+    Some((id_text(response.id.as_ref()?)?, response))
+}
+
+impl FastResponse {
+    /// What it says; `line`: the line it was read from.
+    pub fn reply<'a>(&'a self, line: &'a [u8]) -> Reply<'a> {
+        let result = self.result.as_ref();
+        let structured = result.and_then(|r| r.structured.as_ref());
+        let text = |text: Option<&'a Text>| text.and_then(|text| text.get(line));
+        let first_text = || {
+            let content = result?.content.as_ref()?.as_ref()?;
+            text(content.first()?.text.as_ref())
+        };
+        Reply {
+            tool_result: result.is_some_and(|r| r.content.is_some() || r.error.is_some()),
+            rpc_error: self.error.as_ref(),
+            result_error: result.and_then(|r| r.error.as_ref()),
+            is_error: result.and_then(|r| r.is_error.as_ref()) == Some(&Value::Bool(true)),
+            thread: text(structured.and_then(|s| s.thread_id.as_ref())),
+            message: text(structured.and_then(|s| s.content.as_ref())).or_else(first_text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::session::Session;
+    use crate::session::tests::{STREAMS, summary_json};
+
+    /// Responses of every shape the fast path must read as the careful
+    /// one does, or leave to it: null and missing parts, errors of each
+    /// kind, escapes, string ids, odd types, a duplicate key.
+    const ODD_RESPONSES: &[u8] = br#"{"jsonrpc":"2.0","method":"codex/event","params":{"_meta":{"requestId":1},"msg":{"type":"task_started","turn_id":"t1"}}}
+{"jsonrpc":"2.0","id":1,"result":{"content":null}}
+{"jsonrpc":"2.0","method":"codex/event","params":{"_meta":{"requestId":"s2"},"msg":{"type":"task_started"}}}
+{"jsonrpc":"2.0","id":"s2","result":{"content":[{"type":"text","text":"esc\"aped \u00e9"}],"isError":true}}
+{"jsonrpc":"2.0","method":"codex/event","params":{"_meta":{"requestId":3},"msg":{"type":"task_started"}}}
+{"jsonrpc":"2.0","id":3,"error":null}
+{"id":4,"result":{"structuredContent":{"threadId":"th-4","content":{"not":"text"}},"content":[{"text":"fallback"}]}}
+{"id":5,"error":{"code":-32000,"message":"boom"}}
+{"id":6,"result":{"error":"tool failed","content":"not an array"}}
+{"id":7,"result":"just text"}
+{"id":8,"result":{"content":[],"structuredContent":null},"isError":true}
+{"id":null,"result":{"content":[]}}
+{"id":9,"result":{"content":[{"text":"first"},{"text":"second"}]},"result":{"content":[{"text":"dup"}]}}
+{"id":10,"result":{"structuredContent":{"threadId":"th-10","content":""},"content":[{"text":"from content"}],"isError":false}}
+"#;
+
+    fn read(bytes: &[u8], careful: bool) -> serde_json::Value {
+        let mut session = Session::new(None);
+        if careful {
+            // Collecting `--follow` lines turns the fast paths off.
+            session.log = Some(Vec::new());
+        }
+        session.feed(bytes);
+        summary_json(session)
+    }
+
+    #[test]
+    fn the_fast_paths_read_as_the_careful_one() {
+        for bytes in STREAMS.iter().chain([&ODD_RESPONSES]) {
+            assert_eq!(read(bytes, false), read(bytes, true));
+        }
+        // Both paths were taken: the usual shapes fast, the odd ones not.
+        let fast: Vec<bool> = ODD_RESPONSES
+            .split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(br#"{"id""#))
+            .map(|line| super::fast_response(line).is_some())
+            .collect();
+        assert_eq!(fast, [false, true, false, false, true, false, false, true]);
+        let odd = read(ODD_RESPONSES, false);
+        let requests = odd[0]["requests"].as_array().map_or(0, Vec::len);
+        assert!(requests >= 8, "the odd responses make requests: {odd}");
+    }
+}
