@@ -1,14 +1,14 @@
-//! Reading a whole stream on several threads: one thread reads batches of
-//! whole lines, workers prepare them (the costly half of reading a line,
-//! [`crate::prepare`]), and the calling thread folds the results into the
-//! session in the stream's order. A batch's buffer is only refilled once
+//! Reading a whole stream on several threads: workers take turns reading
+//! the next batch of whole lines and prepare the batch they read (the
+//! costly half of reading a line, [`crate::prepare`]), and the calling
+//! thread folds the results into the session in the stream's order. A batch's buffer is only refilled once
 //! its lines are folded, so a small pool of them bounds memory: it follows
 //! the summary, not the file.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use shared::{Error, Result};
 
@@ -16,8 +16,11 @@ use crate::model::Protocol;
 use crate::prepare::{Mode, Prepared, prepare, push};
 use crate::session::{MAX_LINE, Session};
 
-/// The size a batch is read up to (then cut at its last newline).
-const BATCH: usize = 1 << 20;
+/// The size a batch is read up to (then cut at its last newline): small
+/// enough to stay in the cache of the core that read it while it is
+/// prepared there, large enough that taking turns costs little (128 KB to
+/// 1 MB measured alike; 512 KB a little best).
+const BATCH: usize = 512 << 10;
 const MAX_WORKERS: usize = 4;
 
 /// A batch's bytes (whole lines) and, once prepared, its lines. Slots go
@@ -73,9 +76,44 @@ fn read_in_batches(
     Ok(())
 }
 
-/// Reads the rest of the stream with `workers` threads preparing lines.
+/// The stream, shared by the workers: each one reads its own next batch,
+/// so the bytes it prepares are still in its core's cache (a separate
+/// reading thread handed them over from another core, and was one more
+/// thread on two cores).
+struct Input<'a> {
+    batches: Batches<'a>,
+    /// The number the next batch gets: the stream's order.
+    seq: u64,
+    /// The end is read, or reading failed: no batch comes any more.
+    ended: bool,
+    error: Option<Error>,
+}
+
+impl Input<'_> {
+    /// Reads the next batch into `bytes`, and its number; `None` at the end.
+    fn next(&mut self, bytes: &mut Vec<u8>) -> Option<u64> {
+        while !self.ended {
+            match self.batches.next(bytes) {
+                Ok(more) => self.ended = !more,
+                Err(err) => {
+                    self.error = Some(err);
+                    self.ended = true;
+                    return None;
+                }
+            }
+            if !bytes.is_empty() {
+                self.seq += 1;
+                return Some(self.seq - 1);
+            }
+        }
+        None
+    }
+}
+
+/// Reads the rest of the stream with `workers` threads reading and
+/// preparing batches.
 fn in_parallel<'a>(
-    mut batches: Batches<'a>,
+    batches: Batches<'a>,
     session: &mut Session,
     workers: usize,
 ) -> Result<Batches<'a>> {
@@ -84,9 +122,14 @@ fn in_parallel<'a>(
     for _ in 0..buffers {
         let _ = free_tx.send(Slot::default());
     }
-    let (work_tx, work_rx) = sync_channel::<Batch>(buffers);
     let (done_tx, done_rx) = sync_channel::<Done>(buffers);
-    let work_rx = Mutex::new(work_rx);
+    let free_rx = Mutex::new(free_rx);
+    let input = Mutex::new(Input {
+        batches,
+        seq: 0,
+        ended: false,
+        error: None,
+    });
     // The protocol is learnt once and never changes: what a worker reads
     // is either unknown or final.
     let hint = OnceLock::new();
@@ -95,53 +138,64 @@ fn in_parallel<'a>(
     }
     let fast = session.mode().fast;
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || batches.send_all(&free_rx, &work_tx).map(|()| batches));
         for _ in 0..workers {
             let done_tx = done_tx.clone();
-            let (work_rx, hint) = (&work_rx, &hint);
-            scope.spawn(move || prepare_batches(work_rx, done_tx, hint, fast));
+            let (input, free_rx, hint) = (&input, &free_rx, &hint);
+            scope.spawn(move || read_and_prepare(input, free_rx, done_tx, hint, fast));
         }
         drop(done_tx);
         fold_in_order(session, done_rx, free_tx, &hint);
-        reader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    });
+    // Poisoned only by a worker's panic, which the scope has passed on.
+    let input = input.into_inner().unwrap_or_else(PoisonError::into_inner);
+    match input.error {
+        Some(err) => Err(err),
+        None => Ok(input.batches),
+    }
 }
 
-/// A worker: prepares each batch it takes, with what the session knows of
-/// the protocol when it starts the batch (it is only ever learnt once).
-fn prepare_batches(
-    work: &Mutex<Receiver<Batch>>,
+/// A worker: takes a free slot, reads the next batch into it and
+/// prepares its lines, with what the session knows of the protocol when
+/// it starts the batch (it is only ever learnt once).
+fn read_and_prepare(
+    input: &Mutex<Input>,
+    free: &Mutex<Receiver<Slot>>,
     done: SyncSender<Done>,
     hint: &OnceLock<Protocol>,
     fast: bool,
 ) {
     let guard = FailGuard(done.clone());
-    loop {
-        // The lock is held only while waiting for the next batch.
-        let next = match work.lock() {
-            Ok(work) => work.recv(),
-            Err(_) => break,
+    // No slot back: the fold has stopped.
+    while let Some(mut slot) = free.lock().ok().and_then(|free| free.recv().ok()) {
+        let Some(seq) = input
+            .lock()
+            .ok()
+            .and_then(|mut input| input.next(&mut slot.bytes))
+        else {
+            break;
         };
-        let Ok((seq, mut slot)) = next else { break };
         let mode = Mode {
             protocol: hint.get().copied(),
             fast,
         };
-        let mut start = 0;
-        // A batch holds whole lines: each one ends with a newline.
-        for end in memchr::memchr_iter(b'\n', &slot.bytes) {
-            let mut prepared = prepare(&slot.bytes[start..end], true, mode);
-            prepared.start = start;
-            push(&mut slot.lines, prepared);
-            start = end + 1;
-        }
+        prepare_slot(&mut slot, mode);
         if done.send(Some((seq, slot))).is_err() {
             break;
         }
     }
     drop(guard);
+}
+
+/// Prepares the lines of a slot's batch.
+fn prepare_slot(slot: &mut Slot, mode: Mode) {
+    let mut start = 0;
+    // A batch holds whole lines: each one ends with a newline.
+    for end in memchr::memchr_iter(b'\n', &slot.bytes) {
+        let mut prepared = prepare(&slot.bytes[start..end], true, mode);
+        prepared.start = start;
+        push(&mut slot.lines, prepared);
+        start = end + 1;
+    }
 }
 
 /// Tells the fold to stop if a worker panics, so that nothing waits for
@@ -205,24 +259,6 @@ impl<'a> Batches<'a> {
             carry: Vec::new(),
             dropping: false,
             skipped: 0,
-        }
-    }
-
-    fn send_all(&mut self, free: &Receiver<Slot>, work: &SyncSender<Batch>) -> Result<()> {
-        let mut seq = 0;
-        loop {
-            // No slot back: the fold has stopped.
-            let Ok(mut slot) = free.recv() else {
-                return Ok(());
-            };
-            let more = self.next(&mut slot.bytes)?;
-            if !slot.bytes.is_empty() && work.send((seq, slot)).is_err() {
-                return Ok(());
-            }
-            seq += 1;
-            if !more {
-                return Ok(());
-            }
         }
     }
 

@@ -41,7 +41,7 @@ pub enum Line {
         thread: Option<String>,
         deferred: Deferred,
     },
-    Fast(Box<FastEvent>),
+    Fast(FastEvent),
     /// An mcp-server response, with its id.
     Response(Box<(String, FastResponse)>),
     Value(Value),
@@ -143,11 +143,11 @@ fn fast_read(line: &[u8], envelope: Envelope) -> Option<Line> {
             deferred,
         });
     }
-    fast_event(line).map(|event| Line::Fast(Box::new(event)))
+    fast_event(line).map(Line::Fast)
 }
 
 /// The turn an app-server noise line belongs to.
 fn progress_turn(line: &[u8]) -> Option<String> {
     let turn = text_after(line, &patterns().turn)?;
-    std::str::from_utf8(turn).ok().map(str::to_string)
+    crate::text::utf8(turn).map(str::to_string)
 }

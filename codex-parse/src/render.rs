@@ -18,15 +18,15 @@ pub fn summary(summary: &Summary, requests: &[&Request]) -> String {
     }
     out.push('\n');
     for request in requests {
-        out.push_str(&request_block(request));
+        request_block(&mut out, request);
     }
     out.push_str(&approvals(summary));
     out.push_str(&stuck(summary));
     out
 }
 
-fn request_block(request: &Request) -> String {
-    let mut out = format!("[{}] {}", request.id, request.status.as_str());
+fn request_block(out: &mut String, request: &Request) {
+    let _ = write!(out, "[{}] {}", request.id, request.status.as_str());
     if let Some(ms) = request.duration_ms {
         let _ = write!(out, " in {}", duration(ms));
     }
@@ -34,14 +34,16 @@ fn request_block(request: &Request) -> String {
         let _ = write!(out, "  thread {thread}");
     }
     if let Some(tokens) = &request.tokens {
-        let _ = write!(out, "  {}", token_text(tokens));
+        out.push_str("  ");
+        write_tokens(out, tokens);
     }
     out.push('\n');
     for command in &request.commands {
-        let exit = command
-            .exit_code
-            .map_or_else(|| command.status.clone(), |code| format!("exit {code}"));
-        let _ = writeln!(out, "  $ {}  -> {exit}", one_line(&command.command, 160));
+        let _ = write!(out, "  $ {}  -> ", one_line(&command.command, 160));
+        match command.exit_code {
+            Some(code) => _ = writeln!(out, "exit {code}"),
+            None => _ = writeln!(out, "{}", command.status),
+        }
     }
     if let Some(tests) = &request.tests {
         let _ = writeln!(
@@ -63,14 +65,20 @@ fn request_block(request: &Request) -> String {
             clip(message, MESSAGE_CHARS).replace('\n', "\n    ")
         );
     }
-    out
 }
 
 pub fn token_text(tokens: &Tokens) -> String {
-    format!(
+    let mut out = String::new();
+    write_tokens(&mut out, tokens);
+    out
+}
+
+fn write_tokens(out: &mut String, tokens: &Tokens) {
+    let _ = write!(
+        out,
         "tokens: {} in ({} cached), {} out ({} reasoning), {} total",
         tokens.input, tokens.cached_input, tokens.output, tokens.reasoning_output, tokens.total
-    )
+    );
 }
 
 pub fn approvals(summary: &Summary) -> String {

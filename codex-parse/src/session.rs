@@ -4,7 +4,9 @@
 //! what is not a JSON object is counted, never fatal. Memory holds the
 //! summary and one line, not the stream.
 
-use std::collections::{HashMap, HashSet};
+// foldhash: the maps are looked up for nearly every line, by short ids;
+// it hashes those several times quicker than SipHash, seeded per process.
+use foldhash::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -378,6 +380,17 @@ pub mod tests {
             .map(|r| (r.messages.clone(), r.reasoning.clone()))
             .collect();
         serde_json::json!([summary, texts])
+    }
+
+    /// What a session reads from `bytes`, the fast ways allowed or not.
+    pub fn read_with(bytes: &[u8], careful: bool) -> Value {
+        let mut session = Session::new(None);
+        if careful {
+            // Collecting `--follow` lines turns the fast paths off.
+            session.log = Some(Vec::new());
+        }
+        session.feed(bytes);
+        summary_json(session)
     }
 
     fn summary_of(parts: &[&[u8]]) -> Value {

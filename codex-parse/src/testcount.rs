@@ -8,10 +8,17 @@ use regex::Regex;
 
 use crate::model::TestCounts;
 
+/// A word every summary below has: most outputs have none, and one search
+/// for them all settles that. Built on its own: the summaries' patterns
+/// take milliseconds to build, spent only once an output may have one.
+fn any() -> &'static Regex {
+    static ANY: OnceLock<Regex> = OnceLock::new();
+    ANY.get_or_init(|| {
+        Regex::new(r"passed|failed|--- PASS|--- FAIL|Tests").unwrap_or_else(|_| unreachable!())
+    })
+}
+
 struct Patterns {
-    /// A word every summary below has: most outputs have none, and one
-    /// search for them all settles that.
-    any: Regex,
     cargo: Regex,
     nextest: Regex,
     pytest: Regex,
@@ -25,7 +32,6 @@ fn patterns() -> &'static Patterns {
     PATTERNS.get_or_init(|| {
         let re = |pattern: &str| Regex::new(pattern).unwrap_or_else(|_| unreachable!());
         Patterns {
-            any: re(r"passed|failed|--- PASS|--- FAIL|Tests"),
             cargo: re(r"(?m)^test result: \w+\. (\d+) passed; (\d+) failed"),
             nextest: re(
                 r"(?m)^\s*Summary \[.*?\] +\d+ tests? run: (\d+) passed(?:.*?, (\d+) failed)?",
@@ -49,10 +55,10 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
     } else {
         output
     };
-    let p = patterns();
-    if !p.any.is_match(output) {
+    if !any().is_match(output) {
         return None;
     }
+    let p = patterns();
     let number =
         |m: Option<regex::Match>| m.and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
     let mut counts = TestCounts::default();

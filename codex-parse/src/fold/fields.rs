@@ -13,7 +13,7 @@ use super::command_text;
 use super::mcp::{change_kind, event_msg};
 use crate::model::FileChange;
 use crate::session::{Session, id_text};
-use crate::text::{self, Text};
+use crate::text::{self, Text, by_keys};
 
 /// The fields of an event's `msg` that a summary reads, however the line
 /// was parsed: into a `Value` (the careful path), or into [`FastMsg`].
@@ -65,47 +65,50 @@ impl Fields for Value {
 /// instead. The strings are [`Text`]s, so a line can be read on one thread
 /// and folded on another (with its line: [`FastView`]) without copying
 /// them.
-#[derive(Deserialize)]
+#[derive(Default)]
 pub struct FastMsg {
-    #[serde(rename = "type")]
-    kind: Text,
-    #[serde(default)]
+    kind: Option<Text>,
     thread_id: Option<Text>,
-    #[serde(default)]
     session_id: Option<Text>,
-    #[serde(default)]
     turn_id: Option<Text>,
-    #[serde(default)]
     message: Option<Text>,
-    #[serde(default)]
     delta: Option<Text>,
-    #[serde(default)]
     text: Option<Text>,
-    #[serde(default)]
     call_id: Option<Text>,
-    #[serde(default)]
     status: Option<Text>,
-    #[serde(default)]
     aggregated_output: Option<Text>,
-    #[serde(default)]
     stderr: Option<Text>,
-    #[serde(default)]
     last_agent_message: Option<Text>,
-    #[serde(default)]
     command: Option<CommandLine>,
-    #[serde(default)]
     changes: Option<std::collections::BTreeMap<String, FastChange>>,
-    #[serde(default)]
     error: Option<Value>,
-    #[serde(default)]
     info: Option<Value>,
-    #[serde(default)]
     success: Option<Value>,
-    #[serde(default)]
     exit_code: Option<i64>,
-    #[serde(default)]
     duration_ms: Option<i64>,
 }
+
+by_keys!(FastMsg {
+    b"type" => kind,
+    b"thread_id" => thread_id,
+    b"session_id" => session_id,
+    b"turn_id" => turn_id,
+    b"message" => message,
+    b"delta" => delta,
+    b"text" => text,
+    b"call_id" => call_id,
+    b"status" => status,
+    b"aggregated_output" => aggregated_output,
+    b"stderr" => stderr,
+    b"last_agent_message" => last_agent_message,
+    b"command" => command,
+    b"changes" => changes,
+    b"error" => error,
+    b"info" => info,
+    b"success" => success,
+    b"exit_code" => exit_code,
+    b"duration_ms" => duration_ms,
+});
 
 /// A [`FastMsg`] with the line it was read from: what its fields say.
 pub struct FastView<'a> {
@@ -117,7 +120,7 @@ impl Fields for FastView<'_> {
     fn text(&self, key: &str) -> Option<&str> {
         let msg = self.msg;
         let field = match key {
-            "type" => Some(&msg.kind),
+            "type" => msg.kind.as_ref(),
             "thread_id" => msg.thread_id.as_ref(),
             "session_id" => msg.session_id.as_ref(),
             "turn_id" => msg.turn_id.as_ref(),
@@ -221,42 +224,55 @@ impl<'de> Deserialize<'de> for CommandLine {
     }
 }
 
-#[derive(Deserialize)]
-struct FastLine<'a> {
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(default)]
+#[derive(Default)]
+struct FastLine {
+    method: Option<Text>,
     params: Option<FastParams>,
 }
 
-#[derive(Deserialize)]
+by_keys!(FastLine {
+    b"method" => method,
+    b"params" => params,
+});
+
+#[derive(Default)]
 struct FastParams {
-    #[serde(rename = "_meta", default)]
     meta: Option<FastMeta>,
-    #[serde(default)]
-    msg: Option<FastMsg>,
+    /// Boxed as it is read: it is large, and moved on from here.
+    msg: Option<Box<FastMsg>>,
 }
 
-#[derive(Deserialize)]
+by_keys!(FastParams {
+    b"_meta" => meta,
+    b"msg" => msg,
+});
+
+#[derive(Default)]
 struct FastMeta {
     /// A number or a string: kept as a scalar `Value`, no map is built.
-    #[serde(rename = "requestId", default)]
     request_id: Option<Value>,
-    #[serde(rename = "threadId", default)]
     thread_id: Option<Text>,
 }
+
+by_keys!(FastMeta {
+    b"requestId" => request_id,
+    b"threadId" => thread_id,
+});
 
 /// A `codex/event` line read the fast way: its request id, thread id and
 /// `msg`; `None` if the line is something else (or did not fit), for the
 /// careful path to read.
 pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
     let parsed = text::parse_line::<FastLine>(line).ok()?;
-    let (Some("codex/event"), Some(params)) = (parsed.method.as_deref(), parsed.params) else {
+    let method = parsed.method.as_ref().and_then(|method| method.get(line));
+    let (Some("codex/event"), Some(params)) = (method, parsed.params) else {
         return None;
     };
     let (Some(meta), Some(msg)) = (params.meta, params.msg) else {
         return None;
     };
+    // Without a type it is no event the fold knows.
+    msg.kind.as_ref()?;
     Some(FastEvent {
         request_id: meta.request_id.as_ref().and_then(id_text)?,
         thread: meta.thread_id,
@@ -268,7 +284,7 @@ pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
 pub struct FastEvent {
     pub request_id: String,
     pub thread: Option<Text>,
-    pub msg: FastMsg,
+    pub msg: Box<FastMsg>,
 }
 
 impl FastEvent {
@@ -280,5 +296,77 @@ impl FastEvent {
             line,
         };
         event_msg(session, &self.request_id, thread, &view);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lazy;
+    use crate::noise::Envelope;
+    use crate::session::tests::read_with;
+
+    /// An mcp-server event line of request `id` with this `msg`.
+    fn event(id: usize, msg: &[u8]) -> Vec<u8> {
+        let head = format!(
+            r#"{{"jsonrpc":"2.0","method":"codex/event","params":{{"_meta":{{"requestId":{id}}},"msg":"#
+        );
+        [head.as_bytes(), msg, b"}}"].concat()
+    }
+
+    /// Messages of every shape the fast paths must read as the careful
+    /// one does, or leave to it: escaped and repeated keys, no type, a
+    /// message that is no object, what the careful parse refuses (a raw
+    /// control character, bytes that are not UTF-8, in a skipped field
+    /// too), whitespace between tokens, odd token counts.
+    const ODD_MSGS: [&[u8]; 12] = [
+        br#"{"type":"agent_message","message":"usual"}"#,
+        br#"{"typ\u0065":"agent_message","message":"first","message":"second"}"#,
+        br#"{"message":"untyped"}"#,
+        br#"{"type":null,"message":"null type"}"#,
+        br#"["agent_message","an array"]"#,
+        b"{\"type\":\"agent_message\",\"message\":\"bell\x07\"}",
+        b"{\"type\":\"agent_message\",\"message\":\"ok\",\"other\":\"\xff\"}",
+        b"{\"type\":\"agent_message\",\t\"message\":\"tabbed\"}",
+        br#"{"type":"token_count","info":{"total_token_usage":{"input_tokens":10,"output_tokens":2,"total_tokens":12},"last_token_usage":{"input_tokens":10,"output_tokens":2}}}"#,
+        br#"{"type":"token_count","info":{"total_token_usage":{"input_tokens":20,"outputTokens":5},"last_token_usage":null}}"#,
+        br#"{"type":"token_count","info":{"total_token_usage":{"input_tokens":30,"output_tokens":2},"last_token_usage":{"input_tokens":"x"}}}"#,
+        b"{\"type\":\"token_count\",\"info\":{\"total_token_usage\":{\"input_tokens\":40,\"cach\x02d\":1}}}",
+    ];
+
+    #[test]
+    fn odd_events_read_fast_as_the_careful_way_reads_them() {
+        let lines: Vec<Vec<u8>> = ODD_MSGS
+            .iter()
+            .enumerate()
+            .map(|(id, msg)| event(id, msg))
+            .collect();
+        let stream: Vec<u8> = lines
+            .iter()
+            .flat_map(|line| [&line[..], b"\n"])
+            .flatten()
+            .copied()
+            .collect();
+        let careful = read_with(&stream, true);
+        assert_eq!(read_with(&stream, false), careful);
+        assert_eq!(careful[0]["skipped_lines"], 3, "{careful}");
+        // Each way was taken: token counts read from their bytes unless
+        // odd, then parsed fast; lines the careful parse refuses left to it.
+        let ways: Vec<&str> = lines
+            .iter()
+            .map(|line| {
+                if lazy::classify(line, Envelope::of(line)).is_some() {
+                    "bytes"
+                } else if super::fast_event(line).is_some() {
+                    "fast"
+                } else {
+                    "careful"
+                }
+            })
+            .collect();
+        let expected = [
+            "fast", "fast", "careful", "careful", "careful", "careful", "careful", "careful",
+            "bytes", "fast", "fast", "careful",
+        ];
+        assert_eq!(ways, expected);
     }
 }

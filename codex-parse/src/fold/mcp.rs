@@ -2,7 +2,7 @@
 //! correlated by `params._meta.requestId` (never `params.id`), one response
 //! per `tools/call`, and `elicitation/create` server requests for approvals.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use serde_json::Value;
 

@@ -127,8 +127,7 @@ impl FastResponse {
 
 #[cfg(test)]
 mod tests {
-    use crate::session::Session;
-    use crate::session::tests::{STREAMS, summary_json};
+    use crate::session::tests::{STREAMS, read_with};
 
     /// Responses of every shape the fast path must read as the careful
     /// one does, or leave to it: null and missing parts, errors of each
@@ -149,20 +148,10 @@ mod tests {
 {"id":10,"result":{"structuredContent":{"threadId":"th-10","content":""},"content":[{"text":"from content"}],"isError":false}}
 "#;
 
-    fn read(bytes: &[u8], careful: bool) -> serde_json::Value {
-        let mut session = Session::new(None);
-        if careful {
-            // Collecting `--follow` lines turns the fast paths off.
-            session.log = Some(Vec::new());
-        }
-        session.feed(bytes);
-        summary_json(session)
-    }
-
     #[test]
     fn the_fast_paths_read_as_the_careful_one() {
         for bytes in STREAMS.iter().chain([&ODD_RESPONSES]) {
-            assert_eq!(read(bytes, false), read(bytes, true));
+            assert_eq!(read_with(bytes, false), read_with(bytes, true));
         }
         // Both paths were taken: the usual shapes fast, the odd ones not.
         let fast: Vec<bool> = ODD_RESPONSES
@@ -171,7 +160,7 @@ mod tests {
             .map(|line| super::fast_response(line).is_some())
             .collect();
         assert_eq!(fast, [false, true, false, false, true, false, false, true]);
-        let odd = read(ODD_RESPONSES, false);
+        let odd = read_with(ODD_RESPONSES, false);
         let requests = odd[0]["requests"].as_array().map_or(0, Vec::len);
         assert!(requests >= 8, "the odd responses make requests: {odd}");
     }
