@@ -28,6 +28,16 @@ pub enum Deferred {
 /// A deferrable mcp-server event (of the type its envelope named): what it
 /// holds, its request id and thread id.
 pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Option<String>)> {
+    if !matches!(
+        envelope,
+        Envelope::Event(b"token_count" | b"agent_message_delta" | b"agent_message_content_delta")
+    ) {
+        return None;
+    }
+    // What the careful parse would refuse is left to it, to be counted.
+    if !crate::text::plain_line(line) {
+        return None;
+    }
     let p = patterns();
     let deferred = match envelope {
         // Only a count with totals matters (`"info":null` has none).

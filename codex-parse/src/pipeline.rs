@@ -1,9 +1,9 @@
 //! Reading a whole stream on several threads: workers take turns reading
 //! the next batch of whole lines and prepare the batch they read (the
 //! costly half of reading a line, [`crate::prepare`]), and the calling
-//! thread folds the results into the session in the stream's order. A batch's buffer is only refilled once
-//! its lines are folded, so a small pool of them bounds memory: it follows
-//! the summary, not the file.
+//! thread folds the results into the session in the stream's order. A
+//! batch's buffer is only refilled once its lines are folded, so a small
+//! pool of them bounds memory: it follows the summary, not the file.
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -4,8 +4,9 @@
 //! them (it is only reused once its lines are folded). A copy would be an
 //! allocation on the reading thread freed on the folding one: keeping
 //! places instead took the peak memory of a 200 MB summary from 82 MB to
-//! 66 MB. The line is checked for UTF-8 once, with SIMD, and its strings
-//! read as bytes: the parser then checks nothing again, string by string.
+//! 66 MB. The line is checked for UTF-8 once, with SIMD, and its keys and
+//! strings read as bytes: the parser checks none of them again (a string
+//! is checked, with SIMD, when the fold takes it).
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -61,11 +62,19 @@ thread_local! {
     static LINE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
+/// True if the careful parse could take `line` as far as its bytes go:
+/// UTF-8 without control characters. Strings read as bytes, and lines
+/// read without parsing, are checked for neither: this checks the line
+/// once, with SIMD.
+pub fn plain_line(line: &[u8]) -> bool {
+    !has_control(line) && utf8(line).is_some()
+}
+
 /// Parses `line`, with its [`Text`]s kept as places in it. A line that is
 /// not UTF-8, or has a control character, is refused whole, as the careful
-/// parse refuses it (strings read as bytes are checked for neither).
+/// parse refuses it ([`plain_line`]).
 pub fn parse_line<'a, T: Deserialize<'a>>(line: &'a [u8]) -> serde_json::Result<T> {
-    if has_control(line) || utf8(line).is_none() {
+    if !plain_line(line) {
         return Err(serde::de::Error::custom(
             "the line is not UTF-8, or has a control character",
         ));
@@ -121,7 +130,8 @@ impl<'de> Deserialize<'de> for Text {
 
 /// An object key read as bytes: the line was checked for UTF-8 whole, and
 /// serde's derive would check every key again (a tenth of the reading
-/// time of an mcp-server stream). An escaped key is unescaped.
+/// time of an mcp-server stream). An escaped key is unescaped, and checked
+/// (a lone surrogate escape unescapes to what is not UTF-8).
 pub struct Key<'de>(pub Cow<'de, [u8]>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
@@ -135,8 +145,11 @@ impl<'de> Deserialize<'de> for Key<'de> {
             fn visit_borrowed_bytes<E>(self, key: &'de [u8]) -> Result<Key<'de>, E> {
                 Ok(Key(Cow::Borrowed(key)))
             }
-            fn visit_bytes<E>(self, key: &[u8]) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(key.to_vec())))
+            fn visit_bytes<E: serde::de::Error>(self, key: &[u8]) -> Result<Key<'de>, E> {
+                match utf8(key) {
+                    Some(key) => Ok(Key(Cow::Owned(key.as_bytes().to_vec()))),
+                    None => Err(E::invalid_value(serde::de::Unexpected::Bytes(key), &self)),
+                }
             }
             fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
                 Ok(Key(Cow::Borrowed(key.as_bytes())))
@@ -149,7 +162,24 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// `Deserialize` for a struct of `Option` fields read from a JSON object
+/// A field that is there, even as null: `Option` alone reads null as
+/// absent, where a parsed `Value` keeps it as `Value::Null`.
+#[derive(Debug)]
+pub struct Kept<T>(pub Option<T>);
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Kept<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(|value| Kept(Some(value)))
+    }
+}
+
+/// `Deserialize` for a struct of `Option` (or [`Kept`]) fields read from a JSON object
 /// by its keys' bytes ([`Key`]): a field absent or null is `None`, the
 /// last of a repeated key wins (as in a parsed `Value`), other keys are
 /// skipped, and anything but an object fails.

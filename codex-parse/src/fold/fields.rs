@@ -13,7 +13,7 @@ use super::command_text;
 use super::mcp::{change_kind, event_msg};
 use crate::model::FileChange;
 use crate::session::{Session, id_text};
-use crate::text::{self, Text, by_keys};
+use crate::text::{self, Kept, Text, by_keys};
 
 /// The fields of an event's `msg` that a summary reads, however the line
 /// was parsed: into a `Value` (the careful path), or into [`FastMsg`].
@@ -171,26 +171,37 @@ impl Fields for FastView<'_> {
     }
 }
 
-/// One file of a patch: 0.153 `{"type":"add",...}`, 0.47 `{"add":{...}}`;
-/// the contents are only skipped over.
-#[derive(Deserialize)]
+/// One file of a patch: 0.153 `{"type":"add",...}`, 0.47 `{"add":{...}}`
+/// (a key that is there, even as null, names the kind, as
+/// [`change_kind`] reads it); the contents are only skipped over.
+#[derive(Default)]
 pub struct FastChange {
-    #[serde(rename = "type", default)]
     kind: Option<String>,
-    #[serde(default)]
-    add: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    delete: Option<serde::de::IgnoredAny>,
+    add: Kept<serde::de::IgnoredAny>,
+    update: Kept<serde::de::IgnoredAny>,
+    delete: Kept<serde::de::IgnoredAny>,
 }
+
+by_keys!(FastChange {
+    b"type" => kind,
+    b"add" => add,
+    b"update" => update,
+    b"delete" => delete,
+});
 
 impl FastChange {
     fn kind(&self) -> &str {
-        match (&self.kind, &self.add, &self.delete) {
-            (Some(kind), _, _) => kind,
-            (None, Some(_), _) => "add",
-            (None, None, Some(_)) => "delete",
-            (None, None, None) => "update",
+        if let Some(kind) = &self.kind {
+            return kind;
         }
+        [
+            ("add", &self.add),
+            ("update", &self.update),
+            ("delete", &self.delete),
+        ]
+        .into_iter()
+        .find_map(|(kind, there)| there.0.is_some().then_some(kind))
+        .unwrap_or("update")
     }
 }
 
@@ -317,8 +328,10 @@ mod tests {
     /// one does, or leave to it: escaped and repeated keys, no type, a
     /// message that is no object, what the careful parse refuses (a raw
     /// control character, bytes that are not UTF-8, in a skipped field
-    /// too), whitespace between tokens, odd token counts.
-    const ODD_MSGS: [&[u8]; 12] = [
+    /// too, and in an escaped key), whitespace between tokens, odd token
+    /// counts, patch changes named by a key (null, or two of them) or not
+    /// an object.
+    const ODD_MSGS: [&[u8]; 17] = [
         br#"{"type":"agent_message","message":"usual"}"#,
         br#"{"typ\u0065":"agent_message","message":"first","message":"second"}"#,
         br#"{"message":"untyped"}"#,
@@ -331,6 +344,11 @@ mod tests {
         br#"{"type":"token_count","info":{"total_token_usage":{"input_tokens":20,"outputTokens":5},"last_token_usage":null}}"#,
         br#"{"type":"token_count","info":{"total_token_usage":{"input_tokens":30,"output_tokens":2},"last_token_usage":{"input_tokens":"x"}}}"#,
         b"{\"type\":\"token_count\",\"info\":{\"total_token_usage\":{\"input_tokens\":40,\"cach\x02d\":1}}}",
+        b"{\"type\":\"token_count\",\"info\":{\"total_token_usage\":{\"input_tokens\":50,\"\xff\":1}}}",
+        br#"{"type":"agent_message","message":"hi","\ud800":1}"#,
+        br#"{"type":"patch_apply_begin","call_id":"p1","changes":{"a.txt":{"add":null},"b.txt":{"update":{},"delete":{}}}}"#,
+        br#"{"type":"patch_apply_end","call_id":"p1","success":true,"changes":{"a.txt":{"add":null},"b.txt":{"update":{},"delete":{}}}}"#,
+        br#"{"type":"patch_apply_end","call_id":"p2","success":true,"changes":{"c.txt":["add"]}}"#,
     ];
 
     #[test]
@@ -348,7 +366,7 @@ mod tests {
             .collect();
         let careful = read_with(&stream, true);
         assert_eq!(read_with(&stream, false), careful);
-        assert_eq!(careful[0]["skipped_lines"], 3, "{careful}");
+        assert_eq!(careful[0]["skipped_lines"], 5, "{careful}");
         // Each way was taken: token counts read from their bytes unless
         // odd, then parsed fast; lines the careful parse refuses left to it.
         let ways: Vec<&str> = lines
@@ -365,7 +383,7 @@ mod tests {
             .collect();
         let expected = [
             "fast", "fast", "careful", "careful", "careful", "careful", "careful", "careful",
-            "bytes", "fast", "fast", "careful",
+            "bytes", "fast", "fast", "careful", "careful", "careful", "fast", "fast", "careful",
         ];
         assert_eq!(ways, expected);
     }

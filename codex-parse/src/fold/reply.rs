@@ -3,11 +3,11 @@
 //! `tools/call`, so a long session has thousands): both give a [`Reply`],
 //! and the fold does not care which was used.
 
-use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::session::id_text;
-use crate::text::{self, Text};
+use crate::text::{self, Kept, Text, by_keys};
 
 /// A response's answer to a request, as the fold needs it.
 pub struct Reply<'a> {
@@ -44,55 +44,55 @@ impl<'a> Reply<'a> {
 
 /// A response line read straight into what [`Reply`] needs; anything of
 /// another shape fails the parse and takes the careful path.
-#[derive(Deserialize)]
+#[derive(Default)]
 pub struct FastResponse {
     /// Present: the line is a request or notification, not a response.
-    #[serde(default)]
-    method: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
+    method: Option<IgnoredAny>,
     id: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Value>,
-    #[serde(default)]
+    error: Kept<Value>,
     result: Option<FastResult>,
 }
 
-#[derive(Deserialize)]
+by_keys!(FastResponse {
+    b"method" => method,
+    b"id" => id,
+    b"error" => error,
+    b"result" => result,
+});
+
+#[derive(Default)]
 struct FastResult {
-    #[serde(rename = "structuredContent", default)]
     structured: Option<FastStructured>,
     /// `Some(None)`: present, but null.
-    #[serde(default, deserialize_with = "present")]
-    content: Option<Option<Vec<FastContent>>>,
-    #[serde(rename = "isError", default)]
+    content: Kept<Option<Vec<FastContent>>>,
     is_error: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Value>,
+    error: Kept<Value>,
 }
 
-#[derive(Deserialize)]
+by_keys!(FastResult {
+    b"structuredContent" => structured,
+    b"content" => content,
+    b"isError" => is_error,
+    b"error" => error,
+});
+
+#[derive(Default)]
 struct FastStructured {
-    #[serde(rename = "threadId", default)]
     thread_id: Option<Text>,
-    #[serde(default)]
     content: Option<Text>,
 }
 
-#[derive(Deserialize)]
+by_keys!(FastStructured {
+    b"threadId" => thread_id,
+    b"content" => content,
+});
+
+#[derive(Default)]
 struct FastContent {
-    #[serde(default)]
     text: Option<Text>,
 }
 
-/// A field that is there, even as null (`Option` alone reads null as
-/// absent; a `Value` keeps it as `Value::Null`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
+by_keys!(FastContent { b"text" => text });
 
 /// A response line read the fast way, with its id; `None` if it is not a
 /// response of the usual shape.
@@ -111,13 +111,13 @@ impl FastResponse {
         let structured = result.and_then(|r| r.structured.as_ref());
         let text = |text: Option<&'a Text>| text.and_then(|text| text.get(line));
         let first_text = || {
-            let content = result?.content.as_ref()?.as_ref()?;
+            let content = result?.content.0.as_ref()?.as_ref()?;
             text(content.first()?.text.as_ref())
         };
         Reply {
-            tool_result: result.is_some_and(|r| r.content.is_some() || r.error.is_some()),
-            rpc_error: self.error.as_ref(),
-            result_error: result.and_then(|r| r.error.as_ref()),
+            tool_result: result.is_some_and(|r| r.content.0.is_some() || r.error.0.is_some()),
+            rpc_error: self.error.0.as_ref(),
+            result_error: result.and_then(|r| r.error.0.as_ref()),
             is_error: result.and_then(|r| r.is_error.as_ref()) == Some(&Value::Bool(true)),
             thread: text(structured.and_then(|s| s.thread_id.as_ref())),
             message: text(structured.and_then(|s| s.content.as_ref())).or_else(first_text),
@@ -131,7 +131,8 @@ mod tests {
 
     /// Responses of every shape the fast path must read as the careful
     /// one does, or leave to it: null and missing parts, errors of each
-    /// kind, escapes, string ids, odd types, a duplicate key.
+    /// kind, escapes, string ids, odd types, a duplicate key, a result
+    /// that is an array.
     const ODD_RESPONSES: &[u8] = br#"{"jsonrpc":"2.0","method":"codex/event","params":{"_meta":{"requestId":1},"msg":{"type":"task_started","turn_id":"t1"}}}
 {"jsonrpc":"2.0","id":1,"result":{"content":null}}
 {"jsonrpc":"2.0","method":"codex/event","params":{"_meta":{"requestId":"s2"},"msg":{"type":"task_started"}}}
@@ -146,6 +147,7 @@ mod tests {
 {"id":null,"result":{"content":[]}}
 {"id":9,"result":{"content":[{"text":"first"},{"text":"second"}]},"result":{"content":[{"text":"dup"}]}}
 {"id":10,"result":{"structuredContent":{"threadId":"th-10","content":""},"content":[{"text":"from content"}],"isError":false}}
+{"id":11,"result":[null,[{"text":"an array"}]]}
 "#;
 
     #[test]
@@ -153,13 +155,17 @@ mod tests {
         for bytes in STREAMS.iter().chain([&ODD_RESPONSES]) {
             assert_eq!(read_with(bytes, false), read_with(bytes, true));
         }
-        // Both paths were taken: the usual shapes fast, the odd ones not.
+        // Both paths were taken: the usual shapes fast (a repeated key too:
+        // the last wins, as in a `Value`), the odd ones not.
         let fast: Vec<bool> = ODD_RESPONSES
             .split(|&b| b == b'\n')
             .filter(|line| line.starts_with(br#"{"id""#))
             .map(|line| super::fast_response(line).is_some())
             .collect();
-        assert_eq!(fast, [false, true, false, false, true, false, false, true]);
+        assert_eq!(
+            fast,
+            [false, true, false, false, true, false, true, true, false]
+        );
         let odd = read_with(ODD_RESPONSES, false);
         let requests = odd[0]["requests"].as_array().map_or(0, Vec::len);
         assert!(requests >= 8, "the odd responses make requests: {odd}");
