@@ -10,7 +10,7 @@ use foldhash::HashSet;
 use serde_json::Value;
 
 use crate::model::{Request, Tokens};
-use crate::noise::{Envelope, patterns, text_after};
+use crate::noise::{Envelope, after, digits, patterns, text_after};
 
 /// What a deferrable event holds.
 #[derive(Debug)]
@@ -28,16 +28,6 @@ pub enum Deferred {
 /// A deferrable mcp-server event (of the type its envelope named): what it
 /// holds, its request id and thread id.
 pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Option<String>)> {
-    if !matches!(
-        envelope,
-        Envelope::Event(b"token_count" | b"agent_message_delta" | b"agent_message_content_delta")
-    ) {
-        return None;
-    }
-    // What the careful parse would refuse is left to it, to be counted.
-    if !crate::text::plain_line(line) {
-        return None;
-    }
     let p = patterns();
     let deferred = match envelope {
         // Only a count with totals matters (`"info":null` has none).
@@ -53,8 +43,11 @@ pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Op
         Envelope::Event(b"agent_message_content_delta") => delta(line, false),
         _ => return None,
     };
-    let at = p.request.find(line)? + p.request.needle().len();
-    let id = plain_value(&line[at..])?;
+    // What the careful parse would refuse is left to it, to be counted.
+    if !crate::text::plain_line(line) {
+        return None;
+    }
+    let id = plain_value(after(line, &p.request)?)?;
     let thread = match text_after(line, &p.thread) {
         Some(text) => Some(plain_text(text)?),
         None => None,
@@ -75,15 +68,15 @@ fn usage(object: &[u8]) -> Option<Option<Tokens>> {
     let mut fields: [Option<u64>; 5] = [None; 5];
     if rest.first() != Some(&b'}') {
         loop {
-            let (name, after) = name_colon(rest)?;
-            let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
-            let value = plain_number(&after[..digits])?;
+            let (name, value) = name_colon(rest)?;
+            let number = digits(value);
+            let count = plain_number(number)?;
             if let Some(at) = usage_field(name)?
-                && fields[at].replace(value).is_some()
+                && fields[at].replace(count).is_some()
             {
                 return None;
             }
-            rest = &after[digits..];
+            rest = &value[number.len()..];
             match rest.first()? {
                 b',' => rest = &rest[1..],
                 b'}' => break,
@@ -102,11 +95,6 @@ fn usage(object: &[u8]) -> Option<Option<Tokens>> {
             total: total.unwrap_or(input.saturating_add(output)),
         }
     }))
-}
-
-/// What follows the first match of `key` in `line`.
-fn after<'a>(line: &'a [u8], key: &memchr::memmem::Finder) -> Option<&'a [u8]> {
-    line.get(key.find(line)? + key.needle().len()..)
 }
 
 /// `"name":` at the start of `bytes`: the name (without escapes or control
@@ -162,8 +150,11 @@ fn plain_value(bytes: &[u8]) -> Option<String> {
         let end = memchr::memchr(b'"', rest)?;
         return plain_text(&rest[..end]);
     }
-    let end = bytes.iter().position(|b| !b.is_ascii_digit())?;
-    (end > 0).then(|| plain_text(&bytes[..end])).flatten()
+    let number = digits(bytes);
+    // A number runs to the end of its line only in a cut line.
+    (!number.is_empty() && number.len() < bytes.len())
+        .then(|| plain_text(number))
+        .flatten()
 }
 
 /// Text without escapes (an escape would need real parsing: decline).

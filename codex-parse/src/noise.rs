@@ -114,6 +114,11 @@ pub fn text_at(line: &[u8], at: usize) -> Option<&[u8]> {
     Some(&rest[..memchr::memchr(b'"', rest)?])
 }
 
+/// What follows the first match of `key` in `line`.
+pub fn after<'a>(line: &'a [u8], key: &Finder) -> Option<&'a [u8]> {
+    line.get(key.find(line)? + key.needle().len()..)
+}
+
 /// The string value that follows the first match of `key` in `line`.
 pub fn text_after<'a>(line: &'a [u8], key: &Finder) -> Option<&'a [u8]> {
     text_at(line, key.find(line)? + key.needle().len())
@@ -121,10 +126,17 @@ pub fn text_after<'a>(line: &'a [u8], key: &Finder) -> Option<&'a [u8]> {
 
 /// The number that follows the first match of `key` in `line`.
 pub fn number_after(line: &[u8], key: &Finder) -> Option<u64> {
-    let digits = line.get(key.find(line)? + key.needle().len()..)?;
-    let end = digits
+    std::str::from_utf8(digits(after(line, key)?))
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The ASCII digits `bytes` starts with.
+pub fn digits(bytes: &[u8]) -> &[u8] {
+    let end = bytes
         .iter()
         .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+        .unwrap_or(bytes.len());
+    &bytes[..end]
 }

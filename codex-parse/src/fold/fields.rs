@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::command_text;
-use super::mcp::{change_kind, event_msg};
+use super::mcp::{CHANGE_KEYS, change_kind, event_msg};
 use crate::model::FileChange;
 use crate::session::{Session, id_text};
 use crate::text::{self, Kept, Text, by_keys};
@@ -194,14 +194,11 @@ impl FastChange {
         if let Some(kind) = &self.kind {
             return kind;
         }
-        [
-            ("add", &self.add),
-            ("update", &self.update),
-            ("delete", &self.delete),
-        ]
-        .into_iter()
-        .find_map(|(kind, there)| there.0.is_some().then_some(kind))
-        .unwrap_or("update")
+        CHANGE_KEYS
+            .into_iter()
+            .zip([&self.add, &self.update, &self.delete])
+            .find_map(|(kind, there)| there.0.is_some().then_some(kind))
+            .unwrap_or("update")
     }
 }
 

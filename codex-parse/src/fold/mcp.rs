@@ -241,11 +241,15 @@ fn is_failed_turn_of_another(session: &Session, request_id: &str, turn: &str) ->
 }
 
 /// 0.153: `{"type":"add",...}`; 0.47: `{"add":{...}}`.
+/// The keys that name a patch change's kind (0.47), in the order they are
+/// looked for; without one (or a `type`), a change is an update.
+pub const CHANGE_KEYS: [&str; 3] = ["add", "update", "delete"];
+
 pub fn change_kind(change: &Value) -> String {
     if let Some(kind) = change.get("type").and_then(Value::as_str) {
         return kind.to_string();
     }
-    ["add", "update", "delete"]
+    CHANGE_KEYS
         .into_iter()
         .find(|k| change.get(k).is_some())
         .unwrap_or("update")
