@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(bg_check::uumain(std::env::args_os()))
+    std::process::exit(bg_check::cli_main(std::env::args_os()))
 }

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(bg_kill::uumain(std::env::args_os()))
+    std::process::exit(bg_kill::cli_main(std::env::args_os()))
 }

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(bg_remind::uumain(std::env::args_os()))
+    std::process::exit(bg_remind::cli_main(std::env::args_os()))
 }

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(bg_run::uumain(std::env::args_os()))
+    std::process::exit(bg_run::cli_main(std::env::args_os()))
 }

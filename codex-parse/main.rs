@@ -2,5 +2,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(codex_parse::uumain(std::env::args_os()))
+    std::process::exit(codex_parse::cli_main(std::env::args_os()))
 }

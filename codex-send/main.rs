@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(codex_send::uumain(std::env::args_os()))
+    std::process::exit(codex_send::cli_main(std::env::args_os()))
 }

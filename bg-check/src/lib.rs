@@ -11,12 +11,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bg_shared::cli::parse_duration;
+use bg_shared::help::{self, Help};
+use bg_shared::record::TaskState;
+use bg_shared::state_dir::StateDir;
+use bg_shared::{Result, cli, exit};
 use clap::Parser;
-use shared::cli::parse_duration;
-use shared::help::{self, Help};
-use shared::record::TaskState;
-use shared::state_dir::StateDir;
-use shared::{Result, cli, exit};
 
 /// Examples, exit status and environment, for `--help` and the man page.
 pub const HELP: Help = Help {
@@ -93,7 +93,7 @@ pub struct Cli {
     pub states: Vec<StateFilter>,
 
     /// Whose cursor to use: each reader sees every byte once.
-    #[arg(long, value_name = "NAME", default_value = shared::cursor::DEFAULT_READER)]
+    #[arg(long, value_name = "NAME", default_value = bg_shared::cursor::DEFAULT_READER)]
     pub reader: String,
 
     /// Print the whole output, not only what is new.
@@ -176,18 +176,20 @@ fn parse_state_filter(text: &str) -> std::result::Result<StateFilter, String> {
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
-pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-check", args, run)
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
     if cli.timeout.is_some() && !(cli.wait || cli.follow) {
-        return Err(shared::Error::usage("--timeout needs --wait or --follow"));
+        return Err(bg_shared::Error::usage(
+            "--timeout needs --wait or --follow",
+        ));
     }
     if let Some(task) = &cli.task {
-        shared::ids::check_selector(task)?;
+        bg_shared::ids::check_selector(task)?;
     }
-    shared::ids::check_reader(&cli.reader)?;
+    bg_shared::ids::check_reader(&cli.reader)?;
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     if cli.notify {
         return notify::run(state.as_ref(), &cli);
@@ -204,11 +206,11 @@ pub fn run(cli: Cli) -> Result<i32> {
 fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<i32> {
     let age = match age {
         Some(age) => age,
-        None => shared::prune::retention()?.unwrap_or(shared::prune::DEFAULT_RETENTION),
+        None => bg_shared::prune::retention()?.unwrap_or(bg_shared::prune::DEFAULT_RETENTION),
     };
     let pruned = match state {
-        Some(state) => shared::prune::prune(state, age)?,
-        None => shared::prune::Pruned::default(),
+        Some(state) => bg_shared::prune::prune(state, age)?,
+        None => bg_shared::prune::Pruned::default(),
     };
     for id in &pruned.unreadable {
         cli::warn(

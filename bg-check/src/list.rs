@@ -3,14 +3,14 @@
 
 use std::io::IsTerminal;
 
-use shared::record::TaskState;
-use shared::select;
-use shared::state_dir::StateDir;
-use shared::task::Task;
-use shared::{Result, cli, exit, format};
+use bg_shared::record::TaskState;
+use bg_shared::select;
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::Task;
+use bg_shared::{Result, cli, exit, format};
 
 use crate::Cli;
-use shared::cli::json_line;
+use bg_shared::cli::json_line;
 
 pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
     let mut tasks = match state {
@@ -59,7 +59,7 @@ fn table(tasks: &[Task]) -> String {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let command_room = shared::process::terminal_width()
+    let command_room = bg_shared::process::terminal_width()
         .filter(|_| std::io::stdout().is_terminal())
         .map(|cols| {
             cols.saturating_sub(widths[..6].iter().map(|w| w + 2).sum::<usize>())

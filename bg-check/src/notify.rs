@@ -3,16 +3,16 @@
 //! hook on every prompt. Everything happens under the journal's lock, so
 //! concurrent callers report each task exactly once between them.
 
+use bg_shared::journal::{self, JournalLock};
+use bg_shared::notify_state::{self, ReaderProgress};
+use bg_shared::record::{JournalEntry, TaskState};
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{Task, TaskPaths};
+use bg_shared::{Result, cli, exit, format, lock};
 use serde::Serialize;
-use shared::journal::{self, JournalLock};
-use shared::notify_state::{self, ReaderProgress};
-use shared::record::{JournalEntry, TaskState};
-use shared::state_dir::StateDir;
-use shared::task::{Task, TaskPaths};
-use shared::{Result, cli, exit, format, lock};
 
 use crate::Cli;
-use shared::cli::json_line;
+use bg_shared::cli::json_line;
 
 /// One finished task, as reported.
 #[derive(Debug, Serialize)]
@@ -99,7 +99,7 @@ fn save(state: &StateDir, guard: &JournalLock, cli: &Cli, progress: &ReaderProgr
 /// they never get a journal line.
 fn newly_lost(state: &StateDir, progress: &ReaderProgress) -> Result<Vec<Task>> {
     let mut lost = Vec::new();
-    for id in shared::select::list_ids(state)? {
+    for id in bg_shared::select::list_ids(state)? {
         let paths = TaskPaths::new(state, id.clone());
         let reported = progress.lost_reported.iter().any(|r| r == id.as_str());
         // The cheap tests first: most tasks have a status and need no more.

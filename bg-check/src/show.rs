@@ -4,16 +4,16 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use bg_shared::cursor::Cursor;
+use bg_shared::output::{Filters, omission_marker, read_excerpt};
+use bg_shared::record::TaskState;
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{self, Task, TaskPaths};
+use bg_shared::{Error, IoContext, Result, cli, exit, format, select};
 use regex::bytes::Regex;
-use shared::cursor::Cursor;
-use shared::output::{Filters, omission_marker, read_excerpt};
-use shared::record::TaskState;
-use shared::state_dir::StateDir;
-use shared::task::{self, Task, TaskPaths};
-use shared::{Error, IoContext, Result, cli, exit, format, select};
 
 use crate::Cli;
-use shared::cli::json_line;
+use bg_shared::cli::json_line;
 
 /// How often a follower re-checks an unsupervised task, whose end makes no event.
 const UNSUPERVISED_RECHECK: Duration = Duration::from_millis(500);

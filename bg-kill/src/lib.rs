@@ -11,12 +11,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bg_shared::cli::parse_duration;
+use bg_shared::help::{self, Help};
+use bg_shared::process::parse_signal;
+use bg_shared::state_dir::StateDir;
+use bg_shared::{Result, cli};
 use clap::{ArgGroup, Parser};
-use shared::cli::parse_duration;
-use shared::help::{self, Help};
-use shared::process::parse_signal;
-use shared::state_dir::StateDir;
-use shared::{Result, cli};
 
 use crate::report::Report;
 use crate::stop::{Plan, Start};
@@ -109,13 +109,13 @@ fn parse_signal_arg(text: &str) -> std::result::Result<i32, String> {
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
-pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-kill", args, run)
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
     for selector in cli.tasks.iter().chain(&cli.names) {
-        shared::ids::check_selector(selector)?;
+        bg_shared::ids::check_selector(selector)?;
     }
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     let mut report = Report::new(cli.json);

@@ -2,13 +2,13 @@
 //! a `bg-kill: ...` line on stderr for each task it could not stop, and an
 //! exit code that is the worst of them.
 
+use bg_shared::format::{duration, status_line};
+use bg_shared::ids::TaskId;
+use bg_shared::process::{proc_info, signal_name};
+use bg_shared::record::TaskRecord;
+use bg_shared::task::Task;
+use bg_shared::{Error, Result, cli, exit};
 use serde::Serialize;
-use shared::format::{duration, status_line};
-use shared::ids::TaskId;
-use shared::process::{proc_info, signal_name};
-use shared::record::TaskRecord;
-use shared::task::Task;
-use shared::{Error, Result, cli, exit};
 
 use crate::stop::{Done, Hit, Outcome, Plan};
 

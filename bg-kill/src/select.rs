@@ -1,11 +1,11 @@
 //! Which tasks a call means: ids, prefixes and names given one by one, every
 //! running task of a name, or every running task (of this project or all).
 
-use shared::process::{Identity, Pid, proc_info};
-use shared::select;
-use shared::state_dir::StateDir;
-use shared::task::{Task, TaskPaths};
-use shared::{Error, Result};
+use bg_shared::process::{Identity, Pid, proc_info};
+use bg_shared::select;
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{Task, TaskPaths};
+use bg_shared::{Error, Result};
 
 use crate::Cli;
 use crate::report::Report;
@@ -66,7 +66,7 @@ pub fn choose(state: Option<&StateDir>, cli: &Cli, report: &mut Report) -> Resul
                 continue;
             }
             if runs_inside(task) {
-                shared::cli::warn(
+                bg_shared::cli::warn(
                     "bg-kill",
                     &format!(
                         "left task {} alone: this bg-kill runs inside it",

@@ -7,20 +7,22 @@
 use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
-use shared::fsutil::{json_bytes, read_json, write_atomic_unsynced, write_json_atomic};
-use shared::ids::TaskId;
-use shared::journal;
-use shared::process::{self, Found, Identity, Pid, Pinned, TaskTree, signal_found, wait_all_exit};
-use shared::record::{
+use bg_shared::fsutil::{json_bytes, read_json, write_atomic_unsynced, write_json_atomic};
+use bg_shared::ids::TaskId;
+use bg_shared::journal;
+use bg_shared::process::{
+    self, Found, Identity, Pid, Pinned, TaskTree, signal_found, wait_all_exit,
+};
+use bg_shared::record::{
     JournalEntry, KillRequest, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
     TaskState,
 };
-use shared::state_dir::StateDir;
-use shared::task::{KILL_REQUESTED, Task, TaskPaths};
-use shared::{Error, Result, cli, lock, timefmt};
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{KILL_REQUESTED, Task, TaskPaths};
+use bg_shared::{Error, Result, cli, lock, timefmt};
+use serde::Serialize;
 
-pub use shared::process::{SIGCONT, SIGKILL};
+pub use bg_shared::process::{SIGCONT, SIGKILL};
 /// After KILL, how long the dying get to be gone before a last look.
 const AFTER_KILL: Duration = Duration::from_secs(1);
 /// How many times the tree is listed again and KILLed (children forked

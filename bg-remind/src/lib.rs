@@ -11,12 +11,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bg_shared::cli::parse_duration;
+use bg_shared::help::{self, Help};
+use bg_shared::process::SignalWaiter;
+use bg_shared::{Error, Result, cli, exit};
 use clap::Parser;
 use nix::sys::signal::Signal;
-use shared::cli::parse_duration;
-use shared::help::{self, Help};
-use shared::process::SignalWaiter;
-use shared::{Error, Result, cli, exit};
 
 /// Examples, exit status and environment, for `--help` and the man page.
 pub const HELP: Help = Help {
@@ -89,7 +89,7 @@ pub struct Cli {
 const STOPPING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// The tool's entry point: parses `args` and returns the exit code.
-pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-remind", args, run)
 }
 
@@ -119,7 +119,7 @@ impl Request {
     fn parse(cli: &Cli) -> Result<Request> {
         let joined = |words: &[String]| (!words.is_empty()).then(|| words.join(" "));
         if let Some(selector) = &cli.task {
-            shared::ids::check_selector(selector)?;
+            bg_shared::ids::check_selector(selector)?;
             // `bg-remind --task ID 10m` would otherwise wait forever with a
             // message of "10m": the one mistake that must not pass quietly.
             if let Some(first) = cli.words.first()

@@ -2,12 +2,12 @@
 //! the task ends, then print the message, the outcome and the last lines,
 //! and exit with the task's status; or give up at `--timeout` with 124.
 
+use bg_shared::output::{Excerpt, Filters, omission_marker, read_excerpt};
+use bg_shared::record::TaskRecord;
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{self, Task};
+use bg_shared::{Error, Result, cli, exit, format, select};
 use serde::Serialize;
-use shared::output::{Excerpt, Filters, omission_marker, read_excerpt};
-use shared::record::TaskRecord;
-use shared::state_dir::StateDir;
-use shared::task::{self, Task};
-use shared::{Error, Result, cli, exit, format, select};
 
 use crate::Cli;
 

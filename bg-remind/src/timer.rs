@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use bg_shared::{Result, cli, exit, format, timefmt};
 use serde::Serialize;
-use shared::{Result, cli, exit, format, timefmt};
 
 #[derive(Debug, Serialize)]
 struct Fired {

@@ -8,14 +8,14 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 
-use shared::fsutil::{Reserved, create_new_private, json_bytes, write_json_atomic};
-use shared::ids::{ID_LEN, TaskId};
-use shared::journal;
-use shared::process::{self, ForkRole};
-use shared::record::{JournalEntry, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState};
-use shared::state_dir::StateDir;
-use shared::task::{Task, TaskPaths};
-use shared::{Error, IoContext, Result, cli, exit, lock, timefmt};
+use bg_shared::fsutil::{Reserved, create_new_private, json_bytes, write_json_atomic};
+use bg_shared::ids::{ID_LEN, TaskId};
+use bg_shared::journal;
+use bg_shared::process::{self, ForkRole};
+use bg_shared::record::{JournalEntry, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState};
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{Task, TaskPaths};
+use bg_shared::{Error, IoContext, Result, cli, exit, lock, timefmt};
 
 use crate::Cli;
 use crate::ready::{self, ReadyOutcome};
@@ -32,7 +32,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
     let names_guard = match (&spec.name, cli.unique) {
         (Some(name), true) => {
             let guard = lock::lock_exclusive(&state.names_lock_path())?;
-            if let Some(task) = shared::select::live_named(&state, name)?.pop() {
+            if let Some(task) = bg_shared::select::live_named(&state, name)?.pop() {
                 cli::say(&format!(
                     "bg-run: task {} ('{name}') is already running",
                     task.paths.id
@@ -44,7 +44,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
         }
         _ => None,
     };
-    shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
+    bg_shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
     let pending = PendingTask::allocate(&state)?;
     let record = launch_record(&spec, &pending.paths);
     if let Some(failure) = &spec.doomed {
@@ -94,7 +94,7 @@ fn start_supervised(
 ) -> Result<Handshake> {
     let paths = &pending.paths;
     let lock = lock::create_and_lock(&paths.lock())?;
-    let output = shared::fsutil::private_options()
+    let output = bg_shared::fsutil::private_options()
         .append(true)
         .create_new(true)
         .open(paths.output())
@@ -170,7 +170,7 @@ fn wait_until_ready(
             cli::say(&format!(
                 "bg-run: task {} printed nothing matching --ready within {}; it is still running",
                 paths.id,
-                shared::format::duration(cli::millis(timeout))
+                bg_shared::format::duration(cli::millis(timeout))
             ));
             Ok(exit::TIMED_OUT)
         }
@@ -179,7 +179,7 @@ fn wait_until_ready(
             cli::say(&format!(
                 "bg-run: task {} ended ({}) before its output matched --ready; see {}",
                 paths.id,
-                shared::format::outcome(&record),
+                bg_shared::format::outcome(&record),
                 record.output_path
             ));
             Ok(exit::NEGATIVE)
@@ -238,7 +238,7 @@ pub fn record_failed_start(
     failure: &LaunchFailure,
 ) -> Result<()> {
     // Every task has an output file, if only an empty one.
-    shared::fsutil::private_options()
+    bg_shared::fsutil::private_options()
         .append(true)
         .create(true)
         .open(paths.output())

@@ -12,10 +12,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bg_shared::Result;
+use bg_shared::cli::parse_duration;
+use bg_shared::help::{self, Help};
 use clap::Parser;
-use shared::Result;
-use shared::cli::parse_duration;
-use shared::help::{self, Help};
 
 /// Examples, exit status and environment, for `--help` and the man page.
 pub const HELP: Help = Help {
@@ -127,8 +127,8 @@ pub struct Cli {
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
-pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
-    shared::cli::tool_main("bg-run", args, run)
+pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    bg_shared::cli::tool_main("bg-run", args, run)
 }
 
 /// Runs `bg-run` with parsed arguments; returns the exit code.

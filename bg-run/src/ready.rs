@@ -6,10 +6,10 @@ use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use bg_shared::output::line_matches;
+use bg_shared::task::{Task, TaskPaths};
+use bg_shared::{Error, IoContext, Result, lock};
 use regex::bytes::Regex;
-use shared::output::line_matches;
-use shared::task::{Task, TaskPaths};
-use shared::{Error, IoContext, Result, lock};
 
 /// Lines longer than this are matched on their first part only.
 const MAX_LINE: usize = 64 * 1024;
@@ -25,7 +25,7 @@ pub fn compile(pattern: &str) -> Result<Regex> {
 }
 
 pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<ReadyOutcome> {
-    let deadline = shared::cli::deadline(timeout);
+    let deadline = bg_shared::cli::deadline(timeout);
     // Watch before the first read, so no write between the two is missed.
     let mut watcher = paths
         .watch()

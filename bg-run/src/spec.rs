@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bg_shared::{Error, Result, exit, ids};
 use nix::unistd::{AccessFlags, access};
-use shared::{Error, Result, exit, ids};
 
 use crate::Cli;
 
@@ -232,7 +232,7 @@ fn first_word_failure(
 
 /// Joins an argv for display, quoting words that a shell would split.
 pub fn shell_join(argv: &[OsString]) -> String {
-    shared::format::shell_join(argv.iter().map(|word| word.to_string_lossy()))
+    bg_shared::format::shell_join(argv.iter().map(|word| word.to_string_lossy()))
 }
 
 /// Shell syntax that a prefix allowlist cannot see through.

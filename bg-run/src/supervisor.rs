@@ -10,18 +10,18 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::Signal;
-use nix::sys::wait::waitpid;
-use nix::unistd::Pid as NixPid;
-use shared::fsutil::{Reserved, Staged, fsync_dir, read_json, write_json_atomic};
-use shared::process::{self, ChildExit, DirWatcher, Identity, Pid, SignalWaiter, SpawnRequest};
-use shared::record::{
+use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json, write_json_atomic};
+use bg_shared::process::{self, ChildExit, DirWatcher, Identity, Pid, SignalWaiter, SpawnRequest};
+use bg_shared::record::{
     JournalEntry, KillRequest, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
     TaskState,
 };
-use shared::state_dir::StateDir;
-use shared::task::{KILL_REQUESTED, TaskPaths};
-use shared::{IoContext, Result, cli, exit, journal, timefmt};
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{KILL_REQUESTED, TaskPaths};
+use bg_shared::{IoContext, Result, cli, exit, journal, timefmt};
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid as NixPid;
 
 use crate::launch::record_failed_start;
 use crate::spec::{LaunchFailure, LaunchSpec};
@@ -123,7 +123,7 @@ impl Supervisor {
         // not worth keeping the caller waiting for.
         let _ = fsync_dir(&self.paths.dir);
         // Old finished tasks go, at most hourly, off the caller's clock.
-        shared::prune::auto_prune(&self.state);
+        bg_shared::prune::auto_prune(&self.state);
         process::shed_memory();
         let ending = self.wait_for(leader, &signals, started)?;
         self.record_end(&ending)

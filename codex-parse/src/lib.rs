@@ -21,10 +21,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bg_shared::cli::parse_duration;
+use bg_shared::help::{self, Help};
+use bg_shared::{Error, Result, cli, exit};
 use clap::Parser;
-use shared::cli::parse_duration;
-use shared::help::{self, Help};
-use shared::{Error, Result, cli, exit};
 
 use crate::model::{Protocol, Request, Status, Summary};
 use crate::source::Source;
@@ -160,7 +160,7 @@ fn parse_protocol(text: &str) -> std::result::Result<Protocol, String> {
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
-pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("codex-parse", args, run)
 }
 
@@ -173,7 +173,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         return source::wait(&mut source, id, &cli);
     }
     if !cli.no_redact {
-        std::thread::spawn(shared::redact::warm_up);
+        std::thread::spawn(bg_shared::redact::warm_up);
     }
     let summary = source.read_all(&cli)?;
     let stuck = !summary.stuck.is_empty();
@@ -238,7 +238,7 @@ fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
     let text = if cli.no_redact {
         text
     } else {
-        shared::redact::redact(&text).into_owned()
+        bg_shared::redact::redact(&text).into_owned()
     };
     cli::write_stdout(&text)?;
     // The memory goes back with the process, not piece by piece.
@@ -250,7 +250,7 @@ fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
 /// `--messages` or `--reasoning` show are left alone otherwise).
 fn redact_in_place(summary: &mut Summary, cli: &Cli) {
     let clean = |text: &mut String| {
-        if let std::borrow::Cow::Owned(new) = shared::redact::redact(text) {
+        if let std::borrow::Cow::Owned(new) = bg_shared::redact::redact(text) {
             *text = new;
         }
     };

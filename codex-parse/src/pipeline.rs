@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use shared::{Error, Result};
+use bg_shared::{Error, Result};
 
 use crate::model::Protocol;
 use crate::prepare::{Mode, Prepared, prepare, push};

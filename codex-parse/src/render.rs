@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use shared::format::{duration, one_line};
+use bg_shared::format::{duration, one_line};
 
 use crate::model::{Request, Summary, Tokens};
 

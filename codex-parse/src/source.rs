@@ -7,10 +7,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shared::process::DirWatcher;
-use shared::state_dir::StateDir;
-use shared::task::{Task, TaskPaths};
-use shared::{Error, IoContext, Result, cli, exit, select};
+use bg_shared::process::DirWatcher;
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::{Task, TaskPaths};
+use bg_shared::{Error, IoContext, Result, cli, exit, select};
 
 use crate::Cli;
 use crate::model::{Protocol, Summary};
@@ -40,7 +40,7 @@ impl Source {
     pub fn open(cli: &Cli) -> Result<Source> {
         let (path, input, task) = match (&cli.task, &cli.file) {
             (Some(selector), _) => {
-                shared::ids::check_selector(selector)?;
+                bg_shared::ids::check_selector(selector)?;
                 let state =
                     StateDir::open_existing(cli.state_dir.as_deref())?.ok_or_else(|| {
                         Error::NotFound(format!("no task with id or name '{selector}'"))
@@ -276,7 +276,7 @@ fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
     let text = if cli.no_redact {
         text
     } else {
-        shared::redact::redact(&text).into_owned()
+        bg_shared::redact::redact(&text).into_owned()
     };
     cli::write_stdout(&text)
 }
@@ -334,7 +334,7 @@ fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<i32>> {
 /// Waits up to `left` (forever if `None`) for stdin to have something.
 fn stdin_ready(left: Option<Duration>) -> Result<bool> {
     use std::os::fd::AsFd;
-    shared::process::wait_readable(std::io::stdin().as_fd(), left)
+    bg_shared::process::wait_readable(std::io::stdin().as_fd(), left)
         .context(|| "waiting for stdin".into())
 }
 

@@ -50,7 +50,7 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
     let plain;
     let output = if output.contains('\x1b') {
         plain =
-            String::from_utf8_lossy(&shared::ansi::render_plain(output.as_bytes())).into_owned();
+            String::from_utf8_lossy(&bg_shared::ansi::render_plain(output.as_bytes())).into_owned();
         plain.as_str()
     } else {
         output

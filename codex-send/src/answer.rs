@@ -3,8 +3,8 @@
 //! no answer: an unknown decision fails the command, and a JSON-RPC error
 //! reply hangs Codex for good.
 
+use bg_shared::{Error, Result};
 use serde_json::{Value, json};
-use shared::{Error, Result};
 
 use crate::wire::Protocol;
 

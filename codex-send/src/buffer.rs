@@ -8,9 +8,9 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use bg_shared::fsutil::private_options;
+use bg_shared::{Error, IoContext, Result};
 use serde_json::Value;
-use shared::fsutil::private_options;
-use shared::{Error, IoContext, Result};
 
 use crate::wire::Protocol;
 

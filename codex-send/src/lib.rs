@@ -15,10 +15,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bg_shared::cli::parse_duration;
+use bg_shared::help::{self, Help};
+use bg_shared::{Result, cli};
 use clap::Parser;
-use shared::cli::parse_duration;
-use shared::help::{self, Help};
-use shared::{Result, cli};
 
 pub use answer::Answer;
 
@@ -217,7 +217,7 @@ fn parse_protocol(text: &str) -> std::result::Result<wire::Protocol, String> {
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
-pub fn uumain(args: impl IntoIterator<Item = OsString>) -> i32 {
+pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("codex-send", args, run)
 }
 
@@ -244,7 +244,7 @@ fn prompt_after_dashes(mut cli: Cli) -> Result<Cli> {
         return Ok(cli);
     }
     if cli.prompt.is_some() || cli.extra.len() > 1 {
-        return Err(shared::Error::usage(
+        return Err(bg_shared::Error::usage(
             "arguments after -- are for Codex, with --start; a prompt goes alone",
         ));
     }

@@ -4,8 +4,8 @@
 
 use std::io::Read;
 
+use bg_shared::{Error, Result, cli};
 use serde_json::Value;
-use shared::{Error, Result, cli};
 
 use crate::Cli;
 use crate::answer::{self, Answer, Asked};

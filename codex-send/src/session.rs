@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bg_shared::fsutil::create_new_private;
+use bg_shared::state_dir::StateDir;
+use bg_shared::task::TaskPaths;
+use bg_shared::{Error, IoContext, Result, lock, select};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::fsutil::create_new_private;
-use shared::state_dir::StateDir;
-use shared::task::TaskPaths;
-use shared::{Error, IoContext, Result, lock, select};
 
 use crate::wire::{Protocol, Version};
 
@@ -36,7 +36,7 @@ pub struct Session {
 
 impl Session {
     pub fn open(state_dir: Option<&Path>, selector: &str) -> Result<Session> {
-        shared::ids::check_selector(selector)?;
+        bg_shared::ids::check_selector(selector)?;
         let state = StateDir::open_existing(state_dir)?
             .ok_or_else(|| Error::NotFound(format!("no task with id or name '{selector}'")))?;
         let paths = select::resolve(&state, selector)?;

@@ -2,8 +2,8 @@
 //! with serde_json so that no prompt can break or inject into a line, and
 //! the values each protocol and version accepts.
 
+use bg_shared::{Error, Result};
 use serde_json::{Map, Value, json};
-use shared::{Error, Result};
 
 /// The server a buffer talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

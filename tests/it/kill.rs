@@ -167,7 +167,7 @@ fn stranger_started_after(start_time: u64) -> Guard {
         let mut command = Command::new("sleep");
         command.arg("100");
         let stranger = Guard::spawn(command);
-        let info = shared::process::proc_info(stranger.pid())?;
+        let info = bg_shared::process::proc_info(stranger.pid())?;
         (info.start_time > start_time).then_some(stranger)
     })
     .expect("a stranger started after the task")
@@ -335,7 +335,7 @@ fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     let killer = Guard::spawn(command);
     let request = env.task_dir(&id).join("kill-request");
     poll(DEADLINE, || request.exists().then_some(())).expect("no kill request");
-    shared::process::signal_process(killer.pid(), 9).unwrap();
+    bg_shared::process::signal_process(killer.pid(), 9).unwrap();
     let record = env.wait_state(&id, "killed");
     assert_eq!(record["reason"], "bg-kill");
     assert_eq!(record["signal"], 9);

@@ -48,7 +48,7 @@ fn supervisor_is_not_a_session_leader_nor_the_callers_child() {
     let id = env.launch(&["sleep", "30"]);
     let record = env.record(&id);
     let supervisor = record["supervisor_pid"].as_i64().unwrap() as i32;
-    let info = shared::process::proc_info(supervisor).unwrap();
+    let info = bg_shared::process::proc_info(supervisor).unwrap();
     let stat = fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap();
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
     let session: i32 = after_name.split(' ').nth(3).unwrap().parse().unwrap();

@@ -58,7 +58,7 @@ pub fn start(env: &Env, args: &[&str]) -> String {
         .stdout
         .trim()
         .to_string();
-    assert!(shared::ids::is_id(&id), "not an id: {id}");
+    assert!(bg_shared::ids::is_id(&id), "not an id: {id}");
     id
 }
 
@@ -77,7 +77,7 @@ pub fn start_version(env: &Env, version: &str, args: &[&str]) -> String {
         .args(args)
         .env("FAKE_CODEX_VERSION", version);
     let id = finish(command).success().stdout.trim().to_string();
-    assert!(shared::ids::is_id(&id), "not an id: {id}");
+    assert!(bg_shared::ids::is_id(&id), "not an id: {id}");
     id
 }
 

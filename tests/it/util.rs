@@ -10,8 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bg_shared::process::{self, Identity};
 use serde_json::Value;
-use shared::process::{self, Identity};
 
 pub const BG_RUN: &str = env!("CARGO_BIN_EXE_bg-run");
 pub const BG_CHECK: &str = env!("CARGO_BIN_EXE_bg-check");
@@ -91,7 +91,7 @@ impl Env {
     pub fn launch(&self, args: &[&str]) -> String {
         let out = self.run(BG_RUN, args).success();
         let id = out.stdout.trim().to_string();
-        assert!(shared::ids::is_id(&id), "not an id: {out:?}");
+        assert!(bg_shared::ids::is_id(&id), "not an id: {out:?}");
         id
     }
 
@@ -117,7 +117,7 @@ impl Env {
         let pid = self.record(id)[key]
             .as_i64()
             .unwrap_or_else(|| panic!("no {key} for {id}"));
-        shared::process::signal_process(pid as i32, signal).expect("signalling");
+        bg_shared::process::signal_process(pid as i32, signal).expect("signalling");
     }
 
     /// Kills a task's supervisor and then the task: it ends up lost.
@@ -163,7 +163,7 @@ impl Env {
         };
         entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| shared::ids::is_id(name))
+            .filter(|name| bg_shared::ids::is_id(name))
             .collect()
     }
 }

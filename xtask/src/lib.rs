@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
+use bg_shared::help::Help;
 use clap::CommandFactory;
 use clap_complete::Shell;
 use roff::{Roff, bold, roman};
-use shared::help::Help;
 
 /// A tool: its name, its clap command, and its help beyond the options.
 pub struct Tool {

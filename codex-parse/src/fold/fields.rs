@@ -225,7 +225,7 @@ impl<'de> Deserialize<'de> for CommandLine {
                 while let Some(word) = seq.next_element::<Cow<'de, str>>()? {
                     words.push(word);
                 }
-                Ok(CommandLine(shared::format::shell_join(words)))
+                Ok(CommandLine(bg_shared::format::shell_join(words)))
             }
         }
         deserializer.deserialize_any(Visitor)

@@ -29,7 +29,7 @@ pub fn describe(kind: &str, event: &Value) -> String {
     } else {
         String::new()
     };
-    let detail = shared::format::one_line(&detail, 200);
+    let detail = bg_shared::format::one_line(&detail, 200);
     if detail.is_empty() {
         kind.to_string()
     } else {
@@ -77,7 +77,7 @@ pub fn command_item(
 /// A command given as an argv array or as one string.
 pub fn command_text(value: &Value) -> String {
     match value {
-        Value::Array(argv) => shared::format::shell_join(argv.iter().filter_map(Value::as_str)),
+        Value::Array(argv) => bg_shared::format::shell_join(argv.iter().filter_map(Value::as_str)),
         Value::String(text) => text.clone(),
         _ => String::new(),
     }

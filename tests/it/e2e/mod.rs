@@ -125,7 +125,7 @@ impl World {
             .stdout
             .trim()
             .to_string();
-        assert!(shared::ids::is_id(&id), "not an id: {id}");
+        assert!(bg_shared::ids::is_id(&id), "not an id: {id}");
         id
     }
 

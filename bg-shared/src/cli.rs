@@ -1,4 +1,4 @@
-//! What every tool's `uumain` shares: argument errors printed as
+//! What every tool's `cli_main` shares: argument errors printed as
 //! `tool: message` with exit 2, runtime errors printed once with their cause
 //! chain, a closed stdout pipe treated as success, and the duration syntax.
 
