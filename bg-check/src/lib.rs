@@ -11,11 +11,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bg_shared::cli::parse_duration;
+use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
 use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
-use bg_shared::{Result, cli, exit};
+use bg_shared::time::parse_duration;
+use bg_shared::{Result, cli};
 use clap::Parser;
 
 /// Examples, exit status and environment, for `--help` and the man page.
@@ -180,7 +181,7 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-check", args, run)
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     if cli.timeout.is_some() && !(cli.wait || cli.follow) {
         return Err(bg_shared::Error::usage(
             "--timeout needs --wait or --follow",
@@ -203,7 +204,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<i32> {
+fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<ExitCode> {
     let age = match age {
         Some(age) => age,
         None => bg_shared::prune::retention()?.unwrap_or(bg_shared::prune::DEFAULT_RETENTION),
@@ -228,5 +229,5 @@ fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<
             .collect()
     };
     cli::write_stdout(&text)?;
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,16 +3,17 @@
 
 use std::io::IsTerminal;
 
+use bg_shared::exit::ExitCode;
 use bg_shared::record::TaskState;
 use bg_shared::select;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::Task;
-use bg_shared::{Result, cli, exit, format};
+use bg_shared::{Result, cli, format, time};
 
 use crate::Cli;
 use bg_shared::cli::json_line;
 
-pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
+pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     let mut tasks = match state {
         Some(state) => select::load_all(state, "bg-check")?,
         None => Vec::new(),
@@ -34,7 +35,7 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
         table(&tasks)
     };
     cli::write_stdout(&text)?;
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 const HEADERS: [&str; 7] = ["ID", "NAME", "STATE", "EXIT", "RUNTIME", "CWD", "COMMAND"];
@@ -90,7 +91,7 @@ fn row(task: &Task, home: Option<&str>) -> [String; 7] {
         format::exit_column(record.exit_code, record.signal),
         record
             .duration_ms
-            .map_or_else(|| "-".into(), format::duration),
+            .map_or_else(|| "-".into(), time::human_duration),
         cwd,
         format::one_line(&record.command, 500),
     ]

@@ -3,12 +3,13 @@
 //! hook on every prompt. Everything happens under the journal's lock, so
 //! concurrent callers report each task exactly once between them.
 
+use bg_shared::exit::ExitCode;
 use bg_shared::journal::{self, JournalLock};
 use bg_shared::notify_state::{self, ReaderProgress};
 use bg_shared::record::{JournalEntry, TaskState};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Result, cli, exit, format, lock};
+use bg_shared::{Result, cli, format, lock, time};
 use serde::Serialize;
 
 use crate::Cli;
@@ -31,7 +32,7 @@ impl Notification {
     fn line(&self) -> String {
         let duration = self
             .duration_ms
-            .map_or_else(|| "-".into(), format::duration);
+            .map_or_else(|| "-".into(), time::human_duration);
         format!(
             "{} {} {} {duration} {}\n",
             self.id,
@@ -57,9 +58,9 @@ impl From<JournalEntry> for Notification {
     }
 }
 
-pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
+pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     let Some(state) = state else {
-        return Ok(exit::SUCCESS);
+        return Ok(ExitCode::SUCCESS);
     };
     let guard = journal::lock(state)?;
     let mut progress = notify_state::load(state, &guard, &cli.reader)?;
@@ -88,7 +89,7 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<i32> {
         .lost_reported
         .retain(|id| state.tasks_dir().join(id).exists());
     save(state, &guard, cli, &progress)?;
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 fn save(state: &StateDir, guard: &JournalLock, cli: &Cli, progress: &ReaderProgress) -> Result<()> {

@@ -5,11 +5,12 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use bg_shared::cursor::Cursor;
+use bg_shared::exit::ExitCode;
 use bg_shared::output::{Filters, omission_marker, read_excerpt};
 use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, exit, format, select};
+use bg_shared::{Error, IoContext, Result, cli, format, select, time};
 use regex::bytes::Regex;
 
 use crate::Cli;
@@ -18,7 +19,7 @@ use bg_shared::cli::json_line;
 /// How often a follower re-checks an unsupervised task, whose end makes no event.
 const UNSUPERVISED_RECHECK: Duration = Duration::from_millis(500);
 
-pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<i32> {
+pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<ExitCode> {
     let not_found = || Error::NotFound(format!("no task with id or name '{selector}'"));
     let paths = select::resolve(state.ok_or_else(not_found)?, selector)?;
     let filters = filters(cli)?;
@@ -29,8 +30,8 @@ pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<i32> {
     let task = Task::load_existing(paths)?;
     print_check(&task, cli, &filters)?;
     Ok(match (cli.wait, ended) {
-        (false, _) => exit::SUCCESS,
-        (true, false) => exit::TIMED_OUT,
+        (false, _) => ExitCode::SUCCESS,
+        (true, false) => ExitCode::TIMED_OUT,
         (true, true) => task::exit_status(&task, "bg-check"),
     })
 }
@@ -90,11 +91,11 @@ fn append_output(text: &mut Vec<u8>, task: &Task, from: u64, filters: &Filters) 
 }
 
 /// Streams new output as it is written until the task ends.
-fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<i32> {
+fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCode> {
     let mut watcher = paths
         .watch()
         .context(|| format!("watching {}", paths.dir.display()))?;
-    let deadline = cli.timeout.and_then(cli::deadline);
+    let deadline = cli.timeout.and_then(time::deadline);
     loop {
         // The state is read before the output, so output written just
         // before the end is still printed on the last pass.
@@ -127,7 +128,7 @@ fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<i32> {
                     paths.id
                 ),
             );
-            return Ok(exit::TIMED_OUT);
+            return Ok(ExitCode::TIMED_OUT);
         }
         let pause = match task.state {
             TaskState::Unsupervised => {

@@ -11,10 +11,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bg_shared::cli::parse_duration;
+use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
-use bg_shared::process::parse_signal;
+use bg_shared::process::Signal;
 use bg_shared::state_dir::StateDir;
+use bg_shared::time::parse_duration;
 use bg_shared::{Result, cli};
 use clap::{ArgGroup, Parser};
 
@@ -82,7 +83,7 @@ pub struct Cli {
 
     /// The first signal, by name or number (TERM, INT, HUP, KILL, 15, ...).
     #[arg(long, short = 's', value_name = "SIG", default_value = "TERM", value_parser = parse_signal_arg)]
-    pub signal: i32,
+    pub signal: Signal,
 
     /// How long the tree gets to end after the signal before it is KILLed.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
@@ -102,8 +103,8 @@ pub struct Cli {
     pub state_dir: Option<PathBuf>,
 }
 
-fn parse_signal_arg(text: &str) -> std::result::Result<i32, String> {
-    parse_signal(text).ok_or_else(|| {
+fn parse_signal_arg(text: &str) -> std::result::Result<Signal, String> {
+    Signal::parse(text).ok_or_else(|| {
         format!("'{text}' is not a signal: use a name (TERM, INT, HUP, KILL, ...) or a number 1-64")
     })
 }
@@ -113,7 +114,7 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-kill", args, run)
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     for selector in cli.tasks.iter().chain(&cli.names) {
         bg_shared::ids::check_selector(selector)?;
     }
@@ -138,7 +139,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if plan.escalate {
         // KILL needs no grace, only a moment for the dying to be gone.
         let grace = match plan.signal {
-            stop::SIGKILL => Duration::from_secs(1),
+            Signal::KILL => Duration::from_secs(1),
             _ => plan.grace,
         };
         let grace_end = Instant::now() + grace;

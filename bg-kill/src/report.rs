@@ -2,12 +2,13 @@
 //! a `bg-kill: ...` line on stderr for each task it could not stop, and an
 //! exit code that is the worst of them.
 
-use bg_shared::format::{duration, status_line};
+use bg_shared::exit::ExitCode;
+use bg_shared::format::status_line;
 use bg_shared::ids::TaskId;
-use bg_shared::process::{proc_info, signal_name};
+use bg_shared::process::proc_info;
 use bg_shared::record::TaskRecord;
 use bg_shared::task::Task;
-use bg_shared::{Error, Result, cli, exit};
+use bg_shared::{Error, Result, cli, time};
 use serde::Serialize;
 
 use crate::stop::{Done, Hit, Outcome, Plan};
@@ -50,7 +51,7 @@ pub struct Report {
     json: bool,
     entries: Vec<Entry>,
     text: String,
-    code: i32,
+    code: ExitCode,
 }
 
 impl Report {
@@ -59,7 +60,7 @@ impl Report {
             json,
             entries: Vec::new(),
             text: String::new(),
-            code: exit::SUCCESS,
+            code: ExitCode::SUCCESS,
         }
     }
 
@@ -67,15 +68,15 @@ impl Report {
         self.entries.is_empty()
     }
 
-    fn fail(&mut self, code: i32, message: &str) {
+    fn fail(&mut self, code: ExitCode, message: &str) {
         cli::say(&format!("bg-kill: {message}"));
         // Trouble outranks a negative answer, which outranks success.
-        self.code = self.code.max(code.min(exit::TROUBLE));
+        self.code = self.code.max(code.min(ExitCode::TROUBLE));
     }
 
     /// `--all` or `--all-projects` found nothing running: a negative answer.
     pub fn nothing_to_stop(&mut self) {
-        self.fail(exit::NEGATIVE, "no running tasks");
+        self.fail(ExitCode::NEGATIVE, "no running tasks");
     }
 
     pub fn error(&mut self, id: Option<TaskId>, err: &Error) {
@@ -94,7 +95,7 @@ impl Report {
                 " (its pid {pid} now belongs to another process, which was left alone)"
             ));
         }
-        self.fail(exit::NEGATIVE, &message);
+        self.fail(ExitCode::NEGATIVE, &message);
         let mut entry = Entry::bare(Some(record.id.clone()), "not-running");
         entry.task = Some(record);
         self.entries.push(entry);
@@ -121,7 +122,7 @@ impl Report {
             }
             Outcome::EndedFirst => {
                 self.fail(
-                    exit::NEGATIVE,
+                    ExitCode::NEGATIVE,
                     &format!(
                         "ended on its own before the signal: {}",
                         status_line(&record)
@@ -131,7 +132,7 @@ impl Report {
             }
             Outcome::Unrecorded => {
                 self.fail(
-                    exit::TROUBLE,
+                    ExitCode::TROUBLE,
                     &format!(
                         "task {}: its processes were stopped, but its supervisor has not recorded the end",
                         record.id
@@ -141,9 +142,9 @@ impl Report {
             }
         };
         self.entries.push(Entry {
-            signal: Some(plan.signal),
-            signal_name: Some(signal_name(plan.signal)),
-            grace_ms: Some(cli::millis(plan.grace)),
+            signal: Some(plan.signal.number()),
+            signal_name: Some(plan.signal.name()),
+            grace_ms: Some(time::millis(plan.grace)),
             signalled: done.signalled.clone(),
             killed_after_grace: done.killed.clone(),
             task: Some(record),
@@ -152,7 +153,7 @@ impl Report {
     }
 
     /// Prints the results; returns the exit code.
-    pub fn print(self) -> Result<i32> {
+    pub fn print(self) -> Result<ExitCode> {
         if self.json {
             cli::write_stdout(&cli::json_line(&self.entries)?)?;
         } else {
@@ -176,16 +177,12 @@ fn detail(done: &Done, plan: &Plan) -> String {
         1 => "1 process".to_string(),
         n => format!("{n} processes"),
     };
-    let mut text = format!(
-        "{} to {}",
-        signal_name(plan.signal),
-        count(done.signalled.len())
-    );
+    let mut text = format!("{} to {}", plan.signal.name(), count(done.signalled.len()));
     if !done.killed.is_empty() {
         text.push_str(&format!(
             ", then SIGKILL to {} after the {} grace",
             count(done.killed.len()),
-            duration(cli::millis(plan.grace))
+            time::human_duration(time::millis(plan.grace))
         ));
     }
     text

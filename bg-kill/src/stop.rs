@@ -7,22 +7,21 @@
 use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
-use bg_shared::fsutil::{json_bytes, read_json, write_atomic_unsynced, write_json_atomic};
+use serde::Serialize;
+
+use bg_shared::fsutil::{json_bytes, read_json, write_atomic_unsynced};
 use bg_shared::ids::TaskId;
-use bg_shared::journal;
+use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::process::{
-    self, Found, Identity, Pid, Pinned, TaskTree, signal_found, wait_all_exit,
+    self, Found, Identity, Pid, Pinned, Signal, TaskTree, signal_found, wait_all_exit,
 };
 use bg_shared::record::{
-    JournalEntry, KillRequest, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
-    TaskState,
+    EndReason, KillRequest, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState,
 };
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{KILL_REQUESTED, Task, TaskPaths};
-use bg_shared::{Error, Result, cli, lock, timefmt};
-use serde::Serialize;
+use bg_shared::{Error, Result, cli, lock, time};
 
-pub use bg_shared::process::{SIGCONT, SIGKILL};
 /// After KILL, how long the dying get to be gone before a last look.
 const AFTER_KILL: Duration = Duration::from_secs(1);
 /// How many times the tree is listed again and KILLed (children forked
@@ -37,7 +36,7 @@ const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// What the user asked for.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub signal: i32,
+    pub signal: Signal,
     pub grace: Duration,
     /// KILL after the grace, and mark the task killed (not with --no-kill).
     pub escalate: bool,
@@ -99,7 +98,7 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
     }
     let leader = task
         .leader()
-        .ok_or_else(|| Error::usage(format!("task {} has no recorded pid", paths.id)))?;
+        .ok_or_else(|| Error::internal(format!("task {} has no recorded pid", paths.id)))?;
     let mut recorder = None;
     let supervisor = match task.state {
         TaskState::Running => {
@@ -150,7 +149,7 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         }
     }
     // A stopped process acts on TERM only once continued.
-    let and_cont = plan.escalate && process::needs_cont_after(plan.signal);
+    let and_cont = plan.escalate && plan.signal.needs_cont_after();
     stopping.signalled = stopping.send(&found, pinned, plan.signal, and_cont);
     Ok(Start::Signalled(stopping))
 }
@@ -159,7 +158,7 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
 fn begin_again(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
     let task = Task::load_existing(paths.clone())?;
     match task.state {
-        TaskState::Running => Err(Error::usage(format!(
+        TaskState::Running => Err(Error::internal(format!(
             "task {} changed while being stopped; try again",
             paths.id
         ))),
@@ -173,9 +172,9 @@ fn begin_again(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start>
 fn request_kill(paths: &TaskPaths, plan: &Plan) {
     let request = KillRequest {
         version: RECORD_VERSION,
-        signal: plan.signal,
-        grace_ms: cli::millis(plan.grace),
-        requested_at: timefmt::now_rfc3339(),
+        signal: plan.signal.number(),
+        grace_ms: time::millis(plan.grace),
+        requested_at: time::now_rfc3339(),
     };
     let written =
         json_bytes(&request).and_then(|bytes| write_atomic_unsynced(&paths.kill_request(), &bytes));
@@ -191,7 +190,7 @@ fn request_kill(paths: &TaskPaths, plan: &Plan) {
 /// KILLed at the end of the grace even if this bg-kill is stopped first.
 fn nudge(supervisor: Option<&Identity>) {
     if let Some(supervisor) = supervisor.and_then(Pinned::of) {
-        let _ = supervisor.signal(KILL_REQUESTED as i32);
+        let _ = supervisor.signal(KILL_REQUESTED);
     }
 }
 
@@ -215,14 +214,14 @@ impl Stopping {
         &mut self,
         found: &Found,
         pinned: Vec<Pinned>,
-        signal: i32,
+        signal: Signal,
         and_cont: bool,
     ) -> Vec<Hit> {
         // Named before the signal: a process that dies of it has no name after.
         let hits = pinned.iter().map(|p| hit(p.info.pid)).collect();
         signal_found(found, &pinned, signal);
         if and_cont {
-            signal_found(found, &pinned, SIGCONT);
+            signal_found(found, &pinned, Signal::CONT);
         }
         self.pinned
             .retain(|old| !pinned.iter().any(|new| new.info.pid == old.info.pid));
@@ -257,7 +256,7 @@ impl Stopping {
         let mut outlived: Vec<Hit> = self.pinned.iter().map(|p| hit(p.info.pid)).collect();
         for _ in 0..KILL_ROUNDS {
             let (found, pinned) = self.find();
-            let hits = self.send(&found, pinned, SIGKILL, false);
+            let hits = self.send(&found, pinned, Signal::KILL, false);
             if hits.is_empty() {
                 break;
             }
@@ -278,7 +277,7 @@ impl Stopping {
         let task = Task::load_existing(self.paths.clone()).map_err(|err| (id, err))?;
         let outcome = match (&task.status, plan.escalate) {
             (_, false) => Outcome::Signalled,
-            (Some(status), true) if status.reason == "bg-kill" => Outcome::Killed,
+            (Some(status), true) if status.reason == EndReason::BgKill => Outcome::Killed,
             (Some(_), true) => Outcome::EndedFirst,
             (None, true) => Outcome::Unrecorded,
         };
@@ -319,33 +318,33 @@ impl Stopping {
     /// bg-kill, with the signal that ended it (KILL if the grace ran out).
     fn record_unsupervised_end(&self, plan: &Plan) -> Result<()> {
         let now = SystemTime::now();
-        let left: Vec<Pid> = self.tree.find().processes.iter().map(|p| p.pid).collect();
         let started = self
             .launch
             .started_at
             .as_deref()
-            .and_then(timefmt::parse_rfc3339);
-        let status = StatusRecord {
-            version: RECORD_VERSION,
+            .and_then(time::parse_rfc3339);
+        let signal = if self.killed.is_empty() {
+            plan.signal
+        } else {
+            Signal::KILL
+        };
+        let end = End {
             state: TaskState::Killed,
-            reason: "bg-kill".into(),
+            reason: EndReason::BgKill,
             exit_code: None,
-            signal: Some(if self.killed.is_empty() {
-                plan.signal
-            } else {
-                SIGKILL
-            }),
-            ended_at: timefmt::rfc3339(now),
-            duration_ms: started.map(|s| timefmt::millis_between(s, now)),
-            group_alive: !left.is_empty(),
-            leftover_pids: left.into_iter().take(MAX_LEFTOVER_PIDS).collect(),
+            signal: Some(signal.number()),
+            ended_at: now,
+            duration: started.and_then(|s| now.duration_since(s).ok()),
+            leftovers: self.tree.find().processes.iter().map(|p| p.pid).collect(),
             error: None,
         };
-        // The dead supervisor's reserved space is of no more use: free it
-        // first, so a full disk still takes the record.
-        let _ = std::fs::remove_file(self.paths.status_reserve());
-        write_json_atomic(&self.paths.status(), &status)?;
-        journal::append(&self.state, &JournalEntry::of(&self.launch, &status))
+        let recorder = Recorder {
+            state: &self.state,
+            paths: &self.paths,
+            launch: &self.launch,
+            reserve: None,
+        };
+        outcome::record_end(recorder, &end)?.journal
     }
 }
 

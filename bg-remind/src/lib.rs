@@ -11,12 +11,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bg_shared::cli::parse_duration;
+use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
-use bg_shared::process::SignalWaiter;
-use bg_shared::{Error, Result, cli, exit};
+use bg_shared::process::{Signal, SignalWaiter};
+use bg_shared::time::parse_duration;
+use bg_shared::{Error, Result, cli};
 use clap::Parser;
-use nix::sys::signal::Signal;
 
 /// Examples, exit status and environment, for `--help` and the man page.
 pub const HELP: Help = Help {
@@ -86,14 +86,14 @@ pub struct Cli {
 }
 
 /// Signals that end a reminder early, with 128+N and nothing printed.
-const STOPPING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+const STOPPING: [Signal; 3] = [Signal::INT, Signal::TERM, Signal::HUP];
 
 /// The tool's entry point: parses `args` and returns the exit code.
 pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-remind", args, run)
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     // Parsed before anything waits: bad input fails at once, not in 10 minutes.
     let request = Request::parse(&cli)?;
     end_on_stop_signals()?;
@@ -158,7 +158,7 @@ fn end_on_stop_signals() -> Result<()> {
         .spawn(move || {
             loop {
                 if let Ok(Some(signal)) = signals.wait(None) {
-                    std::process::exit(exit::SIGNAL_BASE + signal as i32);
+                    std::process::exit(ExitCode::of_signal(signal.number()).code());
                 }
             }
         })

@@ -2,11 +2,12 @@
 //! the task ends, then print the message, the outcome and the last lines,
 //! and exit with the task's status; or give up at `--timeout` with 124.
 
+use bg_shared::exit::ExitCode;
 use bg_shared::output::{Excerpt, Filters, omission_marker, read_excerpt};
 use bg_shared::record::TaskRecord;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task};
-use bg_shared::{Error, Result, cli, exit, format, select};
+use bg_shared::{Error, Result, cli, format, select};
 use serde::Serialize;
 
 use crate::Cli;
@@ -27,7 +28,7 @@ struct Woken {
     output_omitted_bytes: u64,
 }
 
-pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<i32> {
+pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode> {
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     let state =
         state.ok_or_else(|| Error::NotFound(format!("no task with id or name '{selector}'")))?;
@@ -37,14 +38,14 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<i32> {
     let code = if ended {
         task::exit_status(&task, "bg-remind")
     } else {
-        exit::TIMED_OUT
+        ExitCode::TIMED_OUT
     };
     let tail = last_lines(&task, cli.lines)?;
     let text = if cli.json {
         let woken = Woken {
             message: message.map(str::to_string),
             result: if ended { "ended" } else { "timeout" },
-            exit_status: code,
+            exit_status: code.code(),
             task: task.record(),
             output_tail: String::from_utf8_lossy(&tail.bytes).into_owned(),
             output_omitted_bytes: tail.omitted,

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use bg_shared::{Result, cli, exit, format, timefmt};
+use bg_shared::exit::ExitCode;
+use bg_shared::{Result, cli, time};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -14,16 +15,16 @@ struct Fired {
     delay_ms: u64,
 }
 
-pub fn run(delay: Duration, message: &str, json: bool) -> Result<i32> {
+pub fn run(delay: Duration, message: &str, json: bool) -> Result<ExitCode> {
     let set_at = SystemTime::now();
     // A monotonic sleep, as sleep(1): the clock being set does not move it.
     std::thread::sleep(delay);
     let fired = Fired {
         message: message.to_string(),
-        set_at: timefmt::rfc3339(set_at),
-        due_at: timefmt::rfc3339(set_at + delay),
-        fired_at: timefmt::now_rfc3339(),
-        delay_ms: cli::millis(delay),
+        set_at: time::rfc3339(set_at),
+        due_at: time::rfc3339(set_at + delay),
+        fired_at: time::now_rfc3339(),
+        delay_ms: time::millis(delay),
     };
     let text = if json {
         cli::json_line(&fired)?
@@ -31,11 +32,11 @@ pub fn run(delay: Duration, message: &str, json: bool) -> Result<i32> {
         format!(
             "reminder due {} (set {} earlier): {message}\n",
             seconds(&fired.due_at),
-            format::duration(fired.delay_ms)
+            time::human_duration(fired.delay_ms)
         )
     };
     cli::write_stdout(&text)?;
-    Ok(exit::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `2026-11-22T00:59:15Z` from `2026-11-22T00:59:15.123Z`: people read

@@ -3,21 +3,21 @@
 //! say the command has started (or could not). Nothing half-made survives a
 //! failure: an unrecorded task directory is removed.
 
-use std::fs::{self, File};
-use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 
-use bg_shared::fsutil::{Reserved, create_new_private, json_bytes, write_json_atomic};
+use bg_shared::exit::ExitCode;
+use bg_shared::fsutil::{Reserved, create_new_private, json_bytes};
 use bg_shared::ids::{ID_LEN, TaskId};
-use bg_shared::journal;
+use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::process::{self, ForkRole};
-use bg_shared::record::{JournalEntry, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState};
+use bg_shared::record::{LaunchRecord, RECORD_VERSION};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, exit, lock, timefmt};
+use bg_shared::{Error, IoContext, Result, cli, lock, time};
 
 use crate::Cli;
+use crate::handshake::{self, Heard, Teller};
 use crate::ready::{self, ReadyOutcome};
 use crate::spec::{LaunchFailure, LaunchSpec};
 use crate::supervisor::Supervisor;
@@ -25,7 +25,7 @@ use crate::supervisor::Supervisor;
 /// Below this much free space, a launch is refused: its output would be lost.
 const MIN_FREE_BYTES: u64 = 64 * 1024;
 
-pub fn launch(cli: &Cli) -> Result<i32> {
+pub fn launch(cli: &Cli) -> Result<ExitCode> {
     let spec = LaunchSpec::from_cli(cli)?;
     let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
     let state = StateDir::create(cli.state_dir.as_deref())?;
@@ -38,7 +38,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
                     task.paths.id
                 ));
                 print_task(&task, cli.json)?;
-                return Ok(exit::SUCCESS);
+                return Ok(ExitCode::SUCCESS);
             }
             Some(guard)
         }
@@ -48,7 +48,7 @@ pub fn launch(cli: &Cli) -> Result<i32> {
     let pending = PendingTask::allocate(&state)?;
     let record = launch_record(&spec, &pending.paths);
     if let Some(failure) = &spec.doomed {
-        record_failed_start(&pending.paths, &state, record, failure)?;
+        record_doomed(&state, &pending.paths, &record, failure)?;
         return Ok(pending.keep_failed(failure, cli.json));
     }
     let started = match start_supervised(&state, &pending, spec, record) {
@@ -64,13 +64,13 @@ pub fn launch(cli: &Cli) -> Result<i32> {
     };
     drop(names_guard);
     match started {
-        Handshake::Started => {}
-        Handshake::Failed(failure) => return Ok(pending.keep_failed(&failure, cli.json)),
+        Heard::Started => {}
+        Heard::Failed(failure) => return Ok(pending.keep_failed(&failure, cli.json)),
     }
     let paths = pending.keep();
     let code = match ready {
         Some(pattern) => wait_until_ready(&paths, &pattern, cli.ready_timeout)?,
-        None => exit::SUCCESS,
+        None => ExitCode::SUCCESS,
     };
     if cli.json {
         print_task(&Task::load_existing(paths)?, true)?;
@@ -80,18 +80,12 @@ pub fn launch(cli: &Cli) -> Result<i32> {
     Ok(code)
 }
 
-/// What the supervisor told the caller.
-enum Handshake {
-    Started,
-    Failed(LaunchFailure),
-}
-
 fn start_supervised(
     state: &StateDir,
     pending: &PendingTask,
     spec: LaunchSpec,
     record: LaunchRecord,
-) -> Result<Handshake> {
+) -> Result<Heard> {
     let paths = &pending.paths;
     let lock = lock::create_and_lock(&paths.lock())?;
     let output = bg_shared::fsutil::private_options()
@@ -118,44 +112,15 @@ fn start_supervised(
                 output,
                 meta_reserve: Some(meta_reserve),
                 status_reserve: Some(status_reserve),
-                handshake: Some(File::from(writer)),
+                teller: Teller::new(writer),
             }
             .run()
         }
         ForkRole::Caller => {
             // Our copy of the lock must go, or a dead supervisor would look alive.
             drop((writer, lock, output, meta_reserve, status_reserve));
-            read_handshake(reader, paths)
+            handshake::hear(reader, paths.id.as_str())
         }
-    }
-}
-
-fn read_handshake(reader: OwnedFd, paths: &TaskPaths) -> Result<Handshake> {
-    let mut reply = String::new();
-    File::from(reader)
-        .read_to_string(&mut reply)
-        .context(|| "reading the supervisor's reply".into())?;
-    let (word, rest) = reply
-        .trim_end()
-        .split_once(' ')
-        .unwrap_or((reply.trim_end(), ""));
-    match word {
-        "started" => Ok(Handshake::Started),
-        "failed" => {
-            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
-            Ok(Handshake::Failed(LaunchFailure {
-                code: code.parse().unwrap_or(exit::CANNOT_EXECUTE),
-                message: message.to_string(),
-            }))
-        }
-        "error" => Err(Error::usage(format!(
-            "could not record task {}: {rest}",
-            paths.id
-        ))),
-        _ => Err(Error::usage(format!(
-            "the supervisor of task {} died before the command started",
-            paths.id
-        ))),
     }
 }
 
@@ -163,16 +128,16 @@ fn wait_until_ready(
     paths: &TaskPaths,
     pattern: &regex::bytes::Regex,
     timeout: std::time::Duration,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     match ready::wait(paths, pattern, timeout)? {
-        ReadyOutcome::Ready => Ok(exit::SUCCESS),
+        ReadyOutcome::Ready => Ok(ExitCode::SUCCESS),
         ReadyOutcome::TimedOut => {
             cli::say(&format!(
                 "bg-run: task {} printed nothing matching --ready within {}; it is still running",
                 paths.id,
-                bg_shared::format::duration(cli::millis(timeout))
+                time::human_duration(time::millis(timeout))
             ));
-            Ok(exit::TIMED_OUT)
+            Ok(ExitCode::TIMED_OUT)
         }
         ReadyOutcome::Ended(task) => {
             let record = task.record();
@@ -182,7 +147,7 @@ fn wait_until_ready(
                 bg_shared::format::outcome(&record),
                 record.output_path
             ));
-            Ok(exit::NEGATIVE)
+            Ok(ExitCode::NEGATIVE)
         }
     }
 }
@@ -213,10 +178,10 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
             .iter()
             .map(|(k, _)| k.to_string_lossy().into_owned())
             .collect(),
-        timeout_ms: spec.timeout.map(cli::millis),
-        grace_ms: cli::millis(spec.grace),
+        timeout_ms: spec.timeout.map(time::millis),
+        grace_ms: time::millis(spec.grace),
         stdin_feed: spec.stdin_feed,
-        created_at: timefmt::now_rfc3339(),
+        created_at: time::now_rfc3339(),
         started_at: None,
         pid: None,
         pgid: None,
@@ -229,36 +194,28 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
     }
 }
 
-/// Records a command that could not start: launch record, final status
-/// (`failed-to-start`, with the shell's code), and a journal line.
-pub fn record_failed_start(
-    paths: &TaskPaths,
+/// Records a command that bg-run already knows cannot start (no such
+/// program, not executable): no supervisor is needed for it. A journal line
+/// that cannot be written leaves the task recorded, and is only warned of.
+fn record_doomed(
     state: &StateDir,
-    launch: LaunchRecord,
+    paths: &TaskPaths,
+    launch: &LaunchRecord,
     failure: &LaunchFailure,
 ) -> Result<()> {
-    // Every task has an output file, if only an empty one.
-    bg_shared::fsutil::private_options()
-        .append(true)
-        .create(true)
-        .open(paths.output())
-        .context(|| format!("creating {}", paths.output().display()))?;
-    let ended_at = timefmt::now_rfc3339();
-    let status = StatusRecord {
-        version: RECORD_VERSION,
-        state: TaskState::FailedToStart,
-        reason: "spawn-error".into(),
-        exit_code: Some(failure.code),
-        signal: None,
-        ended_at: ended_at.clone(),
-        duration_ms: Some(0),
-        group_alive: false,
-        leftover_pids: Vec::new(),
-        error: Some(failure.message.clone()),
+    let recorder = Recorder {
+        state,
+        paths,
+        launch,
+        reserve: None,
     };
-    write_json_atomic(&paths.status(), &status)?;
-    write_json_atomic(&paths.meta(), &launch)?;
-    let _ = journal::append(state, &JournalEntry::of(&launch, &status));
+    let end = End::failed_to_start(failure.code, failure.message.clone());
+    if let Err(err) = outcome::record_end(recorder, &end)?.journal {
+        cli::warn(
+            "bg-run",
+            &format!("task {}: {}", paths.id, cli::error_chain(&err)),
+        );
+    }
     Ok(())
 }
 
@@ -286,7 +243,7 @@ impl PendingTask {
                 }
             }
         }
-        Err(Error::usage(
+        Err(Error::internal(
             "could not allocate a task id after 64 attempts",
         ))
     }
@@ -297,7 +254,7 @@ impl PendingTask {
     }
 
     /// Keeps a `failed-to-start` record and reports it; returns the exit code.
-    fn keep_failed(self, failure: &LaunchFailure, json: bool) -> i32 {
+    fn keep_failed(self, failure: &LaunchFailure, json: bool) -> ExitCode {
         let paths = self.keep();
         cli::say(&format!(
             "bg-run: {} (task {} recorded as failed-to-start)",

@@ -3,6 +3,7 @@
 //! has started, printing the task id; a double-forked supervisor waits for
 //! the command and records how it ended.
 
+mod handshake;
 mod launch;
 mod ready;
 mod spec;
@@ -13,8 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bg_shared::Result;
-use bg_shared::cli::parse_duration;
+use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
+use bg_shared::time::parse_duration;
 use clap::Parser;
 
 /// Examples, exit status and environment, for `--help` and the man page.
@@ -132,6 +134,6 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 /// Runs `bg-run` with parsed arguments; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     launch::launch(&cli)
 }

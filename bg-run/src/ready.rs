@@ -25,7 +25,7 @@ pub fn compile(pattern: &str) -> Result<Regex> {
 }
 
 pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<ReadyOutcome> {
-    let deadline = bg_shared::cli::deadline(timeout);
+    let deadline = bg_shared::time::deadline(timeout);
     // Watch before the first read, so no write between the two is missed.
     let mut watcher = paths
         .watch()

@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bg_shared::{Error, Result, exit, ids};
-use nix::unistd::{AccessFlags, access};
+use bg_shared::exit::ExitCode;
+use bg_shared::{Error, Result, ids, process};
 
 use crate::Cli;
 
@@ -40,7 +40,7 @@ pub struct LaunchSpec {
 /// Why a command cannot start, with the shell's exit code for it.
 #[derive(Debug, Clone)]
 pub struct LaunchFailure {
-    pub code: i32,
+    pub code: ExitCode,
     pub message: String,
 }
 
@@ -151,7 +151,7 @@ pub fn resolve_program(
         return match std::fs::metadata(&path) {
             Err(_) => Err(not_found(&shown, "No such file or directory")),
             Ok(meta) if meta.is_dir() => Err(cannot_execute(&shown, "Is a directory")),
-            Ok(_) if access(&path, AccessFlags::X_OK).is_err() => {
+            Ok(_) if !process::is_executable(&path) => {
                 Err(cannot_execute(&shown, "Permission denied"))
             }
             Ok(_) => Ok(path),
@@ -168,7 +168,7 @@ pub fn resolve_program(
         let candidate = cwd.join(dir).join(name);
         match std::fs::metadata(&candidate) {
             Ok(meta) if meta.is_file() => {
-                if access(&candidate, AccessFlags::X_OK).is_ok() {
+                if process::is_executable(&candidate) {
                     return Ok(candidate);
                 }
                 denied = true;
@@ -185,14 +185,14 @@ pub fn resolve_program(
 
 fn not_found(name: &str, why: &str) -> LaunchFailure {
     LaunchFailure {
-        code: exit::NOT_FOUND,
+        code: ExitCode::NOT_FOUND,
         message: format!("{name}: {why}"),
     }
 }
 
 fn cannot_execute(name: &str, why: &str) -> LaunchFailure {
     LaunchFailure {
-        code: exit::CANNOT_EXECUTE,
+        code: ExitCode::CANNOT_EXECUTE,
         message: format!("{name}: {why}"),
     }
 }
@@ -245,7 +245,7 @@ const SHELL_SYNTAX: &[u8] = b";&|<>()$`\\\"'*?[]{}~#!\n\r=";
 fn confine_environment(env: &mut Vec<(OsString, OsString)>) -> Result<()> {
     if !env.is_empty() {
         return Err(Error::Launch {
-            code: exit::CANNOT_EXECUTE,
+            code: ExitCode::CANNOT_EXECUTE,
             message: format!(
                 "--env is refused while {ALLOWLIST_VAR} is set: variables can change what an allowed command runs"
             ),
@@ -280,7 +280,7 @@ fn check_allowlist(command: &[OsString], shell_form: bool) -> Result<bool> {
         .collect();
     let refuse = |why: &str| {
         Err(Error::Launch {
-            code: exit::CANNOT_EXECUTE,
+            code: ExitCode::CANNOT_EXECUTE,
             message: format!("{why} ({ALLOWLIST_VAR}={list})"),
         })
     };
@@ -323,16 +323,19 @@ mod tests {
         let cwd = Path::new("/");
         assert!(resolve_program(OsStr::new("sh"), None, cwd).is_ok());
         let missing = resolve_program(OsStr::new("no-such-cmd-xyz"), None, cwd);
-        assert_eq!(missing.map_err(|f| f.code).err(), Some(exit::NOT_FOUND));
+        assert_eq!(missing.map_err(|f| f.code).err(), Some(ExitCode::NOT_FOUND));
         let dir = resolve_program(OsStr::new("/tmp"), None, cwd);
-        assert_eq!(dir.map_err(|f| f.code).err(), Some(exit::CANNOT_EXECUTE));
+        assert_eq!(
+            dir.map_err(|f| f.code).err(),
+            Some(ExitCode::CANNOT_EXECUTE)
+        );
     }
 
     #[test]
     fn first_word_check_leaves_shell_syntax_to_sh() {
         let cwd = Path::new("/");
         let check = |s: &str| first_word_failure(OsStr::new(s), None, cwd).map(|f| f.code);
-        assert_eq!(check("no-such-cmd-xyz --flag"), Some(exit::NOT_FOUND));
+        assert_eq!(check("no-such-cmd-xyz --flag"), Some(ExitCode::NOT_FOUND));
         assert_eq!(check("exit 7"), None);
         assert_eq!(check("FOO=1 no-such-cmd-xyz"), None);
         assert_eq!(check("no-such-cmd-xyz;true"), None);

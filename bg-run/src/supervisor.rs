@@ -10,20 +10,18 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json, write_json_atomic};
-use bg_shared::process::{self, ChildExit, DirWatcher, Identity, Pid, SignalWaiter, SpawnRequest};
-use bg_shared::record::{
-    JournalEntry, KillRequest, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
-    TaskState,
+use bg_shared::exit::ExitCode;
+use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json};
+use bg_shared::outcome::{self, End, Recorder};
+use bg_shared::process::{
+    self, ChildExit, DirWatcher, Identity, Pid, Signal, SignalWaiter, SpawnRequest,
 };
+use bg_shared::record::{EndReason, KillRequest, LaunchRecord, TaskState};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{KILL_REQUESTED, TaskPaths};
-use bg_shared::{IoContext, Result, cli, exit, journal, timefmt};
-use nix::sys::signal::Signal;
-use nix::sys::wait::waitpid;
-use nix::unistd::Pid as NixPid;
+use bg_shared::{IoContext, Result, cli, time};
 
-use crate::launch::record_failed_start;
+use crate::handshake::{Answer, Teller};
 use crate::spec::{LaunchFailure, LaunchSpec};
 
 /// Everything the supervisor owns, handed over across the double fork.
@@ -38,8 +36,8 @@ pub struct Supervisor {
     /// Space for meta.json and status.json, set aside while the disk had room.
     pub meta_reserve: Option<Reserved>,
     pub status_reserve: Option<Reserved>,
-    /// Tells the waiting caller "started" or why not; closed once said.
-    pub handshake: Option<File>,
+    /// Tells the waiting launcher "started" or why not; closed once said.
+    pub teller: Teller,
 }
 
 /// How the command's leader ended, and what the supervisor did about it.
@@ -65,11 +63,11 @@ const REAP_AFTER_KILL: Duration = Duration::from_secs(1);
 /// Signals the supervisor waits for: a child ended, someone asks it to
 /// stop, or bg-kill left a kill request ([`KILL_REQUESTED`]).
 const WAITED: [Signal; 6] = [
-    Signal::SIGCHLD,
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
+    Signal::CHLD,
+    Signal::TERM,
+    Signal::INT,
+    Signal::HUP,
+    Signal::QUIT,
     KILL_REQUESTED,
 ];
 
@@ -81,14 +79,15 @@ impl Supervisor {
         // caller's guards (which remove an unfinished task directory).
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.supervise()));
         let code = match outcome {
-            Ok(Ok(())) => exit::SUCCESS,
+            Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(err)) => {
-                self.reply(&format!("error {}", cli::error_chain(&err)));
-                exit::TROUBLE
+                let message = cli::error_chain(&err);
+                self.teller.tell(&Answer::Error { message });
+                ExitCode::TROUBLE
             }
-            Err(_) => exit::TROUBLE,
+            Err(_) => ExitCode::TROUBLE,
         };
-        process::exit_now(code)
+        process::exit_now(code.code())
     }
 
     fn supervise(&mut self) -> Result<()> {
@@ -107,18 +106,18 @@ impl Supervisor {
         let staged = self.stage_launch_record(leader);
         if let Err(err) = spawned.exec_result() {
             drop(staged);
-            let _ = waitpid(NixPid::from_raw(leader), None);
+            process::reap_child(leader);
             return self.fail_to_start(&err);
         }
         if let Err(err) = staged.and_then(Staged::publish) {
             // An unrecorded task would be invisible to every tool: stop it.
-            let _ = process::signal_group(leader, Signal::SIGKILL as i32);
+            let _ = process::signal_group(leader, Signal::KILL);
             return Err(err);
         }
         if let Some(feed) = feed {
             start_feeder(self.paths.input(), feed);
         }
-        self.reply("started");
+        self.teller.tell(&Answer::Started);
         // The record is complete and visible; making its name durable is
         // not worth keeping the caller waiting for.
         let _ = fsync_dir(&self.paths.dir);
@@ -140,7 +139,7 @@ impl Supervisor {
                 .chain(&self.status_reserve)
                 .map(|r| r.as_raw_fd()),
         );
-        keep.extend(self.handshake.as_ref().map(|h| h.as_raw_fd()));
+        keep.extend(self.teller.raw_fd());
         process::close_fds_except(&keep).context(|| "closing inherited descriptors".into())?;
         // Without subreaping, orphans of the task escape to init: still
         // supervised by group, just not walked as descendants.
@@ -191,13 +190,12 @@ impl Supervisor {
         env
     }
 
+    /// Records a command whose exec failed, and tells the launcher. A
+    /// journal line that cannot be written leaves the task recorded.
     fn fail_to_start(&mut self, err: &std::io::Error) -> Result<()> {
-        if self.status_reserve.take().is_some() {
-            let _ = std::fs::remove_file(self.paths.status_reserve());
-        }
         let code = match err.kind() {
-            std::io::ErrorKind::NotFound => exit::NOT_FOUND,
-            _ => exit::CANNOT_EXECUTE,
+            std::io::ErrorKind::NotFound => ExitCode::NOT_FOUND,
+            _ => ExitCode::CANNOT_EXECUTE,
         };
         let failure = LaunchFailure {
             code,
@@ -207,15 +205,26 @@ impl Supervisor {
                 strip_os_error(err)
             ),
         };
-        record_failed_start(&self.paths, &self.state, self.launch.clone(), &failure)?;
-        self.reply(&format!("failed {} {}", failure.code, failure.message));
+        let end = End::failed_to_start(failure.code, failure.message.clone());
+        let _journal_failed_but_recorded = outcome::record_end(self.recorder(), &end)?.journal;
+        self.teller.tell(&Answer::failed(&failure));
         Ok(())
+    }
+
+    /// Where the end is recorded, with the status record's reserved space.
+    fn recorder(&mut self) -> Recorder<'_> {
+        Recorder {
+            state: &self.state,
+            paths: &self.paths,
+            launch: &self.launch,
+            reserve: self.status_reserve.take(),
+        }
     }
 
     fn stage_launch_record(&mut self, leader: Pid) -> Result<Staged> {
         let me = Identity::of(std::process::id() as Pid);
         let launch = &mut self.launch;
-        launch.started_at = Some(timefmt::now_rfc3339());
+        launch.started_at = Some(time::now_rfc3339());
         launch.pid = Some(leader);
         launch.pgid = Some(leader);
         let info = process::proc_info(leader);
@@ -227,13 +236,6 @@ impl Supervisor {
         match self.meta_reserve.take() {
             Some(reserve) => reserve.stage_json(&self.paths.meta(), &self.launch),
             None => Staged::write_json(&self.paths.meta(), &self.launch),
-        }
-    }
-
-    fn reply(&mut self, message: &str) {
-        if let Some(mut handshake) = self.handshake.take() {
-            // The caller may be gone (killed while waiting): nothing to do then.
-            let _ = handshake.write_all(format!("{message}\n").as_bytes());
         }
     }
 
@@ -255,15 +257,13 @@ impl Supervisor {
                 .wait(wait)
                 .context(|| "waiting for signals".into())?
             {
-                None if kill_at.take().is_some() => {
-                    signal_tree(Some(leader), Signal::SIGKILL as i32)
-                }
+                None if kill_at.take().is_some() => signal_tree(Some(leader), Signal::KILL),
                 None => {
                     timed_out = true;
-                    signal_tree(Some(leader), Signal::SIGTERM as i32);
-                    kill_at = cli::deadline(self.spec.grace);
+                    signal_tree(Some(leader), Signal::TERM);
+                    kill_at = time::deadline(self.spec.grace);
                 }
-                Some(Signal::SIGCHLD) => {
+                Some(Signal::CHLD) => {
                     let reaped = process::reap_children();
                     if let Some((_, exit)) = reaped.into_iter().find(|(pid, _)| *pid == leader) {
                         let elapsed = started.elapsed();
@@ -292,7 +292,7 @@ impl Supervisor {
                 }
                 Some(signal) => {
                     forwarded = true;
-                    let _ = process::signal_group(leader, signal as i32);
+                    let _ = process::signal_group(leader, signal);
                 }
             }
         }
@@ -307,16 +307,16 @@ impl Supervisor {
         if !(1..=64).contains(&request.signal) {
             return None;
         }
-        let requested_at = timefmt::parse_rfc3339(&request.requested_at)?;
+        let requested_at = time::parse_rfc3339(&request.requested_at)?;
         let age = ended_at.duration_since(requested_at).ok()?;
-        let grace = Duration::from_millis(request.grace_ms).min(cli::MAX_DURATION);
+        let grace = Duration::from_millis(request.grace_ms).min(time::MAX_DURATION);
         (age <= grace + KILL_FALLBACK_DELAY + STALE_AFTER).then_some(request)
     }
 
     /// Members of the task's group still alive after its leader ended.
     fn leftovers(&self, leader: Pid) -> Vec<Pid> {
         // One signal-0 probe settles the common case without a /proc walk.
-        if !process::signal_group(leader, 0).unwrap_or(true) {
+        if !process::group_exists(leader).unwrap_or(true) {
             return Vec::new();
         }
         let Some(start_time) = self.launch.pid_start_time else {
@@ -333,56 +333,47 @@ impl Supervisor {
             .collect()
     }
 
+    /// Records the end; a journal line that cannot be written is this
+    /// supervisor's failure (its exit status says so), the record stays.
     fn record_end(&mut self, ending: &Ending) -> Result<()> {
-        let status = self.final_status(ending);
-        let committed = match self.status_reserve.take() {
-            Some(reserve) => reserve.commit_json(&self.paths.status(), &status),
-            None => write_json_atomic(&self.paths.status(), &status),
-        };
-        if committed.is_err() {
-            write_json_atomic(&self.paths.status(), &status)?;
-        }
-        journal::append(&self.state, &JournalEntry::of(&self.launch, &status))
+        let end = ending.end();
+        outcome::record_end(self.recorder(), &end)?.journal
     }
+}
 
-    fn final_status(&self, ending: &Ending) -> StatusRecord {
-        let (exit_code, signal) = match ending.exit {
+impl Ending {
+    /// How the task ended, from what the supervisor saw and did.
+    fn end(&self) -> End {
+        let (exit_code, signal) = match self.exit {
             ChildExit::Code(code) => (Some(code), None),
             ChildExit::Signal(signal) => (None, Some(signal)),
         };
-        let (state, reason) = if ending.timed_out {
-            (TaskState::Timeout, "timeout")
-        } else if ending.kill_request.is_some() {
-            (TaskState::Killed, "bg-kill")
+        let (state, reason) = if self.timed_out {
+            (TaskState::Timeout, EndReason::Timeout)
+        } else if self.kill_request.is_some() {
+            (TaskState::Killed, EndReason::BgKill)
         } else if exit_code.is_some() {
-            (TaskState::Exited, "exit")
-        } else if ending.forwarded {
-            (TaskState::Killed, "supervisor-signal")
+            (TaskState::Exited, EndReason::Exit)
+        } else if self.forwarded {
+            (TaskState::Killed, EndReason::SupervisorSignal)
         } else {
-            (TaskState::Killed, "signal")
+            (TaskState::Killed, EndReason::Signal)
         };
         // A task that handled bg-kill's signal and exited still ends as
         // killed by it: the signal is recorded beside the exit code.
-        let signal = signal.or(ending
+        let signal = signal.or(self
             .kill_request
             .as_ref()
             .filter(|_| state == TaskState::Killed)
             .map(|r| r.signal));
-        StatusRecord {
-            version: RECORD_VERSION,
+        End {
             state,
-            reason: reason.into(),
+            reason,
             exit_code,
             signal,
-            ended_at: timefmt::now_rfc3339(),
-            duration_ms: Some(cli::millis(ending.elapsed)),
-            group_alive: !ending.leftovers.is_empty(),
-            leftover_pids: ending
-                .leftovers
-                .iter()
-                .copied()
-                .take(MAX_LEFTOVER_PIDS)
-                .collect(),
+            ended_at: SystemTime::now(),
+            duration: Some(self.elapsed),
+            leftovers: self.leftovers.clone(),
             error: None,
         }
     }
@@ -392,7 +383,7 @@ impl Supervisor {
 /// (which, as subreaper, has adopted whatever left the group) and, while
 /// the leader is not yet reaped (so its pid cannot have been reused), its
 /// process group.
-fn signal_tree(leader: Option<Pid>, signal: i32) {
+fn signal_tree(leader: Option<Pid>, signal: Signal) {
     if let Some(leader) = leader {
         let _ = process::signal_group(leader, signal);
     }
@@ -407,8 +398,8 @@ fn signal_tree(leader: Option<Pid>, signal: i32) {
 fn kill_deadline(request: &KillRequest) -> Instant {
     // The request is a file: bound what it says.
     let grace =
-        Duration::from_millis(request.grace_ms).min(cli::MAX_DURATION) + KILL_FALLBACK_DELAY;
-    let waited = timefmt::parse_rfc3339(&request.requested_at)
+        Duration::from_millis(request.grace_ms).min(time::MAX_DURATION) + KILL_FALLBACK_DELAY;
+    let waited = time::parse_rfc3339(&request.requested_at)
         .and_then(|at| SystemTime::now().duration_since(at).ok())
         .unwrap_or(Duration::ZERO);
     Instant::now() + grace.saturating_sub(waited).min(grace)
@@ -422,7 +413,7 @@ fn stop_the_rest(signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()>
     while !process::descendants(me).is_empty() {
         let now = Instant::now();
         if give_up.is_none() && kill_at.is_none_or(|k| now >= k) {
-            signal_tree(None, Signal::SIGKILL as i32);
+            signal_tree(None, Signal::KILL);
             // KILL cannot be refused; the wait only lets them be reaped.
             give_up = Some(now + REAP_AFTER_KILL);
         }
@@ -434,7 +425,7 @@ fn stop_the_rest(signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()>
         if signals
             .wait(Some(left))
             .context(|| "waiting for signals".into())?
-            == Some(Signal::SIGCHLD)
+            == Some(Signal::CHLD)
         {
             process::reap_children();
         }

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::exit;
+use crate::exit::ExitCode;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -17,9 +17,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Bad arguments or input: a malformed id, a missing directory, ...
+    /// Bad arguments or input, the caller's to mend: a malformed id, a
+    /// missing directory, options that do not go together.
     #[error("{0}")]
     Usage(String),
+    /// Something of ours or of the system failed that the caller could not
+    /// have avoided: a supervisor that died, a value that cannot be
+    /// serialised, a task that changed while being acted on.
+    #[error("{0}")]
+    Internal(String),
     /// A negative answer: no such task, nothing to do.
     #[error("{0}")]
     NotFound(String),
@@ -35,26 +41,29 @@ pub enum Error {
         input: String,
         candidates: Vec<String>,
     },
-    /// A command that cannot be started: exit 126 or 127.
+    /// A command that cannot be started (126, 127), or a launcher that
+    /// failed before it could start one (125).
     #[error("{message}")]
-    Launch { message: String, code: i32 },
+    Launch { message: String, code: ExitCode },
     /// What was waited for did not come in time: exit 124.
     #[error("{0}")]
     TimedOut(String),
 }
 
 impl Error {
-    /// The process exit code this error maps to (DESIGN.md section 5).
-    pub fn exit_code(&self) -> i32 {
+    /// The exit status this error maps to (docs/ARCHITECTURE.md, "Exit
+    /// codes and errors").
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::NotFound(_) => exit::NEGATIVE,
+            Error::NotFound(_) => ExitCode::NEGATIVE,
             Error::Launch { code, .. } => *code,
-            Error::TimedOut(_) => exit::TIMED_OUT,
+            Error::TimedOut(_) => ExitCode::TIMED_OUT,
             Error::Io { .. }
             | Error::Usage(_)
+            | Error::Internal(_)
             | Error::UnsafeStateDir(_)
             | Error::Corrupt { .. }
-            | Error::Ambiguous { .. } => exit::TROUBLE,
+            | Error::Ambiguous { .. } => ExitCode::TROUBLE,
         }
     }
 
@@ -65,6 +74,16 @@ impl Error {
 
     pub fn usage(message: impl Into<String>) -> Error {
         Error::Usage(message.into())
+    }
+
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::Internal(message.into())
+    }
+
+    /// A value that cannot be written as JSON: a bug of ours, never the
+    /// caller's input (records hold only strings and numbers).
+    pub fn serialise(what: &str, err: serde_json::Error) -> Error {
+        Error::Internal(format!("cannot serialise {what}: {err}"))
     }
 
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
@@ -85,15 +104,6 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|source| Error::Io {
             context: what(),
             source,
-        })
-    }
-}
-
-impl<T> IoContext<T> for nix::Result<T> {
-    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|errno| Error::Io {
-            context: what(),
-            source: io::Error::from(errno),
         })
     }
 }

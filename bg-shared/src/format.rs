@@ -1,26 +1,15 @@
-//! How tasks read in a line of text: durations, outcomes, the one-line
+//! How tasks read in a line of text: outcomes, the one-line
 //! status every tool prints, and the notification line. Short, because
 //! much of it ends up in a model's context.
 
-use crate::process::signal_name;
+use crate::process::Signal;
 use crate::record::{TaskRecord, TaskState};
-
-/// `850ms`, `12.3s`, `2m05s`, `3h07m`, `2d04h`.
-pub fn duration(ms: u64) -> String {
-    let secs = ms / 1000;
-    match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{}m{:02}s", secs / 60, secs % 60),
-        3_600_000..86_400_000 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
-        _ => format!("{}d{:02}h", secs / 86_400, secs % 86_400 / 3600),
-    }
-}
+use crate::time;
 
 /// The exit column: the code, the signal's name, or `-`.
 pub fn exit_column(code: Option<i32>, signal: Option<i32>) -> String {
     match (code, signal) {
-        (_, Some(signal)) => signal_name(signal),
+        (_, Some(signal)) => Signal::name_of(signal),
         (Some(code), None) => code.to_string(),
         (None, None) => "-".into(),
     }
@@ -49,8 +38,8 @@ pub fn status_line(record: &TaskRecord) -> String {
         .unwrap_or_default();
     let time = match (record.state, record.duration_ms) {
         (TaskState::FailedToStart, _) | (_, None) => String::new(),
-        (state, Some(ms)) if state.is_live() => format!(" for {}", duration(ms)),
-        (_, Some(ms)) => format!(" after {}", duration(ms)),
+        (state, Some(ms)) if state.is_live() => format!(" for {}", time::human_duration(ms)),
+        (_, Some(ms)) => format!(" after {}", time::human_duration(ms)),
     };
     let what = match (&record.error, record.state) {
         (Some(error), TaskState::FailedToStart) => error.clone(),
@@ -94,15 +83,6 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(850), "850ms");
-        assert_eq!(duration(12_345), "12.3s");
-        assert_eq!(duration(125_000), "2m05s");
-        assert_eq!(duration(3 * 3_600_000 + 7 * 60_000), "3h07m");
-        assert_eq!(duration(2 * 86_400_000 + 4 * 3_600_000), "2d04h");
-    }
 
     #[test]
     fn long_and_multi_line_commands_fit_one_line() {

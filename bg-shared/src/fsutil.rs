@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, IoContext, Result};
+use crate::{Error, IoContext, Result, process};
 
 /// Records larger than this are refused as corrupt rather than read whole.
 pub const MAX_RECORD_BYTES: u64 = 1 << 20;
@@ -21,7 +21,7 @@ pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 /// Opens options for a file only the owner may read, never through a symlink.
 pub fn private_options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    options.mode(0o600).custom_flags(process::OPEN_NO_FOLLOW);
     options
 }
 
@@ -29,20 +29,12 @@ pub fn private_options() -> OpenOptions {
 /// `needed` bytes free for us: better refused than a task whose output is
 /// silently lost.
 pub fn ensure_free_space(dir: &Path, needed: u64) -> Result<()> {
-    let stats = nix::sys::statvfs::statvfs(dir)
-        .context(|| format!("checking free space in {}", dir.display()))?;
-    // Blocks kept back for root are free to root.
-    let blocks = if nix::unistd::geteuid().is_root() {
-        stats.blocks_free()
-    } else {
-        stats.blocks_available()
-    };
-    #[allow(clippy::useless_conversion)] // the types differ between platforms
-    let free = u64::from(blocks).saturating_mul(u64::from(stats.fragment_size()));
+    let free =
+        process::free_bytes(dir).context(|| format!("checking free space in {}", dir.display()))?;
     if free < needed {
         return Err(Error::io(
             format!("{} has only {free} bytes free", dir.display()),
-            std::io::Error::from_raw_os_error(libc::ENOSPC),
+            process::out_of_space(),
         ));
     }
     Ok(())
@@ -59,8 +51,8 @@ pub fn create_new_private(path: &Path) -> Result<File> {
 
 /// Serialises `value` as pretty JSON with a final newline.
 pub fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|err| Error::usage(format!("cannot serialise record: {err}")))?;
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|err| Error::serialise("a record", err))?;
     bytes.push(b'\n');
     Ok(bytes)
 }

@@ -26,8 +26,8 @@ pub fn lock(state: &StateDir) -> Result<JournalLock> {
 
 /// Appends one entry.
 pub fn append(state: &StateDir, entry: &JournalEntry) -> Result<()> {
-    let mut line = serde_json::to_vec(entry)
-        .map_err(|err| Error::usage(format!("cannot serialise journal entry: {err}")))?;
+    let mut line =
+        serde_json::to_vec(entry).map_err(|err| Error::serialise("a journal entry", err))?;
     line.push(b'\n');
     let _guard = lock(state)?;
     let path = state.journal_path();

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod journal;
 pub mod lock;
 pub mod notify_state;
+pub mod outcome;
 pub mod output;
 pub mod process;
 pub mod prune;
@@ -23,6 +24,6 @@ pub mod redact;
 pub mod select;
 pub mod state_dir;
 pub mod task;
-pub mod timefmt;
+pub mod time;
 
 pub use error::{Error, IoContext, Result};

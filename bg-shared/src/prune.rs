@@ -6,11 +6,11 @@
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::parse_duration;
 use crate::record::TaskState;
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
-use crate::{Error, IoContext, Result, journal, lock, timefmt};
+use crate::time::parse_duration;
+use crate::{Error, IoContext, Result, journal, lock, time};
 
 /// How long finished tasks are kept unless `BG_RETENTION` says otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -103,7 +103,7 @@ fn finished_before(task: &Task, now: SystemTime, age: Duration) -> bool {
         return false;
     }
     let ended = match (&task.status, task.state) {
-        (Some(status), _) => timefmt::parse_rfc3339(&status.ended_at),
+        (Some(status), _) => time::parse_rfc3339(&status.ended_at),
         // A lost task's end is unknown: count from its last output, so one
         // whose supervisor just died is not removed before anyone saw it.
         (None, TaskState::Lost) => last_activity(task),
@@ -117,7 +117,7 @@ fn last_activity(task: &Task) -> Option<SystemTime> {
         .launch
         .started_at
         .as_deref()
-        .and_then(timefmt::parse_rfc3339);
+        .and_then(time::parse_rfc3339);
     let written = fs::metadata(task.paths.output())
         .and_then(|m| m.modified())
         .ok();

@@ -1,5 +1,5 @@
 //! The records on disk (`meta.json`, `status.json`, journal lines) and the
-//! public task record of DESIGN.md section 4. Records carry `"version": 1`
+//! public task record (docs/ARCHITECTURE.md, "The state directory"). Records carry `"version": 1`
 //! and are only ever extended by adding fields (older readers ignore them,
 //! and `#[serde(default)]` lets us read records that lack newer ones).
 
@@ -88,14 +88,51 @@ pub struct LaunchRecord {
     pub kill_nudge: bool,
 }
 
-/// `status.json`: the final outcome, written once by the supervisor.
+/// Why a task ended, beside its [`TaskState`]. A new way to end is one
+/// variant here plus the code that records it (see `outcome::record_end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// The command exited on its own.
+    Exit,
+    /// A signal from outside the bg-tools killed it.
+    Signal,
+    /// `--timeout` expired and the supervisor stopped it.
+    Timeout,
+    /// bg-kill stopped it.
+    BgKill,
+    /// The supervisor was asked to stop (TERM, INT, HUP, QUIT) and passed
+    /// the signal on to the task.
+    SupervisorSignal,
+    /// The command could not be started.
+    SpawnError,
+    /// A reason written by a newer version: read, so that its record stays
+    /// readable, but never written.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EndReason {
+    /// The name records use for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Exit => "exit",
+            EndReason::Signal => "signal",
+            EndReason::Timeout => "timeout",
+            EndReason::BgKill => "bg-kill",
+            EndReason::SupervisorSignal => "supervisor-signal",
+            EndReason::SpawnError => "spawn-error",
+            EndReason::Unknown => "unknown",
+        }
+    }
+}
+
+/// `status.json`: the final outcome, written once, by `outcome::record_end`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusRecord {
     pub version: u32,
     pub state: TaskState,
-    /// Why it ended: `exit`, `signal`, `timeout`, `bg-kill`,
-    /// `supervisor-signal`, `spawn-error`, `record-error`.
-    pub reason: String,
+    pub reason: EndReason,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub ended_at: String,
@@ -106,7 +143,7 @@ pub struct StatusRecord {
     /// Some of those members (at most [`MAX_LEFTOVER_PIDS`]).
     #[serde(default)]
     pub leftover_pids: Vec<i32>,
-    /// Why the command could not start, or what went wrong recording it.
+    /// Why the command could not start.
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -177,7 +214,7 @@ pub struct TaskRecord {
     // Added fields.
     pub argv: Vec<String>,
     pub pgid: Option<i32>,
-    pub reason: Option<String>,
+    pub reason: Option<EndReason>,
     pub group_alive: Option<bool>,
     pub error: Option<String>,
     pub input_path: Option<String>,

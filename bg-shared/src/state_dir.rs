@@ -156,7 +156,7 @@ pub fn check_safe(dir: &Path) -> Result<()> {
     if !meta.is_dir() {
         return refuse("it is not a directory".into());
     }
-    let me = nix::unistd::geteuid().as_raw();
+    let me = crate::process::effective_uid();
     if meta.uid() != me {
         return refuse(format!(
             "it is owned by uid {}, not by you (uid {me})",

@@ -10,17 +10,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::exit::ExitCode;
 use crate::fsutil::read_json;
 use crate::ids::TaskId;
-use crate::process::{self, Change, DirWatcher, Identity};
+use crate::process::{self, Change, DirWatcher, Identity, Signal};
 use crate::record::{LaunchRecord, StatusRecord, TaskRecord, TaskState};
 use crate::state_dir::StateDir;
-use crate::{Error, IoContext, Result, cli, exit, lock, timefmt};
+use crate::{Error, IoContext, Result, cli, lock, time};
 
 /// bg-kill's nudge to a supervisor, sent after it leaves a kill request:
 /// the supervisor then KILLs the tree when the grace ends, should bg-kill
 /// itself not be there to do it by then.
-pub const KILL_REQUESTED: nix::sys::signal::Signal = nix::sys::signal::Signal::SIGUSR1;
+pub const KILL_REQUESTED: Signal = Signal::USR1;
 
 /// The files of one task directory.
 #[derive(Debug, Clone)]
@@ -154,7 +155,7 @@ impl Task {
             timeout_ms: launch.timeout_ms,
             argv: launch.argv.clone(),
             pgid: launch.pgid,
-            reason: status.map(|s| s.reason.clone()),
+            reason: status.map(|s| s.reason),
             group_alive: status.map(|s| s.group_alive),
             error: status.and_then(|s| s.error.clone()),
             input_path: launch
@@ -172,8 +173,8 @@ impl Task {
         if !self.state.is_live() {
             return None;
         }
-        let started = timefmt::parse_rfc3339(self.launch.started_at.as_deref()?)?;
-        Some(timefmt::millis_between(started, SystemTime::now()))
+        let started = time::parse_rfc3339(self.launch.started_at.as_deref()?)?;
+        Some(time::millis_between(started, SystemTime::now()))
     }
 }
 
@@ -204,7 +205,7 @@ fn orphan_state(launch: &LaunchRecord) -> TaskState {
 /// A supervised task is waited for on its lock, an unsupervised one on its
 /// processes: the kernel wakes us the moment it ends, nothing polls.
 pub fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool> {
-    let deadline = timeout.and_then(cli::deadline);
+    let deadline = timeout.and_then(time::deadline);
     loop {
         let task = Task::load_existing(paths.clone())?;
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -244,7 +245,7 @@ fn survivor(task: &Task) -> Option<Identity> {
 
 /// What a tool mirroring the ended task exits with: its code, 128+N for
 /// signal N; for a lost task, whose outcome nobody knows, 2 and a warning.
-pub fn exit_status(task: &Task, tool: &str) -> i32 {
+pub fn exit_status(task: &Task, tool: &str) -> ExitCode {
     let record = task.record();
     match record.state {
         TaskState::Lost => {
@@ -255,8 +256,8 @@ pub fn exit_status(task: &Task, tool: &str) -> i32 {
                     record.id
                 ),
             );
-            exit::TROUBLE
+            ExitCode::TROUBLE
         }
-        _ => exit::mirror(record.exit_code, record.signal),
+        _ => ExitCode::mirror(record.exit_code, record.signal),
     }
 }

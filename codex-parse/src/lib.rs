@@ -21,9 +21,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bg_shared::cli::parse_duration;
+use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
-use bg_shared::{Error, Result, cli, exit};
+use bg_shared::time::parse_duration;
+use bg_shared::{Error, Result, cli};
 use clap::Parser;
 
 use crate::model::{Protocol, Request, Status, Summary};
@@ -164,7 +165,7 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("codex-parse", args, run)
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     let mut source = Source::open(&cli)?;
     if cli.follow {
         return source::follow(&mut source, &cli);
@@ -182,9 +183,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     // piece by piece.
     std::mem::forget(source);
     Ok(if cli.stuck && stuck {
-        exit::NEGATIVE
+        ExitCode::NEGATIVE
     } else {
-        exit::SUCCESS
+        ExitCode::SUCCESS
     })
 }
 
@@ -325,9 +326,9 @@ pub fn summarise(file: &std::path::Path, input: Option<&std::path::Path>) -> Res
 }
 
 /// The exit code for an awaited request that has ended.
-pub fn ended_code(status: Status) -> i32 {
+pub fn ended_code(status: Status) -> ExitCode {
     match status {
-        Status::Completed => exit::SUCCESS,
-        _ => exit::NEGATIVE,
+        Status::Completed => ExitCode::SUCCESS,
+        _ => ExitCode::NEGATIVE,
     }
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use bg_shared::format::{duration, one_line};
+use bg_shared::format::one_line;
+use bg_shared::time::human_duration;
 
 use crate::model::{Request, Summary, Tokens};
 
@@ -28,7 +29,7 @@ pub fn summary(summary: &Summary, requests: &[&Request]) -> String {
 fn request_block(out: &mut String, request: &Request) {
     let _ = write!(out, "[{}] {}", request.id, request.status.as_str());
     if let Some(ms) = request.duration_ms {
-        let _ = write!(out, " in {}", duration(ms));
+        let _ = write!(out, " in {}", human_duration(ms));
     }
     if let Some(thread) = &request.thread_id {
         let _ = write!(out, "  thread {thread}");

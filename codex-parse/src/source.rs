@@ -7,10 +7,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bg_shared::exit::ExitCode;
 use bg_shared::process::DirWatcher;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, exit, select};
+use bg_shared::{Error, IoContext, Result, cli, select, time};
 
 use crate::Cli;
 use crate::model::{Protocol, Summary};
@@ -246,7 +247,7 @@ impl Source {
 }
 
 /// `--follow`: one line per event as it arrives.
-pub fn follow(source: &mut Source, cli: &Cli) -> Result<i32> {
+pub fn follow(source: &mut Source, cli: &Cli) -> Result<ExitCode> {
     source.session.log = Some(Vec::new());
     let mut watcher = source.watcher();
     loop {
@@ -257,7 +258,7 @@ pub fn follow(source: &mut Source, cli: &Cli) -> Result<i32> {
             source.pump()?;
             source.session.finish();
             flush_log(source, cli)?;
-            return Ok(exit::SUCCESS);
+            return Ok(ExitCode::SUCCESS);
         }
     }
 }
@@ -282,8 +283,8 @@ fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
 }
 
 /// `--wait ID`: until that request or turn ends.
-pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<i32> {
-    let deadline = cli.timeout.and_then(cli::deadline);
+pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<ExitCode> {
+    let deadline = cli.timeout.and_then(time::deadline);
     let mut watcher = source.watcher();
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -297,7 +298,7 @@ pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<i32> {
             cli::say(&format!(
                 "codex-parse: request {id} is still open after the timeout"
             ));
-            return Ok(exit::TIMED_OUT);
+            return Ok(ExitCode::TIMED_OUT);
         }
         if !more && !source.wait_for_more(&mut watcher, left)? {
             // The stream is over: its last bytes and last line count too.
@@ -309,13 +310,13 @@ pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<i32> {
             cli::say(&format!(
                 "codex-parse: the stream ended with request {id} still open"
             ));
-            return Ok(exit::NEGATIVE);
+            return Ok(ExitCode::NEGATIVE);
         }
     }
 }
 
 /// If request `id` has ended: prints it and returns the exit code.
-fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<i32>> {
+fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<ExitCode>> {
     let done = source
         .session
         .requests

@@ -146,7 +146,7 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
                 &request.id,
                 format!(
                     "open, and nothing from Codex for {}",
-                    bg_shared::format::duration(bg_shared::cli::millis(idle))
+                    bg_shared::time::human_duration(bg_shared::time::millis(idle))
                 ),
             );
         }

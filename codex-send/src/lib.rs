@@ -15,8 +15,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bg_shared::cli::parse_duration;
+use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
+use bg_shared::time::parse_duration;
 use bg_shared::{Result, cli};
 use clap::Parser;
 
@@ -221,7 +222,7 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("codex-send", args, run)
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     if cli.start {
         let start = session::Start {
             codex: &cli.codex,
@@ -232,7 +233,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         };
         let (id, _) = start.run()?;
         cli::write_stdout(&format!("{id}\n"))?;
-        return Ok(0);
+        return Ok(ExitCode::SUCCESS);
     }
     send::send(&prompt_after_dashes(cli)?)
 }

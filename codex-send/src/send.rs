@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, cli};
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ pub enum What {
     NewThread,
 }
 
-pub fn send(cli: &Cli) -> Result<i32> {
+pub fn send(cli: &Cli) -> Result<ExitCode> {
     let what = what(cli)?;
     if let Some(task) = &cli.task {
         let session = Session::open(cli.state_dir.as_deref(), task)?;
@@ -47,7 +48,7 @@ pub fn send(cli: &Cli) -> Result<i32> {
     if let Some(id) = printed.filter(|_| cli.to.is_some()) {
         cli::write_stdout(&format!("{id}\n"))?;
     }
-    Ok(0)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--codex-version`, for lines that are printed or go to a buffer.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::create_new_private;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::TaskPaths;
@@ -201,11 +202,16 @@ impl Start<'_> {
                 self.codex.display(),
                 protocol.subcommand()
             );
-            // Not executable, not found, or refused by BG_ALLOWED_COMMANDS:
-            // a launch failure keeps its code.
-            return Err(match output.status.code() {
-                Some(code @ (126 | 127)) => Error::Launch { message, code },
-                _ => Error::usage(message),
+            // Not executable, not found, or bg-run's own failure: a launch
+            // failure keeps its code. Refused (BG_ALLOWED_COMMANDS) is usage.
+            let code = output.status.code().unwrap_or(0);
+            return Err(match ExitCode::launch_failure(code) {
+                Some(code) => Error::Launch { message, code },
+                None if code == ExitCode::LAUNCHER_FAILED.code() => Error::Launch {
+                    message,
+                    code: ExitCode::LAUNCHER_FAILED,
+                },
+                None => Error::usage(message),
             });
         }
         Ok(id)
@@ -231,9 +237,9 @@ fn codex_version(codex: &Path) -> Result<Option<Version>> {
         .map_err(|err| Error::Launch {
             message: format!("cannot run {}: {err}", codex.display()),
             code: if err.kind() == std::io::ErrorKind::NotFound {
-                127
+                ExitCode::NOT_FOUND
             } else {
-                126
+                ExitCode::CANNOT_EXECUTE
             },
         })?;
     Ok(Version::parse(&String::from_utf8_lossy(&output.stdout)))

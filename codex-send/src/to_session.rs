@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, cli};
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ use crate::send::{self, What, mcp_has_no_empty_thread, needs_thread, request_id}
 use crate::session::{self, Session};
 use crate::wire::{self, Protocol, Settings};
 
-pub fn send(cli: &Cli, session: &Session, what: What) -> Result<i32> {
+pub fn send(cli: &Cli, session: &Session, what: What) -> Result<ExitCode> {
     match what {
         What::Prompt(prompt) => {
             let id = session_prompt(cli, session, &prompt)?;
@@ -28,7 +29,7 @@ pub fn send(cli: &Cli, session: &Session, what: What) -> Result<i32> {
                 })?,
             };
             cli::write_stdout(&format!("{shown}\n"))?;
-            Ok(0)
+            Ok(ExitCode::SUCCESS)
         }
         What::NewThread => {
             if session.protocol == Protocol::Mcp {
@@ -37,7 +38,7 @@ pub fn send(cli: &Cli, session: &Session, what: What) -> Result<i32> {
             let settings = send::settings(cli, session.protocol, session.version)?;
             let thread = start_thread(cli, session, &settings)?;
             cli::write_stdout(&format!("{thread}\n"))?;
-            Ok(0)
+            Ok(ExitCode::SUCCESS)
         }
         What::Reply(request, answer) => session_reply(cli, session, &request, &answer),
         What::Interrupt => session_interrupt(session),
@@ -121,7 +122,7 @@ fn start_thread_in(
 /// leaves out what the input feed answered already). The feed stays locked
 /// from that check to the write, so two answers to one request cannot both
 /// pass it.
-fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -> Result<i32> {
+fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -> Result<ExitCode> {
     let (output, input) = (session.paths.output(), session.paths.input());
     let mut buffer = Buffer::open(&input)?;
     let summary = codex_parse::summarise(&output, Some(&input))?;
@@ -155,12 +156,12 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
     let result = answer::result(session.protocol, &asked, answer)?;
     let line = session.protocol.reply(&request_id(request), result);
     buffer.append(session.protocol, &[line])?;
-    Ok(0)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Stops what runs in the session: its last running (or approval-waiting)
 /// request or turn.
-fn session_interrupt(session: &Session) -> Result<i32> {
+fn session_interrupt(session: &Session) -> Result<ExitCode> {
     let summary = codex_parse::summarise(&session.paths.output(), Some(&session.paths.input()))?;
     // A turn waiting on an approval is still running.
     let running = summary
@@ -190,7 +191,7 @@ fn session_interrupt(session: &Session) -> Result<i32> {
         }
     };
     buffer.append(session.protocol, &[line])?;
-    Ok(0)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// True if the file holds these bytes (read in pieces, not whole).

@@ -335,7 +335,7 @@ fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     let killer = Guard::spawn(command);
     let request = env.task_dir(&id).join("kill-request");
     poll(DEADLINE, || request.exists().then_some(())).expect("no kill request");
-    bg_shared::process::signal_process(killer.pid(), 9).unwrap();
+    bg_shared::process::signal_process(killer.pid(), bg_shared::process::Signal::KILL).unwrap();
     let record = env.wait_state(&id, "killed");
     assert_eq!(record["reason"], "bg-kill");
     assert_eq!(record["signal"], 9);

@@ -25,7 +25,7 @@ fn a_timer_prints_its_message_and_when_it_was_due() {
     let fired = out.json();
     assert_eq!(fired["delay_ms"], 250);
     assert_eq!(fired["message"], "time is up");
-    let time = |key: &str| bg_shared::timefmt::parse_rfc3339(fired[key].as_str().unwrap()).unwrap();
+    let time = |key: &str| bg_shared::time::parse_rfc3339(fired[key].as_str().unwrap()).unwrap();
     let (due, set) = (time("due_at"), time("set_at"));
     assert_eq!(due.duration_since(set).unwrap(), Duration::from_millis(250));
 }
@@ -132,7 +132,8 @@ fn interrupting_it_exits_130_or_143_quietly() {
     ] {
         let reminder = spawn_reminder(&env, &args);
         wait_until_blocked(&reminder);
-        bg_shared::process::signal_process(reminder.pid(), signal).unwrap();
+        let sent = bg_shared::process::Signal::from_number(signal).expect("a signal number");
+        bg_shared::process::signal_process(reminder.pid(), sent).unwrap();
         let out = finish_child(reminder);
         assert_eq!(out.code(), code, "{out:?}");
         assert_eq!(out.stdout, "", "{out:?}");

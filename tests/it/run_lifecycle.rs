@@ -66,7 +66,7 @@ fn timeout_kills_what_ignores_term_after_the_grace() {
     // The background `sleep` in its group was stopped too.
     let pgid = record["pgid"].as_i64().unwrap() as i32;
     let gone = poll(DEADLINE, || {
-        (!bg_shared::process::signal_group(pgid, 0).unwrap_or(false)).then_some(())
+        (!bg_shared::process::group_exists(pgid).unwrap_or(false)).then_some(())
     });
     assert!(gone.is_some(), "group {pgid} outlived the timeout");
 }
@@ -152,7 +152,11 @@ fn leftover_group_members_are_noted() {
     let leftovers = status["leftover_pids"].as_array().unwrap();
     assert_eq!(leftovers.len(), 1);
     assert!(alive(leftovers[0].as_i64().unwrap()));
-    bg_shared::process::signal_group(record["pgid"].as_i64().unwrap() as i32, 9).unwrap();
+    bg_shared::process::signal_group(
+        record["pgid"].as_i64().unwrap() as i32,
+        bg_shared::process::Signal::KILL,
+    )
+    .unwrap();
 }
 
 #[test]

@@ -117,6 +117,7 @@ impl Env {
         let pid = self.record(id)[key]
             .as_i64()
             .unwrap_or_else(|| panic!("no {key} for {id}"));
+        let signal = bg_shared::process::Signal::from_number(signal).expect("a signal number");
         bg_shared::process::signal_process(pid as i32, signal).expect("signalling");
     }
 
@@ -174,7 +175,7 @@ impl Drop for Env {
             kill_task(&self.task_dir(&id));
             // What escaped the group (a `setsid` child) carries the mark.
             for pid in task_processes(&id) {
-                let _ = process::signal_process(pid, 9);
+                let _ = process::signal_process(pid, process::Signal::KILL);
             }
         }
     }
@@ -218,8 +219,8 @@ pub fn kill_task(dir: &Path) {
             boot_id: boot_id.clone(),
         };
         if identity.is_alive() {
-            let _ = process::signal_group(identity.pid, 9);
-            let _ = process::signal_process(identity.pid, 9);
+            let _ = process::signal_group(identity.pid, process::Signal::KILL);
+            let _ = process::signal_process(identity.pid, process::Signal::KILL);
         }
     }
 }
@@ -244,7 +245,7 @@ impl Drop for Guard {
         // Only while the child is unreaped does its pid (the group's id) stay
         // ours: once reaped, the number may already name another test's group.
         if let Ok(None) = self.0.try_wait() {
-            let _ = process::signal_group(self.pid(), 9);
+            let _ = process::signal_group(self.pid(), process::Signal::KILL);
             let _ = self.0.kill();
             let _ = self.0.wait();
         }

@@ -11,12 +11,14 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{SigSet, Signal as NixSignal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid as NixPid, fork, setsid};
 
+mod signal;
 mod spawn;
 mod tree;
+pub use signal::{Signal, SignalWaiter, group_exists, signal_group, signal_process};
 pub use spawn::{SpawnRequest, Spawned, spawn};
 pub use tree::{Found, Pinned, SUPERVISOR_NAME_PREFIX, TaskTree, signal_found, wait_all_exit};
 
@@ -101,7 +103,7 @@ pub fn wait_for_exit(identity: &Identity, timeout: Option<Duration>) -> io::Resu
     if let Some(result) = os::wait_for_pid_exit(identity, timeout) {
         return result.map(|ended| ended || !identity.is_alive());
     }
-    let deadline = timeout.and_then(crate::cli::deadline);
+    let deadline = timeout.and_then(crate::time::deadline);
     while identity.is_alive() {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return Ok(false);
@@ -273,37 +275,17 @@ pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
 pub fn reset_signal_dispositions() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in Signal::iterator() {
-        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
+    for signal in NixSignal::iterator() {
+        if matches!(
+            signal,
+            NixSignal::SIGKILL | NixSignal::SIGSTOP | NixSignal::SIGPIPE
+        ) {
             continue;
         }
         // SAFETY: installing SIG_DFL runs no code of ours in signal context.
         let _ = unsafe { sigaction(signal, &default) };
     }
     os::reset_realtime_signals();
-}
-
-/// Blocks a set of signals and waits for them synchronously: no handler code
-/// ever runs, and a waiting supervisor burns no CPU.
-pub struct SignalWaiter {
-    set: SigSet,
-}
-
-impl SignalWaiter {
-    /// Blocks `signals` in this thread (and in threads it starts later).
-    pub fn block(signals: &[Signal]) -> io::Result<SignalWaiter> {
-        let mut set = SigSet::empty();
-        for signal in signals {
-            set.add(*signal);
-        }
-        set.thread_block()?;
-        Ok(SignalWaiter { set })
-    }
-
-    /// Waits for one of the blocked signals; `Ok(None)` when `timeout` ends first.
-    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
-        os::wait_signal(&self.set, timeout)
-    }
 }
 
 /// How a child ended.
@@ -339,75 +321,46 @@ pub fn reap_children() -> Vec<(Pid, ChildExit)> {
     reaped
 }
 
-/// Sends signal `signal` (0 probes) to process group `pgid`.
-/// `Ok(false)` when the group no longer exists.
-pub fn signal_group(pgid: Pid, signal: i32) -> io::Result<bool> {
-    if pgid <= 1 {
-        return Err(io::Error::other(format!(
-            "refusing to signal process group {pgid}"
-        )));
-    }
-    send(-pgid, signal)
-}
-
-/// Sends `signal` to one process. `Ok(false)` when it no longer exists.
-pub fn signal_process(pid: Pid, signal: i32) -> io::Result<bool> {
-    if pid <= 1 {
-        return Err(io::Error::other(format!(
-            "refusing to signal process {pid}"
-        )));
-    }
-    send(pid, signal)
-}
-
-fn send(target: Pid, signal: i32) -> io::Result<bool> {
-    // SAFETY: kill has no memory effects; targets <= 1 (everyone, our own
-    // group, init) are refused by the callers above.
-    if unsafe { libc::kill(target, signal) } == 0 {
-        return Ok(true);
-    }
-    match Errno::last() {
-        Errno::ESRCH => Ok(false),
-        errno => Err(errno.into()),
+/// Waits for child `pid` to end and reaps it (a command whose exec failed
+/// exits at once).
+pub fn reap_child(pid: Pid) {
+    loop {
+        match waitpid(NixPid::from_raw(pid), None) {
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
     }
 }
 
-pub const SIGKILL: i32 = Signal::SIGKILL as i32;
-pub const SIGCONT: i32 = Signal::SIGCONT as i32;
-
-/// True for a signal a stopped process acts on only once continued (so
-/// CONT should follow it): not KILL, and none that stops or continues.
-pub fn needs_cont_after(signal: i32) -> bool {
-    !matches!(
-        Signal::try_from(signal),
-        Ok(Signal::SIGKILL
-            | Signal::SIGCONT
-            | Signal::SIGSTOP
-            | Signal::SIGTSTP
-            | Signal::SIGTTIN
-            | Signal::SIGTTOU)
-    )
+/// The effective user id: whose state directory this is.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
-/// `SIGTERM` for 15, or the number itself for a signal without a name here.
-pub fn signal_name(signal: i32) -> String {
-    Signal::try_from(signal)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {signal}"))
-}
-
-/// Parses `TERM`, `SIGTERM`, `term` or `15`.
-pub fn parse_signal(text: &str) -> Option<i32> {
-    if let Ok(number) = text.parse::<i32>() {
-        return (1..=64).contains(&number).then_some(number);
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
+/// Bytes free for us on the filesystem holding `dir` (root may also use
+/// the blocks kept back for root).
+pub fn free_bytes(dir: &std::path::Path) -> io::Result<u64> {
+    let stats = nix::sys::statvfs::statvfs(dir)?;
+    let blocks = if nix::unistd::geteuid().is_root() {
+        stats.blocks_free()
     } else {
-        format!("SIG{upper}")
+        stats.blocks_available()
     };
-    name.parse::<Signal>().ok().map(|s| s as i32)
+    #[allow(clippy::useless_conversion)] // the types differ between platforms
+    Ok(u64::from(blocks).saturating_mul(u64::from(stats.fragment_size())))
+}
+
+/// The error a write to a full filesystem gets (ENOSPC).
+pub fn out_of_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
+}
+
+/// The `open(2)` flag that refuses to follow a symlink at the last step.
+pub const OPEN_NO_FOLLOW: i32 = libc::O_NOFOLLOW;
+
+/// True if this user may execute `path` (as the shell would check it).
+pub fn is_executable(path: &std::path::Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 #[cfg(test)]
@@ -426,25 +379,5 @@ mod tests {
             ..me.clone()
         };
         assert!(!impostor.is_alive());
-    }
-
-    #[test]
-    fn signals_parse_by_name_and_number() {
-        assert_eq!(parse_signal("TERM"), Some(15));
-        assert_eq!(parse_signal("sigkill"), Some(9));
-        assert_eq!(parse_signal("2"), Some(2));
-        assert_eq!(parse_signal("0"), None);
-        assert_eq!(parse_signal("NOPE"), None);
-        assert_eq!(signal_name(9), "SIGKILL");
-        assert!(needs_cont_after(15));
-        assert!(!needs_cont_after(9));
-        assert!(!needs_cont_after(19));
-    }
-
-    #[test]
-    fn refuses_to_signal_everyone() {
-        assert!(signal_group(0, 0).is_err());
-        assert!(signal_group(1, 0).is_err());
-        assert!(signal_process(-1, 0).is_err());
     }
 }

@@ -30,7 +30,7 @@ pub fn close_ranges_except(_keep: &[std::os::fd::RawFd]) -> bool {
 }
 
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
-    if pid <= 0 || !super::send(pid, 0).unwrap_or(true) {
+    if pid <= 0 || !super::signal::send(pid, 0).unwrap_or(true) {
         return None;
     }
     let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()?;

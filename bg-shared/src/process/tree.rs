@@ -11,7 +11,9 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{Identity, Pid, ProcInfo, all_processes, os, proc_info, signal_group, signal_process};
+use super::{
+    Identity, Pid, ProcInfo, Signal, all_processes, os, proc_info, signal_group, signal_process,
+};
 
 /// How a caller finds a task's processes.
 #[derive(Debug, Clone)]
@@ -165,9 +167,9 @@ impl Pinned {
     }
 
     /// Sends `signal`; `Ok(false)` if the process has ended.
-    pub fn signal(&self, signal: i32) -> io::Result<bool> {
+    pub fn signal(&self, signal: Signal) -> io::Result<bool> {
         match &self.pidfd {
-            Some(pidfd) => os::pidfd_signal(pidfd.as_fd(), signal),
+            Some(pidfd) => os::pidfd_signal(pidfd.as_fd(), signal.number()),
             None if self.is_same() => signal_process(self.info.pid, signal),
             None => Ok(false),
         }
@@ -201,7 +203,7 @@ pub fn wait_all_exit(pinned: &mut Vec<Pinned>, timeout: Duration) -> io::Result<
 
 /// Signals the group (when it is safely ours) and each pinned process:
 /// the group signal also reaches a child forked after the listing.
-pub fn signal_found(found: &Found, pinned: &[Pinned], signal: i32) -> usize {
+pub fn signal_found(found: &Found, pinned: &[Pinned], signal: Signal) -> usize {
     if let Some(group) = found.group {
         let _ = signal_group(group, signal);
     }
