@@ -187,9 +187,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             "--timeout needs --wait or --follow",
         ));
     }
-    if let Some(task) = &cli.task {
-        bg_shared::ids::check_selector(task)?;
-    }
     bg_shared::ids::check_reader(&cli.reader)?;
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     if cli.notify {

@@ -20,8 +20,7 @@ use bg_shared::cli::json_line;
 const UNSUPERVISED_RECHECK: Duration = Duration::from_millis(500);
 
 pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<ExitCode> {
-    let not_found = || Error::NotFound(format!("no task with id or name '{selector}'"));
-    let paths = select::resolve(state.ok_or_else(not_found)?, selector)?;
+    let paths = select::find(state, selector)?;
     let filters = filters(cli)?;
     if cli.follow {
         return follow(&paths, cli, &filters);

@@ -115,6 +115,8 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // Every selector is checked before anything is stopped (finding each
+    // task checks it again): a typo must not leave a kill half done.
     for selector in cli.tasks.iter().chain(&cli.names) {
         bg_shared::ids::check_selector(selector)?;
     }

@@ -1,11 +1,11 @@
 //! Which tasks a call means: ids, prefixes and names given one by one, every
 //! running task of a name, or every running task (of this project or all).
 
+use bg_shared::Result;
 use bg_shared::process::{Identity, Pid, proc_info};
 use bg_shared::select;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, Result};
 
 use crate::Cli;
 use crate::report::Report;
@@ -20,10 +20,7 @@ pub fn choose(state: Option<&StateDir>, cli: &Cli, report: &mut Report) -> Resul
         }
     };
     for selector in &cli.tasks {
-        let found = state
-            .ok_or_else(|| no_task(selector))
-            .and_then(|state| select::resolve(state, selector));
-        match found {
+        match select::find(state, selector) {
             Ok(paths) => add(paths),
             Err(err) => report.error(None, &err),
         }
@@ -39,7 +36,7 @@ pub fn choose(state: Option<&StateDir>, cli: &Cli, report: &mut Report) -> Resul
             .filter(|t| t.launch.name.as_deref() == Some(name.as_str()))
             .collect();
         if named.is_empty() {
-            report.error(None, &no_task(name));
+            report.error(None, &select::no_task(name));
         } else if !named.iter().any(|t| t.state.is_live()) {
             let newest = named
                 .iter()
@@ -79,10 +76,6 @@ pub fn choose(state: Option<&StateDir>, cli: &Cli, report: &mut Report) -> Resul
         }
     }
     Ok(chosen)
-}
-
-fn no_task(selector: &str) -> Error {
-    Error::NotFound(format!("no task with id or name '{selector}'"))
 }
 
 /// True if this process is part of the task (started from inside it), so

@@ -119,7 +119,6 @@ impl Request {
     fn parse(cli: &Cli) -> Result<Request> {
         let joined = |words: &[String]| (!words.is_empty()).then(|| words.join(" "));
         if let Some(selector) = &cli.task {
-            bg_shared::ids::check_selector(selector)?;
             // `bg-remind --task ID 10m` would otherwise wait forever with a
             // message of "10m": the one mistake that must not pass quietly.
             if let Some(first) = cli.words.first()

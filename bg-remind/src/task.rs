@@ -7,7 +7,7 @@ use bg_shared::output::{Excerpt, Filters, omission_marker, read_excerpt};
 use bg_shared::record::TaskRecord;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task};
-use bg_shared::{Error, Result, cli, format, select};
+use bg_shared::{Result, cli, format, select};
 use serde::Serialize;
 
 use crate::Cli;
@@ -30,9 +30,7 @@ struct Woken {
 
 pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode> {
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
-    let state =
-        state.ok_or_else(|| Error::NotFound(format!("no task with id or name '{selector}'")))?;
-    let paths = select::resolve(&state, selector)?;
+    let paths = select::find(state.as_ref(), selector)?;
     let ended = task::wait_for_end(&paths, cli.timeout)?;
     let task = Task::load_existing(paths)?;
     let code = if ended {

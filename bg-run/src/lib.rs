@@ -57,6 +57,10 @@ pub const HELP: Help = Help {
             "124",
             "--ready timed out: the task is left running and its id printed",
         ),
+        (
+            "125",
+            "bg-run itself failed: its supervisor died, or the task could not be recorded",
+        ),
         ("126", "the command is not executable"),
         ("127", "the command was not found"),
     ],

@@ -21,9 +21,10 @@ pub enum Error {
     /// missing directory, options that do not go together.
     #[error("{0}")]
     Usage(String),
-    /// Something of ours or of the system failed that the caller could not
-    /// have avoided: a supervisor that died, a value that cannot be
-    /// serialised, a task that changed while being acted on.
+    /// Something failed that the caller could not have avoided, in our code,
+    /// the system or a peer: a supervisor that died, a value that cannot be
+    /// serialised, a task that changed while being acted on, an error
+    /// answer from Codex.
     #[error("{0}")]
     Internal(String),
     /// A negative answer: no such task, nothing to do.
@@ -105,5 +106,35 @@ impl<T> IoContext<T> for io::Result<T> {
             context: what(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_exits_with_its_own_status() {
+        let launch = |code| Error::Launch {
+            message: String::new(),
+            code,
+        };
+        let cases = [
+            (Error::usage("bad --flag"), ExitCode::TROUBLE),
+            (Error::internal("supervisor died"), ExitCode::TROUBLE),
+            (Error::NotFound("no task".into()), ExitCode::NEGATIVE),
+            (Error::TimedOut("late".into()), ExitCode::TIMED_OUT),
+            (launch(ExitCode::LAUNCHER_FAILED), ExitCode::LAUNCHER_FAILED),
+            (launch(ExitCode::NOT_FOUND), ExitCode::NOT_FOUND),
+            (
+                Error::io("writing", io::Error::from(io::ErrorKind::BrokenPipe)),
+                ExitCode::TROUBLE,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error:?}");
+        }
+        let json = serde_json::from_str::<u8>("x").expect_err("not a number");
+        assert!(matches!(Error::serialise("a record", json), Error::Internal(_)));
     }
 }

@@ -19,7 +19,7 @@ pub fn create_and_lock(path: &Path) -> Result<File> {
     let file = create_new_private(path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::usage(format!(
+        Err(TryLockError::WouldBlock) => Err(Error::internal(format!(
             "{} is locked by someone else",
             path.display()
         ))),

@@ -36,11 +36,24 @@ pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
     Ok(ids)
 }
 
-/// Finds the task a user means: an exact id, else a name (the newest task
-/// of that name), else a unique id prefix. Malformed input is refused
-/// before any file is touched.
-pub fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
+/// Finds the task a user means, the one way every tool does: an exact id,
+/// else a name (the newest task of that name), else a unique id prefix.
+/// Malformed input is refused before any file is touched; a state
+/// directory that does not exist yet (`None`) holds no task.
+pub fn find(state: Option<&StateDir>, selector: &str) -> Result<TaskPaths> {
     ids::check_selector(selector)?;
+    match state {
+        Some(state) => resolve(state, selector),
+        None => Err(no_task(selector)),
+    }
+}
+
+/// What a selector that names no task gets: a negative answer.
+pub fn no_task(selector: &str) -> Error {
+    Error::NotFound(format!("no task with id or name '{selector}'"))
+}
+
+fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
     if let Ok(id) = TaskId::parse(selector)
         && is_dir(&state.task_dir(&id))
     {
@@ -58,9 +71,7 @@ pub fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
         Vec::new()
     };
     match matches.as_slice() {
-        [] => Err(Error::NotFound(format!(
-            "no task with id or name '{selector}'"
-        ))),
+        [] => Err(no_task(selector)),
         [only] => Ok(TaskPaths::new(state, only.clone())),
         _ => Err(ambiguous(state, selector, matches)),
     }

@@ -41,12 +41,8 @@ impl Source {
     pub fn open(cli: &Cli) -> Result<Source> {
         let (path, input, task) = match (&cli.task, &cli.file) {
             (Some(selector), _) => {
-                bg_shared::ids::check_selector(selector)?;
-                let state =
-                    StateDir::open_existing(cli.state_dir.as_deref())?.ok_or_else(|| {
-                        Error::NotFound(format!("no task with id or name '{selector}'"))
-                    })?;
-                let paths = select::resolve(&state, selector)?;
+                let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+                let paths = select::find(state.as_ref(), selector)?;
                 let input = cli.input.clone().or_else(|| Some(paths.input()));
                 (Some(paths.output()), input, Some(paths))
             }

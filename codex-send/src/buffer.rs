@@ -160,15 +160,15 @@ impl Buffer {
     }
 
     fn write_line(&mut self, line: &Value) -> Result<()> {
-        let mut text = serde_json::to_string(line)
-            .map_err(|err| Error::usage(format!("encoding a line: {err}")))?;
+        let mut text =
+            serde_json::to_string(line).map_err(|err| Error::serialise("a request line", err))?;
         text.push('\n');
         let written = self
             .file
             .write(text.as_bytes())
             .context(|| format!("writing to {}", self.path.display()))?;
         if written != text.len() {
-            return Err(Error::usage(format!(
+            return Err(Error::internal(format!(
                 "{}: only {written} of {} bytes of a line were written",
                 self.path.display(),
                 text.len()

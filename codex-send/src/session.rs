@@ -37,10 +37,8 @@ pub struct Session {
 
 impl Session {
     pub fn open(state_dir: Option<&Path>, selector: &str) -> Result<Session> {
-        bg_shared::ids::check_selector(selector)?;
-        let state = StateDir::open_existing(state_dir)?
-            .ok_or_else(|| Error::NotFound(format!("no task with id or name '{selector}'")))?;
-        let paths = select::resolve(&state, selector)?;
+        let state = StateDir::open_existing(state_dir)?;
+        let paths = select::find(state.as_ref(), selector)?;
         let info_path = paths.dir.join(INFO);
         let text = match std::fs::read(&info_path) {
             Ok(text) => text,
@@ -160,15 +158,15 @@ impl Start<'_> {
         let version = codex_version(self.codex)?;
         let protocol = pick_protocol(self.protocol, version, self.codex)?;
         let id = self.launch(protocol)?;
-        let state = StateDir::open_existing(self.state_dir)?
-            .ok_or_else(|| Error::NotFound("the state directory is gone".into()))?;
-        let paths = select::resolve(&state, &id)?;
+        let state = StateDir::open_existing(self.state_dir)?;
+        let paths = select::find(state.as_ref(), &id)?;
         let info = Info {
             protocol: protocol.subcommand().to_string(),
             version: version.map(|v| v.to_string()),
             codex: self.codex.display().to_string(),
         };
-        let text = serde_json::to_vec(&info).map_err(|err| Error::usage(err.to_string()))?;
+        let text =
+            serde_json::to_vec(&info).map_err(|err| Error::serialise("the session info", err))?;
         let info_path = paths.dir.join(INFO);
         std::io::Write::write_all(&mut create_new_private(&info_path)?, &text)
             .context(|| format!("writing {}", info_path.display()))?;
@@ -281,7 +279,7 @@ pub type ThreadFinder = fn(&Value, &Value) -> Option<Result<String>>;
 /// response. A failed one stays the session's last: say how to leave it.
 pub fn started_thread(line: &Value, request: &Value) -> Option<Result<String>> {
     answered_id(line, request, "thread/start", "/result/thread/id").map(|found| {
-        found.map_err(|err| Error::usage(format!("{err} (--new-thread starts another)")))
+        found.map_err(|err| Error::internal(format!("{err} (--new-thread starts another)")))
     })
 }
 
@@ -306,7 +304,7 @@ fn answered_id(
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("error");
-        return Some(Err(Error::usage(format!("{method} failed: {message}"))));
+        return Some(Err(Error::internal(format!("{method} failed: {message}"))));
     }
     let id = line.pointer(pointer).and_then(Value::as_str)?;
     Some(Ok(id.to_string()))
@@ -329,7 +327,7 @@ pub fn configured_thread(line: &Value, request: &Value) -> Option<Result<String>
         {
             return Some(Ok(thread.to_string()));
         }
-        return Some(Err(Error::usage(
+        return Some(Err(Error::internal(
             "the conversation's first request ended without naming its thread",
         )));
     }
