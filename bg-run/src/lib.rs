@@ -1,8 +1,10 @@
 //! `bg-run`: start a command as a supervised background task and record it
-//! (DESIGN.md sections 3 and 5). The caller returns as soon as the command
+//! (docs/ARCHITECTURE.md, "The life of a task"). The caller returns as soon as the command
 //! has started, printing the task id; a double-forked supervisor waits for
 //! the command and records how it ended.
 
+mod ending;
+mod feeder;
 mod handshake;
 mod launch;
 mod ready;
@@ -49,10 +51,8 @@ pub const HELP: Help = Help {
             "0",
             "started (the id, or the record with --json, is on stdout)",
         ),
-        (
-            "2",
-            "bad usage, a refused command (BG_ALLOWED_COMMANDS), or trouble",
-        ),
+        ("1", "--ready: the task ended before its output matched"),
+        ("2", "bad usage or trouble"),
         (
             "124",
             "--ready timed out: the task is left running and its id printed",
@@ -61,7 +61,10 @@ pub const HELP: Help = Help {
             "125",
             "bg-run itself failed: its supervisor died, or the task could not be recorded",
         ),
-        ("126", "the command is not executable"),
+        (
+            "126",
+            "the command is not executable, or BG_ALLOWED_COMMANDS refused it",
+        ),
         ("127", "the command was not found"),
     ],
     environment: &[

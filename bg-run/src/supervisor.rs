@@ -5,22 +5,20 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json};
 use bg_shared::outcome::{self, End, Recorder};
-use bg_shared::process::{
-    self, ChildExit, DirWatcher, Identity, Pid, Signal, SignalWaiter, SpawnRequest,
-};
-use bg_shared::record::{EndReason, KillRequest, LaunchRecord, TaskState};
+use bg_shared::process::{self, Identity, Pid, Signal, SignalWaiter, SpawnRequest};
+use bg_shared::record::{KillRequest, LaunchRecord};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{KILL_REQUESTED, TaskPaths};
 use bg_shared::{IoContext, Result, cli, time};
 
+use crate::ending::Ending;
+use crate::feeder;
 use crate::handshake::{Answer, Teller};
 use crate::spec::{LaunchFailure, LaunchSpec};
 
@@ -38,17 +36,6 @@ pub struct Supervisor {
     pub status_reserve: Option<Reserved>,
     /// Tells the waiting launcher "started" or why not; closed once said.
     pub teller: Teller,
-}
-
-/// How the command's leader ended, and what the supervisor did about it.
-struct Ending {
-    exit: ChildExit,
-    elapsed: Duration,
-    timed_out: bool,
-    forwarded: bool,
-    /// bg-kill's request, if it came before the leader ended.
-    kill_request: Option<KillRequest>,
-    leftovers: Vec<Pid>,
 }
 
 /// How long past its grace a kill request still counts.
@@ -115,7 +102,7 @@ impl Supervisor {
             return Err(err);
         }
         if let Some(feed) = feed {
-            start_feeder(self.paths.input(), feed);
+            feeder::start(self.paths.input(), feed);
         }
         self.teller.tell(&Answer::Started);
         // The record is complete and visible; making its name durable is
@@ -341,44 +328,6 @@ impl Supervisor {
     }
 }
 
-impl Ending {
-    /// How the task ended, from what the supervisor saw and did.
-    fn end(&self) -> End {
-        let (exit_code, signal) = match self.exit {
-            ChildExit::Code(code) => (Some(code), None),
-            ChildExit::Signal(signal) => (None, Some(signal)),
-        };
-        let (state, reason) = if self.timed_out {
-            (TaskState::Timeout, EndReason::Timeout)
-        } else if self.kill_request.is_some() {
-            (TaskState::Killed, EndReason::BgKill)
-        } else if exit_code.is_some() {
-            (TaskState::Exited, EndReason::Exit)
-        } else if self.forwarded {
-            (TaskState::Killed, EndReason::SupervisorSignal)
-        } else {
-            (TaskState::Killed, EndReason::Signal)
-        };
-        // A task that handled bg-kill's signal and exited still ends as
-        // killed by it: the signal is recorded beside the exit code.
-        let signal = signal.or(self
-            .kill_request
-            .as_ref()
-            .filter(|_| state == TaskState::Killed)
-            .map(|r| r.signal));
-        End {
-            state,
-            reason,
-            exit_code,
-            signal,
-            ended_at: SystemTime::now(),
-            duration: Some(self.elapsed),
-            leftovers: self.leftovers.clone(),
-            error: None,
-        }
-    }
-}
-
 /// Signals the task's whole tree: every descendant of this supervisor
 /// (which, as subreaper, has adopted whatever left the group) and, while
 /// the leader is not yet reaped (so its pid cannot have been reused), its
@@ -439,36 +388,5 @@ fn strip_os_error(err: &std::io::Error) -> String {
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),
         None => text,
-    }
-}
-
-/// Copies the task's `input` file into its stdin as the file grows (as
-/// `tail -f`), until the command closes its stdin.
-fn start_feeder(input: PathBuf, stdin: File) {
-    let _ = std::thread::Builder::new()
-        .name("stdin-feed".into())
-        .spawn(move || feed(&input, stdin));
-}
-
-fn feed(input: &Path, mut stdin: File) {
-    let (Ok(mut watcher), Ok(mut file)) = (DirWatcher::new(input, &[]), File::open(input)) else {
-        return;
-    };
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => {
-                if watcher.wait(None).is_err() {
-                    return;
-                }
-            }
-            Ok(n) => {
-                if stdin.write_all(&buffer[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
     }
 }

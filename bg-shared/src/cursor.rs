@@ -29,8 +29,8 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Takes the lock for `reader`'s cursor on `task` (waiting for any other
-    /// check holding it).
+    /// Takes the lock of `task`'s cursors (one lock for all of its readers,
+    /// so checks of one task wait on each other) for `reader`'s cursor.
     pub fn lock(task: &TaskPaths, reader: &str) -> Result<Cursor> {
         ids::check_reader(reader)?;
         let lock = lock::lock_exclusive(&task.dir.join("cursors.lock"))?;

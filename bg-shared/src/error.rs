@@ -135,6 +135,9 @@ mod tests {
             assert_eq!(error.exit_code(), code, "{error:?}");
         }
         let json = serde_json::from_str::<u8>("x").expect_err("not a number");
-        assert!(matches!(Error::serialise("a record", json), Error::Internal(_)));
+        assert!(matches!(
+            Error::serialise("a record", json),
+            Error::Internal(_)
+        ));
     }
 }

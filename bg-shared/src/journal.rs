@@ -1,5 +1,7 @@
 //! The completion journal: one JSON line per finished task, appended by
-//! supervisors and read by `bg-check --notify`. Every access holds the
+//! whoever records the task's end (`outcome::record_end`: a supervisor,
+//! bg-run for a command that could not start, bg-kill for a task whose
+//! supervisor is gone) and read by `bg-check --notify`. Every access holds the
 //! exclusive lock on `journal.lock` (never on the journal itself, which
 //! pruning replaces by rename): appends never interleave, and a reader never
 //! sees half a line or a journal being rewritten.

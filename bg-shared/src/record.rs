@@ -193,7 +193,7 @@ impl JournalEntry {
     }
 }
 
-/// The public record (`bg-check --json`, `bg-run --json`): DESIGN.md section 4,
+/// The public record (`bg-check --json`, `bg-run --json`): docs/ARCHITECTURE.md, "Records and versioning",
 /// plus fields added after it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskRecord {

@@ -80,7 +80,7 @@ impl StateDir {
         self.tasks_dir().join(id.as_str())
     }
 
-    /// One JSON line per finished task, appended by supervisors.
+    /// One JSON line per finished task, appended by `outcome::record_end`.
     pub fn journal_path(&self) -> PathBuf {
         self.root.join(JOURNAL)
     }

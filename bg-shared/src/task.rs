@@ -135,7 +135,7 @@ impl Task {
         })
     }
 
-    /// The public record (DESIGN.md section 4).
+    /// The public record (docs/ARCHITECTURE.md, "Records and versioning").
     pub fn record(&self) -> TaskRecord {
         let launch = &self.launch;
         let status = self.status.as_ref();

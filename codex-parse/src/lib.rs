@@ -1,4 +1,4 @@
-//! `codex-parse`: one summary of any Codex session stream (DESIGN.md
+//! `codex-parse`: one summary of any Codex session stream (docs/ARCHITECTURE.md,
 //! section 6): `codex mcp-server`, `codex app-server` v2 and `codex exec
 //! --json` (current and legacy), detected from the lines. Per request or
 //! turn: status, final message, commands and exit codes, test counts, files
@@ -141,7 +141,7 @@ pub struct Cli {
     #[arg(long)]
     pub follow: bool,
 
-    /// JSON (DESIGN.md section 6).
+    /// JSON (docs/ARCHITECTURE.md, "Summary format").
     #[arg(long)]
     pub json: bool,
 

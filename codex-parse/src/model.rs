@@ -1,4 +1,4 @@
-//! The summary of a Codex session stream (DESIGN.md section 6): one entry
+//! The summary of a Codex session stream (docs/ARCHITECTURE.md, "Summary format"): one entry
 //! per request (mcp-server `tools/call`) or turn (app-server, exec), the
 //! approvals still waiting for an answer, and the signs of being stuck.
 

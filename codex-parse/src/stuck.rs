@@ -1,4 +1,4 @@
-//! Signs that a session is stuck (PROTOCOL.md section 7), and the client's
+//! Signs that a session is stuck (docs/ARCHITECTURE.md, "Stuck signals"), and the client's
 //! side of the conversation that some of them need: what it asked that was
 //! never answered, and approvals it answered with an error.
 

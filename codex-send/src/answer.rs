@@ -1,5 +1,5 @@
 //! Answers to Codex's approval requests, in the shape each protocol and
-//! version accepts (PROTOCOL.md 3.4 and 4.4). Anything else is worse than
+//! version accepts (docs/ARCHITECTURE.md, "Approvals and interrupts"). Anything else is worse than
 //! no answer: an unknown decision fails the command, and a JSON-RPC error
 //! reply hangs Codex for good.
 

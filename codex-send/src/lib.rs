@@ -1,5 +1,5 @@
 //! `codex-send`: safe JSON-RPC lines for `codex mcp-server` and `codex
-//! app-server` (DESIGN.md section 6): built with serde_json, approval
+//! app-server` (docs/ARCHITECTURE.md, "Writing requests"): built with serde_json, approval
 //! policy and sandbox always explicit, ids unique in their buffer, the
 //! handshake first; persistent sessions as bg-run tasks; approvals answered
 //! in the shape each protocol and version accepts.

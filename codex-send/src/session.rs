@@ -200,8 +200,9 @@ impl Start<'_> {
                 self.codex.display(),
                 protocol.subcommand()
             );
-            // Not executable, not found, or bg-run's own failure: a launch
-            // failure keeps its code. Refused (BG_ALLOWED_COMMANDS) is usage.
+            // Not executable or refused by BG_ALLOWED_COMMANDS (126), not
+            // found (127), or bg-run's own failure (125): a launch failure
+            // keeps its code; anything else is bad usage.
             let code = output.status.code().unwrap_or(0);
             return Err(match ExitCode::launch_failure(code) {
                 Some(code) => Error::Launch { message, code },

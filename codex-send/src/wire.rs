@@ -1,4 +1,4 @@
-//! The JSON-RPC lines Codex accepts (PROTOCOL.md sections 3 and 4), built
+//! The JSON-RPC lines Codex accepts (docs/ARCHITECTURE.md, "Protocols"), built
 //! with serde_json so that no prompt can break or inject into a line, and
 //! the values each protocol and version accepts.
 
@@ -53,7 +53,7 @@ impl Protocol {
     }
 
     /// The answer to a server request: a result, never an error (a
-    /// JSON-RPC error reply hangs Codex, PROTOCOL.md 3.4).
+    /// JSON-RPC error reply hangs Codex, docs/ARCHITECTURE.md, "Protocols").
     pub fn reply(self, id: &Value, result: Value) -> Value {
         let mut line = self.envelope();
         line.insert("id".into(), id.clone());
@@ -149,7 +149,7 @@ const MCP_DEVELOPER_INSTRUCTIONS: Version = Version(0, 53, 0);
 
 pub const SANDBOXES: [&str; 3] = ["read-only", "workspace-write", "danger-full-access"];
 
-/// The approval policies a server takes (PROTOCOL.md 3.1, 4.2).
+/// The approval policies a server takes (docs/ARCHITECTURE.md, "Writing requests").
 pub fn approval_policies(protocol: Protocol, version: Option<Version>) -> &'static [&'static str] {
     match (protocol, version) {
         (Protocol::App, _) => &["untrusted", "on-request", "never"],

@@ -110,7 +110,7 @@ fn hostile_state_dirs_are_refused() {
         (open, "writable by group or others"),
         (group, "writable by group or others"),
     ];
-    if nix::unistd::geteuid().is_root() {
+    if bg_shared::process::effective_uid() == 0 {
         let foreign = env.dir.path().join("foreign");
         fs::create_dir(&foreign).unwrap();
         fs::set_permissions(&foreign, fs::Permissions::from_mode(0o700)).unwrap();

@@ -1,4 +1,4 @@
-//! `codex app-server` v2 (PROTOCOL.md section 4): turns correlated by
+//! `codex app-server` v2 (docs/ARCHITECTURE.md, "Protocols"): turns correlated by
 //! `turnId`, items by `itemId`; a turn ends with `turn/completed`; approvals
 //! are server requests (`item/*/requestApproval`) resolved by
 //! `serverRequest/resolved`.

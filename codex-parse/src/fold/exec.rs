@@ -1,4 +1,4 @@
-//! `codex exec --json` (PROTOCOL.md section 5): one run, one thread, turns
+//! `codex exec --json` (docs/ARCHITECTURE.md, "Protocols"): one run, one thread, turns
 //! one after the other (`turn.started` ... `turn.completed|failed`), items
 //! in between; and the `{"id","msg"}` lines of versions up to 0.42.
 

@@ -1,4 +1,4 @@
-//! `codex mcp-server` (PROTOCOL.md section 3): `codex/event` notifications
+//! `codex mcp-server` (docs/ARCHITECTURE.md, "Protocols"): `codex/event` notifications
 //! correlated by `params._meta.requestId` (never `params.id`), one response
 //! per `tools/call`, and `elicitation/create` server requests for approvals.
 

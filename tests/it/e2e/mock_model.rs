@@ -1,5 +1,5 @@
 //! A mock of the OpenAI Responses API on 127.0.0.1, enough for the real
-//! Codex to run whole turns offline (PROTOCOL.md, top): `POST /v1/responses`
+//! Codex to run whole turns offline (docs/ARCHITECTURE.md, "End-to-end tier"): `POST /v1/responses`
 //! is answered from [`script::reply`] as a server-sent event stream, an HTTP
 //! error, or a stream that never ends (a stalled model).
 //!

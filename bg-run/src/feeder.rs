@@ -1,0 +1,40 @@
+//! `--stdin-feed`: the task's `input` file copied into its stdin as the
+//! file grows, on a thread of the supervisor, so that other tools (codex-send)
+//! can drive a long-lived session by appending to a file.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bg_shared::process::DirWatcher;
+
+/// Copies the task's `input` file into its stdin as the file grows (as
+/// `tail -f`), until the command closes its stdin.
+pub fn start(input: PathBuf, stdin: File) {
+    let _ = std::thread::Builder::new()
+        .name("stdin-feed".into())
+        .spawn(move || feed(&input, stdin));
+}
+
+fn feed(input: &Path, mut stdin: File) {
+    let (Ok(mut watcher), Ok(mut file)) = (DirWatcher::new(input, &[]), File::open(input)) else {
+        return;
+    };
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => {
+                if watcher.wait(None).is_err() {
+                    return;
+                }
+            }
+            Ok(n) => {
+                if stdin.write_all(&buffer[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
