@@ -1,5 +1,5 @@
-//! `bg-check`: what tasks are doing (docs/ARCHITECTURE.md, "Read"). With no id, a
-//! table of the current project's tasks; with one, a status line and the
+//! `bg-check`: what tasks are doing (docs/ARCHITECTURE.md, "Read"). With
+//! no id, a table of the current project's tasks; with one, a status line and the
 //! output that is new since this reader last looked; plus waiting,
 //! following, notifications for agent hooks, and pruning.
 

@@ -1,5 +1,5 @@
-//! `bg-kill`: stops tasks, whole trees of them (docs/ARCHITECTURE.md, "Kill"). Every
-//! process of a task gets the signal (TERM by default), then, after the
+//! `bg-kill`: stops tasks, whole trees of them (docs/ARCHITECTURE.md,
+//! "Kill"). Every process of a task gets the signal (TERM by default), then, after the
 //! grace, KILL if it is still there; the task ends `killed`. Nothing is
 //! signalled that is not the task's: identities are checked first.
 

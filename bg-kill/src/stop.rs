@@ -7,8 +7,6 @@
 use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
-
 use bg_shared::fsutil::{json_bytes, read_json, write_atomic_unsynced};
 use bg_shared::ids::TaskId;
 use bg_shared::outcome::{self, End, Recorder};
@@ -21,6 +19,7 @@ use bg_shared::record::{
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{KILL_REQUESTED, Task, TaskPaths};
 use bg_shared::{Error, Result, cli, lock, time};
+use serde::Serialize;
 
 /// After KILL, how long the dying get to be gone before a last look.
 const AFTER_KILL: Duration = Duration::from_secs(1);

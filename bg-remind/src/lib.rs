@@ -2,7 +2,8 @@
 //! host's background command, a shell's `&`): after a time, or when a task
 //! ends, it prints what happened and exits, and the exit is the wake-up.
 //! With `--task`, the exit status is the task's own, because hosts report
-//! the status of a background command but not its output (docs/ARCHITECTURE.md, "Agent hosts").
+//! the status of a background command but not its output
+//! (docs/ARCHITECTURE.md, "Agent hosts").
 
 mod task;
 mod timer;

@@ -193,7 +193,8 @@ impl Supervisor {
             ),
         };
         let end = End::failed_to_start(failure.code, failure.message.clone());
-        let _journal_failed_but_recorded = outcome::record_end(self.recorder(), &end)?.journal;
+        // Recorded; a journal line that failed has nobody to be told to here.
+        let _ = outcome::record_end(self.recorder(), &end)?.journal;
         self.teller.tell(&Answer::failed(&failure));
         Ok(())
     }

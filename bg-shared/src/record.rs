@@ -1,7 +1,8 @@
 //! The records on disk (`meta.json`, `status.json`, journal lines) and the
-//! public task record (docs/ARCHITECTURE.md, "The state directory"). Records carry `"version": 1`
-//! and are only ever extended by adding fields (older readers ignore them,
-//! and `#[serde(default)]` lets us read records that lack newer ones).
+//! public task record (docs/ARCHITECTURE.md, "Records and versioning").
+//! Records carry `"version": 1` and are only ever extended by adding fields
+//! (older readers ignore them, and `#[serde(default)]` lets us read records
+//! that lack newer ones).
 
 use serde::{Deserialize, Serialize};
 
@@ -193,8 +194,8 @@ impl JournalEntry {
     }
 }
 
-/// The public record (`bg-check --json`, `bg-run --json`): docs/ARCHITECTURE.md, "Records and versioning",
-/// plus fields added after it.
+/// The public record (`bg-check --json`, `bg-run --json`; see
+/// docs/ARCHITECTURE.md, "Records and versioning"), only ever extended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub id: String,

@@ -1,5 +1,5 @@
-//! `codex-parse`: one summary of any Codex session stream (docs/ARCHITECTURE.md,
-//! section 6): `codex mcp-server`, `codex app-server` v2 and `codex exec
+//! `codex-parse`: one summary of any Codex session stream
+//! (docs/ARCHITECTURE.md, "Reading streams"): `codex mcp-server`, `codex app-server` v2 and `codex exec
 //! --json` (current and legacy), detected from the lines. Per request or
 //! turn: status, final message, commands and exit codes, test counts, files
 //! changed, tokens, errors; then pending approvals and signs of being stuck.

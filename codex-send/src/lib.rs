@@ -1,6 +1,6 @@
 //! `codex-send`: safe JSON-RPC lines for `codex mcp-server` and `codex
-//! app-server` (docs/ARCHITECTURE.md, "Writing requests"): built with serde_json, approval
-//! policy and sandbox always explicit, ids unique in their buffer, the
+//! app-server` (docs/ARCHITECTURE.md, "Writing requests"): built with
+//! serde_json, approval policy and sandbox always explicit, ids unique in their buffer, the
 //! handshake first; persistent sessions as bg-run tasks; approvals answered
 //! in the shape each protocol and version accepts.
 
