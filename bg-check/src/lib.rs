@@ -167,13 +167,13 @@ fn parse_state_filter(text: &str) -> std::result::Result<StateFilter, String> {
         "finished" | "done" => return Ok(StateFilter::Finished),
         _ => {}
     }
-    serde_json::from_value(serde_json::Value::String(text.to_string()))
-        .map(StateFilter::One)
-        .map_err(|_| {
-            format!(
-                "'{text}' is not a state: use running, exited, killed, timeout, failed-to-start, lost, unsupervised, live or finished"
-            )
-        })
+    TaskState::parse(text).map(StateFilter::One).ok_or_else(|| {
+        let states: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+        format!(
+            "'{text}' is not a state: use {}, live or finished",
+            states.join(", ")
+        )
+    })
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.

@@ -30,6 +30,24 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Every state, in the order help texts list them.
+    pub const ALL: [TaskState; 7] = [
+        TaskState::Running,
+        TaskState::Exited,
+        TaskState::Killed,
+        TaskState::Timeout,
+        TaskState::FailedToStart,
+        TaskState::Lost,
+        TaskState::Unsupervised,
+    ];
+
+    /// The state a record names, as [`TaskState::as_str`] writes it.
+    pub fn parse(text: &str) -> Option<TaskState> {
+        TaskState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Running => "running",
@@ -220,4 +238,32 @@ pub struct TaskRecord {
     pub error: Option<String>,
     pub input_path: Option<String>,
     pub supervisor_pid: Option<i32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_reasons_read_and_write_as_records_name_them() {
+        for state in TaskState::ALL {
+            let json = serde_json::to_string(&state).expect("serialisable");
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(TaskState::parse(state.as_str()), Some(state));
+        }
+        for reason in [
+            EndReason::Exit,
+            EndReason::Signal,
+            EndReason::Timeout,
+            EndReason::BgKill,
+            EndReason::SupervisorSignal,
+            EndReason::SpawnError,
+        ] {
+            let json = serde_json::to_string(&reason).expect("serialisable");
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+        }
+        // A newer version's reason keeps its record readable.
+        let newer: EndReason = serde_json::from_str("\"oom\"").expect("readable");
+        assert_eq!(newer, EndReason::Unknown);
+    }
 }

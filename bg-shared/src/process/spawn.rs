@@ -157,6 +157,10 @@ fn exec_child(args: &ExecArgs, fds: &ChildFds) -> ! {
         let errno = nix::errno::Errno::last_raw();
         let bytes = errno.to_ne_bytes();
         libc::write(fds.report, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
+        libc::_exit(EXEC_FAILED)
     }
 }
+
+/// What the child exits with when it could not exec (as the shell's 127);
+/// the parent learns the real cause from the errno it reported.
+const EXEC_FAILED: i32 = crate::exit::ExitCode::NOT_FOUND.code();
