@@ -1,14 +1,18 @@
 //! Fallback for Unix systems without /proc, inotify or sigtimedwait (macOS,
-//! the BSDs). Weaker but sound: identity is "the pid exists" with start time
-//! 0 (so records written here compare equal only to themselves), trees are
-//! not walked, signal waits use alarm(2), and directory waits poll.
+//! the BSDs), built on Linux too with the `portable` feature so that it is
+//! tested. Weaker but sound: a process is known by its pid and its session
+//! (there is no portable start time; see [`proc_info`]), zombies are not
+//! told from the living, trees are not walked, signal waits use alarm(2),
+//! and waits for exits and directory changes poll at short intervals.
 //! A native port would replace this file (libproc, kqueue).
 
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid as NixPid;
 
 use super::{Pid, ProcInfo};
 
@@ -29,19 +33,43 @@ pub fn close_ranges_except(_keep: &[std::os::fd::RawFd]) -> bool {
     false
 }
 
+/// What the portable calls say about `pid`: that it exists (kill(pid, 0),
+/// where EPERM still means it does), its group and its session (0 where the
+/// system will not say). `None` if there is no such process.
+///
+/// There is no portable way to learn when a process started, so the session
+/// stands in for the start time in identities. That tells a task's processes
+/// from a stranger given a reused pid: the supervisor's session is new (the
+/// double fork's `setsid`) and only ever inherited, so every process in it
+/// is the supervisor, the task or a descendant of theirs; a stranger is in
+/// another session, unless the task's session has ended and its number has
+/// been taken by a new one. The session is stable for the processes whose
+/// identity is recorded: a group leader (the command) cannot start a session
+/// of its own, and the supervisor does not.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
     if pid <= 0 || !super::send(pid, 0).unwrap_or(true) {
         return None;
     }
-    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()?;
+    let pgid = id_of(nix::unistd::getpgid, pid)?;
+    let sid = id_of(nix::unistd::getsid, pid)?;
     Some(ProcInfo {
         pid,
         ppid: 0,
-        pgid: pgid.as_raw(),
-        sid: nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map_or(0, |s| s.as_raw()),
-        start_time: 0,
+        pgid,
+        sid,
+        start_time: u64::try_from(sid).unwrap_or(0),
         zombie: false,
     })
+}
+
+/// `query` (getpgid or getsid) for `pid`: `None` if there is no such
+/// process, 0 if the system will not say.
+fn id_of(query: fn(Option<NixPid>) -> nix::Result<NixPid>, pid: Pid) -> Option<Pid> {
+    match query(Some(NixPid::from_raw(pid))) {
+        Ok(id) => Some(id.as_raw()),
+        Err(Errno::ESRCH) => None,
+        Err(_) => Some(0),
+    }
 }
 
 pub fn all_processes() -> Vec<ProcInfo> {
