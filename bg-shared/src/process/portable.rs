@@ -2,13 +2,13 @@
 //! the BSDs), built on Linux too with the `portable` feature so that it is
 //! tested. Weaker but sound: a process is known by its pid and its session
 //! (there is no portable start time; see [`proc_info`]), zombies are not
-//! told from the living, trees are not walked, signal waits use alarm(2),
-//! and waits for exits and directory changes poll at short intervals.
+//! told from the living, trees are not walked, and waits for signals, exits
+//! and directory changes poll at short intervals.
 //! A native port would replace this file (libproc, kqueue).
 
 use std::io;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
@@ -120,18 +120,47 @@ pub fn become_subreaper() -> io::Result<()> {
 
 pub fn set_process_name(_name: &str) {}
 
+/// How often a timed signal wait looks for a pending signal: the most a
+/// signal waits to be taken.
+const SIGNAL_POLL: Duration = Duration::from_millis(10);
+
+/// Waits for one of `set`'s signals, which the caller has blocked. Without
+/// a timeout, sigwait(2). With one: sigtimedwait(2) is not portable, and
+/// alarm(2) counts whole seconds (a 0.3 s grace became 1 s) and is shared
+/// by the whole process, so the pending signals are looked at every
+/// [`SIGNAL_POLL`] until the deadline; once one of the set is pending,
+/// sigwait takes it at once. Only one thread may wait for a signal of the
+/// set at a time.
 pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
-    let mut with_alarm = *set;
-    with_alarm.add(Signal::SIGALRM);
-    with_alarm.thread_block()?;
-    let seconds = timeout
-        .map(|t| u32::try_from(t.as_secs() + u64::from(t.subsec_nanos() > 0)).unwrap_or(u32::MAX));
-    if let Some(seconds) = seconds {
-        nix::unistd::alarm::set(seconds.max(1));
+    let Some(timeout) = timeout else {
+        return Ok(Some(set.wait()?));
+    };
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        if any_pending(set)? {
+            return Ok(Some(set.wait()?));
+        }
+        let left = deadline.map_or(SIGNAL_POLL, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(left.min(SIGNAL_POLL));
     }
-    let signal = with_alarm.wait()?;
-    nix::unistd::alarm::cancel();
-    Ok((signal != Signal::SIGALRM || set.contains(Signal::SIGALRM)).then_some(signal))
+}
+
+/// True if a signal of `set` is pending for this thread or the process.
+fn any_pending(set: &SigSet) -> io::Result<bool> {
+    // SAFETY: sigemptyset initialises the set, and sigpending only writes
+    // into it; an all-zero sigset_t is a valid value to start from.
+    let pending = unsafe {
+        let mut raw: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut raw);
+        if libc::sigpending(&mut raw) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        SigSet::from_sigset_t_unchecked(raw)
+    };
+    Ok(set.iter().any(|signal| pending.contains(signal)))
 }
 
 pub struct DirWatcher;
@@ -145,5 +174,37 @@ impl DirWatcher {
         let step = Duration::from_millis(50);
         std::thread::sleep(timeout.map_or(step, |t| t.min(step)));
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::{Signal, raise};
+
+    use crate::process::SignalWaiter;
+
+    #[test]
+    fn a_timed_signal_wait_keeps_to_a_sub_second_timeout() {
+        // Blocked in this test's thread only, and raised at that thread.
+        let waiter = SignalWaiter::block(&[Signal::SIGUSR2]).expect("blocking SIGUSR2");
+        let started = Instant::now();
+        assert_eq!(
+            waiter.wait(Some(Duration::from_millis(150))).ok(),
+            Some(None)
+        );
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(150), "{waited:?}");
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+        assert_eq!(waiter.wait(Some(Duration::ZERO)).ok(), Some(None));
+
+        raise(Signal::SIGUSR2).expect("raising SIGUSR2");
+        let started = Instant::now();
+        let got = waiter.wait(Some(Duration::from_secs(5))).ok();
+        assert_eq!(got, Some(Some(Signal::SIGUSR2)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        raise(Signal::SIGUSR2).expect("raising SIGUSR2");
+        assert_eq!(waiter.wait(None).ok(), Some(Some(Signal::SIGUSR2)));
     }
 }
