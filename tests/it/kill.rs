@@ -49,6 +49,10 @@ fn pids(hits: &Value) -> Vec<i64> {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: the tree walk that finds a child in its own session, and the listing of the task's processes, read /proc"
+)]
 fn the_whole_tree_goes_including_a_child_in_its_own_session() {
     let env = Env::new();
     let id = env.launch(&["sleep 100 & sleep 100 & setsid sleep 100 & wait"]);
@@ -74,6 +78,10 @@ fn the_whole_tree_goes_including_a_child_in_its_own_session() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: bg-kill lists the processes it KILLs, and the test the task's processes, from /proc"
+)]
 fn a_task_that_ignores_term_is_killed_after_the_grace() {
     let env = Env::new();
     let id = launch_ready(&env, IGNORES_TERM);
@@ -105,6 +113,10 @@ fn a_task_that_handles_term_and_exits_is_still_recorded_as_killed() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: lists the task's processes by their BG_TASK_ID marks in /proc"
+)]
 fn signal_int_reaches_every_process_of_the_group() {
     let env = Env::new();
     // Perl sets its handler even where `&` made the shell ignore INT.
@@ -136,6 +148,10 @@ fn signal_int_reaches_every_process_of_the_group() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: needs process start times (a stranger started after the task) and the /proc listing of the task's processes"
+)]
 fn an_unrelated_process_with_a_recorded_pid_is_never_signalled() {
     let env = Env::new();
     // A lost task whose recorded pid now names a stranger.
@@ -181,6 +197,10 @@ fn rewrite_meta(env: &Env, id: &str, key: &str, value: i32) {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: finds the escaped (setsid) child by its BG_TASK_ID mark in /proc"
+)]
 fn an_unsupervised_task_is_killed_and_its_end_recorded_once() {
     let env = Env::new();
     let id = env.launch(&["sleep 100 & setsid sleep 100 & wait"]);
@@ -326,6 +346,10 @@ fn all_from_inside_a_task_spares_that_task() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: lists the task's processes by their BG_TASK_ID marks in /proc"
+)]
 fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     let env = Env::new();
     let id = launch_ready(&env, IGNORES_TERM);
@@ -343,6 +367,10 @@ fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: tells a nested supervisor by its prctl name and lists processes from /proc"
+)]
 fn a_task_started_from_inside_another_is_its_own_and_survives_it() {
     let env = Env::new();
     let outer = env.launch(&[r#""$BG_RUN" --name inner 'sleep 100' && sleep 100"#]);

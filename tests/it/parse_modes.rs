@@ -236,6 +236,10 @@ fn secrets_are_redacted_unless_asked() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: expects --wait asleep in poll(2) on an inotify watch (/proc/<pid>/wchan)"
+)]
 fn wait_returns_when_the_request_ends_on_a_growing_stream() {
     let env = Env::new();
     let stream = "0.153.0-mcp-server-main";

@@ -141,6 +141,10 @@ fn a_signal_to_the_supervisor_is_passed_to_the_task() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: the leftover group members are listed from /proc"
+)]
 fn leftover_group_members_are_noted() {
     let env = Env::new();
     let id = env.launch(&["sleep 30 & exit 0"]);
@@ -160,6 +164,10 @@ fn leftover_group_members_are_noted() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: the rest of the tree is found by subreaping and a /proc walk of descendants"
+)]
 fn after_a_timeout_the_rest_of_the_group_gets_its_grace_before_kill() {
     let env = Env::new();
     // The leader dies on TERM at once; a child cleans up for 0.3 s first.

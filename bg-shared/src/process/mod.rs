@@ -22,13 +22,13 @@ pub use signal::{Signal, SignalWaiter, group_exists, signal_group, signal_proces
 pub use spawn::{SpawnRequest, Spawned, spawn};
 pub use tree::{Found, Pinned, SUPERVISOR_NAME_PREFIX, TaskTree, signal_found, wait_all_exit};
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod linux;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 use linux as os;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
 mod portable;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
 use portable as os;
 
 pub use os::{

@@ -1,14 +1,18 @@
 //! Fallback for Unix systems without /proc, inotify or sigtimedwait (macOS,
-//! the BSDs). Weaker but sound: identity is "the pid exists" with start time
-//! 0 (so records written here compare equal only to themselves), trees are
-//! not walked, signal waits use alarm(2), and directory waits poll.
+//! the BSDs), built on Linux too with the `portable` feature so that it is
+//! tested. Weaker but sound: a process is known by its pid and its session
+//! (there is no portable start time; see [`proc_info`]), zombies are not
+//! told from the living, trees are not walked, and waits for signals, exits
+//! and directory changes poll at short intervals.
 //! A native port would replace this file (libproc, kqueue).
 
 use std::io;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid as NixPid;
 
 use super::{Pid, ProcInfo};
 
@@ -29,19 +33,43 @@ pub fn close_ranges_except(_keep: &[std::os::fd::RawFd]) -> bool {
     false
 }
 
+/// What the portable calls say about `pid`: that it exists (kill(pid, 0),
+/// where EPERM still means it does), its group and its session (0 where the
+/// system will not say). `None` if there is no such process.
+///
+/// There is no portable way to learn when a process started, so the session
+/// stands in for the start time in identities. That tells a task's processes
+/// from a stranger given a reused pid: the supervisor's session is new (the
+/// double fork's `setsid`) and only ever inherited, so every process in it
+/// is the supervisor, the task or a descendant of theirs; a stranger is in
+/// another session, unless the task's session has ended and its number has
+/// been taken by a new one. The session is stable for the processes whose
+/// identity is recorded: a group leader (the command) cannot start a session
+/// of its own, and the supervisor does not.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
     if pid <= 0 || !super::signal::send(pid, 0).unwrap_or(true) {
         return None;
     }
-    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()?;
+    let pgid = id_of(nix::unistd::getpgid, pid)?;
+    let sid = id_of(nix::unistd::getsid, pid)?;
     Some(ProcInfo {
         pid,
         ppid: 0,
-        pgid: pgid.as_raw(),
-        sid: nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).map_or(0, |s| s.as_raw()),
-        start_time: 0,
+        pgid,
+        sid,
+        start_time: u64::try_from(sid).unwrap_or(0),
         zombie: false,
     })
+}
+
+/// `query` (getpgid or getsid) for `pid`: `None` if there is no such
+/// process, 0 if the system will not say.
+fn id_of(query: fn(Option<NixPid>) -> nix::Result<NixPid>, pid: Pid) -> Option<Pid> {
+    match query(Some(NixPid::from_raw(pid))) {
+        Ok(id) => Some(id.as_raw()),
+        Err(Errno::ESRCH) => None,
+        Err(_) => Some(0),
+    }
 }
 
 pub fn all_processes() -> Vec<ProcInfo> {
@@ -92,18 +120,47 @@ pub fn become_subreaper() -> io::Result<()> {
 
 pub fn set_process_name(_name: &str) {}
 
+/// How often a timed signal wait looks for a pending signal: the most a
+/// signal waits to be taken.
+const SIGNAL_POLL: Duration = Duration::from_millis(10);
+
+/// Waits for one of `set`'s signals, which the caller has blocked. Without
+/// a timeout, sigwait(2). With one: sigtimedwait(2) is not portable, and
+/// alarm(2) counts whole seconds (a 0.3 s grace became 1 s) and is shared
+/// by the whole process, so the pending signals are looked at every
+/// [`SIGNAL_POLL`] until the deadline; once one of the set is pending,
+/// sigwait takes it at once. Only one thread may wait for a signal of the
+/// set at a time.
 pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> io::Result<Option<Signal>> {
-    let mut with_alarm = *set;
-    with_alarm.add(Signal::SIGALRM);
-    with_alarm.thread_block()?;
-    let seconds = timeout
-        .map(|t| u32::try_from(t.as_secs() + u64::from(t.subsec_nanos() > 0)).unwrap_or(u32::MAX));
-    if let Some(seconds) = seconds {
-        nix::unistd::alarm::set(seconds.max(1));
+    let Some(timeout) = timeout else {
+        return Ok(Some(set.wait()?));
+    };
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        if any_pending(set)? {
+            return Ok(Some(set.wait()?));
+        }
+        let left = deadline.map_or(SIGNAL_POLL, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(left.min(SIGNAL_POLL));
     }
-    let signal = with_alarm.wait()?;
-    nix::unistd::alarm::cancel();
-    Ok((signal != Signal::SIGALRM || set.contains(Signal::SIGALRM)).then_some(signal))
+}
+
+/// True if a signal of `set` is pending for this thread or the process.
+fn any_pending(set: &SigSet) -> io::Result<bool> {
+    // SAFETY: sigemptyset initialises the set, and sigpending only writes
+    // into it; an all-zero sigset_t is a valid value to start from.
+    let pending = unsafe {
+        let mut raw: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut raw);
+        if libc::sigpending(&mut raw) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        SigSet::from_sigset_t_unchecked(raw)
+    };
+    Ok(set.iter().any(|signal| pending.contains(signal)))
 }
 
 pub struct DirWatcher;
@@ -117,5 +174,37 @@ impl DirWatcher {
         let step = Duration::from_millis(50);
         std::thread::sleep(timeout.map_or(step, |t| t.min(step)));
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::{Signal, raise};
+
+    use crate::process::SignalWaiter;
+
+    #[test]
+    fn a_timed_signal_wait_keeps_to_a_sub_second_timeout() {
+        // Blocked in this test's thread only, and raised at that thread.
+        let waiter = SignalWaiter::block(&[Signal::SIGUSR2]).expect("blocking SIGUSR2");
+        let started = Instant::now();
+        assert_eq!(
+            waiter.wait(Some(Duration::from_millis(150))).ok(),
+            Some(None)
+        );
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(150), "{waited:?}");
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+        assert_eq!(waiter.wait(Some(Duration::ZERO)).ok(), Some(None));
+
+        raise(Signal::SIGUSR2).expect("raising SIGUSR2");
+        let started = Instant::now();
+        let got = waiter.wait(Some(Duration::from_secs(5))).ok();
+        assert_eq!(got, Some(Some(Signal::SIGUSR2)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        raise(Signal::SIGUSR2).expect("raising SIGUSR2");
+        assert_eq!(waiter.wait(None).ok(), Some(Some(Signal::SIGUSR2)));
     }
 }

@@ -80,6 +80,12 @@ impl TaskTree {
         roots.extend(supervisor.map(|s| s.pid));
         let mut tree = descendants_in(&all, &roots);
         tree.extend(all.iter().filter(|p| roots.contains(&p.pid)).copied());
+        // The leader is known by its recorded identity, even where processes
+        // cannot be listed (the portable layer): there it is all that is
+        // pinned, and what a grace is waited out on.
+        if self.leader.is_alive() {
+            tree.extend(leader_slot);
+        }
         let excluded = |pid: Pid| pid <= 1 || pid == me || supervisor.is_some_and(|s| s.pid == pid);
         tree.retain(|p| !p.zombie && !excluded(p.pid));
         tree.sort_by_key(|p| p.pid);
