@@ -181,14 +181,15 @@ impl DirWatcher {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use nix::sys::signal::{Signal, raise};
+    use nix::sys::signal::{Signal as NixSignal, raise};
 
-    use crate::process::SignalWaiter;
+    use crate::process::{Signal, SignalWaiter};
 
     #[test]
     fn a_timed_signal_wait_keeps_to_a_sub_second_timeout() {
         // Blocked in this test's thread only, and raised at that thread.
-        let waiter = SignalWaiter::block(&[Signal::SIGUSR2]).expect("blocking SIGUSR2");
+        let usr2 = Signal::from_number(libc::SIGUSR2).expect("a signal");
+        let waiter = SignalWaiter::block(&[usr2]).expect("blocking SIGUSR2");
         let started = Instant::now();
         assert_eq!(
             waiter.wait(Some(Duration::from_millis(150))).ok(),
@@ -199,12 +200,12 @@ mod tests {
         assert!(waited < Duration::from_millis(900), "{waited:?}");
         assert_eq!(waiter.wait(Some(Duration::ZERO)).ok(), Some(None));
 
-        raise(Signal::SIGUSR2).expect("raising SIGUSR2");
+        raise(NixSignal::SIGUSR2).expect("raising SIGUSR2");
         let started = Instant::now();
         let got = waiter.wait(Some(Duration::from_secs(5))).ok();
-        assert_eq!(got, Some(Some(Signal::SIGUSR2)));
+        assert_eq!(got, Some(Some(usr2)));
         assert!(started.elapsed() < Duration::from_secs(1));
-        raise(Signal::SIGUSR2).expect("raising SIGUSR2");
-        assert_eq!(waiter.wait(None).ok(), Some(Some(Signal::SIGUSR2)));
+        raise(NixSignal::SIGUSR2).expect("raising SIGUSR2");
+        assert_eq!(waiter.wait(None).ok(), Some(Some(usr2)));
     }
 }
