@@ -185,48 +185,6 @@ fn closed_stdout_is_not_an_error() {
     assert!(out.stderr.is_empty(), "{out:?}");
 }
 
-/// A small tmpfs, so the disk can really be full. Needs mount rights.
-struct SmallDisk {
-    path: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(env: &Env, size: &str) -> Option<SmallDisk> {
-        let path = env.dir.path().join("disk");
-        fs::create_dir(&path).ok()?;
-        let mounted = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "bg-tools-test",
-            ])
-            .arg(&path)
-            .status()
-            .ok()?
-            .success();
-        mounted.then_some(SmallDisk { path })
-    }
-
-    fn fill(&self) {
-        let filler = self.path.join("filler");
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "cat /dev/zero > '{}' 2>/dev/null",
-                filler.display()
-            ))
-            .status();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
-
 #[test]
 fn a_full_disk_is_reported_and_damages_nothing() {
     let env = Env::new();

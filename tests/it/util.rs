@@ -352,3 +352,56 @@ pub fn alive(pid: i64) -> bool {
 pub fn distinct(ids: &[String]) -> usize {
     ids.iter().collect::<HashSet<_>>().len()
 }
+
+/// A small tmpfs, so the disk can really be full. Needs mount rights (root,
+/// as `.ci/run` has); `None` where it cannot be mounted, and the caller
+/// skips, saying so.
+pub struct SmallDisk {
+    pub path: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(env: &Env, size: &str) -> Option<SmallDisk> {
+        let path = env.dir.path().join("disk");
+        fs::create_dir(&path).ok()?;
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "bg-tools-test",
+            ])
+            .arg(&path)
+            .status()
+            .ok()?
+            .success();
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        }
+        mounted.then_some(SmallDisk { path })
+    }
+
+    /// Fills what is left of the disk.
+    pub fn fill(&self) {
+        let filler = self.path.join("filler");
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat /dev/zero > '{}' 2>/dev/null",
+                filler.display()
+            ))
+            .status();
+    }
+
+    /// Gives back what [`SmallDisk::fill`] took.
+    pub fn free(&self) {
+        let _ = fs::remove_file(self.path.join("filler"));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
