@@ -69,6 +69,15 @@ pub fn shell_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
         .join(" ")
 }
 
+/// `text` whole if it has at most `max` characters, else its first `max`
+/// characters marked as cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{} ...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// The first line of `text`, at most `max` characters, marked when cut.
 pub fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");

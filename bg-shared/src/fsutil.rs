@@ -168,24 +168,25 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
 /// Reads a JSON record. `Ok(None)` when the file does not exist; a record
 /// that does not parse (or is absurdly large) is [`Error::Corrupt`].
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    read_json_within(path, MAX_RECORD_BYTES)
+}
+
+/// [`read_json`] for a record that may be larger than most (`max` bytes).
+pub fn read_json_within<T: DeserializeOwned>(path: &Path, max: u64) -> Result<Option<T>> {
     let mut file = match private_options().read(true).open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
     };
     // Sized from the file's length, so a record takes one read, not several.
-    let len = file
-        .metadata()
-        .map(|m| m.len())
-        .unwrap_or(0)
-        .min(MAX_RECORD_BYTES + 1);
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0).min(max + 1);
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
     (&mut file)
-        .take(MAX_RECORD_BYTES + 1)
+        .take(max + 1)
         .read_to_end(&mut bytes)
         .context(|| format!("reading {}", path.display()))?;
-    if bytes.len() as u64 > MAX_RECORD_BYTES {
-        return Err(corrupt(path, "larger than 1 MiB"));
+    if bytes.len() as u64 > max {
+        return Err(corrupt(path, &format!("larger than {max} bytes")));
     }
     serde_json::from_slice(&bytes)
         .map(Some)

@@ -146,6 +146,19 @@ impl EndReason {
     }
 }
 
+impl LaunchRecord {
+    /// The most a launch record may take: the kernel accepts at most 6 MiB
+    /// of arguments and environment (a quarter of the largest stack), JSON
+    /// may escape a byte as six, and the command is kept twice (as given
+    /// and as argv). Any command the kernel runs gives a readable record.
+    pub const MAX_BYTES: u64 = 6 * 6 * 2 * (1 << 20) + (1 << 20);
+
+    /// Reads `meta.json`; `Ok(None)` while it does not exist.
+    pub fn read(path: &std::path::Path) -> crate::Result<Option<LaunchRecord>> {
+        crate::fsutil::read_json_within(path, LaunchRecord::MAX_BYTES)
+    }
+}
+
 /// `status.json`: the final outcome, written once, by `outcome::record_end`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusRecord {
@@ -196,6 +209,10 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// A journal line names its command for people, who read the first
+    /// line of it: a huge argv is cut, so that lines stay small.
+    pub const MAX_COMMAND_CHARS: usize = 4096;
+
     /// The journal line for a task that ended.
     pub fn of(launch: &LaunchRecord, status: &StatusRecord) -> JournalEntry {
         JournalEntry {
@@ -207,7 +224,7 @@ impl JournalEntry {
             signal: status.signal,
             ended_at: status.ended_at.clone(),
             duration_ms: status.duration_ms,
-            command: launch.command.clone(),
+            command: crate::format::cut(&launch.command, JournalEntry::MAX_COMMAND_CHARS),
         }
     }
 }

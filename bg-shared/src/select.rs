@@ -6,7 +6,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::read_json;
 use crate::ids::{self, TaskId};
 use crate::record::LaunchRecord;
 use crate::state_dir::StateDir;
@@ -85,7 +84,7 @@ fn newest_named(state: &StateDir, ids: &[TaskId], name: &str) -> Option<TaskPath
     ids.iter()
         .filter_map(|id| {
             let paths = TaskPaths::new(state, id.clone());
-            let launch = read_json::<LaunchRecord>(&paths.meta()).ok()??;
+            let launch = LaunchRecord::read(&paths.meta()).ok()??;
             (launch.name.as_deref() == Some(name)).then_some((launch.created_at, paths))
         })
         .max_by(|a, b| a.0.cmp(&b.0))
@@ -98,7 +97,7 @@ fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Erro
         .into_iter()
         .map(|id| {
             let paths = TaskPaths::new(state, id.clone());
-            match read_json::<LaunchRecord>(&paths.meta()) {
+            match LaunchRecord::read(&paths.meta()) {
                 Ok(Some(launch)) => format!(
                     "  {id}  {}  {}",
                     launch.name.as_deref().unwrap_or("-"),
@@ -119,7 +118,7 @@ pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
     let mut live = Vec::new();
     for id in list_ids(state)? {
         let paths = TaskPaths::new(state, id);
-        let Ok(Some(launch)) = read_json::<LaunchRecord>(&paths.meta()) else {
+        let Ok(Some(launch)) = LaunchRecord::read(&paths.meta()) else {
             continue;
         };
         if launch.name.as_deref() != Some(name) {

@@ -91,7 +91,7 @@ impl Task {
     /// Loads a task. `Ok(None)` while its launch record does not exist yet
     /// (a launch in progress, or one abandoned before the command started).
     pub fn load(paths: TaskPaths) -> Result<Option<Task>> {
-        let Some(launch) = read_json::<LaunchRecord>(&paths.meta())? else {
+        let Some(launch) = LaunchRecord::read(&paths.meta())? else {
             return Ok(None);
         };
         let (state, status) = match read_json::<StatusRecord>(&paths.status())? {

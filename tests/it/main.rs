@@ -13,6 +13,7 @@ mod check_list;
 mod check_output;
 mod check_wait;
 
+mod faults;
 mod kill;
 mod remind;
 
