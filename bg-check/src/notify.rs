@@ -1,11 +1,13 @@
 //! `--notify`: one line per task that finished since this reader's last
 //! notification, nothing at all when none did, so it can run in an agent's
-//! hook on every prompt. Everything happens under the journal's lock, so
-//! concurrent callers report each task exactly once between them.
+//! hook on every prompt. Concurrent callers report each task once between
+//! them; the journal's lock is never held while printing (see
+//! `notify_state`).
 
 use bg_shared::exit::ExitCode;
 use bg_shared::journal::{self, JournalLock};
-use bg_shared::notify_state::{self, ReaderProgress};
+use bg_shared::notify_state::{self, Delivery, ReaderProgress};
+use bg_shared::outcome;
 use bg_shared::record::{JournalEntry, TaskState};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
@@ -62,8 +64,33 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     let Some(state) = state else {
         return Ok(ExitCode::SUCCESS);
     };
+    let _reader = notify_state::lock_reader(state, &cli.reader)?;
+    let found = gather(state, cli)?;
+    if found.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Printed with no lock but the reader's: a consumer that never reads
+    // holds up nobody else.
+    cli::write_stdout(&render(&found, cli)?)?;
     let guard = journal::lock(state)?;
     let mut progress = notify_state::load(state, &guard, &cli.reader)?;
+    // As saved before printing: pruning may have moved its offset since.
+    if let Some(delivery) = progress.pending.take() {
+        progress.delivered(delivery);
+    }
+    save(state, &guard, cli, &mut progress)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Under the journal's lock: what this reader has not been told yet, saved
+/// as a pending delivery (or, if there is nothing, as delivered).
+fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
+    let guard = journal::lock(state)?;
+    let mut progress = notify_state::load(state, &guard, &cli.reader)?;
+    // A delivery still pending was cut short (its notifier died while
+    // printing): its tasks are reported again.
+    progress.pending = None;
+    outcome::settle_unjournaled(state, &guard)?;
     let reading = journal::read_from(state, &guard, progress.journal_offset)?;
     if reading.skipped > 0 {
         cli::warn(
@@ -78,21 +105,28 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
         .map(Notification::from)
         .collect();
     found.extend(lost.iter().map(lost_notification));
-    if !found.is_empty() {
-        cli::write_stdout(&render(&found, cli)?)?;
+    let delivery = Delivery {
+        journal_offset: reading.next,
+        lost: lost.iter().map(|t| t.paths.id.to_string()).collect(),
+    };
+    if found.is_empty() {
+        progress.delivered(delivery);
+    } else {
+        progress.pending = Some(delivery);
     }
-    progress.journal_offset = reading.next;
-    progress
-        .lost_reported
-        .extend(lost.iter().map(|t| t.paths.id.to_string()));
+    save(state, &guard, cli, &mut progress)?;
+    Ok(found)
+}
+
+fn save(
+    state: &StateDir,
+    guard: &JournalLock,
+    cli: &Cli,
+    progress: &mut ReaderProgress,
+) -> Result<()> {
     progress
         .lost_reported
         .retain(|id| state.tasks_dir().join(id).exists());
-    save(state, &guard, cli, &progress)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn save(state: &StateDir, guard: &JournalLock, cli: &Cli, progress: &ReaderProgress) -> Result<()> {
     notify_state::save(state, guard, &cli.reader, progress)
 }
 

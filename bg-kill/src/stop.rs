@@ -175,8 +175,13 @@ fn request_kill(paths: &TaskPaths, plan: &Plan) {
         grace_ms: time::millis(plan.grace),
         requested_at: time::now_rfc3339(),
     };
-    let written =
-        json_bytes(&request).and_then(|bytes| write_atomic_unsynced(&paths.kill_request(), &bytes));
+    let written = json_bytes(&request).and_then(|bytes| {
+        write_atomic_unsynced(&paths.kill_request(), &bytes).or_else(|_| {
+            // A full disk: the space set aside at launch is given up for it.
+            let _ = std::fs::remove_file(paths.kill_request_reserve());
+            write_atomic_unsynced(&paths.kill_request(), &bytes)
+        })
+    });
     if let Err(err) = written {
         cli::warn(
             "bg-kill",

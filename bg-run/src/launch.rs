@@ -96,9 +96,12 @@ fn start_supervised(
     if spec.stdin_feed {
         create_new_private(&paths.input())?;
     }
-    // Room for both records, taken now: a task may fill the disk at once.
+    create_new_private(&paths.unjournaled())?;
+    // Room for the records and bg-kill's request, taken now: a task may
+    // fill the disk at once.
     let meta_reserve = Reserved::create(&paths.meta_reserve(), json_bytes(&record)?.len() + 512)?;
     let status_reserve = Reserved::create(&paths.status_reserve(), 0)?;
+    drop(Reserved::create(&paths.kill_request_reserve(), 0)?);
     let (reader, writer) = process::pipe_cloexec().context(|| "creating a pipe".into())?;
     match process::double_fork().context(|| "starting the supervisor".into())? {
         ForkRole::Daemon => {
@@ -203,6 +206,9 @@ fn record_doomed(
     launch: &LaunchRecord,
     failure: &LaunchFailure,
 ) -> Result<()> {
+    // Held while it is recorded, as a supervisor holds it: nobody else
+    // (`--notify` settling journal lines) takes the end for unrecorded.
+    let _recording = lock::create_and_lock(&paths.lock())?;
     let recorder = Recorder {
         state,
         paths,

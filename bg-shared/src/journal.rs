@@ -28,18 +28,76 @@ pub fn lock(state: &StateDir) -> Result<JournalLock> {
 
 /// Appends one entry.
 pub fn append(state: &StateDir, entry: &JournalEntry) -> Result<()> {
+    let held = lock(state)?;
+    append_held(state, &held, entry)
+}
+
+/// Appends one entry, whole or not at all (the caller holds the lock). A
+/// line cut short before (a full disk, a crash mid-write) is cut off
+/// first, so that it never glues itself to this one.
+pub fn append_held(state: &StateDir, _held: &JournalLock, entry: &JournalEntry) -> Result<()> {
     let mut line =
         serde_json::to_vec(entry).map_err(|err| Error::serialise("a journal entry", err))?;
     line.push(b'\n');
-    let _guard = lock(state)?;
     let path = state.journal_path();
     let mut file = private_options()
+        .read(true)
         .append(true)
         .create(true)
         .open(&path)
         .context(|| format!("opening {}", path.display()))?;
-    file.write_all(&line)
-        .context(|| format!("appending to {}", path.display()))
+    let whole = cut_torn_tail(&mut file).context(|| format!("repairing {}", path.display()))?;
+    if let Err(err) = file.write_all(&line) {
+        // Best effort: what did get written is cut off again, here or by
+        // the next append.
+        let _ = file.set_len(whole);
+        return Err(Error::io(format!("appending to {}", path.display()), err));
+    }
+    Ok(())
+}
+
+/// Cuts a last line that has no newline (a torn append) off the journal;
+/// returns the length of what is whole. Readers never moved past it: they
+/// stop at the last newline.
+fn cut_torn_tail(file: &mut File) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(len);
+    }
+    let mut tail = Vec::new();
+    let mut start = len;
+    loop {
+        let from = start.saturating_sub(64 * 1024);
+        let mut chunk = vec![0; usize::try_from(start - from).unwrap_or(0)];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        start = from;
+        if let Some(at) = tail.iter().rposition(|b| *b == b'\n') {
+            let whole = start + at as u64 + 1;
+            if whole < len {
+                file.set_len(whole)?;
+            }
+            return Ok(whole);
+        }
+        if start == 0 {
+            file.set_len(0)?;
+            return Ok(0);
+        }
+    }
+}
+
+/// The ids of every task that has a line in the journal.
+pub fn ids(state: &StateDir, held: &JournalLock) -> Result<std::collections::HashSet<String>> {
+    let reading = read_from(state, held, 0)?;
+    Ok(reading.entries.into_iter().map(|entry| entry.id).collect())
 }
 
 /// Entries from byte `offset` on, complete lines only.

@@ -1,10 +1,12 @@
 //! How far each `--notify` reader has got: its offset in the journal and
 //! the lost tasks (which have no journal line) it was already told about.
-//! Read and written only under the journal's lock, so concurrent notifiers
-//! of one reader report each finished task exactly once between them.
+//! Read and written only under the journal's lock, and by one notifier of a
+//! reader at a time (its reader lock), so concurrent notifiers of one reader
+//! report each finished task once between them. What a notifier is printing
+//! is saved as a pending delivery first: the journal's lock is never held
+//! while stdout may block, and a delivery cut short is reported again.
 
-use std::fs::{self, DirBuilder};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs::{self, File};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -12,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil::{json_bytes, read_json, write_atomic_unsynced};
 use crate::journal::{JournalLock, OffsetMap};
 use crate::record::RECORD_VERSION;
-use crate::state_dir::StateDir;
-use crate::{Error, IoContext, Result, ids};
+use crate::state_dir::{StateDir, make_private_dir};
+use crate::{Error, IoContext, Result, cli, ids, lock};
 
 /// One reader's progress.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +25,17 @@ pub struct ReaderProgress {
     /// Lost tasks already reported (they never get a journal line).
     #[serde(default)]
     pub lost_reported: Vec<String>,
+    /// What a notifier is printing, delivered once it has been printed.
+    #[serde(default)]
+    pub pending: Option<Delivery>,
+}
+
+/// A notification being printed: up to where in the journal, and which
+/// lost tasks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    pub journal_offset: u64,
+    pub lost: Vec<String>,
 }
 
 impl Default for ReaderProgress {
@@ -31,8 +44,34 @@ impl Default for ReaderProgress {
             version: RECORD_VERSION,
             journal_offset: 0,
             lost_reported: Vec::new(),
+            pending: None,
         }
     }
+}
+
+impl ReaderProgress {
+    /// Counts `delivery` as printed.
+    pub fn delivered(&mut self, delivery: Delivery) {
+        self.journal_offset = delivery.journal_offset;
+        self.lost_reported.extend(delivery.lost);
+    }
+}
+
+/// Held by the one notifier of a reader at work; never blocks other
+/// readers, supervisors or pruning.
+pub struct ReaderLock {
+    _file: File,
+}
+
+/// Waits for `reader`'s lock (a notifier of the same reader stuck on its
+/// stdout holds it; that reader's own consumer is the one stuck).
+pub fn lock_reader(state: &StateDir, reader: &str) -> Result<ReaderLock> {
+    ids::check_reader(reader)?;
+    make_private_dir(&state.readers_dir(), false)?;
+    let path = state.readers_dir().join(format!("{reader}.lock"));
+    Ok(ReaderLock {
+        _file: lock::lock_exclusive(&path)?,
+    })
 }
 
 fn progress_path(state: &StateDir, reader: &str) -> Result<PathBuf> {
@@ -40,17 +79,22 @@ fn progress_path(state: &StateDir, reader: &str) -> Result<PathBuf> {
     Ok(state.readers_dir().join(format!("{reader}.json")))
 }
 
-/// The reader's progress; a new reader starts at the beginning.
+/// The reader's progress; a new reader starts at the beginning. So does
+/// one whose file is damaged (a crash can leave it empty): with a warning,
+/// since its tasks are reported again rather than lost.
 pub fn load(state: &StateDir, _held: &JournalLock, reader: &str) -> Result<ReaderProgress> {
     let path = progress_path(state, reader)?;
-    read_json(&path)
-        .map(Option::unwrap_or_default)
-        .map_err(|err| {
-            Error::usage(format!(
-                "{err}; delete {} to start this reader over",
-                path.display()
-            ))
-        })
+    match read_json(&path) {
+        Ok(progress) => Ok(progress.unwrap_or_default()),
+        Err(err @ Error::Corrupt { .. }) => {
+            cli::warn(
+                "bg-check",
+                &format!("{}; reader '{reader}' starts over", cli::error_chain(&err)),
+            );
+            Ok(ReaderProgress::default())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Saves progress. Unsynced: a crash only repeats some notifications.
@@ -61,15 +105,7 @@ pub fn save(
     progress: &ReaderProgress,
 ) -> Result<()> {
     let path = progress_path(state, reader)?;
-    match DirBuilder::new().mode(0o700).create(state.readers_dir()) {
-        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::io(
-                format!("creating {}", state.readers_dir().display()),
-                err,
-            ));
-        }
-        _ => {}
-    }
+    make_private_dir(&state.readers_dir(), false)?;
     write_atomic_unsynced(&path, &json_bytes(progress)?)
 }
 
@@ -88,8 +124,11 @@ pub fn remap_offsets(state: &StateDir, held: &JournalLock, moved: &OffsetMap) ->
         let Some(reader) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
             continue;
         };
-        if let Ok(mut progress) = load(state, held, reader) {
+        if let Ok(Some(mut progress)) = read_json::<ReaderProgress>(&dir.join(&name)) {
             progress.journal_offset = moved.map(progress.journal_offset);
+            if let Some(pending) = &mut progress.pending {
+                pending.journal_offset = moved.map(pending.journal_offset);
+            }
             save(state, held, reader, &progress)?;
         }
     }

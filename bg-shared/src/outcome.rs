@@ -8,8 +8,10 @@
 use std::time::{Duration, SystemTime};
 
 use crate::exit::ExitCode;
-use crate::fsutil::{Reserved, write_json_atomic};
-use crate::journal;
+use std::collections::HashSet;
+
+use crate::fsutil::{Reserved, read_json, write_json_atomic};
+use crate::journal::{self, JournalLock};
 use crate::process::Pid;
 use crate::record::{
     EndReason, JournalEntry, LaunchRecord, MAX_LEFTOVER_PIDS, RECORD_VERSION, StatusRecord,
@@ -17,7 +19,7 @@ use crate::record::{
 };
 use crate::state_dir::StateDir;
 use crate::task::TaskPaths;
-use crate::{IoContext, Result, time};
+use crate::{IoContext, Result, lock, select, time};
 
 /// How a task ended, as its recorder knows it.
 #[derive(Debug, Clone)]
@@ -106,6 +108,11 @@ pub fn record_end(recorder: Recorder<'_>, end: &End) -> Result<Recorded> {
     } = recorder;
     let status = end.status_record();
     let never_started = end.reason == EndReason::SpawnError;
+    // Made at launch; made here for a task that was never launched.
+    let unjournaled = paths.unjournaled();
+    if !unjournaled.exists() {
+        let _ = crate::fsutil::create_new_private(&unjournaled);
+    }
     if never_started {
         // Every task has an output file, if only an empty one.
         crate::fsutil::private_options()
@@ -119,6 +126,10 @@ pub fn record_end(recorder: Recorder<'_>, end: &End) -> Result<Recorded> {
         write_json_atomic(&paths.meta(), launch)?;
     }
     let journal = journal::append(state, &JournalEntry::of(launch, &status));
+    if journal.is_ok() {
+        // Best effort: a marker left behind only makes --notify look again.
+        let _ = std::fs::remove_file(&unjournaled);
+    }
     Ok(Recorded { status, journal })
 }
 
@@ -135,4 +146,41 @@ fn write_status(paths: &TaskPaths, status: &StatusRecord, reserve: Option<Reserv
             write_json_atomic(&target, status)
         }
     }
+}
+
+/// Writes the journal lines that recorders could not (a full disk, a crash
+/// between status and journal), so that every ended task reaches
+/// `--notify`, once: a task whose line is already there only loses its
+/// marker. Tasks whose recorder still holds their lock are left to it.
+/// The caller holds the journal's lock.
+pub fn settle_unjournaled(state: &StateDir, held: &JournalLock) -> Result<usize> {
+    let mut journaled: Option<HashSet<String>> = None;
+    let mut settled = 0;
+    for id in select::list_ids(state)? {
+        let paths = TaskPaths::new(state, id);
+        if !paths.unjournaled().exists() || !paths.status().exists() {
+            continue;
+        }
+        if lock::is_held(&paths.lock())? {
+            continue;
+        }
+        let records = LaunchRecord::read(&paths.meta())
+            .ok()
+            .flatten()
+            .zip(read_json::<StatusRecord>(&paths.status()).ok().flatten());
+        let Some((launch, status)) = records else {
+            continue;
+        };
+        let known = match &mut journaled {
+            Some(known) => known,
+            None => journaled.insert(journal::ids(state, held)?),
+        };
+        if !known.contains(paths.id.as_str()) {
+            journal::append_held(state, held, &JournalEntry::of(&launch, &status))?;
+            known.insert(paths.id.to_string());
+            settled += 1;
+        }
+        let _ = std::fs::remove_file(paths.unjournaled());
+    }
+    Ok(settled)
 }

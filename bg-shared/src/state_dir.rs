@@ -123,8 +123,9 @@ fn non_empty_env(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Creates `dir` with mode 0700 if it is missing, then checks it is safe.
-fn make_private_dir(dir: &Path, with_parents: bool) -> Result<()> {
+/// Creates `dir` with mode 0700 if it is missing, then checks it is safe
+/// (a symlink there is refused, never followed).
+pub fn make_private_dir(dir: &Path, with_parents: bool) -> Result<()> {
     if with_parents && let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
     }

@@ -72,6 +72,18 @@ impl TaskPaths {
     pub fn meta_reserve(&self) -> PathBuf {
         self.dir.join(".meta.reserve")
     }
+    /// Present from launch until the task's journal line is written: an
+    /// end whose line failed (a full disk, a crash) is found by it and
+    /// announced later (`outcome::settle_unjournaled`). It is empty, so
+    /// that it costs no space at the end.
+    pub fn unjournaled(&self) -> PathBuf {
+        self.dir.join(".unjournaled")
+    }
+    /// Space reserved at launch for kill-request, which bg-kill must be
+    /// able to leave even on a full disk.
+    pub fn kill_request_reserve(&self) -> PathBuf {
+        self.dir.join(".kill-request.reserve")
+    }
     /// Space reserved at launch for status.json.
     pub fn status_reserve(&self) -> PathBuf {
         self.dir.join(".status.reserve")

@@ -40,3 +40,124 @@ fn a_command_as_large_as_the_kernel_takes_gives_a_readable_killable_task() {
         command.len()
     );
 }
+
+/// A task that ends once `gate` exists.
+fn gated(env: &Env, state: &str, gate: &std::path::Path) -> String {
+    let script = format!("until [ -e '{}' ]; do sleep 0.01; done", gate.display());
+    let out = env.run(BG_RUN, &["--state-dir", state, &script]).success();
+    out.stdout.trim().to_string()
+}
+
+/// Ids reported by `--notify --json`.
+fn notified(env: &Env, state: &str) -> Vec<String> {
+    let out = env
+        .run(BG_CHECK, &["--state-dir", state, "--notify", "--json"])
+        .success();
+    if out.stdout.trim().is_empty() {
+        return Vec::new();
+    }
+    out.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_torn_journal_line_costs_no_other_task_its_notification() {
+    let env = Env::new();
+    let first = env.launch(&["true"]);
+    env.wait_state(&first, "exited");
+    let state = env.state.to_str().unwrap();
+    assert_eq!(notified(&env, state), vec![first]);
+    // An append cut short by a crash or a full disk.
+    let journal = env.state.join("journal.jsonl");
+    let mut torn = fs::read(&journal).unwrap();
+    torn.extend_from_slice(br#"{"version":1,"id":"abc123","na"#);
+    fs::write(&journal, torn).unwrap();
+    let second = env.launch(&["true"]);
+    env.wait_state(&second, "exited");
+    assert_eq!(notified(&env, state), vec![second]);
+    assert!(notified(&env, state).is_empty());
+}
+
+#[test]
+fn a_task_whose_journal_line_met_a_full_disk_is_notified_once_space_is_back() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+        return;
+    };
+    let state = disk.path.join("state");
+    let state_arg = state.to_str().unwrap();
+    assert!(notified(&env, state_arg).is_empty());
+    // The task fills the disk itself: its status has reserved space, its
+    // journal line has none.
+    let out = env
+        .run(BG_RUN, &["--state-dir", state_arg, "cat /dev/zero; exit 5"])
+        .success();
+    let filler = out.stdout.trim().to_string();
+    let record = poll(DEADLINE, || {
+        let out = env.run(BG_CHECK, &["--state-dir", state_arg, &filler, "--json"]);
+        let record = out.success().json();
+        (record["state"] != "running").then_some(record)
+    })
+    .expect("the task never ended");
+    assert_eq!(record["exit_code"], 5, "{record}");
+    // Still full: nothing to announce it with yet, and nothing lost.
+    let _ = env.run(BG_CHECK, &["--state-dir", state_arg, "--notify", "--json"]);
+    fs::write(state.join("tasks").join(&filler).join("output.log"), b"").unwrap();
+    assert_eq!(notified(&env, state_arg), vec![filler]);
+    assert!(notified(&env, state_arg).is_empty());
+}
+
+#[test]
+fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "1m") else {
+        return;
+    };
+    let state = disk.path.join("state");
+    let state_arg = state.to_str().unwrap();
+    let mut ended = Vec::new();
+    let mut reported = Vec::new();
+    // Each task ends with a little less room than the one before: its
+    // records and its journal line meet a full disk at every point.
+    for (round, left) in [8192u64, 4096, 2048, 1024, 512, 256, 128, 0]
+        .iter()
+        .enumerate()
+    {
+        let gate = env.dir.path().join(format!("gate-{round}"));
+        let id = gated(&env, state_arg, &gate);
+        disk.fill_leaving(*left);
+        fs::write(&gate, b"").unwrap();
+        poll(DEADLINE, || {
+            let out = env.run(BG_CHECK, &["--state-dir", state_arg, &id, "--json"]);
+            (out.code() == 0 && out.json()["state"] == "exited").then_some(())
+        })
+        .unwrap_or_else(|| panic!("task {id} (round {round}) never read as exited"));
+        ended.push(id);
+        // A notifier on the full disk may report some of them already.
+        let out = env.run(BG_CHECK, &["--state-dir", state_arg, "--notify", "--json"]);
+        if out.code() == 0 && !out.stdout.trim().is_empty() {
+            for n in out.json().as_array().unwrap() {
+                reported.push(n["id"].as_str().unwrap().to_string());
+            }
+        }
+        disk.free();
+    }
+    reported.extend(notified(&env, state_arg));
+    reported.extend(notified(&env, state_arg));
+    let mut sorted = reported.clone();
+    sorted.sort();
+    let mut expected = ended.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "reported {reported:?}");
+    for id in &ended {
+        let record = env
+            .run(BG_CHECK, &["--state-dir", state_arg, id, "--json"])
+            .success()
+            .json();
+        assert_eq!(record["exit_code"], 0, "{record}");
+    }
+}

@@ -394,6 +394,20 @@ impl SmallDisk {
             .status();
     }
 
+    /// Fills the disk but for about `left` bytes (tmpfs counts whole pages).
+    #[allow(dead_code)] // for the fault sweeps
+    pub fn fill_leaving(&self, left: u64) {
+        let free = bg_shared::process::free_bytes(&self.path).expect("free space");
+        let pages = free.saturating_sub(left) / 4096;
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "dd if=/dev/zero bs=4096 count={pages} 2>/dev/null >> '{}'",
+                self.path.join("filler").display()
+            ))
+            .status();
+    }
+
     /// Gives back what [`SmallDisk::fill`] took.
     #[allow(dead_code)] // for the tests that free the space again
     pub fn free(&self) {
