@@ -121,12 +121,11 @@ fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
     let state_arg = state.to_str().unwrap();
     let mut ended = Vec::new();
     let mut reported = Vec::new();
-    // Each task ends with a little less room than the one before: its
-    // records and its journal line meet a full disk at every point.
-    for (round, left) in [8192u64, 4096, 2048, 1024, 512, 256, 128, 0]
-        .iter()
-        .enumerate()
-    {
+    // Tasks end on a disk with little or no room: their journal lines
+    // (about 250 bytes; tmpfs takes whole pages) meet a full disk at every
+    // point of a page, across several pages.
+    let lefts = [0u64, 8192, 0, 128, 0, 4096, 0, 0];
+    for (round, left) in lefts.iter().cycle().take(48).enumerate() {
         let gate = env.dir.path().join(format!("gate-{round}"));
         let id = gated(&env, state_arg, &gate);
         disk.fill_leaving(*left);
