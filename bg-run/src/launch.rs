@@ -103,6 +103,7 @@ fn start_supervised(
     let status_reserve = Reserved::create(&paths.status_reserve(), 0)?;
     drop(Reserved::create(&paths.kill_request_reserve(), 0)?);
     let (reader, writer) = process::pipe_cloexec().context(|| "creating a pipe".into())?;
+    let me = process::Identity::of(std::process::id() as process::Pid);
     match process::double_fork().context(|| "starting the supervisor".into())? {
         ForkRole::Daemon => {
             drop(reader);
@@ -119,10 +120,17 @@ fn start_supervised(
             }
             .run()
         }
-        ForkRole::Caller => {
+        ForkRole::Caller { session } => {
             // Our copy of the lock must go, or a dead supervisor would look alive.
             drop((writer, lock, output, meta_reserve, status_reserve));
-            handshake::hear(reader, paths.id.as_str())
+            let heard = handshake::hear(reader, paths.id.as_str());
+            if heard.is_err() && !paths.meta().exists() {
+                // The supervisor died before recording the task: what it
+                // started must not run on where no tool can see it.
+                let since = me.map_or(0, |me| me.start_time);
+                process::kill_unrecorded(session, paths.id.as_str(), since);
+            }
+            heard
         }
     }
 }

@@ -15,7 +15,7 @@ use bg_shared::process::{self, Identity, Pid, Signal, SignalWaiter, SpawnRequest
 use bg_shared::record::{KillRequest, LaunchRecord};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{KILL_REQUESTED, TaskPaths};
-use bg_shared::{IoContext, Result, cli, time};
+use bg_shared::{IoContext, Result, cli, fault, time};
 
 use crate::ending::Ending;
 use crate::feeder;
@@ -88,6 +88,7 @@ impl Supervisor {
         };
         drop(child_stdin);
         let leader = spawned.pid;
+        fault::crash(fault::Point::SupervisorAfterSpawn);
         // The record is written and synced while the command is being
         // loaded, and only published once its exec is known to have worked.
         let staged = self.stage_launch_record(leader);
@@ -108,8 +109,13 @@ impl Supervisor {
         // The record is complete and visible; making its name durable is
         // not worth keeping the caller waiting for.
         let _ = fsync_dir(&self.paths.dir);
-        // Old finished tasks go, at most hourly, off the caller's clock.
-        bg_shared::prune::auto_prune(&self.state);
+        // Old finished tasks go, at most hourly, off the caller's clock and
+        // off the task's: on a thread, so that a long prune never delays a
+        // timeout or the record of an end.
+        let state = self.state.clone();
+        let _ = std::thread::Builder::new()
+            .name("auto-prune".into())
+            .spawn(move || bg_shared::prune::auto_prune(&state));
         process::shed_memory();
         let ending = self.wait_for(leader, &signals, started)?;
         self.record_end(&ending)

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cursor;
 pub mod error;
 pub mod exit;
+pub mod fault;
 pub mod format;
 pub mod fsutil;
 pub mod help;

@@ -160,6 +160,7 @@ pub fn auto_prune(state: &StateDir) {
         return;
     }
     if crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
+        crate::fault::stall(crate::fault::Point::AutoPrune);
         let _ = prune(state, age);
     }
 }

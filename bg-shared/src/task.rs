@@ -203,14 +203,20 @@ fn leader_identity(launch: &LaunchRecord) -> Option<Identity> {
 /// never taken for the task.
 fn orphan_state(launch: &LaunchRecord) -> TaskState {
     match leader_identity(launch) {
-        Some(leader)
-            if leader.is_alive()
-                || !process::task_group_members(&leader, launch.session_id).is_empty() =>
-        {
+        Some(leader) if leader.is_alive() || !survivors(&leader, launch).is_empty() => {
             TaskState::Unsupervised
         }
         _ => TaskState::Lost,
     }
+}
+
+/// Live processes of a task whose supervisor is gone: members of its group,
+/// and what escaped the group (a `setsid` child) but carries its mark.
+/// `lost` means none is left.
+fn survivors(leader: &Identity, launch: &LaunchRecord) -> Vec<process::ProcInfo> {
+    let mut found = process::task_group_members(leader, launch.session_id);
+    found.extend(process::marked(&launch.id, leader.start_time));
+    found
 }
 
 /// Waits until nothing of the task runs, or `timeout`: true if it ended.
@@ -245,9 +251,7 @@ fn survivor(task: &Task) -> Option<Identity> {
     if leader.is_alive() {
         return Some(leader);
     }
-    let member = process::task_group_members(&leader, task.launch.session_id)
-        .into_iter()
-        .next()?;
+    let member = survivors(&leader, &task.launch).into_iter().next()?;
     Some(Identity {
         pid: member.pid,
         start_time: member.start_time,

@@ -160,3 +160,108 @@ fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
         assert_eq!(record["exit_code"], 0, "{record}");
     }
 }
+
+/// A duration for `sleep` that no other process has on its command line.
+fn unique_token() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("299.{}{n:02}", std::process::id())
+}
+
+/// Live processes whose command line holds `token`.
+fn running_with(token: &str) -> Vec<i32> {
+    bg_shared::process::all_processes()
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .filter(|p| {
+            fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(token))
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: finds processes through /proc"
+)]
+fn a_supervisor_that_dies_before_recording_leaves_nothing_running() {
+    let env = Env::new();
+    let token = unique_token();
+    let out = env
+        .cmd(BG_RUN)
+        .env("BG_FAULT", "supervisor-after-spawn")
+        .args(["sleep", &token])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("bg-run: "), "{stderr}");
+    assert!(
+        stderr.contains("died before the command started"),
+        "{stderr}"
+    );
+    assert!(
+        env.task_ids().is_empty(),
+        "a task was left: {:?}",
+        env.task_ids()
+    );
+    poll(DEADLINE, || running_with(&token).is_empty().then_some(()))
+        .unwrap_or_else(|| panic!("the command runs on unseen: {:?}", running_with(&token)));
+}
+
+#[test]
+#[cfg_attr(feature = "portable", ignore = "linux-only: marks are read from /proc")]
+fn a_task_is_lost_only_once_nothing_of_it_is_left() {
+    let env = Env::new();
+    let token = unique_token();
+    let id = env.launch(&[&format!("setsid sleep {token} & exec sleep 300")]);
+    poll(DEADLINE, || {
+        (!running_with(&token).is_empty()).then_some(())
+    })
+    .expect("the setsid child never started");
+    // The supervisor dies, then the whole group: only the child that
+    // started its own session is left.
+    env.signal(&id, "supervisor_pid", 9);
+    env.wait_state(&id, "unsupervised");
+    env.signal(&id, "pid", 9);
+    let record = env.record(&id);
+    assert_eq!(record["state"], "unsupervised", "{record}");
+    let pruned = env
+        .cmd(BG_CHECK)
+        .env("BG_RETENTION", "0s")
+        .arg("--prune")
+        .output()
+        .unwrap();
+    assert!(pruned.status.success(), "{pruned:?}");
+    assert!(
+        env.task_dir(&id).exists(),
+        "a task with a live process was pruned"
+    );
+    env.run(BG_KILL, &[&id]).success();
+    assert!(
+        running_with(&token).is_empty(),
+        "bg-kill left the setsid child"
+    );
+    assert_eq!(env.wait_state(&id, "killed")["reason"], "bg-kill");
+}
+
+#[test]
+fn housekeeping_never_delays_a_tasks_timeout() {
+    let env = Env::new();
+    // A prune that takes 4 s (30k expired tasks took 12 s) is due.
+    let id = {
+        let mut command = env.cmd(BG_RUN);
+        command
+            .env("BG_FAULT", "auto-prune")
+            .env("BG_FAULT_STALL_MS", "4000")
+            .args(["--timeout", "0.3", "--grace", "0.2", "sleep", "30"]);
+        let out = finish(command).success();
+        out.stdout.trim().to_string()
+    };
+    let record = env.wait_state(&id, "timeout");
+    let took = record["duration_ms"].as_u64().unwrap();
+    assert!(took < 2500, "the timeout fired after {took} ms");
+}

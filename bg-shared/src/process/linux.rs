@@ -282,6 +282,16 @@ pub fn environ_has(pid: Pid, entry: &[u8]) -> bool {
         .is_ok_and(|environ| environ.split(|b| *b == 0).any(|e| e == entry))
 }
 
+/// The value of `key` in the environment the process was started with.
+/// Only our own processes can be read; others say `None`.
+pub fn environ_value(pid: Pid, key: &[u8]) -> Option<Vec<u8>> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|b| *b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(key)?.strip_prefix(b"=")?;
+        Some(value.to_vec())
+    })
+}
+
 /// The process's command name (as `ps -o comm` shows it).
 pub fn command_name(pid: Pid) -> Option<String> {
     let name = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

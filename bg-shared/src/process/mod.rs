@@ -20,7 +20,10 @@ mod spawn;
 mod tree;
 pub use signal::{Signal, SignalWaiter, group_exists, signal_group, signal_process};
 pub use spawn::{SpawnRequest, Spawned, spawn};
-pub use tree::{Found, Pinned, SUPERVISOR_NAME_PREFIX, TaskTree, signal_found, wait_all_exit};
+pub use tree::{
+    Found, Pinned, SUPERVISOR_NAME_PREFIX, TaskTree, kill_unrecorded, marked, signal_found,
+    wait_all_exit,
+};
 
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod linux;
@@ -181,8 +184,10 @@ pub fn descendants(root: Pid) -> Vec<ProcInfo> {
 /// Which side of [`double_fork`] we are on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ForkRole {
-    /// The original process; the intermediate child has been reaped.
-    Caller,
+    /// The original process; the intermediate child has been reaped. The
+    /// daemon's session is numbered after it, and holds only what the
+    /// daemon starts.
+    Caller { session: Pid },
     /// The grandchild: in a new session but not its leader, so it can never
     /// acquire a controlling terminal, and not the caller's child.
     Daemon,
@@ -211,9 +216,10 @@ pub fn double_fork() -> io::Result<ForkRole> {
 }
 
 fn reap_intermediate(child: NixPid) -> io::Result<ForkRole> {
+    let session = child.as_raw();
     loop {
         match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => return Ok(ForkRole::Caller),
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(ForkRole::Caller { session }),
             Ok(status) => {
                 return Err(io::Error::other(format!(
                     "the intermediate launcher process failed ({status:?})"
@@ -222,7 +228,7 @@ fn reap_intermediate(child: NixPid) -> io::Result<ForkRole> {
             Err(Errno::EINTR) => continue,
             // The caller ignores SIGCHLD, so the kernel reaped the child
             // itself; the supervisor's handshake says how the launch went.
-            Err(Errno::ECHILD) => return Ok(ForkRole::Caller),
+            Err(Errno::ECHILD) => return Ok(ForkRole::Caller { session }),
             Err(err) => return Err(err.into()),
         }
     }

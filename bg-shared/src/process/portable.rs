@@ -110,6 +110,10 @@ pub fn environ_has(_pid: Pid, _entry: &[u8]) -> bool {
     false
 }
 
+pub fn environ_value(_pid: Pid, _key: &[u8]) -> Option<Vec<u8>> {
+    None
+}
+
 pub fn command_name(_pid: Pid) -> Option<String> {
     None
 }

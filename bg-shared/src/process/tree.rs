@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -217,4 +218,64 @@ pub fn signal_found(found: &Found, pinned: &[Pinned], signal: Signal) -> usize {
         .iter()
         .filter(|p| p.signal(signal).unwrap_or(false))
         .count()
+}
+
+/// Kills what a daemon that died before recording its task left running,
+/// so that nothing of the task runs where no tool can find it: every
+/// process of the daemon's session (which only the task's processes share)
+/// and every process marked with the task's id, started no earlier than
+/// `since` (so that a later session given the same number is not touched).
+/// Returns how many were killed.
+pub fn kill_unrecorded(session: Pid, task_id: &str, since: u64) -> usize {
+    let mark = format!("BG_TASK_ID={task_id}").into_bytes();
+    let me = std::process::id() as Pid;
+    all_processes()
+        .iter()
+        .filter(|p| p.start_time >= since && !p.zombie && p.pid != me)
+        .filter(|p| p.sid == session || os::environ_has(p.pid, &mark))
+        .filter_map(Pinned::pin)
+        .filter(|p| p.signal(Signal::KILL).unwrap_or(false))
+        .count()
+}
+
+/// How long a listing of marked processes is reused: a list of many lost
+/// tasks reads every process's environment once, not once per task.
+const MARKS_REUSED_FOR: Duration = Duration::from_millis(250);
+
+/// When processes were listed, and each one's `BG_TASK_ID`.
+type MarkListing = (Instant, Vec<(ProcInfo, Vec<u8>)>);
+
+/// Live processes started with `BG_TASK_ID=<task_id>`, no earlier than
+/// `since`: what escaped a task's group (a `setsid` child) carries the mark.
+pub fn marked(task_id: &str, since: u64) -> Vec<ProcInfo> {
+    static MARKS: Mutex<Option<MarkListing>> = Mutex::new(None);
+    let Ok(mut marks) = MARKS.lock() else {
+        return Vec::new();
+    };
+    let fresh = marks
+        .as_ref()
+        .is_some_and(|(at, _)| at.elapsed() < MARKS_REUSED_FOR);
+    if !fresh {
+        let listing = all_processes()
+            .into_iter()
+            .filter(|p| !p.zombie && !is_supervisor(p.pid))
+            .filter_map(|p| Some((p, os::environ_value(p.pid, b"BG_TASK_ID")?)))
+            .collect();
+        *marks = Some((Instant::now(), listing));
+    }
+    let me = std::process::id() as Pid;
+    marks
+        .as_ref()
+        .map(|(_, listing)| {
+            listing
+                .iter()
+                .filter(|(p, id)| id == task_id.as_bytes() && p.start_time >= since && p.pid != me)
+                .map(|(p, _)| *p)
+                .filter(|p| {
+                    proc_info(p.pid)
+                        .is_some_and(|now| now.start_time == p.start_time && !now.zombie)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
