@@ -2,16 +2,17 @@
 //! Codex reads as they are appended. Every append holds the buffer's lock
 //! (flock on the file itself) from reading what is there to writing the
 //! new lines, so concurrent senders neither reuse an id nor interleave, and
-//! each line is one `write` to a file opened for appending.
+//! each line is one `write` to a file opened for appending. Only regular
+//! files are buffers (`open.rs`).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use bg_shared::fsutil::private_options;
 use bg_shared::{Error, IoContext, Result};
 use serde_json::Value;
 
+use crate::open::{self, Links};
 use crate::wire::Protocol;
 
 /// Buffers hold client lines only; a bigger file is not one.
@@ -33,14 +34,20 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// Opens (creating) and locks the buffer, and reads what it holds.
+    /// Opens (creating) and locks a `--to` buffer, the user's own path (a
+    /// symlink to a regular file is followed), and reads what it holds.
     pub fn open(path: &Path) -> Result<Buffer> {
-        let mut file = private_options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .context(|| format!("opening {}", path.display()))?;
+        Buffer::open_with(path, Links::Follow)
+    }
+
+    /// The same for a session's input feed, in the state dir: a symlink
+    /// there is refused.
+    pub fn open_feed(path: &Path) -> Result<Buffer> {
+        Buffer::open_with(path, Links::Refuse)
+    }
+
+    fn open_with(path: &Path, links: Links) -> Result<Buffer> {
+        let mut file = open::buffer(path, links)?;
         file.lock()
             .context(|| format!("locking {}", path.display()))?;
         let mut bytes = Vec::new();

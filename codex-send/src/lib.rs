@@ -6,6 +6,7 @@
 
 mod answer;
 mod buffer;
+mod open;
 mod send;
 mod session;
 mod to_session;

@@ -3,7 +3,6 @@
 //! thread a conversation continues on, the approvals still pending.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use bg_shared::allowlist::{self, Confined};
 use bg_shared::exit::ExitCode;
-use bg_shared::fsutil::create_new_private;
+use bg_shared::fsutil::{MAX_RECORD_BYTES, create_new_private};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::TaskPaths;
 use bg_shared::{Error, IoContext, Result, lock, select};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::open;
 use crate::wire::{Protocol, Version};
 
 /// What codex-send keeps of a session it started, beside the task's files.
@@ -42,16 +42,16 @@ impl Session {
         let state = StateDir::open_existing(state_dir)?;
         let paths = select::find(state.as_ref(), selector)?;
         let info_path = paths.dir.join(INFO);
-        let text = match std::fs::read(&info_path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::usage(format!(
-                    "task {} is not a Codex session started by codex-send --start",
-                    paths.id
-                )));
-            }
-            Err(err) => return Err(Error::io(format!("reading {}", info_path.display()), err)),
+        let Some(file) = open::state_file(&info_path)? else {
+            return Err(Error::usage(format!(
+                "task {} is not a Codex session started by codex-send --start",
+                paths.id
+            )));
         };
+        let mut text = Vec::new();
+        file.take(MAX_RECORD_BYTES)
+            .read_to_end(&mut text)
+            .context(|| format!("reading {}", info_path.display()))?;
         let info: Info = serde_json::from_slice(&text).map_err(|err| Error::Corrupt {
             path: info_path.clone(),
             detail: err.to_string(),
@@ -125,10 +125,8 @@ impl Lines {
     }
 
     fn read_new(&mut self) -> Result<Vec<Value>> {
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(Error::io(format!("opening {}", self.path.display()), err)),
+        let Some(mut file) = open::state_file(&self.path)? else {
+            return Ok(Vec::new());
         };
         let context = || format!("reading {}", self.path.display());
         file.seek(SeekFrom::Start(self.offset)).context(context)?;
@@ -180,7 +178,7 @@ impl Start<'_> {
         let info_path = paths.dir.join(INFO);
         std::io::Write::write_all(&mut create_new_private(&info_path)?, &text)
             .context(|| format!("writing {}", info_path.display()))?;
-        crate::buffer::Buffer::open(&paths.input())?.append(protocol, &[])?;
+        crate::buffer::Buffer::open_feed(&paths.input())?.append(protocol, &[])?;
         Ok((id, protocol))
     }
 

@@ -1,11 +1,14 @@
 //! codex-send under attack and under faults: nothing runs before the
-//! allowlist has said yes.
+//! allowlist has said yes, and a buffer that is not a regular file is
+//! refused without blocking.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
+use std::process::Command;
 
-use crate::send::{CODEX_SEND, fake_codex};
+use crate::send::{CODEX_SEND, fake_codex, lines_of, start};
 use crate::util::*;
 
 /// Writes an executable shell script.
@@ -100,4 +103,76 @@ fn a_start_under_the_allowlist_never_finds_bg_run_through_a_relative_path_entry(
         !env.dir.path().join("ran").exists(),
         "ran the bg-run found through a relative PATH entry: {out:?}"
     );
+}
+
+#[test]
+fn a_buffer_that_is_not_a_regular_file_is_refused_at_once() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let fifo = dir.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let socket = dir.join("socket");
+    let _listener = UnixListener::bind(&socket).unwrap();
+    symlink(&fifo, dir.join("to-fifo")).unwrap();
+    symlink(dir.join("nothing"), dir.join("dangling")).unwrap();
+    let send = |to: &Path| {
+        let to = to.to_str().unwrap();
+        env.run(CODEX_SEND, &["--protocol", "mcp", "--to", to, "x"])
+    };
+    for (to, kind) in [
+        (fifo.clone(), "is a FIFO"),
+        (dir.join("to-fifo"), "is a FIFO"),
+        (dir.to_path_buf(), "is a directory"),
+        (socket.clone(), "is a socket"),
+        ("/dev/null".into(), "is a character device"),
+        (dir.join("dangling"), "is a symbolic link to nothing"),
+    ] {
+        // finish() fails the test at its deadline if this blocks.
+        let out = send(&to);
+        assert_refused(&out, 2, kind);
+        assert!(out.stderr.contains("not a regular file"), "{out:?}");
+    }
+    assert!(!dir.join("nothing").exists(), "created through a symlink");
+    // The user's own path may be a symlink to a regular file.
+    let real = dir.join("real.jsonl");
+    symlink(&real, dir.join("link.jsonl")).unwrap();
+    fs::write(&real, "").unwrap();
+    assert_eq!(send(&dir.join("link.jsonl")).success().stdout.trim(), "1");
+    let lines = lines_of(&fs::read_to_string(&real).unwrap());
+    assert_eq!(lines.len(), 3, "handshake and prompt: {lines:?}");
+}
+
+#[test]
+fn a_session_file_that_is_not_a_regular_file_is_refused() {
+    let env = Env::new();
+    let id = start(&env, &[]);
+    let task = env.task_dir(&id);
+    let (input, info) = (task.join("input"), task.join("codex-session.json"));
+    let before = fs::read(&input).unwrap();
+    let send = || env.run(CODEX_SEND, &["--task", &id, "hello"]);
+    // A state file is never followed, even to a regular file.
+    fs::rename(&info, env.dir.path().join("info")).unwrap();
+    symlink(env.dir.path().join("info"), &info).unwrap();
+    assert_refused(&send(), 2, "codex-session.json is a symbolic link");
+    fs::remove_file(&info).unwrap();
+    fs::rename(env.dir.path().join("info"), &info).unwrap();
+    fs::rename(&input, env.dir.path().join("input")).unwrap();
+    symlink(env.dir.path().join("input"), &input).unwrap();
+    assert_refused(&send(), 2, "input is a symbolic link");
+    fs::remove_file(&input).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(&input)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_refused(&send(), 2, "input is a FIFO");
+    assert_eq!(fs::read(env.dir.path().join("input")).unwrap(), before);
 }
