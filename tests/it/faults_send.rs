@@ -1,6 +1,6 @@
 //! codex-send under attack and under faults: nothing runs before the
-//! allowlist has said yes, and a buffer that is not a regular file is
-//! refused without blocking.
+//! allowlist has said yes, a buffer that is not a regular file is refused
+//! without blocking, and a full disk never leaves half a line behind.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -8,7 +8,9 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::Command;
 
-use crate::send::{CODEX_SEND, fake_codex, lines_of, start};
+use serde_json::Value;
+
+use crate::send::{CODEX_SEND, ended, fake_codex, lines_of, start, to_task};
 use crate::util::*;
 
 /// Writes an executable shell script.
@@ -175,4 +177,107 @@ fn a_session_file_that_is_not_a_regular_file_is_refused() {
     );
     assert_refused(&send(), 2, "input is a FIFO");
     assert_eq!(fs::read(env.dir.path().join("input")).unwrap(), before);
+}
+
+/// A 20 KB prompt: more than the slack a full disk leaves in a buffer's
+/// last block.
+fn big_prompt() -> String {
+    format!("{}.", "Fix every failing test, please. ".repeat(630))
+}
+
+#[test]
+fn a_full_disk_leaves_a_buffer_whole_and_usable() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "1m") else {
+        return;
+    };
+    let buffer = disk.path.join("buffer.jsonl");
+    let send = |prompt: &str| {
+        let to = buffer.to_str().unwrap();
+        env.run(CODEX_SEND, &["--protocol", "mcp", "--to", to, prompt])
+    };
+    send("a first prompt").success();
+    let before = fs::read(&buffer).unwrap();
+    disk.fill();
+    let prompt = big_prompt();
+    let out = send(&prompt);
+    assert_unchanged(&buffer, &before, &out);
+    assert_refused(&out, 2, "No space left on device");
+    disk.free();
+    assert_eq!(send(&prompt).success().stdout.trim(), "2");
+    let lines = whole_lines(&buffer);
+    assert_eq!(lines.len(), 4, "handshake and two prompts: {lines:?}");
+    assert_eq!(lines[3]["params"]["arguments"]["prompt"], prompt.as_str());
+}
+
+/// A state dir on a small disk: its tasks are killed before the disk goes.
+struct OnDisk {
+    env: Env,
+    disk: Option<SmallDisk>,
+}
+
+impl Drop for OnDisk {
+    fn drop(&mut self) {
+        for id in self.env.task_ids() {
+            kill_task(&self.env.task_dir(&id));
+            for pid in task_processes(&id) {
+                let _ = bg_shared::process::signal_process(pid, bg_shared::process::Signal::KILL);
+            }
+        }
+        self.disk.take();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_a_session_feed_whole_and_usable() {
+    let mut env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "2m") else {
+        return;
+    };
+    env.state = disk.path.join("state");
+    let on = OnDisk {
+        env,
+        disk: Some(disk),
+    };
+    let (env, disk) = (&on.env, on.disk.as_ref().unwrap());
+    let id = start(env, &[]);
+    let first = to_task(env, &id, &["hello"]);
+    ended(env, &id, &first);
+    let input = env.task_dir(&id).join("input");
+    let before = fs::read(&input).unwrap();
+    disk.fill();
+    let prompt = big_prompt();
+    let out = env.run(CODEX_SEND, &["--task", &id, &prompt]);
+    assert_unchanged(&input, &before, &out);
+    assert_refused(&out, 2, "No space left on device");
+    disk.free();
+    let turn = to_task(env, &id, &[&prompt]);
+    assert_eq!(ended(env, &id, &turn)["status"], "completed");
+    let lines = whole_lines(&input);
+    let last = lines.last().unwrap();
+    assert_eq!(last["method"], "turn/start");
+    assert_eq!(last["params"]["input"][0]["text"], prompt.as_str());
+}
+
+/// The file holds what it held `before` the refused call, byte for byte.
+#[track_caller]
+fn assert_unchanged(path: &Path, before: &[u8], out: &Outcome) {
+    let after = fs::read(path).unwrap();
+    assert!(
+        after == before,
+        "half a line was left: {} bytes, {} before; {}",
+        after.len(),
+        before.len(),
+        out.stderr
+    );
+}
+
+/// The buffer's lines, each of which must be a whole JSON object.
+fn whole_lines(path: &Path) -> Vec<Value> {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'), "an unfinished last line: {text:?}");
+    lines_of(&text)
+        .into_iter()
+        .inspect(|line| assert!(line.is_object(), "{line}"))
+        .collect()
 }
