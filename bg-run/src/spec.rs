@@ -1,21 +1,20 @@
 //! What to launch, checked before anything is created: the command form,
 //! the program resolved on PATH (so "not found" is exit 127 at launch, not a
 //! silently dead task), the working directory, the environment, and the
-//! optional allowlist.
+//! optional allowlist (`bg_shared::allowlist`, shared with codex-send).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bg_shared::allowlist::{self, DEFAULT_PATH};
 use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, ids, process};
 
 use crate::Cli;
 
-const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 const SHELL: &str = "/bin/sh";
-const ALLOWLIST_VAR: &str = "BG_ALLOWED_COMMANDS";
 
 /// A checked launch request.
 #[derive(Debug)]
@@ -52,9 +51,13 @@ impl LaunchSpec {
         let mut env = parse_env(&cli.env)?;
         let cwd = working_dir(cli.cwd.as_deref())?;
         let shell_form = cli.command.len() == 1;
-        let restricted = check_allowlist(&cli.command, shell_form)?;
-        if restricted {
-            confine_environment(&mut env)?;
+        let command = if shell_form {
+            allowlist::Command::Shell(&cli.command[0])
+        } else {
+            allowlist::Command::Argv(&cli.command)
+        };
+        if let Some(confined) = allowlist::check(command)? {
+            confined.apply(&mut env)?;
         }
         let path_var = env
             .iter()
@@ -233,85 +236,6 @@ fn first_word_failure(
 /// Joins an argv for display, quoting words that a shell would split.
 pub fn shell_join(argv: &[OsString]) -> String {
     bg_shared::format::shell_join(argv.iter().map(|word| word.to_string_lossy()))
-}
-
-/// Shell syntax that a prefix allowlist cannot see through.
-const SHELL_SYNTAX: &[u8] = b";&|<>()$`\\\"'*?[]{}~#!\n\r=";
-
-/// Under an allowlist, what a command runs must not be steerable from
-/// outside its words: `--env` is refused (PATH, LD_PRELOAD, BASH_ENV and
-/// many more can change what an allowed command does), and PATH keeps only
-/// its absolute directories, so no lookup depends on the working directory.
-fn confine_environment(env: &mut Vec<(OsString, OsString)>) -> Result<()> {
-    if !env.is_empty() {
-        return Err(Error::Launch {
-            code: ExitCode::CANNOT_EXECUTE,
-            message: format!(
-                "--env is refused while {ALLOWLIST_VAR} is set: variables can change what an allowed command runs"
-            ),
-        });
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-    let absolute: Vec<&[u8]> = path
-        .as_bytes()
-        .split(|b| *b == b':')
-        .filter(|d| d.starts_with(b"/"))
-        .collect();
-    env.push((
-        "PATH".into(),
-        OsStr::from_bytes(&absolute.join(&b':')).to_os_string(),
-    ));
-    Ok(())
-}
-
-/// With `BG_ALLOWED_COMMANDS` set (colon-separated prefixes), the command's
-/// leading words must equal one prefix's words. A shell string with shell
-/// syntax is refused outright: `make; rm -rf ~` starts with `make` too.
-/// Returns whether an allowlist is in force.
-fn check_allowlist(command: &[OsString], shell_form: bool) -> Result<bool> {
-    let Some(list) = std::env::var_os(ALLOWLIST_VAR).filter(|v| !v.is_empty()) else {
-        return Ok(false);
-    };
-    let list = list.to_string_lossy().into_owned();
-    let prefixes: Vec<Vec<&str>> = list
-        .split(':')
-        .map(|p| p.split_ascii_whitespace().collect::<Vec<_>>())
-        .filter(|words| !words.is_empty())
-        .collect();
-    let refuse = |why: &str| {
-        Err(Error::Launch {
-            code: ExitCode::CANNOT_EXECUTE,
-            message: format!("{why} ({ALLOWLIST_VAR}={list})"),
-        })
-    };
-    let words: Vec<String> = if shell_form {
-        let script = command[0].to_string_lossy();
-        if script.bytes().any(|b| SHELL_SYNTAX.contains(&b)) {
-            return refuse(
-                "shell syntax cannot be checked against the allowlist; pass an argv instead",
-            );
-        }
-        script
-            .split_ascii_whitespace()
-            .map(str::to_string)
-            .collect()
-    } else {
-        command
-            .iter()
-            .map(|w| w.to_string_lossy().into_owned())
-            .collect()
-    };
-    let allowed = prefixes.iter().any(|prefix| {
-        words.len() >= prefix.len() && prefix.iter().zip(&words).all(|(p, w)| p == w)
-    });
-    if allowed {
-        Ok(true)
-    } else {
-        refuse(&format!(
-            "'{}' is not an allowed command",
-            shell_join(command)
-        ))
-    }
 }
 
 #[cfg(test)]

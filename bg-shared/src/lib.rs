@@ -3,6 +3,7 @@
 //! journal, and (in [`process`], the only module allowed `unsafe`) everything
 //! that touches the operating system's process machinery.
 
+pub mod allowlist;
 pub mod ansi;
 pub mod cli;
 pub mod cursor;

@@ -2,16 +2,18 @@
 //! Codex reads as they are appended. Every append holds the buffer's lock
 //! (flock on the file itself) from reading what is there to writing the
 //! new lines, so concurrent senders neither reuse an id nor interleave, and
-//! each line is one `write` to a file opened for appending.
+//! each line is written whole or not at all to a file opened for
+//! appending: a write cut short (a full disk) is cut back off before the
+//! lock is released. Only regular files are buffers (`open.rs`).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use bg_shared::fsutil::private_options;
 use bg_shared::{Error, IoContext, Result};
 use serde_json::Value;
 
+use crate::open::{self, Links};
 use crate::wire::Protocol;
 
 /// Buffers hold client lines only; a bigger file is not one.
@@ -33,14 +35,20 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// Opens (creating) and locks the buffer, and reads what it holds.
+    /// Opens (creating) and locks a `--to` buffer, the user's own path (a
+    /// symlink to a regular file is followed), and reads what it holds.
     pub fn open(path: &Path) -> Result<Buffer> {
-        let mut file = private_options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .context(|| format!("opening {}", path.display()))?;
+        Buffer::open_with(path, Links::Follow)
+    }
+
+    /// The same for a session's input feed, in the state dir: a symlink
+    /// there is refused.
+    pub fn open_feed(path: &Path) -> Result<Buffer> {
+        Buffer::open_with(path, Links::Refuse)
+    }
+
+    fn open_with(path: &Path, links: Links) -> Result<Buffer> {
+        let mut file = open::buffer(path, links)?;
         file.lock()
             .context(|| format!("locking {}", path.display()))?;
         let mut bytes = Vec::new();
@@ -159,22 +167,34 @@ impl Buffer {
         Ok(())
     }
 
+    /// Writes one line, whole or not at all: if the write fails part way
+    /// (ENOSPC, EDQUOT, EFBIG), what it wrote is cut back off, still under
+    /// the lock, so the buffer ends with a whole line and later sends go on.
     fn write_line(&mut self, line: &Value) -> Result<()> {
         let mut text =
             serde_json::to_string(line).map_err(|err| Error::serialise("a request line", err))?;
         text.push('\n');
-        let written = self
+        let before = self
             .file
-            .write(text.as_bytes())
-            .context(|| format!("writing to {}", self.path.display()))?;
-        if written != text.len() {
-            return Err(Error::internal(format!(
-                "{}: only {written} of {} bytes of a line were written",
-                self.path.display(),
-                text.len()
-            )));
+            .metadata()
+            .context(|| format!("examining {}", self.path.display()))?
+            .len();
+        // One write, unless the first is cut short: then the rest is tried,
+        // which either finishes the line or says why it cannot.
+        let Err(err) = self.file.write_all(text.as_bytes()) else {
+            return Ok(());
+        };
+        let context = format!("writing to {}", self.path.display());
+        match self.file.set_len(before) {
+            Ok(()) => Err(Error::io(context, err)),
+            Err(cut) => Err(Error::io(
+                format!(
+                    "{context} (and cutting the unfinished line back off failed: {cut}; \
+                     the buffer must be mended by hand)"
+                ),
+                err,
+            )),
         }
-        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod answer;
 mod buffer;
+mod open;
 mod send;
 mod session;
 mod to_session;
@@ -72,7 +73,10 @@ pub const HELP: Help = Help {
             "124",
             "the session's answer (a thread or turn id) did not come within --timeout",
         ),
-        ("126/127", "--start: Codex is not executable / not found"),
+        (
+            "126/127",
+            "--start: Codex is not executable or BG_ALLOWED_COMMANDS refused it / not found",
+        ),
     ],
     environment: &[
         (
@@ -85,6 +89,11 @@ pub const HELP: Help = Help {
             "the Codex program for --start (default: codex)",
         ),
         help::STATE_DIR_ENV,
+        (
+            "BG_ALLOWED_COMMANDS",
+            "when set, --start runs nothing (not even `codex --version`) unless it\n\
+             allows `CODEX app-server` or `CODEX mcp-server` with the CODEX ARGS",
+        ),
     ],
 };
 

@@ -2,20 +2,22 @@
 //! (`--start`), and what codex-send learns from a session's output: the
 //! thread a conversation continues on, the approvals still pending.
 
-use std::fs::File;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bg_shared::allowlist::{self, Confined};
 use bg_shared::exit::ExitCode;
-use bg_shared::fsutil::create_new_private;
+use bg_shared::fsutil::{MAX_RECORD_BYTES, create_new_private};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::TaskPaths;
 use bg_shared::{Error, IoContext, Result, lock, select};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::open;
 use crate::wire::{Protocol, Version};
 
 /// What codex-send keeps of a session it started, beside the task's files.
@@ -40,16 +42,16 @@ impl Session {
         let state = StateDir::open_existing(state_dir)?;
         let paths = select::find(state.as_ref(), selector)?;
         let info_path = paths.dir.join(INFO);
-        let text = match std::fs::read(&info_path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::usage(format!(
-                    "task {} is not a Codex session started by codex-send --start",
-                    paths.id
-                )));
-            }
-            Err(err) => return Err(Error::io(format!("reading {}", info_path.display()), err)),
+        let Some(file) = open::state_file(&info_path)? else {
+            return Err(Error::usage(format!(
+                "task {} is not a Codex session started by codex-send --start",
+                paths.id
+            )));
         };
+        let mut text = Vec::new();
+        file.take(MAX_RECORD_BYTES)
+            .read_to_end(&mut text)
+            .context(|| format!("reading {}", info_path.display()))?;
         let info: Info = serde_json::from_slice(&text).map_err(|err| Error::Corrupt {
             path: info_path.clone(),
             detail: err.to_string(),
@@ -123,10 +125,8 @@ impl Lines {
     }
 
     fn read_new(&mut self) -> Result<Vec<Value>> {
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(Error::io(format!("opening {}", self.path.display()), err)),
+        let Some(mut file) = open::state_file(&self.path)? else {
+            return Ok(Vec::new());
         };
         let context = || format!("reading {}", self.path.display());
         file.seek(SeekFrom::Start(self.offset)).context(context)?;
@@ -155,9 +155,17 @@ pub struct Start<'a> {
 
 impl Start<'_> {
     pub fn run(&self) -> Result<(String, Protocol)> {
-        let version = codex_version(self.codex)?;
+        // Before anything runs, even `codex --version`: the allowlist must
+        // allow the session's command for a protocol it may use.
+        let candidates = match self.protocol {
+            Some(asked) => vec![asked],
+            None => vec![Protocol::App, Protocol::Mcp],
+        };
+        let confined = self.allowed(&candidates)?;
+        let version = codex_version(self.codex, confined.as_ref())?;
         let protocol = pick_protocol(self.protocol, version, self.codex)?;
-        let id = self.launch(protocol)?;
+        self.allowed(&[protocol])?;
+        let id = self.launch(protocol, confined.as_ref())?;
         let state = StateDir::open_existing(self.state_dir)?;
         let paths = select::find(state.as_ref(), &id)?;
         let info = Info {
@@ -170,12 +178,53 @@ impl Start<'_> {
         let info_path = paths.dir.join(INFO);
         std::io::Write::write_all(&mut create_new_private(&info_path)?, &text)
             .context(|| format!("writing {}", info_path.display()))?;
-        crate::buffer::Buffer::open(&paths.input())?.append(protocol, &[])?;
+        crate::buffer::Buffer::open_feed(&paths.input())?.append(protocol, &[])?;
         Ok((id, protocol))
     }
 
-    fn launch(&self, protocol: Protocol) -> Result<String> {
+    /// The session's command, `CODEX SERVER [ARGS]`, as bg-run will be
+    /// asked to run it, checked against `BG_ALLOWED_COMMANDS` for one of
+    /// `protocols`; refused (126) unless one is allowed.
+    fn allowed(&self, protocols: &[Protocol]) -> Result<Option<Confined>> {
+        let mut refusal = None;
+        for protocol in protocols {
+            let argv: Vec<OsString> = [self.codex.as_os_str(), OsStr::new(protocol.subcommand())]
+                .into_iter()
+                .map(OsStr::to_os_string)
+                .chain(self.extra.iter().map(OsString::from))
+                .collect();
+            match allowlist::check(allowlist::Command::Argv(&argv)) {
+                Ok(confined) => return Ok(confined),
+                Err(err) => {
+                    refusal.get_or_insert((*protocol, err));
+                }
+            }
+        }
+        Err(match refusal {
+            Some((protocol, Error::Launch { message, code })) => Error::Launch {
+                message: format!("{}: {message}", self.cannot_start(protocol)),
+                code,
+            },
+            Some((_, other)) => other,
+            None => Error::internal("no protocol to check against the allowlist"),
+        })
+    }
+
+    fn cannot_start(&self, protocol: Protocol) -> String {
+        format!(
+            "bg-run could not start {} {}",
+            self.codex.display(),
+            protocol.subcommand()
+        )
+    }
+
+    fn launch(&self, protocol: Protocol, confined: Option<&Confined>) -> Result<String> {
         let mut command = Command::new(bg_run());
+        if let Some(confined) = confined {
+            // bg-run itself, when not beside codex-send, is not found
+            // through a relative PATH entry either.
+            command.env("PATH", confined.path());
+        }
         if let Some(dir) = self.state_dir {
             command.arg("--state-dir").arg(dir);
         }
@@ -195,11 +244,7 @@ impl Start<'_> {
             .context(|| "running bg-run".into())?;
         let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
         if !output.status.success() || id.is_empty() {
-            let message = format!(
-                "bg-run could not start {} {}",
-                self.codex.display(),
-                protocol.subcommand()
-            );
+            let message = self.cannot_start(protocol);
             // Not executable or refused by BG_ALLOWED_COMMANDS (126), not
             // found (127), or bg-run's own failure (125): a launch failure
             // keeps its code; anything else is bad usage.
@@ -227,8 +272,14 @@ fn bg_run() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("bg-run"))
 }
 
-fn codex_version(codex: &Path) -> Result<Option<Version>> {
-    let output = Command::new(codex)
+/// `codex --version`; under an allowlist, Codex is found on the
+/// confined PATH, as bg-run will find it.
+fn codex_version(codex: &Path, confined: Option<&Confined>) -> Result<Option<Version>> {
+    let mut command = Command::new(codex);
+    if let Some(confined) = confined {
+        command.env("PATH", confined.path());
+    }
+    let output = command
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())

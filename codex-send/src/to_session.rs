@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::Cli;
 use crate::answer::{self, Answer, Asked};
 use crate::buffer::Buffer;
+use crate::open;
 use crate::send::{self, What, mcp_has_no_empty_thread, needs_thread, request_id};
 use crate::session::{self, Session};
 use crate::wire::{self, Protocol, Settings};
@@ -58,7 +59,7 @@ fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
         },
         None => last_thread(cli, session, &settings)?,
     };
-    let mut buffer = Buffer::open(&session.paths.input())?;
+    let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let id = buffer.next_id();
     let line = match (protocol, thread) {
         (Protocol::Mcp, Some(thread)) => wire::mcp_reply(id, prompt, &thread, session.version),
@@ -76,7 +77,7 @@ fn start_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Str
         cli,
         session,
         settings,
-        Buffer::open(&session.paths.input())?,
+        Buffer::open_feed(&session.paths.input())?,
     )
 }
 
@@ -84,7 +85,7 @@ fn start_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Str
 /// output to name it; app-server: a thread is started first if there is
 /// none yet. `None`: mcp-server has no conversation yet.
 fn last_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Option<String>> {
-    let buffer = Buffer::open(&session.paths.input())?;
+    let buffer = Buffer::open_feed(&session.paths.input())?;
     let (request, find): (Value, session::ThreadFinder) = match session.protocol {
         Protocol::Mcp => match buffer.last_request("codex") {
             Some(id) => (id.clone(), session::configured_thread),
@@ -124,7 +125,7 @@ fn start_thread_in(
 /// pass it.
 fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -> Result<ExitCode> {
     let (output, input) = (session.paths.output(), session.paths.input());
-    let mut buffer = Buffer::open(&input)?;
+    let mut buffer = Buffer::open_feed(&input)?;
     let summary = codex_parse::summarise(&output, Some(&input))?;
     let pending = summary
         .pending_approvals
@@ -175,7 +176,7 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
                 session.paths.id
             ))
         })?;
-    let mut buffer = Buffer::open(&session.paths.input())?;
+    let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let line = match session.protocol {
         Protocol::Mcp => wire::mcp_cancel(&request_id(&running.id)),
         Protocol::App => {
@@ -196,10 +197,8 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
 
 /// True if the file holds these bytes (read in pieces, not whole).
 fn mentions(path: &Path, needle: &[u8]) -> Result<bool> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(err) => return Err(Error::io(format!("opening {}", path.display()), err)),
+    let Some(mut file) = open::state_file(path)? else {
+        return Ok(false);
     };
     let finder = memchr::memmem::Finder::new(needle);
     let mut window = vec![0; 1 << 20];

@@ -18,6 +18,7 @@ mod kill;
 mod remind;
 
 mod e2e;
+mod faults_send;
 mod parse_modes;
 mod parse_streams;
 mod send;
