@@ -265,3 +265,99 @@ fn housekeeping_never_delays_a_tasks_timeout() {
     let took = record["duration_ms"].as_u64().unwrap();
     assert!(took < 2500, "the timeout fired after {took} ms");
 }
+
+#[test]
+#[cfg_attr(feature = "portable", ignore = "linux-only: reads /proc/PID/wchan")]
+fn a_notify_consumer_that_never_reads_holds_up_nobody_else() {
+    let env = Env::new();
+    // More than a pipe holds: the notifier blocks writing it.
+    let comment = "x".repeat(4000);
+    let ids: Vec<String> = (0..24)
+        .map(|i| env.launch(&[&format!("true # {i} {comment}")]))
+        .collect();
+    for id in &ids {
+        env.wait_state(id, "exited");
+    }
+    let mut command = env.cmd(BG_CHECK);
+    command
+        .args(["--notify", "--json"])
+        .stdout(std::process::Stdio::piped());
+    let stuck = Guard::spawn(command);
+    let pid = stuck.pid();
+    poll(DEADLINE, || {
+        let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+        wchan.contains("pipe").then_some(())
+    })
+    .expect("the notifier never blocked on its stdout");
+    // Other readers, pruning and a task's end all go on meanwhile.
+    let other = env.run(BG_CHECK, &["--notify", "--json", "--reader", "other"]);
+    assert_eq!(other.success().json().as_array().map(Vec::len), Some(24));
+    env.run(BG_CHECK, &["--prune"]).success();
+    let late = env.launch(&["true"]);
+    env.wait_state(&late, "exited");
+    let other = env.run(BG_CHECK, &["--notify", "--json", "--reader", "other"]);
+    assert_eq!(other.success().json()[0]["id"], late.as_str());
+    // The stuck delivery never arrived: it is made again, whole.
+    drop(stuck);
+    let again = env.run(BG_CHECK, &["--notify", "--json"]).success().json();
+    assert_eq!(again.as_array().map(Vec::len), Some(25), "{again}");
+}
+
+#[test]
+fn a_damaged_reader_file_starts_that_reader_over_with_a_warning() {
+    let env = Env::new();
+    let id = env.launch(&["true"]);
+    env.wait_state(&id, "exited");
+    env.run(BG_CHECK, &["--notify"]).success();
+    // What an unsynced rename can leave after a crash.
+    fs::write(env.state.join("readers").join("default.json"), b"").unwrap();
+    let out = env.run(BG_CHECK, &["--notify", "--json"]).success();
+    assert!(out.stderr.starts_with("bg-check: warning: "), "{out:?}");
+    assert!(out.stderr.contains("starts over"), "{out:?}");
+    assert_eq!(out.json()[0]["id"], id.as_str());
+    let out = env.run(BG_CHECK, &["--notify", "--json"]).success();
+    assert!(
+        out.stdout.trim().is_empty() && out.stderr.is_empty(),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_symlinked_readers_dir_is_refused_not_followed() {
+    let env = Env::new();
+    let id = env.launch(&["true"]);
+    env.wait_state(&id, "exited");
+    let elsewhere = env.dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.state.join("readers")).unwrap();
+    let out = env.run(BG_CHECK, &["--notify"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.starts_with("bg-check: "), "{out:?}");
+    assert!(out.stderr.contains("symlink"), "{out:?}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn bg_kill_on_a_full_disk_still_records_the_kill() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+        return;
+    };
+    let state = disk.path.join("state");
+    let state_arg = state.to_str().unwrap();
+    let out = env
+        .run(BG_RUN, &["--state-dir", state_arg, "sleep", "300"])
+        .success();
+    let id = out.stdout.trim().to_string();
+    disk.fill();
+    let out = env.run(BG_KILL, &["--state-dir", state_arg, "--json", &id]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let report = out.json();
+    assert_eq!(report[0]["result"], "killed", "{report}");
+    let record = env
+        .run(BG_CHECK, &["--state-dir", state_arg, &id, "--json"])
+        .success()
+        .json();
+    assert_eq!(record["state"], "killed", "{record}");
+    assert_eq!(record["reason"], "bg-kill", "{record}");
+}
