@@ -28,7 +28,7 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
             .is_none_or(|root| select::in_project(task, root))
             && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(task.state)))
     });
-    tasks.sort_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
+    tasks.sort_by(|a, b| a.launch.launch_order().cmp(&b.launch.launch_order()));
     let text = if cli.json {
         json_line(&tasks.iter().map(Task::record).collect::<Vec<_>>())?
     } else {

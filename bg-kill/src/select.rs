@@ -40,7 +40,7 @@ pub fn choose(state: Option<&StateDir>, cli: &Cli, report: &mut Report) -> Resul
         } else if !named.iter().any(|t| t.state.is_live()) {
             let newest = named
                 .iter()
-                .max_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
+                .max_by(|a, b| a.launch.launch_order().cmp(&b.launch.launch_order()));
             if let Some(newest) = newest {
                 report.not_running(newest);
             }

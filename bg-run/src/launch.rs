@@ -46,7 +46,9 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     };
     bg_shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
     let pending = PendingTask::allocate(&state)?;
-    let record = launch_record(&spec, &pending.paths);
+    let mut record = launch_record(&spec, &pending.paths);
+    // Without it (a full disk), launch order falls back on the clock.
+    record.launch_seq = state.next_launch_seq().ok();
     if let Some(failure) = &spec.doomed {
         record_doomed(&state, &pending.paths, &record, failure)?;
         return Ok(pending.keep_failed(failure, cli.json));
@@ -193,6 +195,7 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
         grace_ms: time::millis(spec.grace),
         stdin_feed: spec.stdin_feed,
         created_at: time::now_rfc3339(),
+        launch_seq: None,
         started_at: None,
         pid: None,
         pgid: None,

@@ -88,6 +88,11 @@ pub struct LaunchRecord {
     #[serde(default)]
     pub stdin_feed: bool,
     pub created_at: String,
+    /// Where the task stands in launch order in its state dir (1, 2, ...):
+    /// unlike `created_at`, it holds whatever the wall clock does. Absent
+    /// in records of older versions, which come first.
+    #[serde(default)]
+    pub launch_seq: Option<u64>,
     pub started_at: Option<String>,
     pub pid: Option<i32>,
     pub pgid: Option<i32>,
@@ -152,6 +157,11 @@ impl LaunchRecord {
     /// may escape a byte as six, and the command is kept twice (as given
     /// and as argv). Any command the kernel runs gives a readable record.
     pub const MAX_BYTES: u64 = 6 * 6 * 2 * (1 << 20) + (1 << 20);
+
+    /// What orders tasks by launch: the newest compares greatest.
+    pub fn launch_order(&self) -> (u64, &str) {
+        (self.launch_seq.unwrap_or(0), &self.created_at)
+    }
 
     /// Reads `meta.json`; `Ok(None)` while it does not exist.
     pub fn read(path: &std::path::Path) -> crate::Result<Option<LaunchRecord>> {

@@ -85,9 +85,9 @@ fn newest_named(state: &StateDir, ids: &[TaskId], name: &str) -> Option<TaskPath
         .filter_map(|id| {
             let paths = TaskPaths::new(state, id.clone());
             let launch = LaunchRecord::read(&paths.meta()).ok()??;
-            (launch.name.as_deref() == Some(name)).then_some((launch.created_at, paths))
+            (launch.name.as_deref() == Some(name)).then_some((launch, paths))
         })
-        .max_by(|a, b| a.0.cmp(&b.0))
+        .max_by(|a, b| a.0.launch_order().cmp(&b.0.launch_order()))
         .map(|(_, paths)| paths)
 }
 
@@ -130,7 +130,7 @@ pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
             live.push(task);
         }
     }
-    live.sort_by(|a, b| a.launch.created_at.cmp(&b.launch.created_at));
+    live.sort_by(|a, b| a.launch.launch_order().cmp(&b.launch.launch_order()));
     Ok(live)
 }
 

@@ -14,6 +14,7 @@ const JOURNAL: &str = "journal.jsonl";
 const JOURNAL_LOCK: &str = "journal.lock";
 const NAMES_LOCK: &str = "names.lock";
 const READERS: &str = "readers";
+const LAUNCH_SEQ: &str = "launch.seq";
 
 /// An opened, checked state directory.
 #[derive(Debug, Clone)]
@@ -93,6 +94,43 @@ impl StateDir {
     /// Per-reader progress through the journal (`bg-check --notify`).
     pub fn readers_dir(&self) -> PathBuf {
         self.root.join(READERS)
+    }
+
+    /// The last launch's place in launch order (see `LaunchRecord::launch_seq`).
+    pub fn launch_seq_path(&self) -> PathBuf {
+        self.root.join(LAUNCH_SEQ)
+    }
+
+    /// The next place in launch order: one more than the last, counted in
+    /// a file under its lock, so that concurrent launches never share one.
+    pub fn next_launch_seq(&self) -> Result<u64> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let path = self.launch_seq_path();
+        let mut file = crate::fsutil::private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .context(|| format!("opening {}", path.display()))?;
+        file.lock()
+            .context(|| format!("locking {}", path.display()))?;
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        // A damaged count restarts above any count there can have been (the
+        // time in milliseconds), so that new tasks still come last.
+        let last = match text.trim() {
+            "" => 0,
+            text => text
+                .parse::<u64>()
+                .unwrap_or_else(|_| crate::time::unix_millis(std::time::SystemTime::now())),
+        };
+        let next = last.saturating_add(1);
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.set_len(0))
+            .and_then(|()| file.write_all(format!("{next}\n").as_bytes()))
+            .context(|| format!("writing {}", path.display()))?;
+        Ok(next)
     }
 
     /// Held while a `--unique` launch checks for and creates its task.

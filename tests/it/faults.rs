@@ -361,3 +361,24 @@ fn bg_kill_on_a_full_disk_still_records_the_kill() {
     assert_eq!(record["state"], "killed", "{record}");
     assert_eq!(record["reason"], "bg-kill", "{record}");
 }
+
+#[test]
+fn a_name_means_the_newest_task_in_launch_order_whatever_the_clock_did() {
+    let env = Env::new();
+    let first = env.launch(&["--name", "web", "sleep", "300"]);
+    let second = env.launch(&["--name", "web", "sleep", "300"]);
+    // The clock was set back between the two launches.
+    let meta_path = env.task_dir(&second).join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["created_at"] = "2001-01-01T00:00:00.000Z".into();
+    fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    assert_eq!(env.record("web")["id"], second.as_str());
+    let listed = env.run(BG_CHECK, &["--json"]).success().json();
+    assert_eq!(listed[1]["id"], second.as_str(), "{listed}");
+    // A damaged count keeps counting upwards.
+    fs::write(env.state.join("launch.seq"), b"garbage").unwrap();
+    let third = env.launch(&["--name", "web", "sleep", "300"]);
+    assert_eq!(env.record("web")["id"], third.as_str());
+    env.run(BG_KILL, &[&first, &second, &third]).success();
+}
