@@ -11,13 +11,13 @@ use bg_shared::fsutil::{json_bytes, read_json, write_atomic_unsynced};
 use bg_shared::ids::TaskId;
 use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::process::{
-    self, Found, Identity, Pid, Pinned, Signal, TaskTree, signal_found, wait_all_exit,
+    self, Found, Identity, Pid, Pinned, ProcInfo, Signal, TaskTree, signal_found, wait_all_exit,
 };
 use bg_shared::record::{
     EndReason, KillRequest, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState,
 };
 use bg_shared::state_dir::StateDir;
-use bg_shared::task::{KILL_REQUESTED, Task, TaskPaths};
+use bg_shared::task::{self, KILL_REQUESTED, Task, TaskPaths};
 use bg_shared::{Error, Result, cli, lock, time};
 use serde::Serialize;
 
@@ -205,9 +205,17 @@ fn take_lock(paths: &TaskPaths) -> Result<Option<File>> {
 }
 
 impl Stopping {
+    /// The task's processes now; another task's supervisor is told from a
+    /// process that only took its name by that task's record.
+    fn find_tree(&self) -> Found {
+        let tasks = self.paths.tasks_dir();
+        let others = |p: &ProcInfo, id: &str| task::confirms_supervisor(tasks, p, id);
+        self.tree.find(&others)
+    }
+
     /// The task's processes now, each pinned.
     fn find(&self) -> (Found, Vec<Pinned>) {
-        let found = self.tree.find();
+        let found = self.find_tree();
         let pinned = found.processes.iter().filter_map(Pinned::pin).collect();
         (found, pinned)
     }
@@ -339,7 +347,7 @@ impl Stopping {
             signal: Some(signal.number()),
             ended_at: now,
             duration: started.and_then(|s| now.duration_since(s).ok()),
-            leftovers: self.tree.find().processes.iter().map(|p| p.pid).collect(),
+            leftovers: self.find_tree().processes.iter().map(|p| p.pid).collect(),
             error: None,
         };
         let recorder = Recorder {

@@ -6,15 +6,16 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json};
 use bg_shared::outcome::{self, End, Recorder};
-use bg_shared::process::{self, Identity, Pid, Signal, SignalWaiter, SpawnRequest};
+use bg_shared::process::{self, Identity, Pid, ProcInfo, Signal, SignalWaiter, SpawnRequest};
 use bg_shared::record::{KillRequest, LaunchRecord};
 use bg_shared::state_dir::StateDir;
-use bg_shared::task::{KILL_REQUESTED, TaskPaths};
+use bg_shared::task::{self, KILL_REQUESTED, TaskPaths};
 use bg_shared::{IoContext, Result, cli, fault, time};
 
 use crate::ending::Ending;
@@ -251,10 +252,12 @@ impl Supervisor {
                 .wait(wait)
                 .context(|| "waiting for signals".into())?
             {
-                None if kill_at.take().is_some() => signal_tree(Some(leader), Signal::KILL),
+                None if kill_at.take().is_some() => {
+                    signal_tree(self.tasks(), Some(leader), Signal::KILL)
+                }
                 None => {
                     timed_out = true;
-                    signal_tree(Some(leader), Signal::TERM);
+                    signal_tree(self.tasks(), Some(leader), Signal::TERM);
                     kill_at = time::deadline(self.spec.grace);
                 }
                 Some(Signal::CHLD) => {
@@ -263,9 +266,9 @@ impl Supervisor {
                         let elapsed = started.elapsed();
                         let kill_request = self.kill_request(SystemTime::now());
                         if timed_out {
-                            stop_the_rest(signals, kill_at)?;
+                            stop_the_rest(self.tasks(), signals, kill_at)?;
                         } else if let Some(request) = &kill_request {
-                            stop_the_rest(signals, Some(kill_deadline(request)))?;
+                            stop_the_rest(self.tasks(), signals, Some(kill_deadline(request)))?;
                         }
                         return Ok(Ending {
                             exit,
@@ -307,6 +310,11 @@ impl Supervisor {
         (age <= grace + KILL_FALLBACK_DELAY + STALE_AFTER).then_some(request)
     }
 
+    /// The state dir's `tasks/`, where other tasks' supervisors are confirmed.
+    fn tasks(&self) -> &Path {
+        self.paths.tasks_dir()
+    }
+
     /// Members of the task's group still alive after its leader ended.
     fn leftovers(&self, leader: Pid) -> Vec<Pid> {
         // One signal-0 probe settles the common case without a /proc walk.
@@ -339,13 +347,20 @@ impl Supervisor {
 /// (which, as subreaper, has adopted whatever left the group) and, while
 /// the leader is not yet reaped (so its pid cannot have been reused), its
 /// process group.
-fn signal_tree(leader: Option<Pid>, signal: Signal) {
+fn signal_tree(tasks: &Path, leader: Option<Pid>, signal: Signal) {
     if let Some(leader) = leader {
         let _ = process::signal_group(leader, signal);
     }
-    for descendant in process::descendants(std::process::id() as Pid) {
+    for descendant in own_descendants(tasks) {
         let _ = process::signal_process(descendant.pid, signal);
     }
+}
+
+/// This supervisor's live descendants, short of other tasks (confirmed by
+/// their records in `tasks`) and what they supervise.
+fn own_descendants(tasks: &Path) -> Vec<ProcInfo> {
+    let others = |p: &ProcInfo, id: &str| task::confirms_supervisor(tasks, p, id);
+    process::descendants(std::process::id() as Pid, &others)
 }
 
 /// When the supervisor KILLs what is left after bg-kill's grace, should
@@ -363,13 +378,12 @@ fn kill_deadline(request: &KillRequest) -> Instant {
 
 /// After a timeout or bg-kill, what is left of the tree once the leader is gone gets
 /// the rest of the grace (it was sent TERM with the leader), then KILL.
-fn stop_the_rest(signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()> {
-    let me = std::process::id() as Pid;
+fn stop_the_rest(tasks: &Path, signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()> {
     let mut give_up: Option<Instant> = None;
-    while !process::descendants(me).is_empty() {
+    while !own_descendants(tasks).is_empty() {
         let now = Instant::now();
         if give_up.is_none() && kill_at.is_none_or(|k| now >= k) {
-            signal_tree(None, Signal::KILL);
+            signal_tree(tasks, None, Signal::KILL);
             // KILL cannot be refused; the wait only lets them be reaped.
             give_up = Some(now + REAP_AFTER_KILL);
         }

@@ -7,13 +7,13 @@
 //! again: only "lock free" *followed by* "no status.json" means the
 //! supervisor died without recording an outcome.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exit::ExitCode;
 use crate::fsutil::read_json;
 use crate::ids::TaskId;
-use crate::process::{self, Change, DirWatcher, Identity, Signal};
+use crate::process::{self, Change, DirWatcher, Identity, ProcInfo, Signal};
 use crate::record::{LaunchRecord, StatusRecord, TaskRecord, TaskState};
 use crate::state_dir::StateDir;
 use crate::{Error, IoContext, Result, cli, lock, time};
@@ -68,6 +68,11 @@ impl TaskPaths {
         )
     }
 
+    /// The state dir's `tasks/`, where this task's siblings are.
+    pub fn tasks_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     /// Space reserved at launch for meta.json (see `fsutil::Reserved`).
     pub fn meta_reserve(&self) -> PathBuf {
         self.dir.join(".meta.reserve")
@@ -112,7 +117,7 @@ impl Task {
             // The supervisor may have recorded the outcome just before exiting.
             None => match read_json::<StatusRecord>(&paths.status())? {
                 Some(status) => (status.state, Some(status)),
-                None => (orphan_state(&launch), None),
+                None => (orphan_state(&paths, &launch), None),
             },
         };
         Ok(Some(Task {
@@ -190,6 +195,24 @@ impl Task {
     }
 }
 
+/// Confirms a process calling itself `bg-run <id>` as the supervisor of
+/// task `<id>` of the state dir whose tasks live in `tasks_dir`: its
+/// record must name that very process (pid and start time). A process
+/// that only took the name, or a supervisor of another state dir, is not.
+pub fn confirms_supervisor(tasks_dir: &Path, process: &ProcInfo, id: &str) -> bool {
+    let Ok(id) = crate::ids::TaskId::parse(id) else {
+        return false;
+    };
+    let meta = tasks_dir.join(id.as_str()).join("meta.json");
+    LaunchRecord::read(&meta)
+        .ok()
+        .flatten()
+        .is_some_and(|launch| {
+            launch.supervisor_pid == Some(process.pid)
+                && launch.supervisor_start_time == Some(process.start_time)
+        })
+}
+
 fn leader_identity(launch: &LaunchRecord) -> Option<Identity> {
     Some(Identity {
         pid: launch.pid?,
@@ -201,9 +224,9 @@ fn leader_identity(launch: &LaunchRecord) -> Option<Identity> {
 /// The supervisor is gone and recorded nothing: is anything of the task left?
 /// Only a process whose pid *and* start time match counts, so a reused pid is
 /// never taken for the task.
-fn orphan_state(launch: &LaunchRecord) -> TaskState {
+fn orphan_state(paths: &TaskPaths, launch: &LaunchRecord) -> TaskState {
     match leader_identity(launch) {
-        Some(leader) if leader.is_alive() || !survivors(&leader, launch).is_empty() => {
+        Some(leader) if leader.is_alive() || !survivors(paths, &leader, launch).is_empty() => {
             TaskState::Unsupervised
         }
         _ => TaskState::Lost,
@@ -213,9 +236,11 @@ fn orphan_state(launch: &LaunchRecord) -> TaskState {
 /// Live processes of a task whose supervisor is gone: members of its group,
 /// and what escaped the group (a `setsid` child) but carries its mark.
 /// `lost` means none is left.
-fn survivors(leader: &Identity, launch: &LaunchRecord) -> Vec<process::ProcInfo> {
+fn survivors(paths: &TaskPaths, leader: &Identity, launch: &LaunchRecord) -> Vec<ProcInfo> {
     let mut found = process::task_group_members(leader, launch.session_id);
-    found.extend(process::marked(&launch.id, leader.start_time));
+    let tasks_dir = paths.tasks_dir();
+    let others = |p: &ProcInfo, id: &str| confirms_supervisor(tasks_dir, p, id);
+    found.extend(process::marked(&launch.id, leader.start_time, &others));
     found
 }
 
@@ -251,7 +276,9 @@ fn survivor(task: &Task) -> Option<Identity> {
     if leader.is_alive() {
         return Some(leader);
     }
-    let member = survivors(&leader, &task.launch).into_iter().next()?;
+    let member = survivors(&task.paths, &leader, &task.launch)
+        .into_iter()
+        .next()?;
     Some(Identity {
         pid: member.pid,
         start_time: member.start_time,

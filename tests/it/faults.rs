@@ -382,3 +382,27 @@ fn a_name_means_the_newest_task_in_launch_order_whatever_the_clock_did() {
     assert_eq!(env.record("web")["id"], third.as_str());
     env.run(BG_KILL, &[&first, &second, &third]).success();
 }
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: names and trees from /proc"
+)]
+fn a_process_taking_a_supervisors_name_is_still_stopped_with_its_task() {
+    let env = Env::new();
+    // A copy of sleep whose name reads as another task's supervisor,
+    // started in a session of its own.
+    let disguise = env.dir.path().join("bg-run abc123");
+    fs::copy("/bin/sleep", &disguise).unwrap();
+    let token = unique_token();
+    let script = format!("setsid '{}' {token} & exec sleep 300", disguise.display());
+    let id = env.launch(&[&script]);
+    poll(DEADLINE, || {
+        (!running_with(&token).is_empty()).then_some(())
+    })
+    .expect("the disguised process never started");
+    let out = env.run(BG_KILL, &["--json", &id]).success();
+    assert_eq!(out.json()[0]["result"], "killed", "{out:?}");
+    poll(DEADLINE, || running_with(&token).is_empty().then_some(()))
+        .unwrap_or_else(|| panic!("it escaped bg-kill: {:?}", running_with(&token)));
+}

@@ -256,7 +256,11 @@ impl Drop for Guard {
 fn blocked_where(pid: i32) -> String {
     let mut report = Vec::new();
     let mut pids = vec![pid];
-    pids.extend(process::descendants(pid).iter().map(|p| p.pid));
+    pids.extend(
+        process::descendants(pid, &|_, _| true)
+            .iter()
+            .map(|p| p.pid),
+    );
     for pid in pids {
         let read =
             |what: &str| fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();

@@ -21,8 +21,8 @@ mod tree;
 pub use signal::{Signal, SignalWaiter, group_exists, signal_group, signal_process};
 pub use spawn::{SpawnRequest, Spawned, spawn};
 pub use tree::{
-    Found, Pinned, SUPERVISOR_NAME_PREFIX, TaskTree, kill_unrecorded, marked, signal_found,
-    wait_all_exit,
+    Found, Pinned, SUPERVISOR_NAME_PREFIX, SupervisorCheck, TaskTree, kill_unrecorded, marked,
+    signal_found, wait_all_exit,
 };
 
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
@@ -175,8 +175,8 @@ pub fn is_member(p: &ProcInfo, leader: &Identity, session: Option<Pid>) -> bool 
 
 /// Every live descendant of `root` (children, grandchildren, ...), short of
 /// other tasks' supervisors and what they supervise.
-pub fn descendants(root: Pid) -> Vec<ProcInfo> {
-    let mut found = tree::descendants_in(&all_processes(), &[root]);
+pub fn descendants(root: Pid, others: SupervisorCheck<'_>) -> Vec<ProcInfo> {
+    let mut found = tree::descendants_in(&all_processes(), &[root], others);
     found.retain(|p| !p.zombie);
     found
 }

@@ -55,8 +55,9 @@ impl TaskTree {
         }
     }
 
-    /// Lists the task's live processes now.
-    pub fn find(&self) -> Found {
+    /// Lists the task's live processes now; `others` confirms which
+    /// processes are other tasks' supervisors.
+    pub fn find(&self, others: SupervisorCheck<'_>) -> Found {
         let all = all_processes();
         let me = std::process::id() as Pid;
         let supervisor = self.supervisor.as_ref().filter(|s| s.is_alive());
@@ -74,12 +75,12 @@ impl TaskTree {
             p.start_time >= self.leader.start_time
                 && p.pid != me
                 && os::environ_has(p.pid, &self.env_mark)
-                && !is_supervisor(p.pid)
+                && !is_other_supervisor(p, others)
         });
         let mut roots: Vec<Pid> = members.clone();
         roots.extend(marked.map(|p| p.pid));
         roots.extend(supervisor.map(|s| s.pid));
-        let mut tree = descendants_in(&all, &roots);
+        let mut tree = descendants_in(&all, &roots, others);
         tree.extend(all.iter().filter(|p| roots.contains(&p.pid)).copied());
         // The leader is known by its recorded identity, even where processes
         // cannot be listed (the portable layer): there it is all that is
@@ -107,14 +108,17 @@ impl TaskTree {
 /// of other tasks: a `bg-run` started inside a task double-forks, so its
 /// supervisor is adopted by ours, but that task is its own, meant to
 /// outlive its caller, and neither it nor what it supervises is ours.
-pub fn descendants_in(all: &[ProcInfo], roots: &[Pid]) -> Vec<ProcInfo> {
+pub fn descendants_in(
+    all: &[ProcInfo],
+    roots: &[Pid],
+    others: SupervisorCheck<'_>,
+) -> Vec<ProcInfo> {
     let mut found: Vec<ProcInfo> = Vec::new();
     let mut frontier = roots.to_vec();
     while let Some(parent) = frontier.pop() {
-        for child in all
-            .iter()
-            .filter(|p| p.ppid == parent && !roots.contains(&p.pid) && !is_supervisor(p.pid))
-        {
+        for child in all.iter().filter(|p| {
+            p.ppid == parent && !roots.contains(&p.pid) && !is_other_supervisor(p, others)
+        }) {
             if !found.iter().any(|f| f.pid == child.pid) {
                 found.push(*child);
                 frontier.push(child.pid);
@@ -127,12 +131,23 @@ pub fn descendants_in(all: &[ProcInfo], roots: &[Pid]) -> Vec<ProcInfo> {
 /// The name a supervisor gives itself: `bg-run <id>`.
 pub const SUPERVISOR_NAME_PREFIX: &str = "bg-run ";
 
-/// True if the process is a task's supervisor (named `bg-run <id>`).
-fn is_supervisor(pid: Pid) -> bool {
-    os::command_name(pid).is_some_and(|name| {
-        name.strip_prefix(SUPERVISOR_NAME_PREFIX)
-            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
-    })
+/// Says whether a process that names itself `bg-run <id>` really is the
+/// supervisor of task `<id>`, by the identity its task's record gives: any
+/// process may take the name, and a task's own process that did so must
+/// not be passed over as another task.
+pub type SupervisorCheck<'a> = &'a dyn Fn(&ProcInfo, &str) -> bool;
+
+/// True if `p` is another task's supervisor: it has the name, and `check`
+/// confirms it.
+fn is_other_supervisor(p: &ProcInfo, check: SupervisorCheck<'_>) -> bool {
+    claimed_task(p.pid).is_some_and(|id| check(p, &id))
+}
+
+/// The task id a process claims by its name (`bg-run <id>`), if any.
+fn claimed_task(pid: Pid) -> Option<String> {
+    let name = os::command_name(pid)?;
+    let id = name.strip_prefix(SUPERVISOR_NAME_PREFIX)?;
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
 }
 
 /// One process, held so that signals reach it or nobody.
@@ -247,7 +262,7 @@ type MarkListing = (Instant, Vec<(ProcInfo, Vec<u8>)>);
 
 /// Live processes started with `BG_TASK_ID=<task_id>`, no earlier than
 /// `since`: what escaped a task's group (a `setsid` child) carries the mark.
-pub fn marked(task_id: &str, since: u64) -> Vec<ProcInfo> {
+pub fn marked(task_id: &str, since: u64, others: SupervisorCheck<'_>) -> Vec<ProcInfo> {
     static MARKS: Mutex<Option<MarkListing>> = Mutex::new(None);
     let Ok(mut marks) = MARKS.lock() else {
         return Vec::new();
@@ -258,7 +273,7 @@ pub fn marked(task_id: &str, since: u64) -> Vec<ProcInfo> {
     if !fresh {
         let listing = all_processes()
             .into_iter()
-            .filter(|p| !p.zombie && !is_supervisor(p.pid))
+            .filter(|p| !p.zombie)
             .filter_map(|p| Some((p, os::environ_value(p.pid, b"BG_TASK_ID")?)))
             .collect();
         *marks = Some((Instant::now(), listing));
@@ -271,6 +286,7 @@ pub fn marked(task_id: &str, since: u64) -> Vec<ProcInfo> {
                 .iter()
                 .filter(|(p, id)| id == task_id.as_bytes() && p.start_time >= since && p.pid != me)
                 .map(|(p, _)| *p)
+                .filter(|p| !is_other_supervisor(p, others))
                 .filter(|p| {
                     proc_info(p.pid)
                         .is_some_and(|now| now.start_time == p.start_time && !now.zombie)
