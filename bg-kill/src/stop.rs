@@ -169,11 +169,13 @@ fn begin_again(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start>
 /// Leaves the request the supervisor reads when the command ends. Without
 /// it the task is still stopped; only its recorded reason may differ.
 fn request_kill(paths: &TaskPaths, plan: &Plan) {
+    let now = SystemTime::now();
     let request = KillRequest {
         version: RECORD_VERSION,
         signal: plan.signal.number(),
         grace_ms: time::millis(plan.grace),
-        requested_at: time::now_rfc3339(),
+        requested_at: time::rfc3339(now),
+        requested_at_ns: Some(time::unix_nanos(now)),
     };
     let written = json_bytes(&request).and_then(|bytes| {
         write_atomic_unsynced(&paths.kill_request(), &bytes).or_else(|_| {

@@ -261,10 +261,13 @@ impl Supervisor {
                     kill_at = time::deadline(self.spec.grace);
                 }
                 Some(Signal::CHLD) => {
+                    // Taken at once: no later than the leader's end is told.
+                    let woke = SystemTime::now();
+                    fault::stall(fault::Point::SupervisorReap);
                     let reaped = process::reap_children();
                     if let Some((_, exit)) = reaped.into_iter().find(|(pid, _)| *pid == leader) {
                         let elapsed = started.elapsed();
-                        let kill_request = self.kill_request(SystemTime::now());
+                        let kill_request = self.kill_request(woke);
                         if timed_out {
                             stop_the_rest(self.tasks(), signals, kill_at)?;
                         } else if let Some(request) = &kill_request {
@@ -304,8 +307,7 @@ impl Supervisor {
         if !(1..=64).contains(&request.signal) {
             return None;
         }
-        let requested_at = time::parse_rfc3339(&request.requested_at)?;
-        let age = ended_at.duration_since(requested_at).ok()?;
+        let age = ended_at.duration_since(request.made_at()?).ok()?;
         let grace = Duration::from_millis(request.grace_ms).min(time::MAX_DURATION);
         (age <= grace + KILL_FALLBACK_DELAY + STALE_AFTER).then_some(request)
     }
@@ -370,7 +372,8 @@ fn kill_deadline(request: &KillRequest) -> Instant {
     // The request is a file: bound what it says.
     let grace =
         Duration::from_millis(request.grace_ms).min(time::MAX_DURATION) + KILL_FALLBACK_DELAY;
-    let waited = time::parse_rfc3339(&request.requested_at)
+    let waited = request
+        .made_at()
         .and_then(|at| SystemTime::now().duration_since(at).ok())
         .unwrap_or(Duration::ZERO);
     Instant::now() + grace.saturating_sub(waited).min(grace)

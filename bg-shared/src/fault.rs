@@ -11,6 +11,8 @@ pub enum Point {
     SupervisorAfterSpawn,
     /// Automatic pruning, as it starts.
     AutoPrune,
+    /// The supervisor, woken by a child's end, before it reaps.
+    SupervisorReap,
 }
 
 impl Point {
@@ -18,6 +20,7 @@ impl Point {
         match self {
             Point::SupervisorAfterSpawn => "supervisor-after-spawn",
             Point::AutoPrune => "auto-prune",
+            Point::SupervisorReap => "supervisor-reap",
         }
     }
 }

@@ -202,6 +202,21 @@ pub struct KillRequest {
     pub signal: i32,
     pub grace_ms: u64,
     pub requested_at: String,
+    /// The same moment in nanoseconds since the epoch: a request made just
+    /// after the command ended on its own must not read as made before it,
+    /// as it can at the millisecond.
+    #[serde(default)]
+    pub requested_at_ns: Option<u64>,
+}
+
+impl KillRequest {
+    /// When the request was made, as precisely as it says.
+    pub fn made_at(&self) -> Option<std::time::SystemTime> {
+        match self.requested_at_ns {
+            Some(ns) => std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_nanos(ns)),
+            None => crate::time::parse_rfc3339(&self.requested_at),
+        }
+    }
 }
 
 /// One line of the completion journal.

@@ -26,6 +26,13 @@ pub fn millis_between(earlier: SystemTime, later: SystemTime) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Nanoseconds since the Unix epoch (zero before it), for moments that
+/// must be told apart below a millisecond.
+pub fn unix_nanos(time: SystemTime) -> u64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Milliseconds since the Unix epoch, for ordering records.
 pub fn unix_millis(time: SystemTime) -> u64 {
     millis_between(UNIX_EPOCH, time)

@@ -406,3 +406,32 @@ fn a_process_taking_a_supervisors_name_is_still_stopped_with_its_task() {
     poll(DEADLINE, || running_with(&token).is_empty().then_some(()))
         .unwrap_or_else(|| panic!("it escaped bg-kill: {:?}", running_with(&token)));
 }
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: reads the leader's state from /proc"
+)]
+fn a_task_that_ended_on_its_own_is_never_recorded_as_killed() {
+    let env = Env::new();
+    // The supervisor is slow to reap: bg-kill comes after the command
+    // ended on its own, before its end is recorded.
+    let mut command = env.cmd(BG_RUN);
+    command
+        .env("BG_FAULT", "supervisor-reap")
+        .env("BG_FAULT_STALL_MS", "1500")
+        .args(["sleep", "0.2"]);
+    let id = finish(command).success().stdout.trim().to_string();
+    let pid = env.record(&id)["pid"].as_i64().unwrap();
+    poll(DEADLINE, || {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        (state == 'Z').then_some(())
+    })
+    .expect("the command never ended");
+    let _ = env.run(BG_KILL, &["--grace", "1", &id]);
+    let record = env.wait_record(&id, |r| r["state"] != "running");
+    assert_eq!(record["state"], "exited", "{record}");
+    assert_eq!(record["reason"], "exit", "{record}");
+    assert_eq!(record["exit_code"], 0, "{record}");
+}
