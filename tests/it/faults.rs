@@ -435,3 +435,35 @@ fn a_task_that_ended_on_its_own_is_never_recorded_as_killed() {
     assert_eq!(record["reason"], "exit", "{record}");
     assert_eq!(record["exit_code"], 0, "{record}");
 }
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: trees are walked through /proc"
+)]
+fn a_tree_that_keeps_forking_into_new_sessions_is_stopped_whole() {
+    let env = Env::new();
+    // Each generation ignores TERM, starts its successor in a session of
+    // its own and leaves: a listing is always a step behind it.
+    let hop = env.dir.path().join("hop.sh");
+    // (A finite chain: 100k generations, should it ever get away.)
+    let script = "#!/bin/sh\ntrap '' TERM HUP INT\nn=${1:-0}\n[ \"$n\" -lt 100000 ] && setsid \"$0\" $((n + 1)) &\n";
+    fs::write(&hop, script).unwrap();
+    fs::set_permissions(&hop, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let id = env.launch(&[&format!("'{}' & exec sleep 300", hop.display())]);
+    let hop_name = hop.to_str().unwrap().to_string();
+    poll(DEADLINE, || {
+        (!running_with(&hop_name).is_empty()).then_some(())
+    })
+    .expect("the hopping process never started");
+    env.run(BG_KILL, &["--grace", "0.2", &id]).success();
+    env.wait_state(&id, "killed");
+    // Nothing of it moves on (a live chain is never absent from a listing
+    // for long; one caught mid-exit is gone at the next look).
+    for _ in 0..3 {
+        poll(DEADLINE, || {
+            (running_with(&hop_name).is_empty() && task_processes(&id).is_empty()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("still hopping: {:?}", running_with(&hop_name)));
+    }
+}
