@@ -11,7 +11,6 @@ use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task, TaskPaths};
 use bg_shared::{Error, IoContext, Result, cli, format, select, time};
-use regex::bytes::Regex;
 
 use crate::Cli;
 use bg_shared::cli::json_line;
@@ -39,9 +38,8 @@ fn filters(cli: &Cli) -> Result<Filters> {
     let grep = cli
         .grep
         .as_deref()
-        .map(Regex::new)
-        .transpose()
-        .map_err(|err| Error::usage(format!("--grep: invalid regex: {err}")))?;
+        .map(|pattern| bg_shared::pattern::compile("--grep", pattern))
+        .transpose()?;
     Ok(Filters {
         grep,
         plain: cli.strip_ansi,

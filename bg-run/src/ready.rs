@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bg_shared::output::line_matches;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, lock};
+use bg_shared::{IoContext, Result, lock};
 use regex::bytes::Regex;
 
 /// Lines longer than this are matched on their first part only.
@@ -20,8 +20,10 @@ pub enum ReadyOutcome {
     Ended(Box<Task>),
 }
 
+/// Through the shared compiler, so a pattern too costly to match on every
+/// line until the timeout is refused before the task starts.
 pub fn compile(pattern: &str) -> Result<Regex> {
-    Regex::new(pattern).map_err(|err| Error::usage(format!("--ready: invalid regex: {err}")))
+    bg_shared::pattern::compile("--ready", pattern)
 }
 
 pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<ReadyOutcome> {

@@ -1,0 +1,57 @@
+//! Output, patterns and text about tasks under attack: costly patterns,
+//! broken escape sequences, deleted or symlinked logs, huge logs, a busy
+//! progress bar, and control characters in what tasks are called.
+
+use std::fs;
+
+use crate::util::*;
+
+/// A finished task whose output.log is then replaced by `content`.
+fn finished_with_log(env: &Env, content: &[u8]) -> String {
+    let id = env.launch(&["true"]);
+    env.wait_state(&id, "exited");
+    fs::write(env.task_dir(&id).join("output.log"), content).unwrap();
+    id
+}
+
+const COSTLY: &str = ".{0,1000}.{0,1000}.{0,1000}Z";
+
+#[test]
+fn a_costly_grep_pattern_is_refused_and_ordinary_ones_work() {
+    let env = Env::new();
+    let line = format!("{}\n", "a".repeat(99));
+    let id = finished_with_log(&env, line.repeat(200).as_bytes());
+    let out = env.run(BG_CHECK, &[&id, "--all-output", "--grep", COSTLY]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("bg-check: --grep: pattern too large"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let shown = env.check_output(&[&id, "--all-output", "--grep", ".{0,1000}a$", "--tail", "1"]);
+    assert_eq!(shown, line.as_bytes());
+}
+
+#[test]
+fn a_costly_ready_pattern_is_refused_before_the_task_starts() {
+    let env = Env::new();
+    let out = env.run(
+        BG_RUN,
+        &[
+            "--ready",
+            COSTLY,
+            "--ready-timeout",
+            "1",
+            "echo aaaa; sleep 30",
+        ],
+    );
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        out.stderr.starts_with("bg-run: --ready: pattern too large"),
+        "{out:?}"
+    );
+    assert!(env.task_ids().is_empty(), "a task was started");
+    let id = env.launch(&["--ready", "^re.{0,100}dy$", "echo ready; sleep 30"]);
+    assert_eq!(env.record(&id)["state"], "running");
+}
