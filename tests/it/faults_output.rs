@@ -55,3 +55,25 @@ fn a_costly_ready_pattern_is_refused_before_the_task_starts() {
     let id = env.launch(&["--ready", "^re.{0,100}dy$", "echo ready; sleep 30"]);
     assert_eq!(env.record(&id)["state"], "running");
 }
+
+#[test]
+fn broken_escape_sequences_hide_no_text() {
+    let env = Env::new();
+    let id = env.launch(&[
+        r"printf 'start\n\033]0;title without end\nFAILED: 3 tests\n\033[31\nafter csi\n'",
+    ]);
+    env.wait_state(&id, "exited");
+    let plain = env.check_output(&[&id, "--strip-ansi"]);
+    let plain = String::from_utf8(plain).unwrap();
+    assert_eq!(
+        plain,
+        "start\n]0;title without end\nFAILED: 3 tests\n\nafter csi\n"
+    );
+    let out = env.run(BG_REMIND, &["--task", &id, "--lines", "2", "--json"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.json()["output_tail"], "\nafter csi\n");
+    let out = env
+        .run(BG_REMIND, &["--task", &id, "--lines", "4"])
+        .success();
+    assert!(out.stdout.contains("\nFAILED: 3 tests\n"), "{out:?}");
+}
