@@ -1,12 +1,12 @@
 //! One task: its status line and the output that is new for this reader;
 //! `--wait` for its end; `--follow` its output until the end.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use bg_shared::cursor::Cursor;
 use bg_shared::exit::ExitCode;
-use bg_shared::output::{Filters, omission_marker, read_excerpt};
+use bg_shared::output::{Filters, Reading, omission_marker};
 use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task, TaskPaths};
@@ -54,23 +54,30 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     if cli.json {
         return cli::write_stdout(&json_line(&record)?);
     }
-    let mut text = format::status_line(&record).into_bytes();
-    text.push(b'\n');
     let cursor = Cursor::lock(&task.paths, &cli.reader)?;
     let from = if cli.all_output { 0 } else { cursor.offset() };
-    let next = append_output(&mut text, task, from, filters)?;
-    if std::io::stdout().is_terminal() && !text.ends_with(b"\n") {
-        text.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    let line = format!("{}\n", format::status_line(&record));
+    write(&mut out, line.as_bytes())?;
+    let (next, last) = print_output(&mut out, task, from, filters)?;
+    if std::io::stdout().is_terminal() && last.is_some_and(|b| b != b'\n') {
+        write(&mut out, b"\n")?;
     }
-    cli::write_stdout_bytes(&text)?;
+    flush(&mut out)?;
     cursor.set(next)
 }
 
-/// Appends the output from `from` (with the cap's marker); returns the next cursor.
-fn append_output(text: &mut Vec<u8>, task: &Task, from: u64, filters: &Filters) -> Result<u64> {
+/// Streams the output from `from` (after the cap's marker) to `out`;
+/// returns the next cursor and the last byte written.
+fn print_output(
+    out: &mut dyn Write,
+    task: &Task,
+    from: u64,
+    filters: &Filters,
+) -> Result<(u64, Option<u8>)> {
     let path = task.paths.output();
-    let excerpt =
-        read_excerpt(&path, from, filters, task.state.is_live()).map_err(|err| match err {
+    let reading =
+        Reading::open(&path, from, filters, task.state.is_live()).map_err(|err| match err {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::usage(format!(
                     "the output of task {} is gone ({} was deleted)",
@@ -80,11 +87,23 @@ fn append_output(text: &mut Vec<u8>, task: &Task, from: u64, filters: &Filters) 
             }
             other => other,
         })?;
-    if excerpt.omitted > 0 {
-        text.extend_from_slice(omission_marker(excerpt.omitted, &path).as_bytes());
+    let mut last = None;
+    if reading.omitted() > 0 {
+        write(out, omission_marker(reading.omitted(), &path).as_bytes())?;
+        last = Some(b'\n');
     }
-    text.extend_from_slice(&excerpt.bytes);
-    Ok(excerpt.next)
+    let next = reading.next();
+    let written = reading.write_to(out)?;
+    Ok((next, written.or(last)))
+}
+
+fn write(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
+    out.write_all(bytes)
+        .context(|| "writing to stdout".to_string())
+}
+
+fn flush(out: &mut dyn Write) -> Result<()> {
+    out.flush().context(|| "writing to stdout".to_string())
 }
 
 /// Streams new output as it is written until the task ends.
@@ -93,27 +112,30 @@ fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCode> {
         .watch()
         .context(|| format!("watching {}", paths.dir.display()))?;
     let deadline = cli.timeout.and_then(time::deadline);
+    // The last byte printed: the status line goes on a line of its own.
+    let mut last = None;
     loop {
         // The state is read before the output, so output written just
         // before the end is still printed on the last pass.
         let task = Task::load_existing(paths.clone())?;
         let cursor = Cursor::lock(&task.paths, &cli.reader)?;
-        let mut text = Vec::new();
-        let next = append_output(&mut text, &task, cursor.offset(), filters)?;
-        cli::write_stdout_bytes(&text)?;
+        let mut out = std::io::stdout().lock();
+        let (next, written) = print_output(&mut out, &task, cursor.offset(), filters)?;
+        flush(&mut out)?;
         cursor.set(next)?;
         drop(cursor);
+        if written.is_some() {
+            last = written;
+        }
         if !task.state.is_live() {
-            let mut line = format::status_line(&task.record());
-            line.insert_str(
-                0,
-                if text.is_empty() || text.ends_with(b"\n") {
-                    ""
-                } else {
-                    "\n"
-                },
-            );
-            cli::write_stdout(&format!("{line}\n"))?;
+            let line = format::status_line(&task.record());
+            let newline = if last.is_some_and(|b| b != b'\n') {
+                "\n"
+            } else {
+                ""
+            };
+            write(&mut out, format!("{newline}{line}\n").as_bytes())?;
+            flush(&mut out)?;
             return Ok(task::exit_status(&task, "bg-check"));
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));

@@ -3,6 +3,7 @@
 //! progress bar, and control characters in what tasks are called.
 
 use std::fs;
+use std::io::Write;
 
 use crate::util::*;
 
@@ -76,4 +77,72 @@ fn broken_escape_sequences_hide_no_text() {
         .run(BG_REMIND, &["--task", &id, "--lines", "4"])
         .success();
     assert!(out.stdout.contains("\nFAILED: 3 tests\n"), "{out:?}");
+}
+
+/// A finished task whose output.log is made `mib` MiB of 1 KB lines, each
+/// with a colour, so every filter has work on every line.
+fn finished_with_big_log(env: &Env, mib: usize) -> (String, u64) {
+    let id = env.launch(&["true"]);
+    env.wait_state(&id, "exited");
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let mut n = 0;
+    while chunk.len() < (1 << 20) - 1100 {
+        n += 1;
+        let line = format!("\x1b[32mok\x1b[0m line {n} {}\n", "x".repeat(1000));
+        chunk.extend_from_slice(line.as_bytes());
+    }
+    let mut log = fs::File::create(env.task_dir(&id).join("output.log")).unwrap();
+    for _ in 0..mib {
+        log.write_all(&chunk).unwrap();
+    }
+    (id, (chunk.len() * mib) as u64)
+}
+
+#[test]
+fn a_huge_log_is_streamed_in_bounded_memory() {
+    let env = Env::new();
+    let (id, size) = finished_with_big_log(&env, 100);
+    let huge = "100000000";
+    let cases: [&[&str]; 6] = [
+        &["--max-bytes", "0"],
+        &["--max-bytes", "0", "--strip-ansi"],
+        &["--max-bytes", "0", "--tail", huge],
+        &["--max-bytes", "0", "--grep", "ok"],
+        &[
+            "--max-bytes",
+            "0",
+            "--grep",
+            "ok",
+            "--strip-ansi",
+            "--tail",
+            huge,
+        ],
+        &["--max-bytes", "90000000", "--grep", "line"],
+    ];
+    for extra in cases {
+        let mut args = vec![id.as_str(), "--all-output"];
+        args.extend_from_slice(extra);
+        let usage = env.measure(BG_CHECK, &args);
+        assert_eq!(usage.code, 0, "{args:?}: {usage:?}");
+        assert!(
+            usage.written > size * 8 / 10,
+            "{args:?} printed only {} of {size} bytes",
+            usage.written
+        );
+        assert!(
+            usage.peak_rss_kib < 64 << 10,
+            "{args:?} peaked at {} KiB reading a {size}-byte log",
+            usage.peak_rss_kib
+        );
+    }
+    // The cursor moved exactly past what was printed.
+    let mut log = fs::OpenOptions::new()
+        .append(true)
+        .open(env.task_dir(&id).join("output.log"))
+        .unwrap();
+    log.write_all(b"one more line\n").unwrap();
+    assert_eq!(
+        env.check_output(&[&id, "--max-bytes", "0"]),
+        b"one more line\n"
+    );
 }
