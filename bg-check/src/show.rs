@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bg_shared::cursor::Cursor;
 use bg_shared::exit::ExitCode;
-use bg_shared::output::{Filters, Reading, omission_marker};
+use bg_shared::output::{self, Filters, Reading, omission_marker};
 use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task, TaskPaths};
@@ -48,7 +48,9 @@ fn filters(cli: &Cli) -> Result<Filters> {
     })
 }
 
-/// The status line and the new output; moves the reader's cursor.
+/// The status line and the new output; moves the reader's cursor. With
+/// `--wait`, a log that is gone is only warned about: the task's status
+/// is what the caller waited for.
 fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     let record = task.record();
     if cli.json {
@@ -59,7 +61,18 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let line = format!("{}\n", format::status_line(&record));
     write(&mut out, line.as_bytes())?;
-    let (next, last) = print_output(&mut out, task, from, filters)?;
+    let reading = match open_output(task, from, filters)? {
+        Output::Read(reading) => reading,
+        Output::Unavailable(why) => {
+            flush(&mut out)?;
+            if cli.wait {
+                cli::warn("bg-check", &why);
+                return Ok(());
+            }
+            return Err(Error::usage(why));
+        }
+    };
+    let (next, last) = print_output(&mut out, task, reading)?;
     if std::io::stdout().is_terminal() && last.is_some_and(|b| b != b'\n') {
         write(&mut out, b"\n")?;
     }
@@ -67,29 +80,31 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     cursor.set(next)
 }
 
-/// Streams the output from `from` (after the cap's marker) to `out`;
-/// returns the next cursor and the last byte written.
-fn print_output(
-    out: &mut dyn Write,
-    task: &Task,
-    from: u64,
-    filters: &Filters,
-) -> Result<(u64, Option<u8>)> {
+/// A planned read of a task's output, or why there is none to read.
+enum Output {
+    Read(Reading),
+    /// The log was deleted (or is not the task's own file): in words.
+    Unavailable(String),
+}
+
+fn open_output(task: &Task, from: u64, filters: &Filters) -> Result<Output> {
     let path = task.paths.output();
-    let reading =
-        Reading::open(&path, from, filters, task.state.is_live()).map_err(|err| match err {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Error::usage(format!(
-                    "the output of task {} is gone ({} was deleted)",
-                    task.paths.id,
-                    path.display()
-                ))
-            }
-            other => other,
-        })?;
+    match Reading::open(&path, from, filters, task.state.is_live()) {
+        Ok(reading) => Ok(Output::Read(reading)),
+        Err(err) => match output::unavailable(&err, task.paths.id.as_str(), &path) {
+            Some(why) => Ok(Output::Unavailable(why)),
+            None => Err(err),
+        },
+    }
+}
+
+/// Streams a read (after the cap's marker) to `out`; returns the next
+/// cursor and the last byte written.
+fn print_output(out: &mut dyn Write, task: &Task, reading: Reading) -> Result<(u64, Option<u8>)> {
     let mut last = None;
     if reading.omitted() > 0 {
-        write(out, omission_marker(reading.omitted(), &path).as_bytes())?;
+        let marker = omission_marker(reading.omitted(), &task.paths.output());
+        write(out, marker.as_bytes())?;
         last = Some(b'\n');
     }
     let next = reading.next();
@@ -114,19 +129,29 @@ fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCode> {
     let deadline = cli.timeout.and_then(time::deadline);
     // The last byte printed: the status line goes on a line of its own.
     let mut last = None;
+    let mut warned = false;
     loop {
         // The state is read before the output, so output written just
         // before the end is still printed on the last pass.
         let task = Task::load_existing(paths.clone())?;
         let cursor = Cursor::lock(&task.paths, &cli.reader)?;
         let mut out = std::io::stdout().lock();
-        let (next, written) = print_output(&mut out, &task, cursor.offset(), filters)?;
-        flush(&mut out)?;
-        cursor.set(next)?;
-        drop(cursor);
-        if written.is_some() {
-            last = written;
+        match open_output(&task, cursor.offset(), filters)? {
+            Output::Read(reading) => {
+                let (next, written) = print_output(&mut out, &task, reading)?;
+                flush(&mut out)?;
+                cursor.set(next)?;
+                last = written.or(last);
+            }
+            // The task's status is still worth following to its end.
+            Output::Unavailable(why) => {
+                if !warned {
+                    cli::warn("bg-check", &why);
+                    warned = true;
+                }
+            }
         }
+        drop(cursor);
         if !task.state.is_live() {
             let line = format::status_line(&task.record());
             let newline = if last.is_some_and(|b| b != b'\n') {

@@ -300,6 +300,21 @@ impl<'w> Sink<'w> {
     }
 }
 
+/// Why a task's output cannot be shown, in words, when the reason is the
+/// log itself (it was deleted) rather than the system; `None` otherwise.
+pub fn unavailable(err: &crate::Error, id: &str, path: &Path) -> Option<String> {
+    let crate::Error::Io { source, .. } = err else {
+        return None;
+    };
+    match source.kind() {
+        std::io::ErrorKind::NotFound => Some(format!(
+            "the output of task {id} is gone ({} was deleted)",
+            path.display()
+        )),
+        _ => None,
+    }
+}
+
 /// Whether a line (with or without its `\n` or `\r\n`) matches, so that
 /// `$` means the end of the line.
 pub fn line_matches(pattern: &Regex, line: &[u8]) -> bool {

@@ -146,3 +146,46 @@ fn a_huge_log_is_streamed_in_bounded_memory() {
         b"one more line\n"
     );
 }
+
+/// The first line of stdout, which must be the task's status line.
+#[track_caller]
+fn assert_status_line(out: &Outcome, id: &str, outcome: &str) {
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{id} {outcome} after ")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_deleted_log_still_gives_the_status_to_wait_and_follow() {
+    let env = Env::new();
+    let id = env.launch(&["echo hi; exit 3"]);
+    env.wait_state(&id, "exited");
+    fs::remove_file(env.task_dir(&id).join("output.log")).unwrap();
+    let gone = format!("bg-check: warning: the output of task {id} is gone (");
+    for mode in ["--wait", "--follow"] {
+        let out = env.run(BG_CHECK, &[&id, mode]);
+        assert_eq!(out.code(), 3, "{mode}: {out:?}");
+        assert_status_line(&out, &id, "exited 3");
+        assert!(out.stderr.starts_with(&gone), "{mode}: {out:?}");
+    }
+    // Deleted while the task runs: followed to its end all the same.
+    let id = env.launch(&["echo started; while [ ! -e gate ]; do sleep 0.01; done; exit 4"]);
+    let log = env.task_dir(&id).join("output.log");
+    poll(DEADLINE, || fs::read(&log).ok().filter(|b| !b.is_empty())).unwrap();
+    let out = std::thread::scope(|scope| {
+        let follower = scope.spawn(|| env.run(BG_CHECK, &[&id, "--follow"]));
+        fs::remove_file(&log).unwrap();
+        fs::write(env.dir.path().join("gate"), "").unwrap();
+        follower.join().unwrap()
+    });
+    assert_eq!(out.code(), 4, "{out:?}");
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("{id} exited 4 after ")),
+        "{out:?}"
+    );
+    let warnings = out.stderr.matches("warning: the output of task").count();
+    assert!(warnings <= 1, "warned more than once: {out:?}");
+}
