@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bg_shared::cursor::Cursor;
 use bg_shared::exit::ExitCode;
 use bg_shared::output::{self, Filters, Reading, omission_marker};
+use bg_shared::process::{Change, DirWatcher};
 use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task, TaskPaths};
@@ -17,6 +18,11 @@ use bg_shared::cli::json_line;
 
 /// How often a follower re-checks an unsupervised task, whose end makes no event.
 const UNSUPERVISED_RECHECK: Duration = Duration::from_millis(500);
+/// While output keeps coming, a follower takes it (state reload, print,
+/// cursor write) at most once per this long: a progress bar redrawn every
+/// millisecond made a pass of every write, 5 s of CPU in 30 s. The first
+/// output after a quiet spell, and the task's end, are never delayed.
+const COALESCE: Duration = Duration::from_millis(100);
 
 pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<ExitCode> {
     let paths = select::find(state, selector)?;
@@ -123,47 +129,18 @@ fn flush(out: &mut dyn Write) -> Result<()> {
 
 /// Streams new output as it is written until the task ends.
 fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCode> {
-    let mut watcher = paths
-        .watch()
-        .context(|| format!("watching {}", paths.dir.display()))?;
-    let deadline = cli.timeout.and_then(time::deadline);
-    // The last byte printed: the status line goes on a line of its own.
-    let mut last = None;
-    let mut warned = false;
+    let mut follower = Follower::new(paths, cli, filters)?;
     loop {
         // The state is read before the output, so output written just
         // before the end is still printed on the last pass.
         let task = Task::load_existing(paths.clone())?;
-        let cursor = Cursor::lock(&task.paths, &cli.reader)?;
-        let mut out = std::io::stdout().lock();
-        match open_output(&task, cursor.offset(), filters)? {
-            Output::Read(reading) => {
-                let (next, written) = print_output(&mut out, &task, reading)?;
-                flush(&mut out)?;
-                cursor.set(next)?;
-                last = written.or(last);
-            }
-            // The task's status is still worth following to its end.
-            Output::Unavailable(why) => {
-                if !warned {
-                    cli::warn("bg-check", &why);
-                    warned = true;
-                }
-            }
-        }
-        drop(cursor);
+        follower.print_new(&task)?;
         if !task.state.is_live() {
-            let line = format::status_line(&task.record());
-            let newline = if last.is_some_and(|b| b != b'\n') {
-                "\n"
-            } else {
-                ""
-            };
-            write(&mut out, format!("{newline}{line}\n").as_bytes())?;
-            flush(&mut out)?;
-            return Ok(task::exit_status(&task, "bg-check"));
+            return follower.finish(&task);
         }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let left = follower
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
             cli::warn(
                 "bg-check",
@@ -174,14 +151,105 @@ fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCode> {
             );
             return Ok(ExitCode::TIMED_OUT);
         }
-        let pause = match task.state {
+        follower.wait(task.state, left)?;
+    }
+}
+
+/// A `--follow` in progress.
+struct Follower<'a> {
+    cli: &'a Cli,
+    filters: &'a Filters,
+    /// Wakes on new output and on the task's end.
+    activity: DirWatcher,
+    /// Wakes on the task's end only: what cuts a coalescing pause short.
+    end: DirWatcher,
+    deadline: Option<Instant>,
+    /// When the last pass began.
+    passed_at: Instant,
+    /// The last byte printed: the status line goes on a line of its own.
+    last: Option<u8>,
+    /// The output is gone, and that was said once.
+    warned: bool,
+}
+
+impl<'a> Follower<'a> {
+    fn new(paths: &TaskPaths, cli: &'a Cli, filters: &'a Filters) -> Result<Follower<'a>> {
+        let watching = || format!("watching {}", paths.dir.display());
+        let end = [
+            ("status.json", Change::MovedIn),
+            ("lock", Change::ClosedAfterWrite),
+        ];
+        Ok(Follower {
+            cli,
+            filters,
+            activity: paths.watch().context(watching)?,
+            end: DirWatcher::new(&paths.dir, &end).context(watching)?,
+            deadline: cli.timeout.and_then(time::deadline),
+            passed_at: Instant::now(),
+            last: None,
+            warned: false,
+        })
+    }
+
+    /// One pass: prints what is new and moves the cursor past it.
+    fn print_new(&mut self, task: &Task) -> Result<()> {
+        self.passed_at = Instant::now();
+        let cursor = Cursor::lock(&task.paths, &self.cli.reader)?;
+        let from = cursor.offset();
+        let mut out = std::io::stdout().lock();
+        match open_output(task, from, self.filters)? {
+            Output::Read(reading) => {
+                let (next, written) = print_output(&mut out, task, reading)?;
+                flush(&mut out)?;
+                if next != from {
+                    cursor.set(next)?;
+                }
+                self.last = written.or(self.last);
+            }
+            // The task's status is still worth following to its end.
+            Output::Unavailable(why) if !self.warned => {
+                cli::warn("bg-check", &why);
+                self.warned = true;
+            }
+            Output::Unavailable(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The status line, on a line of its own; the task's exit status.
+    fn finish(&mut self, task: &Task) -> Result<ExitCode> {
+        let line = format::status_line(&task.record());
+        let newline = if self.last.is_some_and(|b| b != b'\n') {
+            "\n"
+        } else {
+            ""
+        };
+        let mut out = std::io::stdout().lock();
+        write(&mut out, format!("{newline}{line}\n").as_bytes())?;
+        flush(&mut out)?;
+        Ok(task::exit_status(task, "bg-check"))
+    }
+
+    /// Sleeps until there is something to do, at most `left`. Output that
+    /// keeps coming is taken at most once per [`COALESCE`]: the rest of
+    /// that time is slept on the end alone, which no pause delays.
+    fn wait(&mut self, state: TaskState, left: Option<Duration>) -> Result<()> {
+        let pause = match state {
             TaskState::Unsupervised => {
                 Some(left.map_or(UNSUPERVISED_RECHECK, |l| l.min(UNSUPERVISED_RECHECK)))
             }
             _ => left,
         };
-        watcher
+        self.activity
             .wait(pause)
             .context(|| "waiting for output".into())?;
+        let calm = (self.passed_at + COALESCE).saturating_duration_since(Instant::now());
+        let calm = left.map_or(calm, |l| l.min(calm));
+        if !calm.is_zero() {
+            self.end
+                .wait(Some(calm))
+                .context(|| "waiting for the task to end".into())?;
+        }
+        Ok(())
     }
 }

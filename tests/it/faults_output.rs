@@ -189,3 +189,29 @@ fn a_deleted_log_still_gives_the_status_to_wait_and_follow() {
     let warnings = out.stderr.matches("warning: the output of task").count();
     assert!(warnings <= 1, "warned more than once: {out:?}");
 }
+
+#[test]
+fn following_a_busy_progress_bar_costs_little_cpu() {
+    let env = Env::new();
+    // Redrawn every millisecond for 3 seconds, with no newline until the end.
+    let id = env.launch(&[
+        "perl",
+        "-e",
+        r#"use Time::HiRes qw(sleep time); $| = 1; my $end = time + 3;
+           my $i = 0; while (time < $end) { printf "\rprogress %d", $i++; sleep 0.001 }
+           print "\ndone\n""#,
+    ]);
+    let usage = env.measure(BG_CHECK, &[&id, "--follow", "--max-bytes", "0"]);
+    assert_eq!(usage.code, 0, "{usage:?}");
+    let log = fs::metadata(env.task_dir(&id).join("output.log"))
+        .unwrap()
+        .len();
+    assert!(usage.written > log, "output was lost: {usage:?}, log {log}");
+    // A pass per write cost about a third of a core; one per 100 ms, ~1%.
+    assert!(
+        usage.cpu_s < usage.wall_s * 0.05,
+        "the follower used {:.2}s of CPU in {:.2}s",
+        usage.cpu_s,
+        usage.wall_s
+    );
+}

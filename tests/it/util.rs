@@ -432,6 +432,9 @@ pub struct Usage {
     pub written: u64,
     /// Peak resident memory (ru_maxrss), in KiB.
     pub peak_rss_kib: u64,
+    /// User and system CPU time, in seconds.
+    pub cpu_s: f64,
+    pub wall_s: f64,
 }
 
 impl Env {
@@ -444,6 +447,8 @@ impl Env {
             code: json["code"].as_i64().unwrap(),
             written: json["written"].as_u64().unwrap(),
             peak_rss_kib: json["peak_rss_kib"].as_u64().unwrap(),
+            cpu_s: json["cpu_s"].as_f64().unwrap(),
+            wall_s: json["wall_s"].as_f64().unwrap(),
         }
     }
 }
