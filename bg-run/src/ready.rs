@@ -32,8 +32,8 @@ pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<Rea
     let mut watcher = paths
         .watch()
         .context(|| format!("watching {}", paths.dir.display()))?;
-    let mut output =
-        File::open(paths.output()).context(|| format!("opening {}", paths.output().display()))?;
+    // Never through a symlink: what matches must be the task's own output.
+    let mut output = bg_shared::output::open_log(&paths.output())?;
     let mut line = Vec::new();
     loop {
         // Probe the end before reading, so output written just before the

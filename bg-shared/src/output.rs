@@ -18,7 +18,7 @@ use std::path::Path;
 use regex::bytes::Regex;
 
 use crate::ansi::Plain;
-use crate::{IoContext, Result};
+use crate::{IoContext, Result, fsutil};
 
 /// The size of each read, and of each write to the caller.
 const BLOCK: usize = 64 * 1024;
@@ -89,7 +89,7 @@ impl Reading {
     /// (so lines are not shown in halves) unless it is all there is to
     /// show; with a `grep`, it is always held back.
     pub fn open(path: &Path, from: u64, filters: &Filters, running: bool) -> Result<Reading> {
-        let file = File::open(path).context(|| format!("reading output {}", path.display()))?;
+        let file = open_log(path)?;
         let len = file
             .metadata()
             .context(|| format!("reading output {}", path.display()))?
@@ -300,19 +300,61 @@ impl<'w> Sink<'w> {
     }
 }
 
+/// Opens a task's output log for reading: never through a symlink, as
+/// every state file is opened (whoever planted one would choose what we
+/// show, and which file we read), and only if it is a regular file.
+pub fn open_log(path: &Path) -> Result<File> {
+    let opened = fsutil::private_options().read(true).open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(source) if is_symlink(path) => {
+            return Err(crate::Error::io(
+                format!("{} is a symlink, which is never followed", path.display()),
+                source,
+            ));
+        }
+        Err(source) => {
+            return Err(crate::Error::io(
+                format!("reading output {}", path.display()),
+                source,
+            ));
+        }
+    };
+    let meta = file
+        .metadata()
+        .context(|| format!("reading output {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(crate::Error::io(
+            format!("reading output {}", path.display()),
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    Ok(file)
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
 /// Why a task's output cannot be shown, in words, when the reason is the
-/// log itself (it was deleted) rather than the system; `None` otherwise.
+/// log itself (deleted, or replaced by a symlink) rather than the system;
+/// `None` otherwise.
 pub fn unavailable(err: &crate::Error, id: &str, path: &Path) -> Option<String> {
     let crate::Error::Io { source, .. } = err else {
         return None;
     };
-    match source.kind() {
-        std::io::ErrorKind::NotFound => Some(format!(
+    if source.kind() == std::io::ErrorKind::NotFound {
+        return Some(format!(
             "the output of task {id} is gone ({} was deleted)",
             path.display()
-        )),
-        _ => None,
+        ));
     }
+    is_symlink(path).then(|| {
+        format!(
+            "the output of task {id} is not shown: {} is a symlink, which is never followed",
+            path.display()
+        )
+    })
 }
 
 /// Whether a line (with or without its `\n` or `\r\n`) matches, so that

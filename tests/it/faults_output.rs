@@ -215,3 +215,41 @@ fn following_a_busy_progress_bar_costs_little_cpu() {
         usage.wall_s
     );
 }
+
+#[test]
+fn a_symlinked_log_is_never_followed() {
+    let env = Env::new();
+    let id = env.launch(&["echo mine"]);
+    env.wait_state(&id, "exited");
+    let secret = env.dir.path().join("secret");
+    fs::write(&secret, "{\"id\":1,\"result\":{}}\nSECRET CONTENTS\n").unwrap();
+    let log = env.task_dir(&id).join("output.log");
+    fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+    let symlink = "is a symlink, which is never followed";
+    let leaked = |out: &Outcome| out.stdout.contains("SECRET") || out.stdout.contains("\"id\"");
+
+    let out = env.run(BG_CHECK, &[&id, "--all-output"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains(symlink) && !leaked(&out), "{out:?}");
+    let out = env.run(BG_CHECK, &[&id, "--wait"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_status_line(&out, &id, "exited 0");
+    assert!(out.stderr.contains(symlink) && !leaked(&out), "{out:?}");
+
+    let out = env.run(BG_REMIND, &["--task", &id]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains(symlink) && !leaked(&out), "{out:?}");
+
+    let codex_parse = crate::parse_streams::CODEX_PARSE;
+    let out = env.run(codex_parse, &["--task", &id, "--json"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains(symlink) && !leaked(&out), "{out:?}");
+    let out = env.run(codex_parse, &["--task", &id, "--json", "--last", "1"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    // A file named by the caller is theirs to point anywhere.
+    let out = env
+        .run(codex_parse, &[log.to_str().unwrap(), "--json"])
+        .success();
+    assert_eq!(out.json()["skipped_lines"], 1);
+}

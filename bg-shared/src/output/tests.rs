@@ -207,3 +207,28 @@ fn plain_ranges_stream_like_a_whole_rendering() {
     assert_eq!(got.bytes, render_plain(&content));
     assert_eq!(got.next, content.len() as u64);
 }
+
+#[test]
+fn a_log_is_opened_only_as_a_regular_file_of_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = log(b"not yours\n");
+    let link = dir.path().join("output.log");
+    std::os::unix::fs::symlink(target.path(), &link).expect("symlink");
+    let err = Reading::open(&link, 0, &Filters::default(), false).err();
+    let err = err.expect("a symlink is refused");
+    assert!(
+        err.to_string()
+            .ends_with("is a symlink, which is never followed"),
+        "{err}"
+    );
+    let why = unavailable(&err, "abc123", &link).expect("said in words");
+    assert!(
+        why.starts_with("the output of task abc123 is not shown: "),
+        "{why}"
+    );
+    let err = open_log(dir.path()).expect_err("a directory is refused");
+    assert!(
+        crate::cli::error_chain(&err).ends_with("not a regular file"),
+        "{err}"
+    );
+}
