@@ -100,7 +100,11 @@ fn human(task: &Task, message: Option<&str>, tail: &Excerpt) -> String {
         return text;
     }
     let path = task.paths.output();
-    text.push_str(&format!("--- last lines of {} ---\n", path.display()));
+    let shown_path = path.display().to_string();
+    text.push_str(&format!(
+        "--- last lines of {} ---\n",
+        format::printable(&shown_path)
+    ));
     if tail.omitted > 0 {
         text.push_str(&omission_marker(tail.omitted, &path));
     }

@@ -366,9 +366,10 @@ pub fn line_matches(pattern: &Regex, line: &[u8]) -> bool {
 
 /// The line announcing what the cap left out.
 pub fn omission_marker(omitted: u64, path: &Path) -> String {
+    let path = path.display().to_string();
     format!(
         "[... {omitted} bytes omitted; full output: {}]\n",
-        path.display()
+        crate::format::printable(&path)
     )
 }
 

@@ -253,3 +253,60 @@ fn a_symlinked_log_is_never_followed() {
         .success();
     assert_eq!(out.json()["skipped_lines"], 1);
 }
+
+/// Fails if `text` holds a control character other than a line break: what
+/// would reach a terminal raw.
+#[track_caller]
+fn assert_printable(what: &str, text: &[u8]) {
+    let text = String::from_utf8_lossy(text);
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "{what} has raw {raw:?}: {text:?}");
+}
+
+#[test]
+fn commands_and_cwds_are_shown_not_obeyed_by_the_terminal() {
+    let env = Env::new();
+    let sneaky = "sleep 30 # \x1b]0;pwned\x07\rlooks harmless\u{9b}2J";
+    let dir = "d\x1b[31mred\rX\t\x7f";
+    fs::create_dir(env.dir.path().join(dir)).unwrap();
+    let id = env.launch(&["--cwd", dir, sneaky]);
+    // --json is unchanged: the command as given, escaped by JSON.
+    assert_eq!(env.record(&id)["command"], sneaky);
+    let list = env.run(BG_CHECK, &["--all"]).success();
+    assert_printable("the list", &list.stdout_bytes);
+    assert!(
+        list.stdout
+            .contains(r"# \e]0;pwned\x07\rlooks harmless\u{9b}2J"),
+        "{list:?}"
+    );
+    assert!(list.stdout.contains(r"d\e[31mred\rX\t\x7f"), "{list:?}");
+    let check = env.run(BG_CHECK, &[&id]).success();
+    assert_printable("the status line", &check.stdout_bytes);
+    let kill = env.run(BG_KILL, &[&id]).success();
+    assert_printable("bg-kill's report", &kill.stdout_bytes);
+    assert!(
+        kill.stdout.starts_with(&format!("{id} killed by SIGTERM")),
+        "{kill:?}"
+    );
+    let again = env.run(BG_KILL, &[&id]);
+    assert_eq!(again.code(), 1, "{again:?}");
+    assert!(
+        again.stderr.starts_with("bg-kill: not running: "),
+        "{again:?}"
+    );
+    assert_printable("bg-kill's error", again.stderr.as_bytes());
+    let notify = env.run(BG_CHECK, &["--notify"]).success();
+    assert!(notify.stdout.starts_with(&id), "{notify:?}");
+    assert_printable("--notify", &notify.stdout_bytes);
+    // A command that cannot start: its error quotes it.
+    let out = env.run(BG_RUN, &["--", "no\x1b]0;pwned\x07such", "arg"]);
+    assert_eq!(out.code(), 127, "{out:?}");
+    assert!(out.stderr.contains(r"no\e]0;pwned\x07such"), "{out:?}");
+    assert_printable("bg-run's error", out.stderr.as_bytes());
+    let failed = env.task_ids().into_iter().find(|t| *t != id).unwrap();
+    let check = env.run(BG_CHECK, &[&failed]).success();
+    assert_printable("a failed start's status line", &check.stdout_bytes);
+}
