@@ -60,49 +60,78 @@ pub(super) fn select(
         return Ok(selected);
     }
     selected.first = end;
-    let mut collect = filters
-        .max_bytes
-        .is_some_and(|max| max <= COLLECT_MAX)
-        .then(Vec::new);
-    let (mut matched, mut kept, mut full) = (0usize, 0u64, false);
+    let mut walk = Walk {
+        tail: filters.tail_lines,
+        max: filters.max_bytes,
+        matched: 0,
+        kept: 0,
+        full: false,
+        collect: filters
+            .max_bytes
+            .is_some_and(|max| max <= COLLECT_MAX)
+            .then(Vec::new),
+    };
     let mut lines = Backward::new(from, end);
     while let Some((start, stop)) = lines.next(file)? {
         let head = lines.cache.head(file, start, stop)?;
-        let Some(line) = matching(file, &head, start, stop, &selected, collect.is_some())? else {
-            continue;
-        };
-        matched += 1;
-        if filters.tail_lines.is_some_and(|tail| matched > tail) {
+        let keep = walk.collect.is_some();
+        if let Some(line) = matching(file, &head, start, stop, &selected, keep)?
+            && !walk.offer(line, &mut selected)
+        {
             break;
         }
-        if full {
-            // Dropped by the cap (not by --tail): counted as omitted.
-            selected.omitted += line.shown;
-            continue;
-        }
-        let room = filters.max_bytes.map_or(u64::MAX, |max| max - kept);
-        if line.shown > room {
-            full = true;
-            if matched > 1 {
-                selected.omitted += line.shown;
-                continue;
-            }
-            selected.skip = line.shown - room;
-            selected.omitted += selected.skip;
-        }
-        kept += line.shown - selected.skip;
-        selected.first = line.start;
-        match (&mut collect, line.bytes) {
-            (Some(lines), Some(bytes)) => lines.push(bytes),
-            _ => collect = None,
-        }
     }
-    selected.collected = collect.map(|lines| {
+    selected.collected = walk.collect.map(|lines| {
         let mut bytes: Vec<u8> = lines.into_iter().rev().flatten().collect();
         bytes.drain(..usize::try_from(selected.skip).unwrap_or(0).min(bytes.len()));
         bytes
     });
     Ok(selected)
+}
+
+/// The walk back from the end: which matches `--tail` and the cap keep.
+struct Walk {
+    tail: Option<usize>,
+    max: Option<u64>,
+    matched: usize,
+    /// Shown bytes kept so far.
+    kept: u64,
+    /// The cap is reached: every earlier match is omitted.
+    full: bool,
+    /// The kept lines, newest first, while the result is small.
+    collect: Option<Vec<Vec<u8>>>,
+}
+
+impl Walk {
+    /// Takes the next match back; false once `--tail` has all it keeps.
+    fn offer(&mut self, line: Match, selected: &mut Selected) -> bool {
+        self.matched += 1;
+        if self.tail.is_some_and(|tail| self.matched > tail) {
+            return false;
+        }
+        if self.full {
+            // Dropped by the cap (not by --tail): counted as omitted.
+            selected.omitted += line.shown;
+            return true;
+        }
+        let room = self.max.map_or(u64::MAX, |max| max - self.kept);
+        if line.shown > room {
+            self.full = true;
+            if self.matched > 1 {
+                selected.omitted += line.shown;
+                return true;
+            }
+            selected.skip = line.shown - room;
+            selected.omitted += selected.skip;
+        }
+        self.kept += line.shown - selected.skip;
+        selected.first = line.start;
+        match (&mut self.collect, line.bytes) {
+            (Some(lines), Some(bytes)) => lines.push(bytes),
+            _ => self.collect = None,
+        }
+        true
+    }
 }
 
 /// The line `[start, stop)` if it matches. Matching looks at its `head`,
