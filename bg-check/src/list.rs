@@ -84,15 +84,19 @@ fn row(task: &Task, home: Option<&str>) -> [String; 7] {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
         _ => record.cwd.clone(),
     };
+    // Every cell is text about the task: shown, never obeyed.
     [
-        record.id.clone(),
-        record.name.clone().unwrap_or_else(|| "-".into()),
+        format::printable(&record.id).into_owned(),
+        record
+            .name
+            .as_deref()
+            .map_or_else(|| "-".into(), |n| format::printable(n).into_owned()),
         record.state.as_str().into(),
         format::exit_column(record.exit_code, record.signal),
         record
             .duration_ms
             .map_or_else(|| "-".into(), time::human_duration),
-        cwd,
+        format::printable(&cwd).into_owned(),
         format::one_line(&record.command, 500),
     ]
 }

@@ -3,7 +3,7 @@
 //! and exit with the task's status; or give up at `--timeout` with 124.
 
 use bg_shared::exit::ExitCode;
-use bg_shared::output::{Excerpt, Filters, omission_marker, read_excerpt};
+use bg_shared::output::{self, Excerpt, Filters, omission_marker, read_excerpt};
 use bg_shared::record::TaskRecord;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task};
@@ -73,11 +73,14 @@ fn last_lines(task: &Task, lines: usize) -> Result<Excerpt> {
         tail_lines: Some(lines),
         max_bytes: Some(MAX_TAIL_BYTES),
     };
-    match read_excerpt(&task.paths.output(), 0, &filters, task.state.is_live()) {
+    let path = task.paths.output();
+    match read_excerpt(&path, 0, &filters, task.state.is_live()) {
         Ok(excerpt) => Ok(excerpt),
         // The outcome matters more than the output: say it is gone.
         Err(err) => {
-            cli::warn("bg-remind", &cli::error_chain(&err));
+            let why = output::unavailable(&err, task.paths.id.as_str(), &path)
+                .unwrap_or_else(|| cli::error_chain(&err));
+            cli::warn("bg-remind", &why);
             Ok(Excerpt::default())
         }
     }
@@ -97,7 +100,11 @@ fn human(task: &Task, message: Option<&str>, tail: &Excerpt) -> String {
         return text;
     }
     let path = task.paths.output();
-    text.push_str(&format!("--- last lines of {} ---\n", path.display()));
+    let shown_path = path.display().to_string();
+    text.push_str(&format!(
+        "--- last lines of {} ---\n",
+        format::printable(&shown_path)
+    ));
     if tail.omitted > 0 {
         text.push_str(&omission_marker(tail.omitted, &path));
     }

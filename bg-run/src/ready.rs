@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bg_shared::output::line_matches;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, lock};
+use bg_shared::{IoContext, Result, lock};
 use regex::bytes::Regex;
 
 /// Lines longer than this are matched on their first part only.
@@ -20,8 +20,10 @@ pub enum ReadyOutcome {
     Ended(Box<Task>),
 }
 
+/// Through the shared compiler, so a pattern too costly to match on every
+/// line until the timeout is refused before the task starts.
 pub fn compile(pattern: &str) -> Result<Regex> {
-    Regex::new(pattern).map_err(|err| Error::usage(format!("--ready: invalid regex: {err}")))
+    bg_shared::pattern::compile("--ready", pattern)
 }
 
 pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<ReadyOutcome> {
@@ -30,8 +32,8 @@ pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<Rea
     let mut watcher = paths
         .watch()
         .context(|| format!("watching {}", paths.dir.display()))?;
-    let mut output =
-        File::open(paths.output()).context(|| format!("opening {}", paths.output().display()))?;
+    // Never through a symlink: what matches must be the task's own output.
+    let mut output = bg_shared::output::open_log(&paths.output())?;
     let mut line = Vec::new();
     loop {
         // Probe the end before reading, so output written just before the

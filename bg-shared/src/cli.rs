@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::error::ErrorKind;
 
 use crate::exit::ExitCode;
-use crate::{Error, IoContext, Result};
+use crate::{Error, IoContext, Result, format};
 
 /// Parses the arguments, runs the tool, and turns the outcome into an exit code.
 pub fn tool_main<C, I>(tool: &str, args: I, run: impl FnOnce(C) -> Result<ExitCode>) -> i32
@@ -37,8 +37,11 @@ pub fn print_error(tool: &str, err: &Error) {
 }
 
 /// Writes one line to stderr. Unlike `eprintln!`, a closed stderr is not a
-/// panic: there is simply no one left to tell.
+/// panic: there is simply no one left to tell. Messages quote commands,
+/// names and paths, anyone's to choose: their control characters are
+/// escaped ([`format::printable_lines`]); only our own line breaks stay.
 pub fn say(line: &str) {
+    let line = format::printable_lines(line);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(line.as_bytes());
     if !line.ends_with('\n') {

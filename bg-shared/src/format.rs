@@ -1,6 +1,14 @@
 //! How tasks read in a line of text: outcomes, the one-line
 //! status every tool prints, and the notification line. Short, because
 //! much of it ends up in a model's context.
+//!
+//! Text about a task (its command, name, cwd, an error quoting them) is
+//! anyone's to choose, so it goes through [`printable`] before a person's
+//! terminal sees it: a command must not be able to set the window title,
+//! rewrite the line it is shown on, or hide itself. `--json` escapes the
+//! same characters its own way, and a task's output is its own bytes.
+
+use std::borrow::Cow;
 
 use crate::process::Signal;
 use crate::record::{TaskRecord, TaskState};
@@ -34,7 +42,7 @@ pub fn status_line(record: &TaskRecord) -> String {
     let name = record
         .name
         .as_ref()
-        .map(|n| format!(" ({n})"))
+        .map(|n| format!(" ({})", printable(n)))
         .unwrap_or_default();
     let time = match (record.state, record.duration_ms) {
         (TaskState::FailedToStart, _) | (_, None) => String::new(),
@@ -42,7 +50,7 @@ pub fn status_line(record: &TaskRecord) -> String {
         (_, Some(ms)) => format!(" after {}", time::human_duration(ms)),
     };
     let what = match (&record.error, record.state) {
-        (Some(error), TaskState::FailedToStart) => error.clone(),
+        (Some(error), TaskState::FailedToStart) => printable(error).into_owned(),
         _ => one_line(&record.command, 200),
     };
     format!("{}{name} {}{time}: {what}", record.id, outcome(record))
@@ -78,15 +86,52 @@ pub fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// The first line of `text`, at most `max` characters, marked when cut.
+/// The first line of `text`, at most `max` characters, marked when cut,
+/// and [`printable`].
 pub fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");
     let cut = first.chars().count() > max || first.len() < text.trim_end().len();
-    let mut line: String = first.chars().take(max).collect();
+    let line: String = first.chars().take(max).collect();
+    let mut line = printable(&line).into_owned();
     if cut {
         line.push_str(" ...");
     }
     line
+}
+
+/// `text` with every control character escaped, so that printed for a
+/// person it shows as what it is and does nothing: C0 controls as `\n`,
+/// `\r`, `\t`, `\e` (ESC) or `\xHH` (`\x07` for BEL), DEL as `\x7f`, and
+/// C1 controls (U+0080 to U+009F, which some terminals obey) as `\u{9b}`.
+/// Backslashes are left alone: this is for reading, not for parsing back.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escape_controls(text, false)
+}
+
+/// [`printable`], but a newline stays a line break: for messages of our
+/// own, which may span lines, that quote text about a task.
+pub fn printable_lines(text: &str) -> Cow<'_, str> {
+    escape_controls(text, true)
+}
+
+fn escape_controls(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !escaped(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x1b' => out.push_str("\\e"),
+            '\0'..='\x7f' => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -98,5 +143,18 @@ mod tests {
         assert_eq!(one_line("make test", 200), "make test");
         assert_eq!(one_line("set -e\nmake", 200), "set -e ...");
         assert_eq!(one_line("abcdef", 3), "abc ...");
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        let title = "echo ok # \x1b]0;pwned\x07\rlooks harmless\u{9b}2J\x7f\t";
+        assert_eq!(
+            printable(title),
+            r"echo ok # \e]0;pwned\x07\rlooks harmless\u{9b}2J\x7f\t"
+        );
+        assert!(matches!(printable("make test é"), Cow::Borrowed(_)));
+        assert_eq!(printable_lines("a\nb\x1bc\n"), "a\nb\\ec\n");
+        assert_eq!(printable("a\nb"), r"a\nb");
+        assert_eq!(one_line("x\x1b[2Jy\nz", 200), r"x\e[2Jy ...");
     }
 }

@@ -19,6 +19,7 @@ pub mod lock;
 pub mod notify_state;
 pub mod outcome;
 pub mod output;
+pub mod pattern;
 pub mod process;
 pub mod prune;
 pub mod record;

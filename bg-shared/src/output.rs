@@ -1,24 +1,32 @@
 //! Reading what a task printed, within bounds: from a cursor to the end of
 //! output.log, optionally only the last lines, only matching lines, as plain
-//! text, and never more than a byte cap, whose cut is always reported. The
-//! tail of a huge log is found by reading backwards, not by reading it all.
+//! text, and never more than a byte cap, whose cut is always reported.
+//!
+//! A read is planned first ([`Reading::open`]): where it starts and ends,
+//! and what the cap leaves out, found by reading backwards from the end,
+//! never the log whole. Then [`Reading::write_to`] streams it out in
+//! bounded pieces, so a 2 GiB log with no cap costs a few MB of memory,
+//! not its size.
 
-use std::collections::VecDeque;
+mod grep;
+
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use regex::bytes::Regex;
 
-use crate::ansi::render_plain;
-use crate::{IoContext, Result};
+use crate::ansi::Plain;
+use crate::{IoContext, Result, fsutil};
 
+/// The size of each read, and of each write to the caller.
 const BLOCK: usize = 64 * 1024;
-/// Lines longer than this are cut for matching and display (the cut counts
-/// as omitted); it bounds memory on logs with giant lines.
+/// Matching looks at a line's first this many bytes; it bounds the memory
+/// a giant line takes. A matching line is still printed whole.
 pub const MAX_LINE: usize = 1 << 20;
 /// How far into a capped window a line start is looked for.
-const ALIGN_WITHIN: usize = 4096;
+const ALIGN_WITHIN: u64 = 4096;
 /// How far back to look for the end of the last complete line.
 const MAX_PARTIAL_SCAN: u64 = 1 << 20;
 
@@ -35,7 +43,7 @@ pub struct Filters {
     pub max_bytes: Option<u64>,
 }
 
-/// Output ready to print.
+/// Output read whole into memory, for small reads (bg-remind's last lines).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Excerpt {
     pub bytes: Vec<u8>,
@@ -45,35 +53,135 @@ pub struct Excerpt {
     pub next: u64,
 }
 
-/// Reads from offset `from` to the end of the output at `path`. While the
-/// task `running`, an unfinished last line is held back (so lines are not
-/// shown in halves) unless it is all there is to show; with a `grep`, it is
-/// always held back.
+/// Reads an excerpt whole (see [`Reading::open`]). Its memory follows what
+/// it returns, so it is for capped reads; bg-check streams with [`Reading`].
 pub fn read_excerpt(path: &Path, from: u64, filters: &Filters, running: bool) -> Result<Excerpt> {
-    let mut file = File::open(path).context(|| format!("reading output {}", path.display()))?;
-    let len = file
-        .metadata()
-        .context(|| format!("reading output {}", path.display()))?
-        .len();
-    // A cursor past the end means the log was truncated: start over.
-    let from = if from > len { 0 } else { from };
-    let mut end = len;
-    if running {
-        let complete = end_of_last_line(&mut file, from, len)?;
-        if complete > from || filters.grep.is_some() {
-            end = complete;
+    let reading = Reading::open(path, from, filters, running)?;
+    let (omitted, next) = (reading.omitted, reading.next);
+    let mut bytes = Vec::new();
+    reading.write_to(&mut bytes)?;
+    Ok(Excerpt {
+        bytes,
+        omitted,
+        next,
+    })
+}
+
+/// A planned read of the output: what the cap leaves out and where the
+/// cursor goes next are known before a byte is written.
+pub struct Reading {
+    file: File,
+    omitted: u64,
+    next: u64,
+    body: Body,
+}
+
+enum Body {
+    /// Bytes `[start, end)` of the log, as they are or as plain text.
+    Range { start: u64, end: u64, plain: bool },
+    /// The matching lines the cap and `--tail` keep.
+    Grep(grep::Selected),
+}
+
+impl Reading {
+    /// Plans a read from offset `from` to the end of the output at `path`.
+    /// While the task is `running`, an unfinished last line is held back
+    /// (so lines are not shown in halves) unless it is all there is to
+    /// show; with a `grep`, it is always held back.
+    pub fn open(path: &Path, from: u64, filters: &Filters, running: bool) -> Result<Reading> {
+        let file = open_log(path)?;
+        let len = file
+            .metadata()
+            .context(|| format!("reading output {}", path.display()))?
+            .len();
+        // A cursor past the end means the log was truncated: start over.
+        let from = if from > len { 0 } else { from };
+        let mut end = len;
+        if running {
+            let complete = end_of_last_line(&file, from, len)?;
+            if complete > from || filters.grep.is_some() {
+                end = complete;
+            }
+        }
+        let (body, omitted) = match &filters.grep {
+            Some(pattern) => {
+                let selected = grep::select(&file, from, end, pattern, filters)?;
+                let omitted = selected.omitted;
+                (Body::Grep(selected), omitted)
+            }
+            None => range(&file, from, end, filters)?,
+        };
+        Ok(Reading {
+            file,
+            omitted,
+            next: end,
+            body,
+        })
+    }
+
+    /// Bytes left out by the cap (never by the filters the caller asked for).
+    pub fn omitted(&self) -> u64 {
+        self.omitted
+    }
+
+    /// Where reading stops: the reader's next cursor.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Writes the output to `out` in pieces of at most about 64 KiB;
+    /// returns the last byte written, if any.
+    pub fn write_to(self, out: &mut dyn Write) -> Result<Option<u8>> {
+        let mut sink = Sink::new(out);
+        match self.body {
+            Body::Range { start, end, plain } => {
+                let mut plain = plain.then(Plain::default);
+                for_each_block(&self.file, start, end, |block| {
+                    match &mut plain {
+                        Some(plain) => plain.feed(block, &mut sink.buf),
+                        None => sink.buf.extend_from_slice(block),
+                    }
+                    sink.wrote()
+                })?;
+                if let Some(plain) = &mut plain {
+                    plain.finish(&mut sink.buf);
+                }
+            }
+            Body::Grep(selected) => grep::write(&self.file, selected, &mut sink)?,
+        }
+        sink.flush()?;
+        Ok(sink.last)
+    }
+}
+
+/// Plans a read of `[from, end)` without a pattern: its last lines, the
+/// newest `max_bytes` of them, starting at a line start when one is near.
+fn range(file: &File, from: u64, end: u64, filters: &Filters) -> Result<(Body, u64)> {
+    let mut start = match filters.tail_lines {
+        Some(lines) => start_of_last_lines(file, from, end, lines)?,
+        None => from,
+    };
+    let mut omitted = 0;
+    if let Some(max) = filters.max_bytes
+        && end - start > max
+    {
+        omitted = end - start - max;
+        start = end - max;
+        // Start at a line boundary rather than mid-line, when one is near:
+        // a giant line is better shown cut than not at all.
+        let near = ALIGN_WITHIN.min((end - start) / 2);
+        let head = read_at(file, start, near)?;
+        if let Some(at) = memchr::memchr(b'\n', &head) {
+            omitted += at as u64 + 1;
+            start += at as u64 + 1;
         }
     }
-    let mut excerpt = match &filters.grep {
-        Some(pattern) => grep(&mut file, from, end, pattern, filters)?,
-        None => plain_range(&mut file, from, end, filters)?,
-    };
-    excerpt.next = end;
-    Ok(excerpt)
+    let plain = filters.plain;
+    Ok((Body::Range { start, end, plain }, omitted))
 }
 
 /// The offset just past the last newline in `[from, len)`, or `from`.
-fn end_of_last_line(file: &mut File, from: u64, len: u64) -> Result<u64> {
+fn end_of_last_line(file: &File, from: u64, len: u64) -> Result<u64> {
     let floor = from.max(len.saturating_sub(MAX_PARTIAL_SCAN));
     let mut pos = len;
     while pos > floor {
@@ -88,48 +196,8 @@ fn end_of_last_line(file: &mut File, from: u64, len: u64) -> Result<u64> {
     Ok(if floor > from { len } else { from })
 }
 
-fn read_at(file: &mut File, start: u64, len: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.seek(SeekFrom::Start(start))
-        .and_then(|_| file.take(len).read_to_end(&mut bytes))
-        .context(|| "reading output".into())?;
-    Ok(bytes)
-}
-
-fn plain_range(file: &mut File, from: u64, end: u64, filters: &Filters) -> Result<Excerpt> {
-    let mut start = match filters.tail_lines {
-        Some(lines) => start_of_last_lines(file, from, end, lines)?,
-        None => from,
-    };
-    let mut omitted = 0;
-    if let Some(max) = filters.max_bytes
-        && end - start > max
-    {
-        omitted = end - start - max;
-        start = end - max;
-    }
-    let mut bytes = read_at(file, start, end - start)?;
-    if omitted > 0 {
-        // Start at a line boundary rather than mid-line, when one is near:
-        // a giant line is better shown cut than not at all.
-        let near = ALIGN_WITHIN.min(bytes.len() / 2);
-        if let Some(at) = memchr::memchr(b'\n', &bytes[..near]) {
-            omitted += at as u64 + 1;
-            bytes.drain(..=at);
-        }
-    }
-    if filters.plain {
-        bytes = render_plain(&bytes);
-    }
-    Ok(Excerpt {
-        bytes,
-        omitted,
-        next: end,
-    })
-}
-
 /// Where the last `lines` lines of `[from, end)` begin, reading backwards.
-fn start_of_last_lines(file: &mut File, from: u64, end: u64, lines: usize) -> Result<u64> {
+fn start_of_last_lines(file: &File, from: u64, end: u64, lines: usize) -> Result<u64> {
     if lines == 0 {
         return Ok(end);
     }
@@ -154,103 +222,139 @@ fn start_of_last_lines(file: &mut File, from: u64, end: u64, lines: usize) -> Re
     Ok(from)
 }
 
-/// Streams `[from, end)` line by line, keeping the newest matching lines.
-fn grep(
-    file: &mut File,
-    from: u64,
+/// Up to `len` bytes at `start` (fewer if the log was cut short meanwhile).
+fn read_at(file: &File, start: u64, len: u64) -> Result<Vec<u8>> {
+    let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX).min(MAX_LINE)];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match file.read_at(&mut bytes[filled..], start + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(crate::Error::io("reading output", err)),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
+/// Calls `each` with `[start, end)` of the file, a block at a time.
+fn for_each_block(
+    file: &File,
+    start: u64,
     end: u64,
-    pattern: &Regex,
-    filters: &Filters,
-) -> Result<Excerpt> {
-    let mut kept = Kept::new(filters);
-    file.seek(SeekFrom::Start(from))
-        .context(|| "reading output".into())?;
-    let mut reader = file.take(end - from);
-    let mut line = Vec::new();
-    let mut cut = 0u64;
-    let mut chunk = vec![0u8; BLOCK];
-    loop {
-        let n = reader
-            .read(&mut chunk)
-            .context(|| "reading output".into())?;
-        if n == 0 {
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut pos = start;
+    while pos < end {
+        let block = read_at(file, pos, (end - pos).min(BLOCK as u64))?;
+        if block.is_empty() {
             break;
         }
-        for piece in chunk[..n].split_inclusive(|b| *b == b'\n') {
-            let room = MAX_LINE.saturating_sub(line.len()).min(piece.len());
-            line.extend_from_slice(&piece[..room]);
-            cut += (piece.len() - room) as u64;
-            if piece.ends_with(b"\n") {
-                kept.offer(std::mem::take(&mut line), cut, pattern, filters.plain);
-                cut = 0;
-            }
-        }
+        pos += block.len() as u64;
+        each(&block)?;
     }
-    if !line.is_empty() {
-        kept.offer(line, cut, pattern, filters.plain);
-    }
-    Ok(kept.into_excerpt())
+    Ok(())
 }
 
-/// The matching lines kept so far, within the line and byte limits.
-struct Kept {
-    lines: VecDeque<Vec<u8>>,
-    bytes: u64,
-    omitted: u64,
-    max_lines: Option<usize>,
-    max_bytes: Option<u64>,
+/// The caller's writer behind a buffer that is passed on every 64 KiB.
+struct Sink<'w> {
+    out: &'w mut dyn Write,
+    buf: Vec<u8>,
+    last: Option<u8>,
 }
 
-impl Kept {
-    fn new(filters: &Filters) -> Kept {
-        Kept {
-            lines: VecDeque::new(),
-            bytes: 0,
-            omitted: 0,
-            max_lines: filters.tail_lines,
-            max_bytes: filters.max_bytes,
+impl<'w> Sink<'w> {
+    fn new(out: &'w mut dyn Write) -> Sink<'w> {
+        Sink {
+            out,
+            buf: Vec::with_capacity(BLOCK),
+            last: None,
         }
     }
 
-    fn offer(&mut self, line: Vec<u8>, cut: u64, pattern: &Regex, plain: bool) {
-        let line = if plain { render_plain(&line) } else { line };
-        if !line_matches(pattern, &line) {
-            return;
-        }
-        self.omitted += cut;
-        self.bytes += line.len() as u64;
-        self.lines.push_back(line);
-        if self.max_lines.is_some_and(|max| self.lines.len() > max)
-            && let Some(dropped) = self.lines.pop_front()
-        {
-            // Dropped at the caller's request (--tail): not "omitted".
-            self.bytes -= dropped.len() as u64;
-        }
-        while self.max_bytes.is_some_and(|max| self.bytes > max) && self.lines.len() > 1 {
-            if let Some(dropped) = self.lines.pop_front() {
-                self.bytes -= dropped.len() as u64;
-                self.omitted += dropped.len() as u64;
-            }
-        }
+    fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.wrote()
     }
 
-    fn into_excerpt(self) -> Excerpt {
-        let mut bytes: Vec<u8> = self.lines.into_iter().flatten().collect();
-        let mut omitted = self.omitted;
-        // A single line longer than the cap keeps its end.
-        if let Some(max) = self.max_bytes
-            && bytes.len() as u64 > max
-        {
-            let cut = bytes.len() - usize::try_from(max).unwrap_or(bytes.len());
-            omitted += cut as u64;
-            bytes.drain(..cut);
+    /// Call after adding to `buf`.
+    fn wrote(&mut self) -> Result<()> {
+        if let Some(&byte) = self.buf.last() {
+            self.last = Some(byte);
         }
-        Excerpt {
-            bytes,
-            omitted,
-            next: 0,
+        if self.buf.len() >= BLOCK {
+            self.flush()?;
         }
+        Ok(())
     }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.out
+                .write_all(&self.buf)
+                .context(|| "writing output".into())?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Opens a task's output log for reading: never through a symlink, as
+/// every state file is opened (whoever planted one would choose what we
+/// show, and which file we read), and only if it is a regular file.
+pub fn open_log(path: &Path) -> Result<File> {
+    let opened = fsutil::private_options().read(true).open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(source) if is_symlink(path) => {
+            return Err(crate::Error::io(
+                format!("{} is a symlink, which is never followed", path.display()),
+                source,
+            ));
+        }
+        Err(source) => {
+            return Err(crate::Error::io(
+                format!("reading output {}", path.display()),
+                source,
+            ));
+        }
+    };
+    let meta = file
+        .metadata()
+        .context(|| format!("reading output {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(crate::Error::io(
+            format!("reading output {}", path.display()),
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    Ok(file)
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Why a task's output cannot be shown, in words, when the reason is the
+/// log itself (deleted, or replaced by a symlink) rather than the system;
+/// `None` otherwise.
+pub fn unavailable(err: &crate::Error, id: &str, path: &Path) -> Option<String> {
+    let crate::Error::Io { source, .. } = err else {
+        return None;
+    };
+    if source.kind() == std::io::ErrorKind::NotFound {
+        return Some(format!(
+            "the output of task {id} is gone ({} was deleted)",
+            path.display()
+        ));
+    }
+    is_symlink(path).then(|| {
+        format!(
+            "the output of task {id} is not shown: {} is a symlink, which is never followed",
+            path.display()
+        )
+    })
 }
 
 /// Whether a line (with or without its `\n` or `\r\n`) matches, so that
@@ -262,98 +366,12 @@ pub fn line_matches(pattern: &Regex, line: &[u8]) -> bool {
 
 /// The line announcing what the cap left out.
 pub fn omission_marker(omitted: u64, path: &Path) -> String {
+    let path = path.display().to_string();
     format!(
         "[... {omitted} bytes omitted; full output: {}]\n",
-        path.display()
+        crate::format::printable(&path)
     )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn log(content: &[u8]) -> tempfile::NamedTempFile {
-        let mut file = tempfile::NamedTempFile::new().expect("temp file");
-        file.write_all(content).expect("write");
-        file
-    }
-
-    fn read(content: &[u8], from: u64, filters: &Filters, running: bool) -> Excerpt {
-        let file = log(content);
-        read_excerpt(file.path(), from, filters, running).expect("read")
-    }
-
-    #[test]
-    fn reads_from_the_cursor_and_holds_back_a_half_line_while_running() {
-        let all = Filters::default();
-        let e = read(b"a\nb\nhal", 2, &all, true);
-        assert_eq!((e.bytes.as_slice(), e.next), (&b"b\n"[..], 4));
-        let e = read(b"a\nb\nhal", 4, &all, true);
-        assert_eq!((e.bytes.as_slice(), e.next), (&b"hal"[..], 7));
-        let e = read(b"a\nb\nhal", 2, &all, false);
-        assert_eq!(e.bytes, b"b\nhal");
-    }
-
-    #[test]
-    fn tail_counts_lines_from_the_end() {
-        let tail = Filters {
-            tail_lines: Some(2),
-            ..Filters::default()
-        };
-        assert_eq!(read(b"1\n2\n3\n4\n", 0, &tail, false).bytes, b"3\n4\n");
-        assert_eq!(read(b"1\n2\n3\n4", 0, &tail, false).bytes, b"3\n4");
-        assert_eq!(read(b"1\n", 0, &tail, false).bytes, b"1\n");
-        let e = read(
-            b"1\n2\n3\n4\n",
-            4,
-            &Filters {
-                tail_lines: Some(9),
-                ..Filters::default()
-            },
-            false,
-        );
-        assert_eq!(e.bytes, b"3\n4\n");
-    }
-
-    #[test]
-    fn the_cap_keeps_the_newest_whole_lines_and_counts_the_rest() {
-        let capped = Filters {
-            max_bytes: Some(5),
-            ..Filters::default()
-        };
-        let e = read(b"aaaa\nbb\ncc\n", 0, &capped, false);
-        assert_eq!(e.bytes, b"cc\n");
-        assert_eq!(e.omitted, 8);
-        assert_eq!(e.bytes.len() as u64 + e.omitted, 11);
-    }
-
-    #[test]
-    fn grep_keeps_matching_lines_within_tail_and_cap() {
-        let grep = Filters {
-            grep: Regex::new("err").ok(),
-            tail_lines: Some(2),
-            ..Filters::default()
-        };
-        let e = read(b"err1\nok\nerr2\nerr3\nerr4-partial", 0, &grep, true);
-        assert_eq!(e.bytes, b"err2\nerr3\n");
-        assert_eq!(e.next, 18);
-        let plain = Filters {
-            grep: Regex::new("^done$").ok(),
-            plain: true,
-            ..Filters::default()
-        };
-        assert_eq!(
-            read(b"\x1b[32mdone\x1b[0m\n", 0, &plain, false).bytes,
-            b"done\n"
-        );
-    }
-
-    #[test]
-    fn a_truncated_log_is_read_from_the_start() {
-        assert_eq!(
-            read(b"new\n", 100, &Filters::default(), false).bytes,
-            b"new\n"
-        );
-    }
-}
+mod tests;

@@ -53,9 +53,7 @@ impl Source {
             File::open(input).context(|| format!("opening {}", input.display()))?;
         }
         let reader: Box<dyn Read + Send> = match &path {
-            Some(path) => {
-                Box::new(File::open(path).context(|| format!("opening {}", path.display()))?)
-            }
+            Some(path) => Box::new(open_stream(path, task.is_some())?),
             None => Box::new(std::io::stdin()),
         };
         Ok(Source {
@@ -110,7 +108,7 @@ impl Source {
     /// holds the last `n` requests (or messages) from their beginning, so
     /// that the cost follows what is asked for, not the file's size.
     fn read_tail(&mut self, cli: &Cli, n: usize, path: &std::path::Path) -> Result<Summary> {
-        let mut file = File::open(path).context(|| format!("opening {}", path.display()))?;
+        let mut file = open_stream(path, self.task.is_some())?;
         let len = file
             .metadata()
             .context(|| format!("reading {}", path.display()))?
@@ -240,6 +238,16 @@ impl Source {
             (None, None) => None,
         }
     }
+}
+
+/// Opens the stream's file: a session task's output.log as every state
+/// file is opened, never through a symlink; a file the caller named, as
+/// it is.
+fn open_stream(path: &std::path::Path, task_output: bool) -> Result<File> {
+    if task_output {
+        return bg_shared::output::open_log(path);
+    }
+    File::open(path).context(|| format!("opening {}", path.display()))
 }
 
 /// `--follow`: one line per event as it arrives.

@@ -12,6 +12,7 @@ mod run_options;
 mod check_list;
 mod check_output;
 mod check_wait;
+mod faults_output;
 
 mod faults;
 mod kill;

@@ -424,3 +424,49 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// Runs the command given as arguments with stdout to /dev/null, and prints
+/// as JSON its exit status, and, read when it has ended but before it is
+/// reaped (waitid WNOWAIT, then wait4), the bytes it wrote, its peak
+/// resident memory, its CPU time, and the wall time: what only its parent
+/// can know, and without other children's usage mixed in.
+const MEASURE: &str = r#"
+import json, os, subprocess, sys, time
+started = time.monotonic()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+io = dict(l.split(": ") for l in open(f"/proc/{child.pid}/io").read().splitlines())
+_, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "written": int(io["wchar"]),
+    "peak_rss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime,
+    "wall_s": time.monotonic() - started}))
+"#;
+
+/// What a command used, from [`MEASURE`].
+#[derive(Debug)]
+pub struct Usage {
+    pub code: i64,
+    /// Bytes it wrote (wchar).
+    pub written: u64,
+    /// Peak resident memory (ru_maxrss), in KiB.
+    pub peak_rss_kib: u64,
+    /// User and system CPU time, in seconds.
+    pub cpu_s: f64,
+    pub wall_s: f64,
+}
+
+impl Env {
+    /// Runs `program ARGS` (stdout to /dev/null) and says what it used.
+    pub fn measure(&self, program: &str, args: &[&str]) -> Usage {
+        let mut all = vec!["-c", MEASURE, program];
+        all.extend_from_slice(args);
+        let json = self.run("python3", &all).success().json();
+        Usage {
+            code: json["code"].as_i64().unwrap(),
+            written: json["written"].as_u64().unwrap(),
+            peak_rss_kib: json["peak_rss_kib"].as_u64().unwrap(),
+            cpu_s: json["cpu_s"].as_f64().unwrap(),
+            wall_s: json["wall_s"].as_f64().unwrap(),
+        }
+    }
+}
