@@ -83,7 +83,8 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
         write(&mut out, b"\n")?;
     }
     flush(&mut out)?;
-    cursor.set(next)
+    cursor.set(next);
+    Ok(())
 }
 
 /// A planned read of a task's output, or why there is none to read.
@@ -202,7 +203,7 @@ impl<'a> Follower<'a> {
                 let (next, written) = print_output(&mut out, task, reading)?;
                 flush(&mut out)?;
                 if next != from {
-                    cursor.set(next)?;
+                    cursor.set(next);
                 }
                 self.last = written.or(self.last);
             }

@@ -54,12 +54,24 @@ impl Cursor {
     }
 
     /// Moves the cursor. Not synced to disk: a cursor lost in a crash only
-    /// shows some output again.
-    pub fn set(&self, offset: u64) -> Result<()> {
+    /// shows some output again. For the same reason a cursor that cannot
+    /// be saved (a full disk) is a warning, never the caller's failure: the
+    /// output was shown, and the task's status is what the caller is owed.
+    pub fn set(&self, offset: u64) {
         let record = CursorRecord {
             version: RECORD_VERSION,
             offset,
         };
-        write_atomic_unsynced(&self.path, &crate::fsutil::json_bytes(&record)?)
+        let saved = crate::fsutil::json_bytes(&record)
+            .and_then(|bytes| write_atomic_unsynced(&self.path, &bytes));
+        if let Err(err) = saved {
+            crate::cli::warn(
+                "bg-check",
+                &format!(
+                    "{}; this output will be shown again",
+                    crate::cli::error_chain(&err)
+                ),
+            );
+        }
     }
 }

@@ -467,3 +467,41 @@ fn a_tree_that_keeps_forking_into_new_sessions_is_stopped_whole() {
         .unwrap_or_else(|| panic!("still hopping: {:?}", running_with(&hop_name)));
     }
 }
+
+#[test]
+fn a_cursor_that_cannot_be_saved_is_a_warning_not_another_exit_status() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+        return;
+    };
+    let state = disk.path.join("state");
+    let state_arg = state.to_str().unwrap();
+    let gate = env.dir.path().join("gate");
+    let script = format!(
+        "printf 'first %s\\n' words; until [ -e '{}' ]; do sleep 0.01; done; exit 3",
+        gate.display()
+    );
+    let id = env
+        .run(BG_RUN, &["--state-dir", state_arg, &script])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    disk.fill();
+    fs::write(&gate, b"").unwrap();
+    let out = env.run(BG_CHECK, &["--state-dir", state_arg, &id, "--wait"]);
+    assert_eq!(out.code(), 3, "{out:?}");
+    assert!(out.stdout.contains("first words"), "{out:?}");
+    assert!(out.stderr.starts_with("bg-check: warning: "), "{out:?}");
+    assert!(out.stderr.contains("No space left on device"), "{out:?}");
+    // Nothing was lost: with room again, the same output is shown once more.
+    disk.free();
+    let again = env
+        .run(BG_CHECK, &["--state-dir", state_arg, &id])
+        .success();
+    assert!(again.stdout.contains("first words"), "{again:?}");
+    let last = env
+        .run(BG_CHECK, &["--state-dir", state_arg, &id])
+        .success();
+    assert!(!last.stdout.contains("first words"), "{last:?}");
+}
