@@ -22,7 +22,7 @@ fn feed(input: &Path, mut stdin: File) {
     };
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        match file.read(&mut buffer) {
+        match read_whole(&mut file, &mut buffer) {
             Ok(0) => {
                 if watcher.wait(None).is_err() {
                     return;
@@ -37,4 +37,15 @@ fn feed(input: &Path, mut stdin: File) {
             Err(_) => return,
         }
     }
+}
+
+/// Reads under a shared lock of the file: codex-send appends under its
+/// exclusive lock, and cuts back off a line it could not write whole (a
+/// full disk), so half a line is never forwarded. Writers that take no lock
+/// are read as before.
+fn read_whole(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    file.lock_shared()?;
+    let read = file.read(buffer);
+    let _ = file.unlock();
+    read
 }

@@ -505,3 +505,50 @@ fn a_cursor_that_cannot_be_saved_is_a_warning_not_another_exit_status() {
         .success();
     assert!(!last.stdout.contains("first words"), "{last:?}");
 }
+
+/// True once a thread of `pid` sleeps waiting for a file lock.
+fn waits_on_a_lock(pid: i64) -> bool {
+    let Ok(threads) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.filter_map(Result::ok).any(|thread| {
+        fs::read_to_string(thread.path().join("wchan")).is_ok_and(|w| w.contains("lock"))
+    })
+}
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: reads /proc/PID/task/*/wchan"
+)]
+fn a_line_cut_back_off_the_input_never_reaches_the_task() {
+    use std::io::Write;
+    let env = Env::new();
+    let id = env.launch(&["--stdin-feed", "--", "cat"]);
+    let record = env.record(&id);
+    let supervisor = record["supervisor_pid"].as_i64().unwrap();
+    let output = record["output_path"].as_str().unwrap().to_string();
+    let mut input = fs::OpenOptions::new()
+        .append(true)
+        .open(record["input_path"].as_str().unwrap())
+        .unwrap();
+    // A writer (as codex-send does) appends under the file's lock, is cut
+    // short, and cuts its half line back off before letting go.
+    input.lock().unwrap();
+    input.write_all(b"{\"half\": ").unwrap();
+    poll(DEADLINE, || {
+        let forwarded = fs::read(&output).is_ok_and(|o| !o.is_empty());
+        (forwarded || waits_on_a_lock(supervisor)).then_some(())
+    })
+    .expect("the feeder neither forwarded nor waited");
+    input.set_len(0).unwrap();
+    input.unlock().unwrap();
+    input.write_all(b"{\"whole\": 1}\n").unwrap();
+    poll(DEADLINE, || {
+        fs::read_to_string(&output)
+            .ok()
+            .filter(|o| o.contains("whole"))
+    })
+    .expect("the whole line never reached the task");
+    assert_eq!(fs::read_to_string(&output).unwrap(), "{\"whole\": 1}\n");
+}
