@@ -358,7 +358,14 @@ fn the_supervisor_finishes_the_kill_if_bg_kill_is_stopped_during_the_grace() {
     command.args([&id, "--grace", "1s"]);
     let killer = Guard::spawn(command);
     let request = env.task_dir(&id).join("kill-request");
-    poll(DEADLINE, || request.exists().then_some(())).expect("no kill request");
+    // Stopped in its grace: the request left, the supervisor nudged and
+    // TERM sent, bg-kill asleep waiting for the tree to end.
+    let waiting = format!("/proc/{}/wchan", killer.pid());
+    poll(DEADLINE, || {
+        let asleep = fs::read_to_string(&waiting).is_ok_and(|w| w.contains("poll"));
+        (request.exists() && asleep).then_some(())
+    })
+    .expect("bg-kill never reached its grace");
     bg_shared::process::signal_process(killer.pid(), bg_shared::process::Signal::KILL).unwrap();
     let record = env.wait_state(&id, "killed");
     assert_eq!(record["reason"], "bg-kill");
