@@ -83,7 +83,9 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
         write(&mut out, b"\n")?;
     }
     flush(&mut out)?;
-    cursor.set(next);
+    if let Err(err) = cursor.set(next) {
+        bg_shared::cursor::warn_unsaved(&err);
+    }
     Ok(())
 }
 
@@ -171,6 +173,11 @@ struct Follower<'a> {
     last: Option<u8>,
     /// The output is gone, and that was said once.
     warned: bool,
+    /// Where this follower has printed up to, should the cursor file not
+    /// keep it (a full disk): what was printed is never printed again.
+    printed_to: u64,
+    /// A cursor that could not be saved was warned about once.
+    unsaved_warned: bool,
 }
 
 impl<'a> Follower<'a> {
@@ -189,6 +196,8 @@ impl<'a> Follower<'a> {
             passed_at: Instant::now(),
             last: None,
             warned: false,
+            printed_to: 0,
+            unsaved_warned: false,
         })
     }
 
@@ -196,14 +205,18 @@ impl<'a> Follower<'a> {
     fn print_new(&mut self, task: &Task) -> Result<()> {
         self.passed_at = Instant::now();
         let cursor = Cursor::lock(&task.paths, &self.cli.reader)?;
-        let from = cursor.offset();
+        let from = cursor.offset().max(self.printed_to);
         let mut out = std::io::stdout().lock();
         match open_output(task, from, self.filters)? {
             Output::Read(reading) => {
                 let (next, written) = print_output(&mut out, task, reading)?;
                 flush(&mut out)?;
-                if next != from {
-                    cursor.set(next);
+                self.printed_to = next;
+                if next != from
+                    && let Err(err) = cursor.set(next)
+                    && !std::mem::replace(&mut self.unsaved_warned, true)
+                {
+                    bg_shared::cursor::warn_unsaved(&err);
                 }
                 self.last = written.or(self.last);
             }

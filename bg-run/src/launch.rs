@@ -47,8 +47,13 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     bg_shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
     let pending = PendingTask::allocate(&state)?;
     let mut record = launch_record(&spec, &pending.paths);
-    // Without it (a full disk), launch order falls back on the clock.
-    record.launch_seq = state.next_launch_seq().ok();
+    // Without the count (it cannot be written), the time stands in for it.
+    let now = std::time::SystemTime::now();
+    record.launch_seq = Some(
+        state
+            .next_launch_seq()
+            .unwrap_or_else(|_| time::unix_micros(now)),
+    );
     if let Some(failure) = &spec.doomed {
         record_doomed(&state, &pending.paths, &record, failure)?;
         return Ok(pending.keep_failed(failure, cli.json));
@@ -114,7 +119,8 @@ fn start_supervised(
                 state: state.clone(),
                 spec,
                 launch: record,
-                lock,
+                lock: Some(lock),
+                prune: None,
                 output,
                 meta_reserve: Some(meta_reserve),
                 status_reserve: Some(status_reserve),

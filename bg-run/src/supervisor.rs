@@ -29,8 +29,11 @@ pub struct Supervisor {
     pub state: StateDir,
     pub spec: LaunchSpec,
     pub launch: LaunchRecord,
-    /// Held (exclusively) for as long as this process lives.
-    pub lock: File,
+    /// Held (exclusively) until the task's end is recorded: while it is
+    /// held, the task is running.
+    pub lock: Option<File>,
+    /// The automatic prune started after the launch, finished before exit.
+    pub prune: Option<std::thread::JoinHandle<()>>,
     pub output: File,
     /// Space for meta.json and status.json, set aside while the disk had room.
     pub meta_reserve: Option<Reserved>,
@@ -75,6 +78,13 @@ impl Supervisor {
             }
             Err(_) => ExitCode::TROUBLE,
         };
+        // The end is recorded (or never will be): readers need not wait for
+        // the prune, which is given its time before the process ends, so
+        // that a short task does not cut it off.
+        drop(self.lock.take());
+        if let Some(prune) = self.prune.take() {
+            let _ = prune.join();
+        }
         process::exit_now(code.code())
     }
 
@@ -114,9 +124,10 @@ impl Supervisor {
         // off the task's: on a thread, so that a long prune never delays a
         // timeout or the record of an end.
         let state = self.state.clone();
-        let _ = std::thread::Builder::new()
+        self.prune = std::thread::Builder::new()
             .name("auto-prune".into())
-            .spawn(move || bg_shared::prune::auto_prune(&state));
+            .spawn(move || bg_shared::prune::auto_prune(&state))
+            .ok();
         process::shed_memory();
         let ending = self.wait_for(leader, &signals, started)?;
         self.record_end(&ending)
@@ -126,7 +137,8 @@ impl Supervisor {
     /// descriptor it leaked, its signal dispositions, its working directory.
     fn detach(&self) -> Result<()> {
         process::detach_stdio().context(|| "detaching from the caller's stdio".into())?;
-        let mut keep = vec![self.lock.as_raw_fd(), self.output.as_raw_fd()];
+        let mut keep = vec![self.output.as_raw_fd()];
+        keep.extend(self.lock.as_ref().map(|lock| lock.as_raw_fd()));
         keep.extend(
             self.meta_reserve
                 .iter()

@@ -29,11 +29,12 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Takes the lock of `task`'s cursors (one lock for all of its readers,
-    /// so checks of one task wait on each other) for `reader`'s cursor.
+    /// Takes the lock of `reader`'s cursor on `task`: checks by the same
+    /// reader wait on each other, other readers never do (a reader whose
+    /// consumer stalls holds up only itself).
     pub fn lock(task: &TaskPaths, reader: &str) -> Result<Cursor> {
         ids::check_reader(reader)?;
-        let lock = lock::lock_exclusive(&task.dir.join("cursors.lock"))?;
+        let lock = lock::lock_exclusive(&task.dir.join(format!("cursor.{reader}.lock")))?;
         Ok(Cursor {
             path: task.dir.join(format!("cursor.{reader}.json")),
             _lock: lock,
@@ -55,23 +56,24 @@ impl Cursor {
 
     /// Moves the cursor. Not synced to disk: a cursor lost in a crash only
     /// shows some output again. For the same reason a cursor that cannot
-    /// be saved (a full disk) is a warning, never the caller's failure: the
-    /// output was shown, and the task's status is what the caller is owed.
-    pub fn set(&self, offset: u64) {
+    /// be saved (a full disk) is for the caller to warn about, never to fail
+    /// on: the output was shown, and the task's status is what it is owed.
+    pub fn set(&self, offset: u64) -> Result<()> {
         let record = CursorRecord {
             version: RECORD_VERSION,
             offset,
         };
-        let saved = crate::fsutil::json_bytes(&record)
-            .and_then(|bytes| write_atomic_unsynced(&self.path, &bytes));
-        if let Err(err) = saved {
-            crate::cli::warn(
-                "bg-check",
-                &format!(
-                    "{}; this output will be shown again",
-                    crate::cli::error_chain(&err)
-                ),
-            );
-        }
+        write_atomic_unsynced(&self.path, &crate::fsutil::json_bytes(&record)?)
     }
+}
+
+/// The warning for a cursor that could not be saved.
+pub fn warn_unsaved(err: &crate::Error) {
+    crate::cli::warn(
+        "bg-check",
+        &format!(
+            "{}; this output will be shown again",
+            crate::cli::error_chain(err)
+        ),
+    );
 }

@@ -25,6 +25,17 @@ pub fn private_options() -> OpenOptions {
     options
 }
 
+/// Options to read a state file: never through a symlink, and never
+/// blocked by a FIFO planted in its place (the caller checks it is a
+/// regular file once open).
+pub fn state_file_reader() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(process::OPEN_NO_FOLLOW | process::OPEN_NONBLOCK);
+    options
+}
+
 /// Fails with ENOSPC when the filesystem holding `dir` has less than
 /// `needed` bytes free for us: better refused than a task whose output is
 /// silently lost.
@@ -173,13 +184,19 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 
 /// [`read_json`] for a record that may be larger than most (`max` bytes).
 pub fn read_json_within<T: DeserializeOwned>(path: &Path, max: u64) -> Result<Option<T>> {
-    let mut file = match private_options().read(true).open(path) {
+    let mut file = match state_file_reader().open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
     };
+    let meta = file
+        .metadata()
+        .context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(corrupt(path, "not a regular file"));
+    }
     // Sized from the file's length, so a record takes one read, not several.
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0).min(max + 1);
+    let len = meta.len().min(max + 1);
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
     (&mut file)
         .take(max + 1)

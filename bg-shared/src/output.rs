@@ -304,7 +304,7 @@ impl<'w> Sink<'w> {
 /// every state file is opened (whoever planted one would choose what we
 /// show, and which file we read), and only if it is a regular file.
 pub fn open_log(path: &Path) -> Result<File> {
-    let opened = fsutil::private_options().read(true).open(path);
+    let opened = fsutil::state_file_reader().open(path);
     let file = match opened {
         Ok(file) => file,
         Err(source) if is_symlink(path) => {
@@ -326,19 +326,22 @@ pub fn open_log(path: &Path) -> Result<File> {
     if !meta.is_file() {
         return Err(crate::Error::io(
             format!("reading output {}", path.display()),
-            std::io::Error::other("not a regular file"),
+            std::io::Error::other(NOT_REGULAR),
         ));
     }
     Ok(file)
 }
+
+/// Why a log that is a FIFO, a device or a directory is not read.
+const NOT_REGULAR: &str = "not a regular file";
 
 fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Why a task's output cannot be shown, in words, when the reason is the
-/// log itself (deleted, or replaced by a symlink) rather than the system;
-/// `None` otherwise.
+/// log itself (deleted, or replaced by a symlink or something other than a
+/// file) rather than the system; `None` otherwise.
 pub fn unavailable(err: &crate::Error, id: &str, path: &Path) -> Option<String> {
     let crate::Error::Io { source, .. } = err else {
         return None;
@@ -346,6 +349,12 @@ pub fn unavailable(err: &crate::Error, id: &str, path: &Path) -> Option<String> 
     if source.kind() == std::io::ErrorKind::NotFound {
         return Some(format!(
             "the output of task {id} is gone ({} was deleted)",
+            path.display()
+        ));
+    }
+    if source.to_string() == NOT_REGULAR {
+        return Some(format!(
+            "the output of task {id} is not shown: {} is {NOT_REGULAR}",
             path.display()
         ));
     }

@@ -88,8 +88,9 @@ pub struct LaunchRecord {
     #[serde(default)]
     pub stdin_feed: bool,
     pub created_at: String,
-    /// Where the task stands in launch order in its state dir (1, 2, ...):
-    /// unlike `created_at`, it holds whatever the wall clock does. Absent
+    /// Where the task stands in launch order in its state dir: a number
+    /// that only grows from one launch to the next (`StateDir::next_launch_seq`),
+    /// so unlike `created_at` it holds whatever the wall clock does. Absent
     /// in records of older versions, which come first.
     #[serde(default)]
     pub launch_seq: Option<u64>,

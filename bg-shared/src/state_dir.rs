@@ -101,8 +101,12 @@ impl StateDir {
         self.root.join(LAUNCH_SEQ)
     }
 
-    /// The next place in launch order: one more than the last, counted in
-    /// a file under its lock, so that concurrent launches never share one.
+    /// The next place in launch order: more than the last, counted in a
+    /// file under its lock, so that concurrent launches never share one,
+    /// and at least the time in microseconds, so that a count that was
+    /// lost or damaged still goes on upwards (unless the clock went back as
+    /// well). The count is written in place at a fixed width: a crash or a
+    /// full disk never leaves it shorter or empty.
     pub fn next_launch_seq(&self) -> Result<u64> {
         use std::io::{Read, Seek, SeekFrom, Write};
         let path = self.launch_seq_path();
@@ -117,18 +121,11 @@ impl StateDir {
             .context(|| format!("locking {}", path.display()))?;
         let mut text = String::new();
         let _ = file.read_to_string(&mut text);
-        // A damaged count restarts above any count there can have been (the
-        // time in milliseconds), so that new tasks still come last.
-        let last = match text.trim() {
-            "" => 0,
-            text => text
-                .parse::<u64>()
-                .unwrap_or_else(|_| crate::time::unix_millis(std::time::SystemTime::now())),
-        };
-        let next = last.saturating_add(1);
+        let last = text.trim().parse::<u64>().unwrap_or(0);
+        let now = crate::time::unix_micros(std::time::SystemTime::now());
+        let next = last.saturating_add(1).max(now);
         file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.set_len(0))
-            .and_then(|()| file.write_all(format!("{next}\n").as_bytes()))
+            .and_then(|_| file.write_all(format!("{next:020}\n").as_bytes()))
             .context(|| format!("writing {}", path.display()))?;
         Ok(next)
     }

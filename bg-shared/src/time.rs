@@ -33,6 +33,12 @@ pub fn unix_nanos(time: SystemTime) -> u64 {
     u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Microseconds since the Unix epoch (zero before it).
+pub fn unix_micros(time: SystemTime) -> u64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Milliseconds since the Unix epoch, for ordering records.
 pub fn unix_millis(time: SystemTime) -> u64 {
     millis_between(UNIX_EPOCH, time)

@@ -380,7 +380,12 @@ fn a_name_means_the_newest_task_in_launch_order_whatever_the_clock_did() {
     fs::write(env.state.join("launch.seq"), b"garbage").unwrap();
     let third = env.launch(&["--name", "web", "sleep", "300"]);
     assert_eq!(env.record("web")["id"], third.as_str());
-    env.run(BG_KILL, &[&first, &second, &third]).success();
+    // So does a count a crash left empty.
+    fs::write(env.state.join("launch.seq"), b"").unwrap();
+    let fourth = env.launch(&["--name", "web", "sleep", "300"]);
+    assert_eq!(env.record("web")["id"], fourth.as_str());
+    env.run(BG_KILL, &[&first, &second, &third, &fourth])
+        .success();
 }
 
 #[test]
@@ -551,4 +556,27 @@ fn a_line_cut_back_off_the_input_never_reaches_the_task() {
     })
     .expect("the whole line never reached the task");
     assert_eq!(fs::read_to_string(&output).unwrap(), "{\"whole\": 1}\n");
+}
+
+#[test]
+fn a_fifo_in_place_of_output_log_blocks_no_reader() {
+    let env = Env::new();
+    let id = env.launch(&["sleep", "300"]);
+    // What the task itself could do to its readers.
+    let log = env.task_dir(&id).join("output.log");
+    fs::remove_file(&log).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = env.run(BG_CHECK, &[&id]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stderr.contains("not a regular file"), "{out:?}");
+    env.run(BG_KILL, &[&id]).success();
+    let out = env.run(BG_CHECK, &[&id, "--wait"]);
+    assert_eq!(out.code(), 143, "{out:?}");
+    assert!(out.stderr.starts_with("bg-check: warning: "), "{out:?}");
+    let out = env.run(BG_REMIND, &["--task", &id]);
+    assert_eq!(out.code(), 143, "{out:?}");
 }

@@ -364,6 +364,10 @@ pub fn out_of_space() -> io::Error {
 /// The `open(2)` flag that refuses to follow a symlink at the last step.
 pub const OPEN_NO_FOLLOW: i32 = libc::O_NOFOLLOW;
 
+/// The `open(2)` flag that keeps opening a FIFO (or a device) from
+/// blocking; reads of a regular file are the same with it.
+pub const OPEN_NONBLOCK: i32 = libc::O_NONBLOCK;
+
 /// True if this user may execute `path` (as the shell would check it).
 pub fn is_executable(path: &std::path::Path) -> bool {
     nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
