@@ -249,21 +249,29 @@ fn a_task_is_lost_only_once_nothing_of_it_is_left() {
 }
 
 #[test]
-fn housekeeping_never_delays_a_tasks_timeout() {
+fn housekeeping_never_delays_a_tasks_timeout_and_is_never_cut_short() {
     let env = Env::new();
-    // A prune that takes 4 s (30k expired tasks took 12 s) is due.
+    let old = env.launch(&["true"]);
+    env.wait_state(&old, "exited");
+    // A prune that takes 2 s (30k expired tasks took 12 s) is due, and
+    // everything finished counts as expired.
+    let _ = fs::remove_file(env.state.join(".last-prune"));
     let id = {
         let mut command = env.cmd(BG_RUN);
         command
             .env("BG_FAULT", "auto-prune")
-            .env("BG_FAULT_STALL_MS", "4000")
+            .env("BG_FAULT_STALL_MS", "2000")
+            .env("BG_RETENTION", "0s")
             .args(["--timeout", "0.3", "--grace", "0.2", "sleep", "30"]);
         let out = finish(command).success();
         out.stdout.trim().to_string()
     };
     let record = env.wait_state(&id, "timeout");
     let took = record["duration_ms"].as_u64().unwrap();
-    assert!(took < 2500, "the timeout fired after {took} ms");
+    assert!(took < 1800, "the timeout fired after {took} ms");
+    // The supervisor outlived its task for the prune: it was not cut off.
+    poll(DEADLINE, || (!env.task_dir(&old).exists()).then_some(()))
+        .expect("the prune never finished");
 }
 
 #[test]
@@ -579,4 +587,75 @@ fn a_fifo_in_place_of_output_log_blocks_no_reader() {
     assert!(out.stderr.starts_with("bg-check: warning: "), "{out:?}");
     let out = env.run(BG_REMIND, &["--task", &id]);
     assert_eq!(out.code(), 143, "{out:?}");
+}
+
+#[test]
+#[cfg_attr(feature = "portable", ignore = "linux-only: reads /proc/PID/wchan")]
+fn a_reader_whose_consumer_stalls_holds_up_no_other_reader() {
+    let env = Env::new();
+    let id = env.launch(&["seq", "1", "40000"]);
+    env.wait_state(&id, "exited");
+    let mut command = env.cmd(BG_CHECK);
+    command
+        .args([id.as_str(), "--max-bytes", "0"])
+        .stdout(std::process::Stdio::piped());
+    let stuck = Guard::spawn(command);
+    let pid = stuck.pid();
+    poll(DEADLINE, || {
+        let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+        wchan.contains("pipe").then_some(())
+    })
+    .expect("the first reader never blocked on its stdout");
+    let other = env.run(BG_CHECK, &[&id, "--reader", "other", "--tail", "1"]);
+    assert!(other.success().stdout.ends_with("40000\n"));
+    let out = env.run(
+        BG_CHECK,
+        &[&id, "--wait", "--reader", "third", "--tail", "1"],
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+}
+
+#[test]
+fn a_follower_whose_cursor_cannot_be_saved_prints_each_line_once() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+        return;
+    };
+    let state = disk.path.join("state");
+    let state_arg = state.to_str().unwrap();
+    let gate = env.dir.path().join("gate");
+    let script = format!(
+        "for i in 1 2 3 4 5 6; do printf 'line-%s\\n' $i; sleep 0.02; done; \
+         until [ -e '{}' ]; do sleep 0.01; done",
+        gate.display()
+    );
+    let id = env
+        .run(BG_RUN, &["--state-dir", state_arg, &script])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let log = state.join("tasks").join(&id).join("output.log");
+    poll(DEADLINE, || {
+        fs::read(&log).is_ok_and(|l| !l.is_empty()).then_some(())
+    })
+    .expect("no output");
+    // The log has its page; nothing else gets room, not the cursor.
+    disk.fill();
+    let mut command = env.cmd(BG_CHECK);
+    command.args(["--state-dir", state_arg, &id, "--follow"]);
+    let follower = std::thread::spawn(move || finish(command));
+    poll(DEADLINE, || {
+        fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("line-6"))
+    })
+    .expect("the task never printed its last line");
+    fs::write(&gate, b"").unwrap();
+    let out = follower.join().unwrap();
+    for i in 1..=6 {
+        let line = format!("line-{i}\n");
+        assert_eq!(out.stdout.matches(&line).count(), 1, "{line:?} in {out:?}");
+    }
+    assert_eq!(out.stderr.matches("warning").count(), 1, "{out:?}");
 }
