@@ -64,7 +64,9 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     let Some(state) = state else {
         return Ok(ExitCode::SUCCESS);
     };
-    let _reader = notify_state::lock_reader(state, &cli.reader)?;
+    let Some(_reader) = notify_state::lock_reader(state, &cli.reader)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let found = gather(state, cli)?;
     if found.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -90,7 +92,10 @@ fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
     // A delivery still pending was cut short (its notifier died while
     // printing): its tasks are reported again.
     progress.pending = None;
-    outcome::settle_unjournaled(state, &guard)?;
+    if let Err(err) = outcome::settle_unjournaled(state, &guard) {
+        // Still no room: the ends stay marked, and are settled later.
+        cli::warn("bg-check", &cli::error_chain(&err));
+    }
     let reading = journal::read_from(state, &guard, progress.journal_offset)?;
     if reading.skipped > 0 {
         cli::warn(

@@ -1,6 +1,7 @@
 //! Injected faults, so that tests can show what a crash between two steps
 //! leaves behind: `BG_FAULT=<point>` makes a debug build die at that point
-//! (it KILLs itself), or stall there for `BG_FAULT_STALL_MS`. Release
+//! (it KILLs itself), or stall there: until the file `BG_FAULT_GATE`
+//! exists, or for `BG_FAULT_STALL_MS` (at most, with a gate). Release
 //! builds compile every point to nothing.
 
 /// Where a process may be made to die or stall.
@@ -33,14 +34,22 @@ pub fn crash(point: Point) {
     }
 }
 
-/// Waits here for `BG_FAULT_STALL_MS` if `BG_FAULT` names this point.
+/// Waits here if `BG_FAULT` names this point: until `BG_FAULT_GATE`
+/// exists (checked every 10 ms), or for `BG_FAULT_STALL_MS`, whichever
+/// comes first (10 s with a gate and no time).
 pub fn stall(point: Point) {
-    if cfg!(debug_assertions) && is_armed(point) {
-        let ms = std::env::var("BG_FAULT_STALL_MS")
-            .ok()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(0);
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+    if !(cfg!(debug_assertions) && is_armed(point)) {
+        return;
+    }
+    let gate = std::env::var_os("BG_FAULT_GATE").map(std::path::PathBuf::from);
+    let ms = std::env::var("BG_FAULT_STALL_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(if gate.is_some() { 10_000 } else { 0 });
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let step = std::time::Duration::from_millis(10);
+    while std::time::Instant::now() < until && !gate.as_ref().is_some_and(|g| g.exists()) {
+        std::thread::sleep(step.min(until.saturating_duration_since(std::time::Instant::now())));
     }
 }
 

@@ -70,28 +70,23 @@ fn cut_torn_tail(file: &mut File) -> std::io::Result<u64> {
     if last[0] == b'\n' {
         return Ok(len);
     }
-    let mut tail = Vec::new();
-    let mut start = len;
-    loop {
-        let from = start.saturating_sub(64 * 1024);
-        let mut chunk = vec![0; usize::try_from(start - from).unwrap_or(0)];
-        file.seek(SeekFrom::Start(from))?;
-        file.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&tail);
-        tail = chunk;
-        start = from;
-        if let Some(at) = tail.iter().rposition(|b| *b == b'\n') {
+    // Back from the end, a chunk at a time, to the last newline.
+    let mut end = len - 1;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let piece = &mut chunk[..usize::try_from(end - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(piece)?;
+        if let Some(at) = piece.iter().rposition(|b| *b == b'\n') {
             let whole = start + at as u64 + 1;
-            if whole < len {
-                file.set_len(whole)?;
-            }
+            file.set_len(whole)?;
             return Ok(whole);
         }
-        if start == 0 {
-            file.set_len(0)?;
-            return Ok(0);
-        }
+        end = start;
     }
+    file.set_len(0)?;
+    Ok(0)
 }
 
 /// The ids of every task that has a line in the journal.
@@ -203,4 +198,28 @@ pub fn compact(
         write_atomic(&path, &kept)?;
     }
     Ok(OffsetMap { dropped_before })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_tail_is_cut_back_to_the_last_whole_line_however_long() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("journal.jsonl");
+        let cases: [(Vec<u8>, u64); 4] = [
+            (b"{\"a\":1}\n".to_vec(), 8),
+            ([b"{\"a\":1}\n".as_slice(), &[b'x'; 200_000]].concat(), 8),
+            (vec![b'x'; 70_000], 0),
+            (b"one\ntwo\nthr".to_vec(), 8),
+        ];
+        for (bytes, whole) in cases {
+            fs::write(&path, &bytes)?;
+            let mut file = File::options().read(true).write(true).open(&path)?;
+            assert_eq!(cut_torn_tail(&mut file)?, whole);
+            assert_eq!(fs::metadata(&path)?.len(), whole);
+        }
+        Ok(())
+    }
 }

@@ -29,16 +29,31 @@ pub fn create_and_lock(path: &Path) -> Result<File> {
 
 /// Opens (creating if needed) a shared lock file and waits for its exclusive lock.
 pub fn lock_exclusive(path: &Path) -> Result<File> {
-    let file = private_options()
+    let file = open_lock_file(path)?;
+    file.lock()
+        .context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
+/// Opens (creating if needed) a shared lock file and takes its exclusive
+/// lock if it is free; `None` if someone holds it.
+pub fn try_exclusive(path: &Path) -> Result<Option<File>> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(err)) => Err(Error::io(format!("locking {}", path.display()), err)),
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    private_options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .context(|| format!("opening {}", path.display()))?;
-    file.lock()
-        .context(|| format!("locking {}", path.display()))?;
-    Ok(file)
+        .context(|| format!("opening {}", path.display()))
 }
 
 /// Waits until nobody holds the lock at `path` (the supervisor has exited),

@@ -63,15 +63,15 @@ pub struct ReaderLock {
     _file: File,
 }
 
-/// Waits for `reader`'s lock (a notifier of the same reader stuck on its
-/// stdout holds it; that reader's own consumer is the one stuck).
-pub fn lock_reader(state: &StateDir, reader: &str) -> Result<ReaderLock> {
+/// Takes `reader`'s lock, or `None` at once if another notifier of the
+/// same reader holds it: that one delivers what there is (or leaves it
+/// pending, reported again), so waiting for it, perhaps stuck on a stdout
+/// nobody reads, would only hang this caller (an agent's prompt hook).
+pub fn lock_reader(state: &StateDir, reader: &str) -> Result<Option<ReaderLock>> {
     ids::check_reader(reader)?;
     make_private_dir(&state.readers_dir(), false)?;
     let path = state.readers_dir().join(format!("{reader}.lock"));
-    Ok(ReaderLock {
-        _file: lock::lock_exclusive(&path)?,
-    })
+    Ok(lock::try_exclusive(&path)?.map(|file| ReaderLock { _file: file }))
 }
 
 fn progress_path(state: &StateDir, reader: &str) -> Result<PathBuf> {

@@ -226,7 +226,9 @@ fn a_task_is_lost_only_once_nothing_of_it_is_left() {
     // started its own session is left.
     env.signal(&id, "supervisor_pid", 9);
     env.wait_state(&id, "unsupervised");
+    let leader = env.record(&id)["pid"].as_i64().unwrap();
     env.signal(&id, "pid", 9);
+    poll(DEADLINE, || (!alive(leader)).then_some(())).expect("the leader lives on");
     let record = env.record(&id);
     assert_eq!(record["state"], "unsupervised", "{record}");
     let pruned = env
@@ -427,12 +429,13 @@ fn a_process_taking_a_supervisors_name_is_still_stopped_with_its_task() {
 )]
 fn a_task_that_ended_on_its_own_is_never_recorded_as_killed() {
     let env = Env::new();
-    // The supervisor is slow to reap: bg-kill comes after the command
-    // ended on its own, before its end is recorded.
+    // The supervisor is slow to reap (until the gate opens): bg-kill comes
+    // after the command ended on its own, before its end is recorded.
+    let gate = env.dir.path().join("gate");
     let mut command = env.cmd(BG_RUN);
     command
         .env("BG_FAULT", "supervisor-reap")
-        .env("BG_FAULT_STALL_MS", "1500")
+        .env("BG_FAULT_GATE", &gate)
         .args(["sleep", "0.2"]);
     let id = finish(command).success().stdout.trim().to_string();
     let pid = env.record(&id)["pid"].as_i64().unwrap();
@@ -442,7 +445,13 @@ fn a_task_that_ended_on_its_own_is_never_recorded_as_killed() {
         (state == 'Z').then_some(())
     })
     .expect("the command never ended");
-    let _ = env.run(BG_KILL, &["--grace", "1", &id]);
+    let mut kill = env.cmd(BG_KILL);
+    kill.args(["--grace", "1", &id]);
+    let killer = std::thread::spawn(move || finish(kill));
+    let request = env.task_dir(&id).join("kill-request");
+    poll(DEADLINE, || request.exists().then_some(())).expect("no kill request");
+    fs::write(&gate, b"").unwrap();
+    let _ = killer.join().unwrap();
     let record = env.wait_record(&id, |r| r["state"] != "running");
     assert_eq!(record["state"], "exited", "{record}");
     assert_eq!(record["reason"], "exit", "{record}");
