@@ -196,21 +196,41 @@ impl Task {
 }
 
 /// Confirms a process calling itself `bg-run <id>` as the supervisor of
-/// task `<id>` of the state dir whose tasks live in `tasks_dir`: its
-/// record must name that very process (pid and start time). A process
-/// that only took the name, or a supervisor of another state dir, is not.
+/// task `<id>`: where `tasks_dir` has a record of that task, the record
+/// must name that very process (pid and start time); where it has none
+/// (a task of another state dir, or one not recorded yet), the process
+/// must run the bg-run program. A process that only took the name is not.
 pub fn confirms_supervisor(tasks_dir: &Path, process: &ProcInfo, id: &str) -> bool {
     let Ok(id) = crate::ids::TaskId::parse(id) else {
         return false;
     };
     let meta = tasks_dir.join(id.as_str()).join("meta.json");
-    LaunchRecord::read(&meta)
-        .ok()
-        .flatten()
-        .is_some_and(|launch| {
+    match LaunchRecord::read(&meta) {
+        Ok(Some(launch)) => {
             launch.supervisor_pid == Some(process.pid)
                 && launch.supervisor_start_time == Some(process.start_time)
-        })
+        }
+        Ok(None) => runs_bg_run(process.pid),
+        Err(_) => false,
+    }
+}
+
+/// True if `pid` runs the bg-run program: the binary this one is, or the
+/// one installed beside it.
+fn runs_bg_run(pid: process::Pid) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    static BG_RUN: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+    let bg_run = BG_RUN.get_or_init(|| {
+        let me = std::env::current_exe().ok()?;
+        let program = if me.file_name().is_some_and(|n| n == "bg-run") {
+            me
+        } else {
+            me.with_file_name("bg-run")
+        };
+        let meta = std::fs::metadata(program).ok()?;
+        Some((meta.dev(), meta.ino()))
+    });
+    bg_run.is_some() && process::exe_identity(pid) == *bg_run
 }
 
 fn leader_identity(launch: &LaunchRecord) -> Option<Identity> {

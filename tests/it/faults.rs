@@ -668,3 +668,37 @@ fn a_follower_whose_cursor_cannot_be_saved_prints_each_line_once() {
     }
     assert_eq!(out.stderr.matches("warning").count(), 1, "{out:?}");
 }
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "linux-only: tells a nested supervisor from /proc"
+)]
+fn a_task_started_from_inside_another_into_another_state_dir_survives_it() {
+    let env = Env::new();
+    let other = env.dir.path().join("other-state");
+    let script = format!(
+        r#""$BG_RUN" --state-dir '{}' sleep 100 && exec sleep 100"#,
+        other.display()
+    );
+    let outer = env.launch(&[&script]);
+    let inner = env.wait_record(&outer, |r| output_of(r).trim().len() >= 6);
+    let inner = output_of(&inner).trim().to_string();
+    let other_arg = other.to_str().unwrap();
+    let inner_pid = env
+        .run(BG_CHECK, &["--state-dir", other_arg, &inner, "--json"])
+        .success()
+        .json()["pid"]
+        .as_i64()
+        .unwrap();
+    env.run(BG_KILL, &[&outer]).success();
+    env.wait_state(&outer, "killed");
+    let record = env
+        .run(BG_CHECK, &["--state-dir", other_arg, &inner, "--json"])
+        .success()
+        .json();
+    assert_eq!(record["state"], "running", "{record}");
+    assert!(alive(inner_pid));
+    env.run(BG_KILL, &["--state-dir", other_arg, &inner])
+        .success();
+}

@@ -292,6 +292,14 @@ pub fn environ_value(pid: Pid, key: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// The file the process runs, as (device, inode): what it is, whatever it
+/// calls itself. Only our own processes can be read; others say `None`.
+pub fn exe_identity(pid: Pid) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
 /// The process's command name (as `ps -o comm` shows it).
 pub fn command_name(pid: Pid) -> Option<String> {
     let name = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

@@ -114,6 +114,10 @@ pub fn environ_value(_pid: Pid, _key: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+pub fn exe_identity(_pid: Pid) -> Option<(u64, u64)> {
+    None
+}
+
 pub fn command_name(_pid: Pid) -> Option<String> {
     None
 }
