@@ -312,15 +312,20 @@ fn an_old_mcp_server_session_gets_conversation_ids_and_plain_denials() {
     assert_eq!(second["final_message"], "decision: \"denied\"");
 }
 
-/// Processes blocked on a flock of this file (Linux: `/proc/locks` lists
-/// them with `->`, by device:inode).
-fn lock_waiters(path: &std::path::Path) -> usize {
+/// Processes other than `except` blocked on a flock of this file (Linux:
+/// `/proc/locks` lists them with `->`, by pid and device:inode).
+fn lock_waiters(path: &std::path::Path, except: i64) -> usize {
     use std::os::unix::fs::MetadataExt;
     let inode = format!(":{}", fs::metadata(path).unwrap().ino());
+    let except = except.to_string();
     let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
     locks
         .lines()
-        .filter(|l| l.contains("->") && l.split_whitespace().any(|w| w.ends_with(&inode)))
+        .filter(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let on_file = words.iter().position(|w| w.ends_with(&inode));
+            l.contains("->") && on_file.is_some_and(|at| at > 0 && words[at - 1] != except)
+        })
         .count()
 }
 
@@ -343,7 +348,12 @@ fn concurrent_answers_to_one_approval_write_one_reply() {
         })
         .collect();
     let path = env.task_dir(&id).join("input");
-    poll(DEADLINE, || (lock_waiters(&path) == 6).then_some(())).expect("six waiting");
+    // The session's own feeder may wait on the lock too: it is not counted.
+    let supervisor = env.record(&id)["supervisor_pid"].as_i64().unwrap();
+    poll(DEADLINE, || {
+        (lock_waiters(&path, supervisor) == 6).then_some(())
+    })
+    .expect("six waiting");
     input.unlock().unwrap();
     let codes: Vec<i32> = answers
         .into_iter()
