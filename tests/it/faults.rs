@@ -702,3 +702,31 @@ fn a_task_started_from_inside_another_into_another_state_dir_survives_it() {
     env.run(BG_KILL, &["--state-dir", other_arg, &inner])
         .success();
 }
+
+#[test]
+fn notify_on_a_full_disk_reports_and_reports_again_later() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+        return;
+    };
+    let state = disk.path.join("state");
+    let state_arg = state.to_str().unwrap();
+    let out = env
+        .run(BG_RUN, &["--state-dir", state_arg, "true"])
+        .success();
+    let id = out.stdout.trim().to_string();
+    poll(DEADLINE, || {
+        let out = env.run(BG_CHECK, &["--state-dir", state_arg, &id, "--json"]);
+        (out.json()["state"] == "exited").then_some(())
+    })
+    .expect("the task never ended");
+    // No room for the reader's progress: it is told all the same.
+    disk.fill();
+    let out = env.run(BG_CHECK, &["--state-dir", state_arg, "--notify", "--json"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.json()[0]["id"], id.as_str(), "{out:?}");
+    assert!(out.stderr.contains("reported again"), "{out:?}");
+    disk.free();
+    assert_eq!(notified(&env, state_arg), vec![id]);
+    assert!(notified(&env, state_arg).is_empty());
+}
