@@ -80,7 +80,7 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     if let Some(delivery) = progress.pending.take() {
         progress.delivered(delivery);
     }
-    save(state, &guard, cli, &mut progress);
+    save(state, &guard, cli, &mut progress)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,26 +119,20 @@ fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
     } else {
         progress.pending = Some(delivery);
     }
-    save(state, &guard, cli, &mut progress);
+    save(state, &guard, cli, &mut progress)?;
     Ok(found)
 }
 
-/// Saves the reader's progress. One that cannot be saved (a full disk) is
-/// a warning: what is printed now is printed again next time, never lost,
-/// and a hook on every prompt must not fail for it.
-fn save(state: &StateDir, guard: &JournalLock, cli: &Cli, progress: &mut ReaderProgress) {
+fn save(
+    state: &StateDir,
+    guard: &JournalLock,
+    cli: &Cli,
+    progress: &mut ReaderProgress,
+) -> Result<()> {
     progress
         .lost_reported
         .retain(|id| state.tasks_dir().join(id).exists());
-    if let Err(err) = notify_state::save(state, guard, &cli.reader, progress) {
-        cli::warn(
-            "bg-check",
-            &format!(
-                "{}; these tasks will be reported again",
-                cli::error_chain(&err)
-            ),
-        );
-    }
+    notify_state::save(state, guard, &cli.reader, progress)
 }
 
 /// Lost tasks (supervisor died, nothing left running) not yet reported:

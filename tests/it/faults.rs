@@ -41,6 +41,52 @@ fn a_command_as_large_as_the_kernel_takes_gives_a_readable_killable_task() {
     );
 }
 
+/// A state dir on a small tmpfs (`SmallDisk`), and the tools run against it.
+struct DiskState<'a> {
+    env: &'a Env,
+    disk: SmallDisk,
+    state: std::path::PathBuf,
+    /// `state` as a `--state-dir` argument.
+    arg: String,
+}
+
+impl<'a> DiskState<'a> {
+    fn mount(env: &'a Env, size: &str) -> Option<DiskState<'a>> {
+        let disk = SmallDisk::mount(env, size)?;
+        let state = disk.path.join("state");
+        let arg = state.to_str()?.to_string();
+        Some(DiskState {
+            env,
+            disk,
+            state,
+            arg,
+        })
+    }
+
+    /// `tool --state-dir STATE ARGS`.
+    fn run(&self, tool: &str, args: &[&str]) -> Outcome {
+        let mut all = vec!["--state-dir", self.arg.as_str()];
+        all.extend_from_slice(args);
+        self.env.run(tool, &all)
+    }
+
+    fn notified(&self) -> Vec<String> {
+        notified(self.env, &self.arg)
+    }
+
+    fn fill(&self) {
+        self.disk.fill();
+    }
+
+    fn fill_leaving(&self, left: u64) {
+        self.disk.fill_leaving(left);
+    }
+
+    fn free(&self) {
+        self.disk.free();
+    }
+}
+
 /// A task that ends once `gate` exists.
 fn gated(env: &Env, state: &str, gate: &std::path::Path) -> String {
     let script = format!("until [ -e '{}' ]; do sleep 0.01; done", gate.display());
@@ -85,40 +131,38 @@ fn a_torn_journal_line_costs_no_other_task_its_notification() {
 #[test]
 fn a_task_whose_journal_line_met_a_full_disk_is_notified_once_space_is_back() {
     let env = Env::new();
-    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+    let Some(disk) = DiskState::mount(&env, "512k") else {
         return;
     };
-    let state = disk.path.join("state");
-    let state_arg = state.to_str().unwrap();
-    assert!(notified(&env, state_arg).is_empty());
+    assert!(disk.notified().is_empty());
     // The task fills the disk itself: its status has reserved space, its
     // journal line has none.
-    let out = env
-        .run(BG_RUN, &["--state-dir", state_arg, "cat /dev/zero; exit 5"])
-        .success();
+    let out = disk.run(BG_RUN, &["cat /dev/zero; exit 5"]).success();
     let filler = out.stdout.trim().to_string();
     let record = poll(DEADLINE, || {
-        let out = env.run(BG_CHECK, &["--state-dir", state_arg, &filler, "--json"]);
+        let out = disk.run(BG_CHECK, &[&filler, "--json"]);
         let record = out.success().json();
         (record["state"] != "running").then_some(record)
     })
     .expect("the task never ended");
     assert_eq!(record["exit_code"], 5, "{record}");
     // Still full: nothing to announce it with yet, and nothing lost.
-    let _ = env.run(BG_CHECK, &["--state-dir", state_arg, "--notify", "--json"]);
-    fs::write(state.join("tasks").join(&filler).join("output.log"), b"").unwrap();
-    assert_eq!(notified(&env, state_arg), vec![filler]);
-    assert!(notified(&env, state_arg).is_empty());
+    let _ = disk.run(BG_CHECK, &["--notify", "--json"]);
+    fs::write(
+        disk.state.join("tasks").join(&filler).join("output.log"),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(disk.notified(), vec![filler]);
+    assert!(disk.notified().is_empty());
 }
 
 #[test]
 fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
     let env = Env::new();
-    let Some(disk) = SmallDisk::mount(&env, "1m") else {
+    let Some(disk) = DiskState::mount(&env, "1m") else {
         return;
     };
-    let state = disk.path.join("state");
-    let state_arg = state.to_str().unwrap();
     let mut ended = Vec::new();
     let mut reported = Vec::new();
     // Tasks end on a disk with little or no room: their journal lines
@@ -127,17 +171,17 @@ fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
     let lefts = [0u64, 8192, 0, 128, 0, 4096, 0, 0];
     for (round, left) in lefts.iter().cycle().take(48).enumerate() {
         let gate = env.dir.path().join(format!("gate-{round}"));
-        let id = gated(&env, state_arg, &gate);
+        let id = gated(&env, &disk.arg, &gate);
         disk.fill_leaving(*left);
         fs::write(&gate, b"").unwrap();
         poll(DEADLINE, || {
-            let out = env.run(BG_CHECK, &["--state-dir", state_arg, &id, "--json"]);
+            let out = disk.run(BG_CHECK, &[&id, "--json"]);
             (out.code() == 0 && out.json()["state"] == "exited").then_some(())
         })
         .unwrap_or_else(|| panic!("task {id} (round {round}) never read as exited"));
         ended.push(id);
         // A notifier on the full disk may report some of them already.
-        let out = env.run(BG_CHECK, &["--state-dir", state_arg, "--notify", "--json"]);
+        let out = disk.run(BG_CHECK, &["--notify", "--json"]);
         if out.code() == 0 && !out.stdout.trim().is_empty() {
             for n in out.json().as_array().unwrap() {
                 reported.push(n["id"].as_str().unwrap().to_string());
@@ -145,18 +189,15 @@ fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
         }
         disk.free();
     }
-    reported.extend(notified(&env, state_arg));
-    reported.extend(notified(&env, state_arg));
+    reported.extend(disk.notified());
+    reported.extend(disk.notified());
     let mut sorted = reported.clone();
     sorted.sort();
     let mut expected = ended.clone();
     expected.sort();
     assert_eq!(sorted, expected, "reported {reported:?}");
     for id in &ended {
-        let record = env
-            .run(BG_CHECK, &["--state-dir", state_arg, id, "--json"])
-            .success()
-            .json();
+        let record = disk.run(BG_CHECK, &[id, "--json"]).success().json();
         assert_eq!(record["exit_code"], 0, "{record}");
     }
 }
@@ -350,24 +391,17 @@ fn a_symlinked_readers_dir_is_refused_not_followed() {
 #[test]
 fn bg_kill_on_a_full_disk_still_records_the_kill() {
     let env = Env::new();
-    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+    let Some(disk) = DiskState::mount(&env, "512k") else {
         return;
     };
-    let state = disk.path.join("state");
-    let state_arg = state.to_str().unwrap();
-    let out = env
-        .run(BG_RUN, &["--state-dir", state_arg, "sleep", "300"])
-        .success();
+    let out = disk.run(BG_RUN, &["sleep", "300"]).success();
     let id = out.stdout.trim().to_string();
     disk.fill();
-    let out = env.run(BG_KILL, &["--state-dir", state_arg, "--json", &id]);
+    let out = disk.run(BG_KILL, &["--json", &id]);
     assert_eq!(out.code(), 0, "{out:?}");
     let report = out.json();
     assert_eq!(report[0]["result"], "killed", "{report}");
-    let record = env
-        .run(BG_CHECK, &["--state-dir", state_arg, &id, "--json"])
-        .success()
-        .json();
+    let record = disk.run(BG_CHECK, &[&id, "--json"]).success().json();
     assert_eq!(record["state"], "killed", "{record}");
     assert_eq!(record["reason"], "bg-kill", "{record}");
 }
@@ -493,38 +527,32 @@ fn a_tree_that_keeps_forking_into_new_sessions_is_stopped_whole() {
 #[test]
 fn a_cursor_that_cannot_be_saved_is_a_warning_not_another_exit_status() {
     let env = Env::new();
-    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+    let Some(disk) = DiskState::mount(&env, "512k") else {
         return;
     };
-    let state = disk.path.join("state");
-    let state_arg = state.to_str().unwrap();
     let gate = env.dir.path().join("gate");
     let script = format!(
         "printf 'first %s\\n' words; until [ -e '{}' ]; do sleep 0.01; done; exit 3",
         gate.display()
     );
-    let id = env
-        .run(BG_RUN, &["--state-dir", state_arg, &script])
+    let id = disk
+        .run(BG_RUN, &[&script])
         .success()
         .stdout
         .trim()
         .to_string();
     disk.fill();
     fs::write(&gate, b"").unwrap();
-    let out = env.run(BG_CHECK, &["--state-dir", state_arg, &id, "--wait"]);
+    let out = disk.run(BG_CHECK, &[&id, "--wait"]);
     assert_eq!(out.code(), 3, "{out:?}");
     assert!(out.stdout.contains("first words"), "{out:?}");
     assert!(out.stderr.starts_with("bg-check: warning: "), "{out:?}");
     assert!(out.stderr.contains("No space left on device"), "{out:?}");
     // Nothing was lost: with room again, the same output is shown once more.
     disk.free();
-    let again = env
-        .run(BG_CHECK, &["--state-dir", state_arg, &id])
-        .success();
+    let again = disk.run(BG_CHECK, &[&id]).success();
     assert!(again.stdout.contains("first words"), "{again:?}");
-    let last = env
-        .run(BG_CHECK, &["--state-dir", state_arg, &id])
-        .success();
+    let last = disk.run(BG_CHECK, &[&id]).success();
     assert!(!last.stdout.contains("first words"), "{last:?}");
 }
 
@@ -627,24 +655,22 @@ fn a_reader_whose_consumer_stalls_holds_up_no_other_reader() {
 #[test]
 fn a_follower_whose_cursor_cannot_be_saved_prints_each_line_once() {
     let env = Env::new();
-    let Some(disk) = SmallDisk::mount(&env, "512k") else {
+    let Some(disk) = DiskState::mount(&env, "512k") else {
         return;
     };
-    let state = disk.path.join("state");
-    let state_arg = state.to_str().unwrap();
     let gate = env.dir.path().join("gate");
     let script = format!(
         "for i in 1 2 3 4 5 6; do printf 'line-%s\\n' $i; sleep 0.02; done; \
          until [ -e '{}' ]; do sleep 0.01; done",
         gate.display()
     );
-    let id = env
-        .run(BG_RUN, &["--state-dir", state_arg, &script])
+    let id = disk
+        .run(BG_RUN, &[&script])
         .success()
         .stdout
         .trim()
         .to_string();
-    let log = state.join("tasks").join(&id).join("output.log");
+    let log = disk.state.join("tasks").join(&id).join("output.log");
     poll(DEADLINE, || {
         fs::read(&log).is_ok_and(|l| !l.is_empty()).then_some(())
     })
@@ -652,7 +678,7 @@ fn a_follower_whose_cursor_cannot_be_saved_prints_each_line_once() {
     // The log has its page; nothing else gets room, not the cursor.
     disk.fill();
     let mut command = env.cmd(BG_CHECK);
-    command.args(["--state-dir", state_arg, &id, "--follow"]);
+    command.args(["--state-dir", &disk.arg, &id, "--follow"]);
     let follower = std::thread::spawn(move || finish(command));
     poll(DEADLINE, || {
         fs::read_to_string(&log)
@@ -701,32 +727,4 @@ fn a_task_started_from_inside_another_into_another_state_dir_survives_it() {
     assert!(alive(inner_pid));
     env.run(BG_KILL, &["--state-dir", other_arg, &inner])
         .success();
-}
-
-#[test]
-fn notify_on_a_full_disk_reports_and_reports_again_later() {
-    let env = Env::new();
-    let Some(disk) = SmallDisk::mount(&env, "512k") else {
-        return;
-    };
-    let state = disk.path.join("state");
-    let state_arg = state.to_str().unwrap();
-    let out = env
-        .run(BG_RUN, &["--state-dir", state_arg, "true"])
-        .success();
-    let id = out.stdout.trim().to_string();
-    poll(DEADLINE, || {
-        let out = env.run(BG_CHECK, &["--state-dir", state_arg, &id, "--json"]);
-        (out.json()["state"] == "exited").then_some(())
-    })
-    .expect("the task never ended");
-    // No room for the reader's progress: it is told all the same.
-    disk.fill();
-    let out = env.run(BG_CHECK, &["--state-dir", state_arg, "--notify", "--json"]);
-    assert_eq!(out.code(), 0, "{out:?}");
-    assert_eq!(out.json()[0]["id"], id.as_str(), "{out:?}");
-    assert!(out.stderr.contains("reported again"), "{out:?}");
-    disk.free();
-    assert_eq!(notified(&env, state_arg), vec![id]);
-    assert!(notified(&env, state_arg).is_empty());
 }
