@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
-use bg_shared::fsutil::{json_bytes, read_json, write_atomic_unsynced};
+use bg_shared::fsutil::{Reserved, json_bytes, read_json, write_atomic_unsynced};
 use bg_shared::ids::TaskId;
 use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::process::{
@@ -18,7 +18,7 @@ use bg_shared::record::{
 };
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, KILL_REQUESTED, Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, lock, time};
+use bg_shared::{Error, Result, cli, lock, time};
 use serde::Serialize;
 
 /// After KILL, how long the dying get to be gone before a last look.
@@ -177,13 +177,14 @@ fn request_kill(paths: &TaskPaths, plan: &Plan) {
         requested_at: time::rfc3339(now),
         requested_at_ns: Some(time::unix_nanos(now)),
     };
-    let written = json_bytes(&request).and_then(|bytes| {
-        write_atomic_unsynced(&paths.kill_request(), &bytes).or_else(|_| {
+    let written = json_bytes(&request)
+        .and_then(|bytes| write_atomic_unsynced(&paths.kill_request(), &bytes))
+        .or_else(|_| {
             // A full disk: written into the space set aside at launch, which
             // a task still filling the disk cannot take in between.
-            overwrite_and_rename(&paths.kill_request_reserve(), &paths.kill_request(), &bytes)
-        })
-    });
+            Reserved::open_existing(&paths.kill_request_reserve())?
+                .commit_json(&paths.kill_request(), &request)
+        });
     if let Err(err) = written {
         cli::warn(
             "bg-kill",
@@ -367,24 +368,4 @@ fn hit(pid: Pid) -> Hit {
         pid,
         command: process::command_name(pid),
     }
-}
-
-/// Writes `bytes` over the start of the existing file `reserve` (its
-/// blocks are already allocated), cuts it to that length, and renames it
-/// to `target`.
-fn overwrite_and_rename(
-    reserve: &std::path::Path,
-    target: &std::path::Path,
-    bytes: &[u8],
-) -> Result<()> {
-    use std::io::Write;
-    let mut file = bg_shared::fsutil::private_options()
-        .write(true)
-        .open(reserve)
-        .context(|| format!("opening {}", reserve.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.set_len(bytes.len() as u64))
-        .context(|| format!("writing {}", reserve.display()))?;
-    std::fs::rename(reserve, target)
-        .context(|| format!("renaming {} to {}", reserve.display(), target.display()))
 }

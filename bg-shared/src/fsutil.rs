@@ -244,6 +244,24 @@ impl Reserved {
         })
     }
 
+    /// A reservation made earlier, perhaps by another process (a kill
+    /// request's, made at launch and used by bg-kill).
+    pub fn open_existing(path: &Path) -> Result<Reserved> {
+        let file = private_options()
+            .write(true)
+            .open(path)
+            .context(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
+            .context(|| format!("reading {}", path.display()))?
+            .len();
+        Ok(Reserved {
+            file,
+            path: path.to_path_buf(),
+            bytes: usize::try_from(len).unwrap_or(0),
+        })
+    }
+
     /// Writes `value` into the reserved space and syncs it, ready to be
     /// published as `target`. A record that outgrew the space is written
     /// the ordinary way instead.
