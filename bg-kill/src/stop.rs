@@ -11,7 +11,7 @@ use bg_shared::fsutil::{Reserved, json_bytes, read_json, write_atomic_unsynced};
 use bg_shared::ids::TaskId;
 use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::process::{
-    self, Found, Identity, Pid, Pinned, ProcInfo, Signal, TaskTree, signal_found, wait_all_exit,
+    self, Found, Identity, Pid, Pinned, Signal, TaskTree, signal_found, wait_all_exit,
 };
 use bg_shared::record::{
     EndReason, KillRequest, LaunchRecord, RECORD_VERSION, StatusRecord, TaskState,
@@ -212,7 +212,7 @@ impl Stopping {
     /// process that only took its name by that task's record.
     fn find_tree(&self) -> Found {
         let tasks = self.paths.tasks_dir();
-        let others = |p: &ProcInfo, id: &str| task::confirms_supervisor(tasks, p, id);
+        let others = task::other_supervisors(tasks);
         self.tree.find(&others)
     }
 

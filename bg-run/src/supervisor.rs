@@ -373,7 +373,7 @@ fn signal_tree(tasks: &Path, leader: Option<Pid>, signal: Signal) {
 /// This supervisor's live descendants, short of other tasks (confirmed by
 /// their records in `tasks`) and what they supervise.
 fn own_descendants(tasks: &Path) -> Vec<ProcInfo> {
-    let others = |p: &ProcInfo, id: &str| task::confirms_supervisor(tasks, p, id);
+    let others = task::other_supervisors(tasks);
     process::descendants(std::process::id() as Pid, &others)
 }
 

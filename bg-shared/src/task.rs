@@ -195,12 +195,19 @@ impl Task {
     }
 }
 
+/// The check the process layer's tree walks take (`SupervisorCheck`):
+/// which processes are other tasks' supervisors, by the records in
+/// `tasks_dir` (see [`confirms_supervisor`]).
+pub fn other_supervisors(tasks_dir: &Path) -> impl Fn(&ProcInfo, &str) -> bool + '_ {
+    move |process, id| confirms_supervisor(tasks_dir, process, id)
+}
+
 /// Confirms a process calling itself `bg-run <id>` as the supervisor of
 /// task `<id>`: where `tasks_dir` has a record of that task, the record
 /// must name that very process (pid and start time); where it has none
 /// (a task of another state dir, or one not recorded yet), the process
 /// must run the bg-run program. A process that only took the name is not.
-pub fn confirms_supervisor(tasks_dir: &Path, process: &ProcInfo, id: &str) -> bool {
+fn confirms_supervisor(tasks_dir: &Path, process: &ProcInfo, id: &str) -> bool {
     let Ok(id) = crate::ids::TaskId::parse(id) else {
         return false;
     };
@@ -259,7 +266,7 @@ fn orphan_state(paths: &TaskPaths, launch: &LaunchRecord) -> TaskState {
 fn survivors(paths: &TaskPaths, leader: &Identity, launch: &LaunchRecord) -> Vec<ProcInfo> {
     let mut found = process::task_group_members(leader, launch.session_id);
     let tasks_dir = paths.tasks_dir();
-    let others = |p: &ProcInfo, id: &str| confirms_supervisor(tasks_dir, p, id);
+    let others = other_supervisors(tasks_dir);
     found.extend(process::marked(&launch.id, leader.start_time, &others));
     found
 }
