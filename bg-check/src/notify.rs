@@ -5,6 +5,7 @@
 //! `notify_state`).
 
 use bg_shared::exit::ExitCode;
+use bg_shared::ids::TaskId;
 use bg_shared::journal::{self, JournalLock};
 use bg_shared::notify_state::{self, Delivery, ReaderProgress};
 use bg_shared::outcome;
@@ -92,7 +93,10 @@ fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
     // A delivery still pending was cut short (its notifier died while
     // printing): its tasks are reported again.
     progress.pending = None;
-    if let Err(err) = outcome::settle_unjournaled(state, &guard) {
+    // One listing serves both passes over the tasks (this runs on every
+    // prompt of an agent's hook).
+    let ids = bg_shared::select::list_ids(state)?;
+    if let Err(err) = outcome::settle_unjournaled(state, &guard, &ids) {
         // Still no room: the ends stay marked, and are settled later.
         cli::warn("bg-check", &cli::error_chain(&err));
     }
@@ -103,7 +107,7 @@ fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
             &format!("skipped {} damaged line(s) of the journal", reading.skipped),
         );
     }
-    let lost = newly_lost(state, &progress)?;
+    let lost = newly_lost(state, &progress, ids)?;
     let mut found: Vec<Notification> = reading
         .entries
         .into_iter()
@@ -137,9 +141,9 @@ fn save(
 
 /// Lost tasks (supervisor died, nothing left running) not yet reported:
 /// they never get a journal line.
-fn newly_lost(state: &StateDir, progress: &ReaderProgress) -> Result<Vec<Task>> {
+fn newly_lost(state: &StateDir, progress: &ReaderProgress, ids: Vec<TaskId>) -> Result<Vec<Task>> {
     let mut lost = Vec::new();
-    for id in bg_shared::select::list_ids(state)? {
+    for id in ids {
         let paths = TaskPaths::new(state, id.clone());
         let reported = progress.lost_reported.iter().any(|r| r == id.as_str());
         // The cheap tests first: most tasks have a status and need no more.

@@ -11,6 +11,7 @@ use crate::exit::ExitCode;
 use std::collections::HashSet;
 
 use crate::fsutil::{Reserved, read_json, write_json_atomic};
+use crate::ids::TaskId;
 use crate::journal::{self, JournalLock};
 use crate::process::Pid;
 use crate::record::{
@@ -19,7 +20,7 @@ use crate::record::{
 };
 use crate::state_dir::StateDir;
 use crate::task::TaskPaths;
-use crate::{IoContext, Result, lock, select, time};
+use crate::{IoContext, Result, lock, time};
 
 /// How a task ended, as its recorder knows it.
 #[derive(Debug, Clone)]
@@ -152,12 +153,13 @@ fn write_status(paths: &TaskPaths, status: &StatusRecord, reserve: Option<Reserv
 /// between status and journal), so that every ended task reaches
 /// `--notify`, once: a task whose line is already there only loses its
 /// marker. Tasks whose recorder still holds their lock are left to it.
-/// The caller holds the journal's lock.
-pub fn settle_unjournaled(state: &StateDir, held: &JournalLock) -> Result<usize> {
+/// The caller holds the journal's lock, and lists the task ids (`--notify`
+/// lists them once for this and for its lost tasks).
+pub fn settle_unjournaled(state: &StateDir, held: &JournalLock, ids: &[TaskId]) -> Result<usize> {
     let mut journaled: Option<HashSet<String>> = None;
     let mut settled = 0;
-    for id in select::list_ids(state)? {
-        let paths = TaskPaths::new(state, id);
+    for id in ids {
+        let paths = TaskPaths::new(state, id.clone());
         if !paths.unjournaled().exists() || !paths.status().exists() {
             continue;
         }
