@@ -60,6 +60,13 @@ impl ExitCode {
             .into_iter()
             .find(|known| known.0 == code)
     }
+
+    /// How a launcher (bg-run) says that nothing was started: the command's
+    /// failure (126, 127) or its own (125); anything else is not one.
+    pub fn launcher_refusal(code: i32) -> Option<ExitCode> {
+        ExitCode::launch_failure(code)
+            .or((code == ExitCode::LAUNCHER_FAILED.0).then_some(ExitCode::LAUNCHER_FAILED))
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +82,15 @@ mod tests {
         assert_eq!(ExitCode::mirror(None, None), ExitCode::TROUBLE);
         assert_eq!(ExitCode::launch_failure(127), Some(ExitCode::NOT_FOUND));
         assert_eq!(ExitCode::launch_failure(1), None);
+        assert_eq!(ExitCode::launch_failure(125), None);
+        assert_eq!(
+            ExitCode::launcher_refusal(125),
+            Some(ExitCode::LAUNCHER_FAILED)
+        );
+        assert_eq!(
+            ExitCode::launcher_refusal(126),
+            Some(ExitCode::CANNOT_EXECUTE)
+        );
+        assert_eq!(ExitCode::launcher_refusal(2), None);
     }
 }

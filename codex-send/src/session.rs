@@ -249,12 +249,8 @@ impl Start<'_> {
             // found (127), or bg-run's own failure (125): a launch failure
             // keeps its code; anything else is bad usage.
             let code = output.status.code().unwrap_or(0);
-            return Err(match ExitCode::launch_failure(code) {
+            return Err(match ExitCode::launcher_refusal(code) {
                 Some(code) => Error::Launch { message, code },
-                None if code == ExitCode::LAUNCHER_FAILED.code() => Error::Launch {
-                    message,
-                    code: ExitCode::LAUNCHER_FAILED,
-                },
                 None => Error::usage(message),
             });
         }
