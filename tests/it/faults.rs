@@ -70,6 +70,17 @@ impl<'a> DiskState<'a> {
         self.env.run(tool, &all)
     }
 
+    /// The record once the task is no longer running.
+    #[track_caller]
+    fn wait_ended(&self, id: &str) -> serde_json::Value {
+        poll(DEADLINE, || {
+            let out = self.run(BG_CHECK, &[id, "--json"]);
+            let record = (out.code() == 0).then(|| out.json())?;
+            (record["state"] != "running").then_some(record)
+        })
+        .unwrap_or_else(|| panic!("task {id} never ended"))
+    }
+
     fn notified(&self) -> Vec<String> {
         notified(self.env, &self.arg)
     }
@@ -139,12 +150,7 @@ fn a_task_whose_journal_line_met_a_full_disk_is_notified_once_space_is_back() {
     // journal line has none.
     let out = disk.run(BG_RUN, &["cat /dev/zero; exit 5"]).success();
     let filler = out.stdout.trim().to_string();
-    let record = poll(DEADLINE, || {
-        let out = disk.run(BG_CHECK, &[&filler, "--json"]);
-        let record = out.success().json();
-        (record["state"] != "running").then_some(record)
-    })
-    .expect("the task never ended");
+    let record = disk.wait_ended(&filler);
     assert_eq!(record["exit_code"], 5, "{record}");
     // Still full: nothing to announce it with yet, and nothing lost.
     let _ = disk.run(BG_CHECK, &["--notify", "--json"]);
@@ -174,11 +180,7 @@ fn every_finished_task_is_notified_exactly_once_whatever_write_failed() {
         let id = gated(&env, &disk.arg, &gate);
         disk.fill_leaving(*left);
         fs::write(&gate, b"").unwrap();
-        poll(DEADLINE, || {
-            let out = disk.run(BG_CHECK, &[&id, "--json"]);
-            (out.code() == 0 && out.json()["state"] == "exited").then_some(())
-        })
-        .unwrap_or_else(|| panic!("task {id} (round {round}) never read as exited"));
+        assert_eq!(disk.wait_ended(&id)["state"], "exited", "round {round}");
         ended.push(id);
         // A notifier on the full disk may report some of them already.
         let out = disk.run(BG_CHECK, &["--notify", "--json"]);
@@ -335,11 +337,7 @@ fn a_notify_consumer_that_never_reads_holds_up_nobody_else() {
         .stdout(std::process::Stdio::piped());
     let stuck = Guard::spawn(command);
     let pid = stuck.pid();
-    poll(DEADLINE, || {
-        let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
-        wchan.contains("pipe").then_some(())
-    })
-    .expect("the notifier never blocked on its stdout");
+    wait_blocked_writing(pid).expect("the notifier never blocked on its stdout");
     // Other readers, pruning and a task's end all go on meanwhile.
     let other = env.run(BG_CHECK, &["--notify", "--json", "--reader", "other"]);
     assert_eq!(other.success().json().as_array().map(Vec::len), Some(24));
@@ -556,6 +554,14 @@ fn a_cursor_that_cannot_be_saved_is_a_warning_not_another_exit_status() {
     assert!(!last.stdout.contains("first words"), "{last:?}");
 }
 
+/// Waits until `pid` sleeps writing to a pipe nobody reads.
+fn wait_blocked_writing(pid: i32) -> Option<()> {
+    poll(DEADLINE, || {
+        let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+        wchan.contains("pipe").then_some(())
+    })
+}
+
 /// True once a thread of `pid` sleeps waiting for a file lock.
 fn waits_on_a_lock(pid: i64) -> bool {
     let Ok(threads) = fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -638,11 +644,7 @@ fn a_reader_whose_consumer_stalls_holds_up_no_other_reader() {
         .stdout(std::process::Stdio::piped());
     let stuck = Guard::spawn(command);
     let pid = stuck.pid();
-    poll(DEADLINE, || {
-        let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
-        wchan.contains("pipe").then_some(())
-    })
-    .expect("the first reader never blocked on its stdout");
+    wait_blocked_writing(pid).expect("the first reader never blocked on its stdout");
     let other = env.run(BG_CHECK, &[&id, "--reader", "other", "--tail", "1"]);
     assert!(other.success().stdout.ends_with("40000\n"));
     let out = env.run(
