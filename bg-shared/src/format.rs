@@ -80,9 +80,17 @@ pub fn shell_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
 /// `text` whole if it has at most `max` characters, else its first `max`
 /// characters marked as cut.
 pub fn cut(text: &str, max: usize) -> String {
+    match prefix(text, max) {
+        (kept, true) => format!("{kept} ..."),
+        (whole, false) => whole.to_string(),
+    }
+}
+
+/// The first `max` characters of `text`, and whether anything was left out.
+fn prefix(text: &str, max: usize) -> (&str, bool) {
     match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{} ...", &text[..at]),
-        None => text.to_string(),
+        Some((at, _)) => (&text[..at], true),
+        None => (text, false),
     }
 }
 
@@ -90,10 +98,9 @@ pub fn cut(text: &str, max: usize) -> String {
 /// and [`printable`].
 pub fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");
-    let cut = first.chars().count() > max || first.len() < text.trim_end().len();
-    let line: String = first.chars().take(max).collect();
-    let mut line = printable(&line).into_owned();
-    if cut {
+    let (kept, cut) = prefix(first, max);
+    let mut line = printable(kept).into_owned();
+    if cut || first.len() < text.trim_end().len() {
         line.push_str(" ...");
     }
     line

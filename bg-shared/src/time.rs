@@ -29,14 +29,17 @@ pub fn millis_between(earlier: SystemTime, later: SystemTime) -> u64 {
 /// Nanoseconds since the Unix epoch (zero before it), for moments that
 /// must be told apart below a millisecond.
 pub fn unix_nanos(time: SystemTime) -> u64 {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    u64::try_from(since_epoch(time).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Microseconds since the Unix epoch (zero before it).
 pub fn unix_micros(time: SystemTime) -> u64 {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+    u64::try_from(since_epoch(time).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// How long after the Unix epoch `time` is (zero before it).
+fn since_epoch(time: SystemTime) -> Duration {
+    time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)
 }
 
 /// Milliseconds since the Unix epoch, for ordering records.
