@@ -25,6 +25,7 @@ pub mod prune;
 pub mod record;
 pub mod redact;
 pub mod select;
+pub mod size;
 pub mod state_dir;
 pub mod task;
 pub mod time;
