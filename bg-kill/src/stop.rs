@@ -352,6 +352,7 @@ impl Stopping {
             duration: started.and_then(|s| now.duration_since(s).ok()),
             leftovers: self.find_tree().processes.iter().map(|p| p.pid).collect(),
             error: None,
+            output: bg_shared::output::totals(&self.paths.output()),
         };
         let recorder = Recorder {
             state: &self.state,

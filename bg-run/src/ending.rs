@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use bg_shared::outcome::End;
+use bg_shared::output::cap::Totals;
 use bg_shared::process::{ChildExit, Pid};
 use bg_shared::record::{EndReason, KillRequest, TaskState};
 
@@ -17,6 +18,8 @@ pub struct Ending {
     /// bg-kill's request, if it came before the leader ended.
     pub kill_request: Option<KillRequest>,
     pub leftovers: Vec<Pid>,
+    /// What the task wrote and its output cap dropped.
+    pub output: Option<Totals>,
 }
 
 impl Ending {
@@ -53,6 +56,7 @@ impl Ending {
             duration: Some(self.elapsed),
             leftovers: self.leftovers.clone(),
             error: None,
+            output: self.output,
         }
     }
 }

@@ -14,9 +14,10 @@ use bg_shared::process::{self, ForkRole};
 use bg_shared::record::{LaunchRecord, RECORD_VERSION};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, lock, time};
+use bg_shared::{Error, IoContext, Result, cli, lock, size, time};
 
 use crate::Cli;
+use crate::capper::OutputCap;
 use crate::handshake::{self, Heard, Teller};
 use crate::ready::{self, ReadyOutcome};
 use crate::spec::{LaunchFailure, LaunchSpec};
@@ -29,6 +30,7 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     let spec = LaunchSpec::from_cli(cli)?;
     let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
     let state = StateDir::create(cli.state_dir.as_deref())?;
+    check_cap_fits(&spec, &state)?;
     let names_guard = match (&spec.name, cli.unique) {
         (Some(name), true) => {
             let guard = lock::lock_exclusive(&state.names_lock_path())?;
@@ -91,7 +93,7 @@ fn start_supervised(
     state: &StateDir,
     pending: &PendingTask,
     spec: LaunchSpec,
-    record: LaunchRecord,
+    mut record: LaunchRecord,
 ) -> Result<Heard> {
     let paths = &pending.paths;
     let lock = lock::create_and_lock(&paths.lock())?;
@@ -100,6 +102,11 @@ fn start_supervised(
         .create_new(true)
         .open(paths.output())
         .context(|| format!("creating {}", paths.output().display()))?;
+    let cap = match spec.output_cap {
+        Some(bytes) => Some(OutputCap::create(paths, bytes)?),
+        None => None,
+    };
+    record.output_cap_method = cap.as_ref().map(|cap| cap.method);
     if spec.stdin_feed {
         create_new_private(&paths.input())?;
     }
@@ -122,6 +129,7 @@ fn start_supervised(
                 lock: Some(lock),
                 prune: None,
                 output,
+                cap,
                 meta_reserve: Some(meta_reserve),
                 status_reserve: Some(status_reserve),
                 teller: Teller::new(writer),
@@ -130,7 +138,7 @@ fn start_supervised(
         }
         ForkRole::Caller { session } => {
             // Our copy of the lock must go, or a dead supervisor would look alive.
-            drop((writer, lock, output, meta_reserve, status_reserve));
+            drop((writer, lock, output, cap, meta_reserve, status_reserve));
             let heard = handshake::hear(reader, paths.id.as_str());
             if heard.is_err() && !paths.meta().exists() {
                 // The supervisor died before recording the task: what it
@@ -211,7 +219,29 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
         supervisor_start_time: None,
         boot_id: process::boot_id(),
         kill_nudge: false,
+        output_cap: spec.output_cap,
+        output_cap_method: None,
     }
+}
+
+/// Refuses a cap no log could reach: more than the whole filesystem that
+/// holds the state dir (it would be no cap at all, said to be one).
+fn check_cap_fits(spec: &LaunchSpec, state: &StateDir) -> Result<()> {
+    let Some(cap) = spec.output_cap else {
+        return Ok(());
+    };
+    let filesystem = process::filesystem_bytes(state.root())
+        .context(|| format!("reading the size of {}'s filesystem", state.root().display()))?;
+    if cap > filesystem {
+        return Err(Error::usage(format!(
+            "{}: {} is more than the filesystem holding {} can hold ({})",
+            spec.output_cap_from,
+            size::human_size(cap),
+            state.root().display(),
+            size::human_size(filesystem)
+        )));
+    }
+    Ok(())
 }
 
 /// Records a command that bg-run already knows cannot start (no such

@@ -3,6 +3,7 @@
 //! soon as the command has started, printing the task id; a double-forked
 //! supervisor waits for the command and records how it ended.
 
+mod capper;
 mod ending;
 mod feeder;
 mod handshake;
@@ -115,6 +116,12 @@ pub struct Cli {
     /// How long --ready waits before exiting 124 (the task keeps running).
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "60s")]
     pub ready_timeout: Duration,
+
+    /// Keep at most SIZE of output (e.g. 200M, 2G, none): past it, the middle
+    /// is dropped and the start and the newest output kept; the task runs on
+    /// [default: $BG_MAX_OUTPUT, else 1G].
+    #[arg(long, value_name = "SIZE")]
+    pub max_output: Option<String>,
 
     /// Feed the command's stdin from the task's `input` file, following appends
     /// (as `tail -f`), for long-lived sessions driven by other tools.

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bg_shared::allowlist::{self, DEFAULT_PATH};
 use bg_shared::exit::ExitCode;
-use bg_shared::{Error, Result, ids, process};
+use bg_shared::output::cap;
+use bg_shared::{Error, Result, ids, process, size};
 
 use crate::Cli;
 
@@ -31,6 +32,9 @@ pub struct LaunchSpec {
     pub timeout: Option<Duration>,
     pub grace: Duration,
     pub stdin_feed: bool,
+    /// The output cap in bytes (`None`: no cap), and where it was given.
+    pub output_cap: Option<u64>,
+    pub output_cap_from: &'static str,
     /// Set when the command certainly cannot start: recorded as
     /// `failed-to-start` and reported with exit 126 or 127.
     pub doomed: Option<LaunchFailure>,
@@ -48,6 +52,7 @@ impl LaunchSpec {
         if let Some(name) = &cli.name {
             ids::check_name(name)?;
         }
+        let (output_cap, output_cap_from) = output_cap(cli.max_output.as_deref())?;
         let mut env = parse_env(&cli.env)?;
         let cwd = working_dir(cli.cwd.as_deref())?;
         let shell_form = cli.command.len() == 1;
@@ -97,6 +102,8 @@ impl LaunchSpec {
             timeout: cli.timeout,
             grace: cli.grace,
             stdin_feed: cli.stdin_feed,
+            output_cap,
+            output_cap_from,
             doomed,
         })
     }
@@ -274,4 +281,30 @@ mod tests {
             .collect();
         assert_eq!(shell_join(&argv), r"echo 'a b' 'it'\''s' x=1");
     }
+}
+
+/// The output cap: `--max-output`, else `BG_MAX_OUTPUT`, else 1 GiB; and
+/// which of them gave it, for errors.
+fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, &'static str)> {
+    let (from, text) = match flag {
+        Some(text) => ("--max-output", text.to_string()),
+        None => match std::env::var("BG_MAX_OUTPUT") {
+            Ok(text) if !text.trim().is_empty() => ("BG_MAX_OUTPUT", text),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Error::usage("BG_MAX_OUTPUT: not a size (not UTF-8)"));
+            }
+            _ => return Ok((Some(cap::DEFAULT_CAP), "the default output cap")),
+        },
+    };
+    let cap = size::parse_size(&text).map_err(|err| Error::usage(format!("{from}: {err}")))?;
+    if let Some(bytes) = cap
+        && bytes < cap::MIN_CAP
+    {
+        return Err(Error::usage(format!(
+            "{from}: '{}' is below the smallest output cap, {} ('none' for no cap)",
+            bg_shared::format::printable(text.trim()),
+            size::human_size(cap::MIN_CAP)
+        )));
+    }
+    Ok((cap, from))
 }

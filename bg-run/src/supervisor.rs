@@ -13,11 +13,13 @@ use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json};
 use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::process::{self, Identity, Pid, ProcInfo, Signal, SignalWaiter, SpawnRequest};
+use bg_shared::output::cap::Method;
 use bg_shared::record::{KillRequest, LaunchRecord};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, KILL_REQUESTED, TaskPaths};
 use bg_shared::{IoContext, Result, cli, fault, time};
 
+use crate::capper::{Capper, OutputCap};
 use crate::ending::Ending;
 use crate::feeder;
 use crate::handshake::{Answer, Teller};
@@ -35,12 +37,18 @@ pub struct Supervisor {
     /// The automatic prune started after the launch, finished before exit.
     pub prune: Option<std::thread::JoinHandle<()>>,
     pub output: File,
+    /// The output cap, if the task has one.
+    pub cap: Option<OutputCap>,
     /// Space for meta.json and status.json, set aside while the disk had room.
     pub meta_reserve: Option<Reserved>,
     pub status_reserve: Option<Reserved>,
     /// Tells the waiting launcher "started" or why not; closed once said.
     pub teller: Teller,
 }
+
+/// What the ring's pipe holds before a task writing into it waits: enough
+/// for the copier's pauses to go unnoticed.
+const RING_PIPE_BYTES: usize = 1 << 20;
 
 /// How long past its grace a kill request still counts.
 const STALE_AFTER: Duration = Duration::from_secs(5);
@@ -92,12 +100,15 @@ impl Supervisor {
         self.detach()?;
         let signals = SignalWaiter::block(&WAITED).context(|| "blocking signals".into())?;
         let (child_stdin, feed) = self.stdin_source()?;
+        let ring = self.ring_pipe()?;
+        let child_output = ring.as_ref().map_or(self.output.as_fd(), |(_, w)| w.as_fd());
         let started = Instant::now();
-        let spawned = match process::spawn(&self.request(child_stdin.as_fd())) {
+        let spawned = match process::spawn(&self.request(child_stdin.as_fd(), child_output)) {
             Ok(spawned) => spawned,
             Err(err) => return self.fail_to_start(&err),
         };
         drop(child_stdin);
+        let capper = self.start_cap(ring.map(|(read, _)| File::from(read)));
         let leader = spawned.pid;
         fault::crash(fault::Point::SupervisorAfterSpawn);
         // The record is written and synced while the command is being
@@ -129,7 +140,8 @@ impl Supervisor {
             .spawn(move || bg_shared::prune::auto_prune(&state))
             .ok();
         process::shed_memory();
-        let ending = self.wait_for(leader, &signals, started)?;
+        let mut ending = self.wait_for(leader, &signals, started)?;
+        ending.output = capper.map(Capper::finish);
         self.record_end(&ending)
     }
 
@@ -139,6 +151,9 @@ impl Supervisor {
         process::detach_stdio().context(|| "detaching from the caller's stdio".into())?;
         let mut keep = vec![self.output.as_raw_fd()];
         keep.extend(self.lock.as_ref().map(|lock| lock.as_raw_fd()));
+        if let Some(cap) = &self.cap {
+            keep.extend([cap.file.as_fd().as_raw_fd(), cap.log.as_raw_fd()]);
+        }
         keep.extend(
             self.meta_reserve
                 .iter()
@@ -171,14 +186,31 @@ impl Supervisor {
         Ok((OwnedFd::from(null), None))
     }
 
-    fn request<'a>(&'a self, stdin: BorrowedFd<'a>) -> SpawnRequest<'a> {
+    /// The pipe the task writes into when its cap keeps a ring: its
+    /// reading end (for the supervisor) and writing end (for the task).
+    fn ring_pipe(&self) -> Result<Option<(OwnedFd, OwnedFd)>> {
+        if !self.cap.as_ref().is_some_and(|cap| cap.method == Method::Ring) {
+            return Ok(None);
+        }
+        let (read, write) = process::pipe_cloexec().context(|| "creating the output pipe".into())?;
+        process::grow_pipe(&write, RING_PIPE_BYTES);
+        Ok(Some((read, write)))
+    }
+
+    /// Starts keeping the output cap.
+    fn start_cap(&mut self, pipe: Option<File>) -> Option<Capper> {
+        let cap = self.cap.take()?;
+        Some(cap.start(&self.paths, pipe))
+    }
+
+    fn request<'a>(&'a self, stdin: BorrowedFd<'a>, output: BorrowedFd<'a>) -> SpawnRequest<'a> {
         SpawnRequest {
             program: &self.spec.program,
             argv: &self.spec.argv,
             env: self.command_env(),
             cwd: &self.spec.cwd,
             stdin,
-            output: self.output.as_fd(),
+            output,
         }
     }
 
@@ -292,6 +324,7 @@ impl Supervisor {
                             forwarded,
                             kill_request,
                             leftovers: self.leftovers(leader),
+                            output: None,
                         });
                     }
                 }

@@ -49,6 +49,10 @@ pub enum Error {
     /// What was waited for did not come in time: exit 124.
     #[error("{0}")]
     TimedOut(String),
+    /// A task's output cap dropped bytes while they were being read, again
+    /// and again: the task writes faster than its log can be read.
+    #[error("the output was dropped by its cap while being read; read it again")]
+    OutputOutrun,
 }
 
 impl Error {
@@ -64,6 +68,7 @@ impl Error {
             | Error::Internal(_)
             | Error::UnsafeStateDir(_)
             | Error::Corrupt { .. }
+            | Error::OutputOutrun
             | Error::Ambiguous { .. } => ExitCode::TROUBLE,
         }
     }

@@ -14,6 +14,9 @@ pub enum Point {
     AutoPrune,
     /// The supervisor, woken by a child's end, before it reaps.
     SupervisorReap,
+    /// Not a place but a pretence: the state dir's filesystem cannot punch
+    /// holes, so the output cap takes its other way.
+    NoPunchHole,
 }
 
 impl Point {
@@ -22,6 +25,7 @@ impl Point {
             Point::SupervisorAfterSpawn => "supervisor-after-spawn",
             Point::AutoPrune => "auto-prune",
             Point::SupervisorReap => "supervisor-reap",
+            Point::NoPunchHole => "no-punch-hole",
         }
     }
 }
@@ -51,6 +55,11 @@ pub fn stall(point: Point) {
     while std::time::Instant::now() < until && !gate.as_ref().is_some_and(|g| g.exists()) {
         std::thread::sleep(step.min(until.saturating_duration_since(std::time::Instant::now())));
     }
+}
+
+/// Whether `BG_FAULT` names this point (always false in release builds).
+pub fn pretends(point: Point) -> bool {
+    cfg!(debug_assertions) && is_armed(point)
 }
 
 fn is_armed(point: Point) -> bool {

@@ -36,6 +36,8 @@ pub struct End {
     pub leftovers: Vec<Pid>,
     /// Why the command could not start.
     pub error: Option<String>,
+    /// What the task wrote and its output cap dropped, where known.
+    pub output: Option<crate::output::cap::Totals>,
 }
 
 impl End {
@@ -50,6 +52,7 @@ impl End {
             duration: Some(Duration::ZERO),
             leftovers: Vec::new(),
             error: Some(message),
+            output: None,
         }
     }
 
@@ -70,6 +73,8 @@ impl End {
                 .take(MAX_LEFTOVER_PIDS)
                 .collect(),
             error: self.error.clone(),
+            output_bytes: self.output.map(|o| o.written),
+            output_dropped_bytes: self.output.map(|o| o.dropped),
         }
     }
 }

@@ -8,17 +8,20 @@
 //! bounded pieces, so a 2 GiB log with no cap costs a few MB of memory,
 //! not its size.
 
+pub mod cap;
 mod grep;
+mod source;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use regex::bytes::Regex;
 
 use crate::ansi::Plain;
-use crate::{IoContext, Result, fsutil};
+use crate::{Error, IoContext, Result, fsutil};
+pub use source::marker as drop_marker;
+use source::{Piece, Source};
 
 /// The size of each read, and of each write to the caller.
 const BLOCK: usize = 64 * 1024;
@@ -29,6 +32,10 @@ pub const MAX_LINE: usize = 1 << 20;
 const ALIGN_WITHIN: u64 = 4096;
 /// How far back to look for the end of the last complete line.
 const MAX_PARTIAL_SCAN: u64 = 1 << 20;
+/// How many times a read is planned again when the output cap dropped
+/// what it was planned on (only a task writing its cap in the time a plan
+/// takes makes this happen at all).
+const PLAN_ATTEMPTS: usize = 20;
 
 /// What to show of the output.
 #[derive(Debug, Default, Clone)]
@@ -70,7 +77,7 @@ pub fn read_excerpt(path: &Path, from: u64, filters: &Filters, running: bool) ->
 /// A planned read of the output: what the cap leaves out and where the
 /// cursor goes next are known before a byte is written.
 pub struct Reading {
-    file: File,
+    source: Source,
     omitted: u64,
     next: u64,
     body: Body,
@@ -89,32 +96,37 @@ impl Reading {
     /// (so lines are not shown in halves) unless it is all there is to
     /// show; with a `grep`, it is always held back.
     pub fn open(path: &Path, from: u64, filters: &Filters, running: bool) -> Result<Reading> {
-        let file = open_log(path)?;
-        let len = file
-            .metadata()
-            .context(|| format!("reading output {}", path.display()))?
-            .len();
-        // A cursor past the end means the log was truncated: start over.
-        let from = if from > len { 0 } else { from };
+        let mut attempt = 0;
+        loop {
+            match Reading::plan(path, from, filters, running) {
+                Err(Error::OutputOutrun) if attempt + 1 < PLAN_ATTEMPTS => attempt += 1,
+                planned => return planned,
+            }
+        }
+    }
+
+    fn plan(path: &Path, from: u64, filters: &Filters, running: bool) -> Result<Reading> {
+        let (source, from) = Source::open(path, from)?;
+        let len = source.len();
         let mut end = len;
         if running {
-            let complete = end_of_last_line(&file, from, len)?;
+            let complete = end_of_last_line(&source, from, len)?;
             if complete > from || filters.grep.is_some() {
                 end = complete;
             }
         }
         let (body, omitted) = match &filters.grep {
             Some(pattern) => {
-                let selected = grep::select(&file, from, end, pattern, filters)?;
+                let selected = grep::select(&source, from, end, pattern, filters)?;
                 let omitted = selected.omitted;
                 (Body::Grep(selected), omitted)
             }
-            None => range(&file, from, end, filters)?,
+            None => range(&source, from, end, filters)?,
         };
         Ok(Reading {
-            file,
+            next: source.output_offset(end),
+            source,
             omitted,
-            next: end,
             body,
         })
     }
@@ -136,7 +148,7 @@ impl Reading {
         match self.body {
             Body::Range { start, end, plain } => {
                 let mut plain = plain.then(Plain::default);
-                for_each_block(&self.file, start, end, |block| {
+                for_each_block(&self.source, start, end, |block| {
                     match &mut plain {
                         Some(plain) => plain.feed(block, &mut sink.buf),
                         None => sink.buf.extend_from_slice(block),
@@ -147,7 +159,7 @@ impl Reading {
                     plain.finish(&mut sink.buf);
                 }
             }
-            Body::Grep(selected) => grep::write(&self.file, selected, &mut sink)?,
+            Body::Grep(selected) => grep::write(&self.source, selected, &mut sink)?,
         }
         sink.flush()?;
         Ok(sink.last)
@@ -156,9 +168,9 @@ impl Reading {
 
 /// Plans a read of `[from, end)` without a pattern: its last lines, the
 /// newest `max_bytes` of them, starting at a line start when one is near.
-fn range(file: &File, from: u64, end: u64, filters: &Filters) -> Result<(Body, u64)> {
+fn range(source: &Source, from: u64, end: u64, filters: &Filters) -> Result<(Body, u64)> {
     let mut start = match filters.tail_lines {
-        Some(lines) => start_of_last_lines(file, from, end, lines)?,
+        Some(lines) => start_of_last_lines(source, from, end, lines)?,
         None => from,
     };
     let mut omitted = 0;
@@ -170,7 +182,7 @@ fn range(file: &File, from: u64, end: u64, filters: &Filters) -> Result<(Body, u
         // Start at a line boundary rather than mid-line, when one is near:
         // a giant line is better shown cut than not at all.
         let near = ALIGN_WITHIN.min((end - start) / 2);
-        let head = read_at(file, start, near)?;
+        let head = source.read_at(start, near)?;
         if let Some(at) = memchr::memchr(b'\n', &head) {
             omitted += at as u64 + 1;
             start += at as u64 + 1;
@@ -181,12 +193,12 @@ fn range(file: &File, from: u64, end: u64, filters: &Filters) -> Result<(Body, u
 }
 
 /// The offset just past the last newline in `[from, len)`, or `from`.
-fn end_of_last_line(file: &File, from: u64, len: u64) -> Result<u64> {
+fn end_of_last_line(source: &Source, from: u64, len: u64) -> Result<u64> {
     let floor = from.max(len.saturating_sub(MAX_PARTIAL_SCAN));
     let mut pos = len;
     while pos > floor {
         let start = floor.max(pos.saturating_sub(BLOCK as u64));
-        let block = read_at(file, start, pos - start)?;
+        let block = source.read_at(start, pos - start)?;
         if let Some(at) = memchr::memrchr(b'\n', &block) {
             return Ok(start + at as u64 + 1);
         }
@@ -197,7 +209,7 @@ fn end_of_last_line(file: &File, from: u64, len: u64) -> Result<u64> {
 }
 
 /// Where the last `lines` lines of `[from, end)` begin, reading backwards.
-fn start_of_last_lines(file: &File, from: u64, end: u64, lines: usize) -> Result<u64> {
+fn start_of_last_lines(source: &Source, from: u64, end: u64, lines: usize) -> Result<u64> {
     if lines == 0 {
         return Ok(end);
     }
@@ -205,7 +217,7 @@ fn start_of_last_lines(file: &File, from: u64, end: u64, lines: usize) -> Result
     let mut pos = end;
     while pos > from {
         let start = from.max(pos.saturating_sub(BLOCK as u64));
-        let block = read_at(file, start, pos - start)?;
+        let block = source.read_at(start, pos - start)?;
         for at in memchr::memrchr_iter(b'\n', &block) {
             let absolute = start + at as u64;
             // The newline ending the last line does not start a line.
@@ -222,37 +234,27 @@ fn start_of_last_lines(file: &File, from: u64, end: u64, lines: usize) -> Result
     Ok(from)
 }
 
-/// Up to `len` bytes at `start` (fewer if the log was cut short meanwhile).
-fn read_at(file: &File, start: u64, len: u64) -> Result<Vec<u8>> {
-    let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX).min(MAX_LINE)];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match file.read_at(&mut bytes[filled..], start + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(crate::Error::io("reading output", err)),
-        }
-    }
-    bytes.truncate(filled);
-    Ok(bytes)
-}
-
-/// Calls `each` with `[start, end)` of the file, a block at a time.
+/// Calls `each` with `[start, end)` of the view, a block at a time; what
+/// the cap drops meanwhile is passed as its marker, and skipped.
 fn for_each_block(
-    file: &File,
+    source: &Source,
     start: u64,
     end: u64,
     mut each: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut pos = start;
     while pos < end {
-        let block = read_at(file, pos, (end - pos).min(BLOCK as u64))?;
-        if block.is_empty() {
-            break;
+        match source.read_piece(pos, (end - pos).min(BLOCK as u64))? {
+            Piece::Bytes(block) if block.is_empty() => break,
+            Piece::Bytes(block) => {
+                pos += block.len() as u64;
+                each(&block)?;
+            }
+            Piece::Dropped { marker, resume } => {
+                pos = resume;
+                each(&marker)?;
+            }
         }
-        pos += block.len() as u64;
-        each(&block)?;
     }
     Ok(())
 }
@@ -298,6 +300,17 @@ impl<'w> Sink<'w> {
         }
         Ok(())
     }
+}
+
+/// What the task whose log is at `path` wrote and its cap dropped, as the
+/// log and its published range say; `None` if they cannot be read.
+pub fn totals(path: &Path) -> Option<cap::Totals> {
+    let size = open_log(path).ok()?.metadata().ok()?.len();
+    let layout = match cap::CapFile::open(&path.with_file_name(cap::FILE)).ok()? {
+        Some(cap) => cap.read().ok()?,
+        None => cap::Layout::default(),
+    };
+    Some(layout.totals(size))
 }
 
 /// Opens a task's output log for reading: never through a symlink, as

@@ -111,6 +111,13 @@ pub struct LaunchRecord {
     /// The supervisor acts on bg-kill's nudge (SIGUSR1); older ones would die of it.
     #[serde(default)]
     pub kill_nudge: bool,
+    /// The output cap in bytes (`--max-output`); null for none.
+    #[serde(default)]
+    pub output_cap: Option<u64>,
+    /// How the cap drops the middle of the output (docs/ARCHITECTURE.md,
+    /// "The output cap"); null without a cap.
+    #[serde(default)]
+    pub output_cap_method: Option<crate::output::cap::Method>,
 }
 
 /// Why a task ended, beside its [`TaskState`]. A new way to end is one
@@ -189,6 +196,12 @@ pub struct StatusRecord {
     /// Why the command could not start.
     #[serde(default)]
     pub error: Option<String>,
+    /// Bytes the task wrote, when it ended (its output cap counts them all).
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    /// Bytes of them its output cap dropped.
+    #[serde(default)]
+    pub output_dropped_bytes: Option<u64>,
 }
 
 pub const MAX_LEFTOVER_PIDS: usize = 32;
@@ -281,6 +294,14 @@ pub struct TaskRecord {
     pub error: Option<String>,
     pub input_path: Option<String>,
     pub supervisor_pid: Option<i32>,
+    /// Bytes the task has written, all of them, kept or not.
+    pub output_bytes: Option<u64>,
+    /// Bytes of them the output cap dropped (0 when it dropped none).
+    pub output_dropped_bytes: Option<u64>,
+    /// The output cap in bytes; null for none.
+    pub output_cap: Option<u64>,
+    /// How the cap drops output: `punch-hole` or `ring`; null for no cap.
+    pub output_cap_method: Option<crate::output::cap::Method>,
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ impl TaskPaths {
     pub fn output(&self) -> PathBuf {
         self.dir.join("output.log")
     }
+    /// The output cap's published dropped range (`output::cap`).
+    pub fn output_cap(&self) -> PathBuf {
+        self.dir.join(crate::output::cap::FILE)
+    }
     pub fn lock(&self) -> PathBuf {
         self.dir.join("lock")
     }
@@ -156,6 +160,7 @@ impl Task {
     pub fn record(&self) -> TaskRecord {
         let launch = &self.launch;
         let status = self.status.as_ref();
+        let totals = self.output_totals();
         TaskRecord {
             id: launch.id.clone(),
             name: launch.name.clone(),
@@ -179,7 +184,23 @@ impl Task {
                 .stdin_feed
                 .then(|| self.paths.input().display().to_string()),
             supervisor_pid: launch.supervisor_pid,
+            output_bytes: totals.map(|t| t.written),
+            output_dropped_bytes: totals.map(|t| t.dropped),
+            output_cap: launch.output_cap,
+            output_cap_method: launch.output_cap_method,
         }
+    }
+
+    /// What the task wrote and its cap dropped: as the log says now (a
+    /// process left behind may still write), else as recorded at the end.
+    pub fn output_totals(&self) -> Option<crate::output::cap::Totals> {
+        crate::output::totals(&self.paths.output()).or_else(|| {
+            let status = self.status.as_ref()?;
+            Some(crate::output::cap::Totals {
+                written: status.output_bytes?,
+                dropped: status.output_dropped_bytes.unwrap_or(0),
+            })
+        })
     }
 
     /// Final duration if ended, time so far if live, unknown if lost.

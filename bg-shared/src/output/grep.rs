@@ -5,11 +5,11 @@
 //! bytes) is kept from the walk, which saves reading it twice.
 
 use std::borrow::Cow;
-use std::fs::File;
 
 use regex::bytes::Regex;
 
-use super::{BLOCK, Filters, MAX_LINE, Sink, for_each_block, line_matches, read_at};
+use super::source::Source;
+use super::{BLOCK, Filters, MAX_LINE, Sink, for_each_block, line_matches};
 use crate::Result;
 use crate::ansi::{Plain, render_plain};
 
@@ -41,7 +41,7 @@ struct Match {
 }
 
 pub(super) fn select(
-    file: &File,
+    source: &Source,
     from: u64,
     end: u64,
     pattern: &Regex,
@@ -72,10 +72,10 @@ pub(super) fn select(
             .then(Vec::new),
     };
     let mut lines = Backward::new(from, end);
-    while let Some((start, stop)) = lines.next(file)? {
-        let head = lines.cache.head(file, start, stop)?;
+    while let Some((start, stop)) = lines.next(source)? {
+        let head = lines.cache.head(source, start, stop)?;
         let keep = walk.collect.is_some();
-        if let Some(line) = matching(file, &head, start, stop, &selected, keep)?
+        if let Some(line) = matching(source, &head, start, stop, &selected, keep)?
             && !walk.offer(line, &mut selected)
         {
             break;
@@ -138,7 +138,7 @@ impl Walk {
 /// its first [`MAX_LINE`] bytes, as plain text if asked. Its shown bytes
 /// are kept if `keep` and the head is the whole line.
 fn matching(
-    file: &File,
+    source: &Source,
     head: &[u8],
     start: u64,
     stop: u64,
@@ -153,13 +153,14 @@ fn matching(
     } else {
         head
     };
-    if !line_matches(&how.pattern, shown_head) {
+    // What the cap dropped is said wherever it falls, matching or not.
+    if !line_matches(&how.pattern, shown_head) && !source.is_marker(start, stop) {
         return Ok(None);
     }
     let shown = match (whole, how.plain) {
         (true, _) => shown_head.len() as u64,
         (false, false) => stop - start,
-        (false, true) => shown_by_rendering(file, start, stop)?,
+        (false, true) => shown_by_rendering(source, start, stop)?,
     };
     Ok(Some(Match {
         start,
@@ -169,11 +170,11 @@ fn matching(
 }
 
 /// How many bytes rendering a giant line writes, without keeping them.
-fn shown_by_rendering(file: &File, start: u64, stop: u64) -> Result<u64> {
+fn shown_by_rendering(source: &Source, start: u64, stop: u64) -> Result<u64> {
     let mut plain = Plain::default();
     let mut out = Vec::new();
     let mut shown = 0;
-    for_each_block(file, start, stop, |block| {
+    for_each_block(source, start, stop, |block| {
         plain.feed(block, &mut out);
         shown += out.len() as u64;
         out.clear();
@@ -184,15 +185,15 @@ fn shown_by_rendering(file: &File, start: u64, stop: u64) -> Result<u64> {
 }
 
 /// Writes the selected lines: collected, or streamed forward from the first.
-pub(super) fn write(file: &File, selected: Selected, sink: &mut Sink) -> Result<()> {
+pub(super) fn write(source: &Source, selected: Selected, sink: &mut Sink) -> Result<()> {
     if let Some(bytes) = &selected.collected {
         return sink.push(bytes);
     }
     let mut skip = selected.skip;
     let mut lines = Forward::new(selected.first, selected.end);
-    while let Some((start, stop)) = lines.next(file)? {
-        let head = lines.cache.head(file, start, stop)?;
-        let Some(line) = matching(file, &head, start, stop, &selected, true)? else {
+    while let Some((start, stop)) = lines.next(source)? {
+        let head = lines.cache.head(source, start, stop)?;
+        let Some(line) = matching(source, &head, start, stop, &selected, true)? else {
             continue;
         };
         match line.bytes {
@@ -200,7 +201,7 @@ pub(super) fn write(file: &File, selected: Selected, sink: &mut Sink) -> Result<
                 let from = usize::try_from(skip).unwrap_or(usize::MAX).min(bytes.len());
                 sink.push(&bytes[from..])?;
             }
-            None => print_giant(file, start, stop, skip, selected.plain, sink)?,
+            None => print_giant(source, start, stop, skip, selected.plain, sink)?,
         }
         skip = 0;
     }
@@ -210,7 +211,7 @@ pub(super) fn write(file: &File, selected: Selected, sink: &mut Sink) -> Result<
 /// Streams a line too long to hold, as it is or as plain text, dropping
 /// its first `skip` shown bytes.
 fn print_giant(
-    file: &File,
+    source: &Source,
     start: u64,
     stop: u64,
     mut skip: u64,
@@ -226,7 +227,7 @@ fn print_giant(
         shown.clear();
         result
     };
-    for_each_block(file, start, stop, |block| {
+    for_each_block(source, start, stop, |block| {
         match &mut renderer {
             Some(renderer) => renderer.feed(block, &mut shown),
             None => shown.extend_from_slice(block),
@@ -247,8 +248,8 @@ struct Cache {
 }
 
 impl Cache {
-    fn load(&mut self, file: &File, start: u64, stop: u64) -> Result<()> {
-        self.bytes = read_at(file, start, stop - start)?;
+    fn load(&mut self, source: &Source, start: u64, stop: u64) -> Result<()> {
+        self.bytes = source.read_at(start, stop - start)?;
         self.start = start;
         Ok(())
     }
@@ -258,13 +259,13 @@ impl Cache {
     }
 
     /// The first [`MAX_LINE`] bytes of the line `[start, stop)`.
-    fn head(&self, file: &File, start: u64, stop: u64) -> Result<Cow<'_, [u8]>> {
+    fn head(&self, source: &Source, start: u64, stop: u64) -> Result<Cow<'_, [u8]>> {
         let stop = stop.min(start.saturating_add(MAX_LINE as u64));
         if start >= self.start && stop <= self.end() {
             let at = |offset: u64| usize::try_from(offset - self.start).unwrap_or(usize::MAX);
             return Ok(Cow::Borrowed(&self.bytes[at(start)..at(stop)]));
         }
-        Ok(Cow::Owned(read_at(file, start, stop - start)?))
+        Ok(Cow::Owned(source.read_at(start, stop - start)?))
     }
 }
 
@@ -284,13 +285,13 @@ impl Forward {
         }
     }
 
-    fn next(&mut self, file: &File) -> Result<Option<(u64, u64)>> {
+    fn next(&mut self, source: &Source) -> Result<Option<(u64, u64)>> {
         let start = self.pos;
         let mut scan = start;
         while scan < self.end {
             if scan < self.cache.start || scan >= self.cache.end() {
                 self.cache
-                    .load(file, scan, self.end.min(scan + BLOCK as u64))?;
+                    .load(source, scan, self.end.min(scan + BLOCK as u64))?;
                 if self.cache.bytes.is_empty() {
                     break;
                 }
@@ -328,7 +329,7 @@ impl Backward {
         }
     }
 
-    fn next(&mut self, file: &File) -> Result<Option<(u64, u64)>> {
+    fn next(&mut self, source: &Source) -> Result<Option<(u64, u64)>> {
         let stop = self.pos;
         if stop <= self.from {
             return Ok(None);
@@ -338,7 +339,7 @@ impl Backward {
         while limit > self.from {
             if limit <= self.cache.start {
                 let start = self.from.max(limit.saturating_sub(BLOCK as u64));
-                self.cache.load(file, start, limit)?;
+                self.cache.load(source, start, limit)?;
                 if self.cache.bytes.is_empty() {
                     break;
                 }

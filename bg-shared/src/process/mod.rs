@@ -35,8 +35,8 @@ mod portable;
 use portable as os;
 
 pub use os::{
-    DirWatcher, all_processes, become_subreaper, boot_id, command_name, exe_identity, pipe_cloexec,
-    proc_info, set_process_name, shed_memory,
+    DirWatcher, all_processes, become_subreaper, boot_id, command_name, exe_identity, grow_pipe,
+    pipe_cloexec, proc_info, punch_hole, set_process_name, shed_memory,
 };
 
 pub type Pid = i32;
@@ -354,6 +354,13 @@ pub fn free_bytes(dir: &std::path::Path) -> io::Result<u64> {
     };
     #[allow(clippy::useless_conversion)] // the types differ between platforms
     Ok(u64::from(blocks).saturating_mul(u64::from(stats.fragment_size())))
+}
+
+/// The size of the filesystem holding `dir`, in bytes.
+pub fn filesystem_bytes(dir: &std::path::Path) -> io::Result<u64> {
+    let stats = nix::sys::statvfs::statvfs(dir)?;
+    #[allow(clippy::useless_conversion)] // the types differ between platforms
+    Ok(u64::from(stats.blocks()).saturating_mul(u64::from(stats.fragment_size())))
 }
 
 /// The error a write to a full filesystem gets (ENOSPC).
