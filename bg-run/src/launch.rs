@@ -224,18 +224,18 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
     }
 }
 
-/// Refuses a cap no log could reach: more than the whole filesystem that
-/// holds the state dir (it would be no cap at all, said to be one).
+/// Refuses a cap given that no log could reach: more than the whole
+/// filesystem holding the state dir (no cap at all, said to be one). The
+/// default is left to the state dir's budget on a small filesystem.
 fn check_cap_fits(spec: &LaunchSpec, state: &StateDir) -> Result<()> {
-    let Some(cap) = spec.output_cap else {
+    let (Some(cap), Some(from)) = (spec.output_cap, spec.output_cap_from) else {
         return Ok(());
     };
     let filesystem = process::filesystem_bytes(state.root())
         .context(|| format!("reading the size of {}'s filesystem", state.root().display()))?;
     if cap > filesystem {
         return Err(Error::usage(format!(
-            "{}: {} is more than the filesystem holding {} can hold ({})",
-            spec.output_cap_from,
+            "{from}: {} is more than the filesystem holding {} can hold ({})",
             size::human_size(cap),
             state.root().display(),
             size::human_size(filesystem)

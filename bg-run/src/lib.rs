@@ -46,7 +46,12 @@ pub const HELP: Help = Help {
             "the whole task record instead of the id",
         ),
     ],
-    notes: &["Scripts keep the id: id=$(bg-run make test); bg-check \"$id\" --wait"],
+    notes: &[
+        "Scripts keep the id: id=$(bg-run make test); bg-check \"$id\" --wait",
+        "Output past --max-output (default 1G) loses its middle, never the task: the \
+         start and the newest output are kept, and readers see \
+         \"[... N bytes dropped by the output cap (SIZE) ...]\" where it was.",
+    ],
     exit_status: &[
         (
             "0",
@@ -73,6 +78,10 @@ pub const HELP: Help = Help {
         (
             "BG_ALLOWED_COMMANDS",
             "colon-separated command prefixes; when set, nothing else may be started",
+        ),
+        (
+            "BG_MAX_OUTPUT",
+            "the output cap when --max-output is not given (default 1G; none: no cap)",
         ),
     ],
 };

@@ -32,9 +32,10 @@ pub struct LaunchSpec {
     pub timeout: Option<Duration>,
     pub grace: Duration,
     pub stdin_feed: bool,
-    /// The output cap in bytes (`None`: no cap), and where it was given.
+    /// The output cap in bytes (`None`: no cap), and where it was given
+    /// (`None`: it is the default).
     pub output_cap: Option<u64>,
-    pub output_cap_from: &'static str,
+    pub output_cap_from: Option<&'static str>,
     /// Set when the command certainly cannot start: recorded as
     /// `failed-to-start` and reported with exit 126 or 127.
     pub doomed: Option<LaunchFailure>,
@@ -285,7 +286,7 @@ mod tests {
 
 /// The output cap: `--max-output`, else `BG_MAX_OUTPUT`, else 1 GiB; and
 /// which of them gave it, for errors.
-fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, &'static str)> {
+fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, Option<&'static str>)> {
     let (from, text) = match flag {
         Some(text) => ("--max-output", text.to_string()),
         None => match std::env::var("BG_MAX_OUTPUT") {
@@ -293,7 +294,7 @@ fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, &'static str)> {
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(Error::usage("BG_MAX_OUTPUT: not a size (not UTF-8)"));
             }
-            _ => return Ok((Some(cap::DEFAULT_CAP), "the default output cap")),
+            _ => return Ok((Some(cap::DEFAULT_CAP), None)),
         },
     };
     let cap = size::parse_size(&text).map_err(|err| Error::usage(format!("{from}: {err}")))?;
@@ -306,5 +307,5 @@ fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, &'static str)> {
             size::human_size(cap::MIN_CAP)
         )));
     }
-    Ok((cap, from))
+    Ok((cap, Some(from)))
 }
