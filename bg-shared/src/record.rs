@@ -281,6 +281,10 @@ pub struct TaskRecord {
     pub error: Option<String>,
     pub input_path: Option<String>,
     pub supervisor_pid: Option<i32>,
+    /// The state dir's budget (`BG_STATE_MAX`) removed the task's output
+    /// to make room; the record stays, so the outcome is still known.
+    #[serde(default)]
+    pub output_removed: bool,
 }
 
 #[cfg(test)]

@@ -93,6 +93,11 @@ impl TaskPaths {
     pub fn status_reserve(&self) -> PathBuf {
         self.dir.join(".status.reserve")
     }
+    /// Left when the state dir's budget removed the task's output
+    /// (`budget::OutputRemoved`), so that readers can say so.
+    pub fn output_removed(&self) -> PathBuf {
+        self.dir.join("output.removed")
+    }
 }
 
 /// A task's records and its derived state, observed at one moment.
@@ -179,6 +184,7 @@ impl Task {
                 .stdin_feed
                 .then(|| self.paths.input().display().to_string()),
             supervisor_pid: launch.supervisor_pid,
+            output_removed: crate::budget::is_removed(&self.paths),
         }
     }
 
