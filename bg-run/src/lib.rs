@@ -73,6 +73,10 @@ pub const HELP: Help = Help {
             "BG_ALLOWED_COMMANDS",
             "colon-separated command prefixes; when set, nothing else may be started",
         ),
+        (
+            "BG_STATE_MAX",
+            "the state dir's disk budget (default 10G, none); see bg-check --disk",
+        ),
     ],
 };
 
