@@ -3,6 +3,7 @@
 //! output that is new since this reader last looked; plus waiting,
 //! following, notifications for agent hooks, and pruning.
 
+mod disk;
 mod list;
 mod notify;
 mod show;
@@ -11,8 +12,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bg_shared::budget::Enforced;
 use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
+use bg_shared::prune::Pruned;
 use bg_shared::record::TaskState;
 use bg_shared::state_dir::StateDir;
 use bg_shared::time::parse_duration;
@@ -49,7 +52,11 @@ pub const HELP: Help = Help {
         ),
         (
             "bg-check --prune 1d",
-            "remove tasks that finished over a day ago",
+            "remove tasks that finished over a day ago\n(and outputs over BG_STATE_MAX)",
+        ),
+        (
+            "bg-check --disk",
+            "the state dir's disk use and budget, largest tasks first",
         ),
     ],
     notes: &[],
@@ -69,6 +76,10 @@ pub const HELP: Help = Help {
         (
             "BG_RETENTION",
             "how long finished tasks are kept (default 7d)",
+        ),
+        (
+            "BG_STATE_MAX",
+            "the state dir's disk budget (default 10G, none); see --disk",
         ),
     ],
 };
@@ -134,9 +145,15 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["task", "prune", "all", "states"])]
     pub notify: bool,
 
-    /// Remove finished tasks older than AGE [default: $BG_RETENTION or 7d].
+    /// Remove finished tasks older than AGE [default: $BG_RETENTION or 7d],
+    /// then outputs while over the budget ($BG_STATE_MAX).
     #[arg(long, value_name = "AGE", num_args = 0..=1, value_parser = parse_duration, conflicts_with = "task")]
     pub prune: Option<Option<Duration>>,
+
+    /// Show the state dir's disk use, its budget ($BG_STATE_MAX, default 10G)
+    /// and free space, and every task's size, largest first.
+    #[arg(long, conflicts_with_all = ["task", "notify", "prune", "all", "states"])]
+    pub disk: bool,
 
     /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
     #[arg(long, value_name = "DIR")]
@@ -192,6 +209,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     if cli.notify {
         return notify::run(state.as_ref(), &cli);
     }
+    if cli.disk {
+        return disk::run(state.as_ref(), cli.state_dir.as_deref(), cli.json);
+    }
     if let Some(age) = cli.prune {
         return prune(state.as_ref(), age, cli.json);
     }
@@ -201,14 +221,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `--prune`: finished tasks past `age`, then, while the state dir is
+/// over its budget, the outputs of the finished tasks that ended first.
+/// Unlike the automatic passes, this one reports what it could not do.
 fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<ExitCode> {
     let age = match age {
         Some(age) => age,
         None => bg_shared::prune::retention()?.unwrap_or(bg_shared::prune::DEFAULT_RETENTION),
     };
+    let budget = bg_shared::budget::state_max()?;
     let pruned = match state {
         Some(state) => bg_shared::prune::prune(state, age)?,
         None => bg_shared::prune::Pruned::default(),
+    };
+    let enforced = match (state, budget) {
+        (Some(state), Some(budget)) => {
+            bg_shared::budget::enforce(state, budget, true)?.unwrap_or_default()
+        }
+        _ => Enforced::default(),
     };
     for id in &pruned.unreadable {
         cli::warn(
@@ -216,15 +246,33 @@ fn prune(state: Option<&StateDir>, age: Option<Duration>, json: bool) -> Result<
             &format!("kept task {id}: its record cannot be read"),
         );
     }
-    let text = if json {
-        format!("{}\n", serde_json::json!({ "removed": pruned.removed }))
+    for (id, err) in &enforced.failed {
+        let why = cli::error_chain(err);
+        cli::warn("bg-check", &format!("the output of task {id} stays: {why}"));
+    }
+    cli::write_stdout(&pruned_text(&pruned, &enforced, json))?;
+    Ok(if enforced.failed.is_empty() {
+        ExitCode::SUCCESS
     } else {
-        pruned
+        ExitCode::TROUBLE
+    })
+}
+
+/// What `--prune` removed: tasks, then outputs (with what each took).
+fn pruned_text(pruned: &Pruned, enforced: &Enforced, json: bool) -> String {
+    if json {
+        let outputs: Vec<_> = enforced
             .removed
             .iter()
-            .map(|id| format!("removed {id}\n"))
-            .collect()
-    };
-    cli::write_stdout(&text)?;
-    Ok(ExitCode::SUCCESS)
+            .map(|(id, bytes)| serde_json::json!({ "id": id.as_str(), "bytes": bytes }))
+            .collect();
+        let all = serde_json::json!({ "removed": pruned.removed, "outputs_removed": outputs });
+        return format!("{all}\n");
+    }
+    let tasks = pruned.removed.iter().map(|id| format!("removed {id}\n"));
+    let outputs = enforced.removed.iter().map(|(id, bytes)| {
+        let size = bg_shared::size::human_size(*bytes);
+        format!("removed the output of {id} ({size}): over BG_STATE_MAX\n")
+    });
+    tasks.chain(outputs).collect()
 }

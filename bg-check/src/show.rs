@@ -56,7 +56,8 @@ fn filters(cli: &Cli) -> Result<Filters> {
 
 /// The status line and the new output; moves the reader's cursor. With
 /// `--wait`, a log that is gone is only warned about: the task's status
-/// is what the caller waited for.
+/// is what the caller waited for. A log the budget removed is said to be,
+/// where the output would be, and is no failure at all.
 fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     let record = task.record();
     if cli.json {
@@ -69,6 +70,10 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     write(&mut out, line.as_bytes())?;
     let reading = match open_output(task, from, filters)? {
         Output::Read(reading) => reading,
+        Output::Removed(note) => {
+            write(&mut out, format!("[{note}]\n").as_bytes())?;
+            return flush(&mut out);
+        }
         Output::Unavailable(why) => {
             flush(&mut out)?;
             if cli.wait {
@@ -94,16 +99,24 @@ enum Output {
     Read(Reading),
     /// The log was deleted (or is not the task's own file): in words.
     Unavailable(String),
+    /// The state dir's budget removed the log, to make room: in words.
+    /// Not a failure: the task and its outcome are all there.
+    Removed(String),
 }
 
 fn open_output(task: &Task, from: u64, filters: &Filters) -> Result<Output> {
     let path = task.paths.output();
     match Reading::open(&path, from, filters, task.state.is_live()) {
         Ok(reading) => Ok(Output::Read(reading)),
-        Err(err) => match output::unavailable(&err, task.paths.id.as_str(), &path) {
-            Some(why) => Ok(Output::Unavailable(why)),
-            None => Err(err),
-        },
+        Err(err) => {
+            if let Some(note) = bg_shared::budget::removed_note(&task.paths) {
+                return Ok(Output::Removed(note));
+            }
+            match output::unavailable(&err, task.paths.id.as_str(), &path) {
+                Some(why) => Ok(Output::Unavailable(why)),
+                None => Err(err),
+            }
+        }
     }
 }
 
@@ -225,7 +238,13 @@ impl<'a> Follower<'a> {
                 cli::warn("bg-check", &why);
                 self.warned = true;
             }
-            Output::Unavailable(_) => {}
+            Output::Removed(note) if !self.warned => {
+                write(&mut out, format!("[{note}]\n").as_bytes())?;
+                flush(&mut out)?;
+                self.last = Some(b'\n');
+                self.warned = true;
+            }
+            Output::Unavailable(_) | Output::Removed(_) => {}
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
     } else {
         ExitCode::TIMED_OUT
     };
-    let tail = last_lines(&task, cli.lines)?;
+    let (tail, removed) = last_lines(&task, cli.lines)?;
     let text = if cli.json {
         let woken = Woken {
             message: message.map(str::to_string),
@@ -50,7 +50,7 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
         };
         cli::json_line(&woken)?
     } else {
-        human(&task, message, &tail)
+        human(&task, message, &tail, removed.as_deref())
     };
     cli::write_stdout(&text)?;
     if !ended {
@@ -62,10 +62,11 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
     Ok(code)
 }
 
-/// The task's last `lines` lines, as plain text, within a byte cap.
-fn last_lines(task: &Task, lines: usize) -> Result<Excerpt> {
+/// The task's last `lines` lines, as plain text, within a byte cap; or,
+/// if the state dir's budget removed the output, that, in words.
+fn last_lines(task: &Task, lines: usize) -> Result<(Excerpt, Option<String>)> {
     if lines == 0 {
-        return Ok(Excerpt::default());
+        return Ok((Excerpt::default(), None));
     }
     let filters = Filters {
         grep: None,
@@ -75,20 +76,23 @@ fn last_lines(task: &Task, lines: usize) -> Result<Excerpt> {
     };
     let path = task.paths.output();
     match read_excerpt(&path, 0, &filters, task.state.is_live()) {
-        Ok(excerpt) => Ok(excerpt),
+        Ok(excerpt) => Ok((excerpt, None)),
         // The outcome matters more than the output: say it is gone.
         Err(err) => {
+            if let Some(note) = bg_shared::budget::removed_note(&task.paths) {
+                return Ok((Excerpt::default(), Some(note)));
+            }
             let why = output::unavailable(&err, task.paths.id.as_str(), &path)
                 .unwrap_or_else(|| cli::error_chain(&err));
             cli::warn("bg-remind", &why);
-            Ok(Excerpt::default())
+            Ok((Excerpt::default(), None))
         }
     }
 }
 
 /// The message, the status line, then the last lines under a header that
-/// says where the whole output is.
-fn human(task: &Task, message: Option<&str>, tail: &Excerpt) -> String {
+/// says where the whole output is (or why there are none: `removed`).
+fn human(task: &Task, message: Option<&str>, tail: &Excerpt, removed: Option<&str>) -> String {
     let mut text = String::new();
     if let Some(message) = message {
         text.push_str(message);
@@ -96,6 +100,9 @@ fn human(task: &Task, message: Option<&str>, tail: &Excerpt) -> String {
     }
     text.push_str(&format::status_line(&task.record()));
     text.push('\n');
+    if let Some(note) = removed {
+        text.push_str(&format!("[{note}]\n"));
+    }
     if tail.bytes.is_empty() {
         return text;
     }

@@ -28,6 +28,9 @@ const MIN_FREE_BYTES: u64 = 64 * 1024;
 
 pub fn launch(cli: &Cli) -> Result<ExitCode> {
     let spec = LaunchSpec::from_cli(cli)?;
+    // The supervisor keeps the budget with what it inherits: a budget it
+    // cannot read must stop the launch now, not be ignored later.
+    bg_shared::budget::state_max()?;
     let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
     let state = StateDir::create(cli.state_dir.as_deref())?;
     check_cap_fits(&spec, &state)?;

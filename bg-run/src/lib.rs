@@ -83,6 +83,10 @@ pub const HELP: Help = Help {
             "BG_MAX_OUTPUT",
             "the output cap when --max-output is not given (default 1G; none: no cap)",
         ),
+        (
+            "BG_STATE_MAX",
+            "the state dir's disk budget (default 10G, none); see bg-check --disk",
+        ),
     ],
 };
 

@@ -93,6 +93,11 @@ impl Supervisor {
         if let Some(prune) = self.prune.take() {
             let _ = prune.join();
         }
+        // The task's output may have taken the state dir over its budget:
+        // a pass now, with the task finished, rather than at the next
+        // launch. Like the supervision above, it must not unwind from here.
+        let state = &self.state;
+        let _ = std::panic::catch_unwind(|| bg_shared::budget::auto_enforce(state));
         process::exit_now(code.code())
     }
 
@@ -133,11 +138,15 @@ impl Supervisor {
         let _ = fsync_dir(&self.paths.dir);
         // Old finished tasks go, at most hourly, off the caller's clock and
         // off the task's: on a thread, so that a long prune never delays a
-        // timeout or the record of an end.
+        // timeout or the record of an end. The budget is checked on every
+        // launch (a stat per file), after the prune, which may free room.
         let state = self.state.clone();
         self.prune = std::thread::Builder::new()
             .name("auto-prune".into())
-            .spawn(move || bg_shared::prune::auto_prune(&state))
+            .spawn(move || {
+                bg_shared::prune::auto_prune(&state);
+                bg_shared::budget::auto_enforce(&state);
+            })
             .ok();
         process::shed_memory();
         let mut ending = self.wait_for(leader, &signals, started)?;

@@ -5,6 +5,7 @@
 
 pub mod allowlist;
 pub mod ansi;
+pub mod budget;
 pub mod cli;
 pub mod cursor;
 pub mod error;

@@ -112,7 +112,8 @@ fn finished_before(task: &Task, now: SystemTime, age: Duration) -> bool {
     ended.is_some_and(|ended| now.duration_since(ended).unwrap_or(Duration::ZERO) >= age)
 }
 
-fn last_activity(task: &Task) -> Option<SystemTime> {
+/// A lost task's last sign of life: its last output, else its start.
+pub(crate) fn last_activity(task: &Task) -> Option<SystemTime> {
     let started = task
         .launch
         .started_at

@@ -302,6 +302,10 @@ pub struct TaskRecord {
     pub output_cap: Option<u64>,
     /// How the cap drops output: `punch-hole` or `ring`; null for no cap.
     pub output_cap_method: Option<crate::output::cap::Method>,
+    /// The state dir's budget (`BG_STATE_MAX`) removed the task's output
+    /// to make room; the record stays, so the outcome is still known.
+    #[serde(default)]
+    pub output_removed: bool,
 }
 
 #[cfg(test)]

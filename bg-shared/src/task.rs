@@ -97,6 +97,11 @@ impl TaskPaths {
     pub fn status_reserve(&self) -> PathBuf {
         self.dir.join(".status.reserve")
     }
+    /// Left when the state dir's budget removed the task's output
+    /// (`budget::OutputRemoved`), so that readers can say so.
+    pub fn output_removed(&self) -> PathBuf {
+        self.dir.join("output.removed")
+    }
 }
 
 /// A task's records and its derived state, observed at one moment.
@@ -188,6 +193,7 @@ impl Task {
             output_dropped_bytes: totals.map(|t| t.dropped),
             output_cap: launch.output_cap,
             output_cap_method: launch.output_cap_method,
+            output_removed: crate::budget::is_removed(&self.paths),
         }
     }
 

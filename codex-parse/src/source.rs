@@ -53,7 +53,7 @@ impl Source {
             File::open(input).context(|| format!("opening {}", input.display()))?;
         }
         let reader: Box<dyn Read + Send> = match &path {
-            Some(path) => Box::new(open_stream(path, task.is_some())?),
+            Some(path) => Box::new(open_stream(path, task.as_ref())?),
             None => Box::new(std::io::stdin()),
         };
         Ok(Source {
@@ -108,7 +108,7 @@ impl Source {
     /// holds the last `n` requests (or messages) from their beginning, so
     /// that the cost follows what is asked for, not the file's size.
     fn read_tail(&mut self, cli: &Cli, n: usize, path: &std::path::Path) -> Result<Summary> {
-        let mut file = open_stream(path, self.task.is_some())?;
+        let mut file = open_stream(path, self.task.as_ref())?;
         let len = file
             .metadata()
             .context(|| format!("reading {}", path.display()))?
@@ -241,11 +241,12 @@ impl Source {
 }
 
 /// Opens the stream's file: a session task's output.log as every state
-/// file is opened, never through a symlink; a file the caller named, as
-/// it is.
-fn open_stream(path: &std::path::Path, task_output: bool) -> Result<File> {
-    if task_output {
-        return bg_shared::output::open_log(path);
+/// file is opened, never through a symlink (and, if the state dir's budget
+/// removed it, saying so); a file the caller named, as it is.
+fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<File> {
+    if let Some(task) = task {
+        return bg_shared::output::open_log(path)
+            .map_err(|err| bg_shared::budget::removed_note(task).map_or(err, Error::Internal));
     }
     File::open(path).context(|| format!("opening {}", path.display()))
 }

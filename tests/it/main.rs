@@ -18,6 +18,8 @@ mod faults;
 mod kill;
 mod remind;
 
+mod budget;
+
 mod e2e;
 mod faults_send;
 mod parse_modes;

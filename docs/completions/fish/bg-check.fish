@@ -4,7 +4,7 @@ complete -c bg-check -l tail -d 'Print only the last N lines (of the new output,
 complete -c bg-check -l grep -d 'Print only lines matching REGEX' -r
 complete -c bg-check -l max-bytes -d 'Print at most this many bytes of output (the newest); 0 for no limit. What is left out is announced with the path of the full output' -r
 complete -c bg-check -l timeout -d 'With --wait or --follow: give up after DUR and exit 124' -r
-complete -c bg-check -l prune -d 'Remove finished tasks older than AGE [default: $BG_RETENTION or 7d]' -r
+complete -c bg-check -l prune -d 'Remove finished tasks older than AGE [default: $BG_RETENTION or 7d], then outputs while over the budget ($BG_STATE_MAX)' -r
 complete -c bg-check -l state-dir -d 'State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools]' -r -F
 complete -c bg-check -l json -d 'JSON: the task record, or an array of records for a list'
 complete -c bg-check -l all -d 'List the tasks of every project, not only this one (git root, else cwd)'
@@ -13,5 +13,6 @@ complete -c bg-check -l strip-ansi -d 'Remove colours and other escape sequences
 complete -c bg-check -l wait -d 'Wait for the task to end, then print and exit with its exit status'
 complete -c bg-check -l follow -d 'Stream the task\'s output until it ends, then exit with its exit status'
 complete -c bg-check -l notify -d 'Print one line per task finished since this reader\'s last --notify'
+complete -c bg-check -l disk -d 'Show the state dir\'s disk use, its budget ($BG_STATE_MAX, default 10G) and free space, and every task\'s size, largest first'
 complete -c bg-check -s h -l help -d 'Print help'
 complete -c bg-check -s V -l version -d 'Print version'

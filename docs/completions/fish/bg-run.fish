@@ -5,6 +5,7 @@ complete -c bg-run -l timeout -d 'Stop the command after this long: TERM to its 
 complete -c bg-run -l grace -d 'Time between TERM and KILL when --timeout expires' -r
 complete -c bg-run -l ready -d 'Return only once a line of output matches REGEX (dev servers)' -r
 complete -c bg-run -l ready-timeout -d 'How long --ready waits before exiting 124 (the task keeps running)' -r
+complete -c bg-run -l max-output -d 'Keep at most SIZE of output (e.g. 200M, 2G, none): past it, the middle is dropped and the start and the newest output kept; the task runs on [default: $BG_MAX_OUTPUT, else 1G]' -r
 complete -c bg-run -l state-dir -d 'State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools]' -r -F
 complete -c bg-run -l unique -d 'With --name: if a live task has that name, print it instead of starting another'
 complete -c bg-run -l stdin-feed -d 'Feed the command\'s stdin from the task\'s `input` file, following appends (as `tail -f`), for long-lived sessions driven by other tools'
