@@ -70,7 +70,11 @@ impl OutputCap {
         Ok(OutputCap {
             file: CapFile::create(&paths.output_cap(), &layout)?,
             log,
-            method: if punches { Method::PunchHole } else { Method::Ring },
+            method: if punches {
+                Method::PunchHole
+            } else {
+                Method::Ring
+            },
             bytes,
         })
     }
@@ -113,11 +117,14 @@ impl Capper {
     fn ring(file: File, cap_file: CapFile, cap: u64, pipe: File) -> Capper {
         // Waited on outside the lock, so that `finish` never waits on it.
         let watched = pipe.as_fd().try_clone_to_owned().ok();
-        Capper::start(Log::new(file, cap_file, cap, Some(pipe)), move |log, stop| {
-            if let Some(watched) = watched {
-                copy_loop(log, stop, &watched);
-            }
-        })
+        Capper::start(
+            Log::new(file, cap_file, cap, Some(pipe)),
+            move |log, stop| {
+                if let Some(watched) = watched {
+                    copy_loop(log, stop, &watched);
+                }
+            },
+        )
     }
 
     fn start(log: Log, body: impl FnOnce(&Mutex<Log>, &AtomicBool) + Send + 'static) -> Capper {
@@ -150,7 +157,9 @@ impl Capper {
 }
 
 fn lock(shared: &Mutex<Log>) -> MutexGuard<'_, Log> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn punch_loop(shared: &Mutex<Log>, stop: &AtomicBool, mut watch: Option<DirWatcher>) {
@@ -313,7 +322,8 @@ impl Log {
                     (bytes.len() - written).min(usize::try_from(left).unwrap_or(usize::MAX))
                 }
             };
-            self.file.write_all_at(&bytes[written..written + room], at)?;
+            self.file
+                .write_all_at(&bytes[written..written + room], at)?;
             written += room;
         }
         Ok(())

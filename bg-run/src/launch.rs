@@ -234,8 +234,12 @@ fn check_cap_fits(spec: &LaunchSpec, state: &StateDir) -> Result<()> {
     let (Some(cap), Some(from)) = (spec.output_cap, spec.output_cap_from) else {
         return Ok(());
     };
-    let filesystem = process::filesystem_bytes(state.root())
-        .context(|| format!("reading the size of {}'s filesystem", state.root().display()))?;
+    let filesystem = process::filesystem_bytes(state.root()).context(|| {
+        format!(
+            "reading the size of {}'s filesystem",
+            state.root().display()
+        )
+    })?;
     if cap > filesystem {
         return Err(Error::usage(format!(
             "{from}: {} is more than the filesystem holding {} can hold ({})",

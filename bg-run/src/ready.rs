@@ -2,10 +2,10 @@
 //! matches, the task ends, or the wait times out. It sleeps on directory
 //! change notifications, never on a fixed poll interval.
 
-use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use bg_shared::output::OutputStream;
 use bg_shared::output::line_matches;
 use bg_shared::task::{Task, TaskPaths};
 use bg_shared::{IoContext, Result, lock};
@@ -33,7 +33,7 @@ pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<Rea
         .watch()
         .context(|| format!("watching {}", paths.dir.display()))?;
     // Never through a symlink: what matches must be the task's own output.
-    let mut output = bg_shared::output::open_log(&paths.output())?;
+    let mut output = OutputStream::open(&paths.output(), false)?;
     let mut line = Vec::new();
     loop {
         // Probe the end before reading, so output written just before the
@@ -56,7 +56,7 @@ pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<Rea
 }
 
 /// Reads what is new; true once a line (or the unfinished last line) matches.
-fn scan_new_output(output: &mut File, line: &mut Vec<u8>, pattern: &Regex) -> Result<bool> {
+fn scan_new_output(output: &mut OutputStream, line: &mut Vec<u8>, pattern: &Regex) -> Result<bool> {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = output

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json};
 use bg_shared::outcome::{self, End, Recorder};
-use bg_shared::process::{self, Identity, Pid, ProcInfo, Signal, SignalWaiter, SpawnRequest};
 use bg_shared::output::cap::Method;
+use bg_shared::process::{self, Identity, Pid, ProcInfo, Signal, SignalWaiter, SpawnRequest};
 use bg_shared::record::{KillRequest, LaunchRecord};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, KILL_REQUESTED, TaskPaths};
@@ -106,7 +106,9 @@ impl Supervisor {
         let signals = SignalWaiter::block(&WAITED).context(|| "blocking signals".into())?;
         let (child_stdin, feed) = self.stdin_source()?;
         let ring = self.ring_pipe()?;
-        let child_output = ring.as_ref().map_or(self.output.as_fd(), |(_, w)| w.as_fd());
+        let child_output = ring
+            .as_ref()
+            .map_or(self.output.as_fd(), |(_, w)| w.as_fd());
         let started = Instant::now();
         let spawned = match process::spawn(&self.request(child_stdin.as_fd(), child_output)) {
             Ok(spawned) => spawned,
@@ -198,10 +200,15 @@ impl Supervisor {
     /// The pipe the task writes into when its cap keeps a ring: its
     /// reading end (for the supervisor) and writing end (for the task).
     fn ring_pipe(&self) -> Result<Option<(OwnedFd, OwnedFd)>> {
-        if !self.cap.as_ref().is_some_and(|cap| cap.method == Method::Ring) {
+        if !self
+            .cap
+            .as_ref()
+            .is_some_and(|cap| cap.method == Method::Ring)
+        {
             return Ok(None);
         }
-        let (read, write) = process::pipe_cloexec().context(|| "creating the output pipe".into())?;
+        let (read, write) =
+            process::pipe_cloexec().context(|| "creating the output pipe".into())?;
         process::grow_pipe(&write, RING_PIPE_BYTES);
         Ok(Some((read, write)))
     }

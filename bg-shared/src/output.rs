@@ -11,6 +11,7 @@
 pub mod cap;
 mod grep;
 mod source;
+mod stream;
 
 use std::fs::File;
 use std::io::Write;
@@ -22,6 +23,7 @@ use crate::ansi::Plain;
 use crate::{Error, IoContext, Result, fsutil};
 pub use source::marker as drop_marker;
 use source::{Piece, Source};
+pub use stream::OutputStream;
 
 /// The size of each read, and of each write to the caller.
 const BLOCK: usize = 64 * 1024;

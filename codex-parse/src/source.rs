@@ -3,11 +3,12 @@
 //! or as it grows for `--follow` and `--wait`.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bg_shared::exit::ExitCode;
+use bg_shared::output::OutputStream;
 use bg_shared::process::DirWatcher;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
@@ -109,10 +110,7 @@ impl Source {
     /// that the cost follows what is asked for, not the file's size.
     fn read_tail(&mut self, cli: &Cli, n: usize, path: &std::path::Path) -> Result<Summary> {
         let mut file = open_stream(path, self.task.as_ref())?;
-        let len = file
-            .metadata()
-            .context(|| format!("reading {}", path.display()))?
-            .len();
+        let len = file.len()?;
         let mut window: u64 = TAIL_WINDOW;
         loop {
             let start = len.saturating_sub(window);
@@ -138,9 +136,8 @@ impl Source {
 
     /// Feeds the file from `start` to its end in chunks; a window that
     /// starts mid-line starts at the next line.
-    fn feed_from(&mut self, file: &mut File, start: u64, path: &std::path::Path) -> Result<()> {
-        file.seek(SeekFrom::Start(start))
-            .context(|| format!("reading {}", path.display()))?;
+    fn feed_from(&mut self, file: &mut OutputStream, start: u64, path: &Path) -> Result<()> {
+        file.seek_to(start);
         let mut at_line = start == 0;
         loop {
             let n = match file.read(&mut self.buffer) {
@@ -243,12 +240,14 @@ impl Source {
 /// Opens the stream's file: a session task's output.log as every state
 /// file is opened, never through a symlink (and, if the state dir's budget
 /// removed it, saying so); a file the caller named, as it is.
-fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<File> {
+fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<OutputStream> {
     if let Some(task) = task {
-        return bg_shared::output::open_log(path)
+        // What the output cap dropped is a line that is not an event.
+        return OutputStream::open(path, true)
             .map_err(|err| bg_shared::budget::removed_note(task).map_or(err, Error::Internal));
     }
-    File::open(path).context(|| format!("opening {}", path.display()))
+    let file = File::open(path).context(|| format!("opening {}", path.display()))?;
+    Ok(OutputStream::plain(file))
 }
 
 /// `--follow`: one line per event as it arrives.

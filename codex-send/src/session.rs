@@ -3,7 +3,7 @@
 //! thread a conversation continues on, the approvals still pending.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bg_shared::allowlist::{self, Confined};
 use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::{MAX_RECORD_BYTES, create_new_private};
+use bg_shared::output::OutputStream;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::TaskPaths;
 use bg_shared::{Error, IoContext, Result, lock, select};
@@ -125,14 +126,16 @@ impl Lines {
     }
 
     fn read_new(&mut self) -> Result<Vec<Value>> {
-        let Some(mut file) = open::state_file(&self.path)? else {
+        if open::state_file(&self.path)?.is_none() {
             return Ok(Vec::new());
-        };
+        }
+        // What an output cap dropped is skipped: no line is made of it.
+        let mut file = OutputStream::open(&self.path, false)?;
         let context = || format!("reading {}", self.path.display());
-        file.seek(SeekFrom::Start(self.offset)).context(context)?;
+        file.seek_to(self.offset);
         let mut bytes = std::mem::take(&mut self.partial);
-        let read = file.read_to_end(&mut bytes).context(context)?;
-        self.offset += read as u64;
+        file.read_to_end(&mut bytes).context(context)?;
+        self.offset = file.position();
         let complete = memchr::memrchr(b'\n', &bytes).map_or(0, |end| end + 1);
         self.partial = bytes.split_off(complete);
         Ok(bytes

@@ -148,7 +148,9 @@ fn a_task_whose_journal_line_met_a_full_disk_is_notified_once_space_is_back() {
     assert!(disk.notified().is_empty());
     // The task fills the disk itself: its status has reserved space, its
     // journal line has none.
-    let out = disk.run(BG_RUN, &["head -c 2097152 /dev/zero; exit 5"]).success();
+    let out = disk
+        .run(BG_RUN, &["head -c 2097152 /dev/zero; exit 5"])
+        .success();
     let filler = out.stdout.trim().to_string();
     let record = disk.wait_ended(&filler);
     assert_eq!(record["exit_code"], 5, "{record}");

@@ -199,7 +199,14 @@ fn a_full_disk_is_reported_and_damages_nothing() {
     let kept = before.stdout.trim().to_string();
     // The task itself fills the disk: its outcome must still be recorded.
     let filler = env
-        .run(BG_RUN, &["--state-dir", state_arg, "head -c 1048576 /dev/zero; exit 5"])
+        .run(
+            BG_RUN,
+            &[
+                "--state-dir",
+                state_arg,
+                "head -c 1048576 /dev/zero; exit 5",
+            ],
+        )
         .success();
     let filler = filler.stdout.trim().to_string();
     let record = poll(DEADLINE, || {

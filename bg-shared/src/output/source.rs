@@ -22,7 +22,10 @@ pub(super) enum Piece {
     Bytes(Vec<u8>),
     /// The cap dropped bytes from here while they were read: `marker` is
     /// to be shown in their place, and reading goes on at view offset `resume`.
-    Dropped { marker: Vec<u8>, resume: u64 },
+    Dropped {
+        marker: Vec<u8>,
+        resume: u64,
+    },
 }
 
 pub(super) struct Source {
@@ -129,7 +132,9 @@ impl Source {
     pub(super) fn read_piece(&self, start: u64, len: u64) -> Result<Piece> {
         let head_end = self.layout.head_end;
         let marker_end = head_end + self.marker.len() as u64;
-        let len = len.min(self.len().saturating_sub(start)).min(super::MAX_LINE as u64);
+        let len = len
+            .min(self.len().saturating_sub(start))
+            .min(super::MAX_LINE as u64);
         if !self.marker.is_empty() && (head_end..marker_end).contains(&start) {
             let at = usize::try_from(start - head_end).unwrap_or(usize::MAX);
             let take = usize::try_from(len).unwrap_or(usize::MAX);

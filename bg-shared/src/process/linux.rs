@@ -428,7 +428,8 @@ mod tests {
 pub fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
     use nix::fcntl::{FallocateFlags, fallocate};
     let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-    let as_off = |n: u64| i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let as_off =
+        |n: u64| i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
     fallocate(file, flags, as_off(offset)?, as_off(len)?)?;
     Ok(())
 }
