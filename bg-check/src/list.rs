@@ -38,7 +38,9 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADERS: [&str; 7] = ["ID", "NAME", "STATE", "EXIT", "RUNTIME", "CWD", "COMMAND"];
+const HEADERS: [&str; 8] = [
+    "ID", "NAME", "STATE", "EXIT", "RUNTIME", "OUTPUT", "CWD", "COMMAND",
+];
 const STATE_COLUMN: usize = 2;
 
 fn table(tasks: &[Task]) -> String {
@@ -50,7 +52,7 @@ fn table(tasks: &[Task]) -> String {
     let home = std::env::var("HOME")
         .ok()
         .filter(|h| !h.is_empty() && h != "/");
-    let rows: Vec<[String; 7]> = tasks
+    let rows: Vec<[String; 8]> = tasks
         .iter()
         .map(|task| row(task, home.as_deref()))
         .collect();
@@ -63,7 +65,7 @@ fn table(tasks: &[Task]) -> String {
     let command_room = bg_shared::process::terminal_width()
         .filter(|_| std::io::stdout().is_terminal())
         .map(|cols| {
-            cols.saturating_sub(widths[..6].iter().map(|w| w + 2).sum::<usize>())
+            cols.saturating_sub(widths[..7].iter().map(|w| w + 2).sum::<usize>())
                 .max(20)
         });
     let mut text = line(&HEADERS.map(String::from), &widths, None, command_room);
@@ -78,7 +80,7 @@ fn table(tasks: &[Task]) -> String {
     text
 }
 
-fn row(task: &Task, home: Option<&str>) -> [String; 7] {
+fn row(task: &Task, home: Option<&str>) -> [String; 8] {
     let record = task.record();
     let cwd = match home.and_then(|h| record.cwd.strip_prefix(h)) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
@@ -96,26 +98,43 @@ fn row(task: &Task, home: Option<&str>) -> [String; 7] {
         record
             .duration_ms
             .map_or_else(|| "-".into(), time::human_duration),
+        output_column(&record),
         format::printable(&cwd).into_owned(),
         format::one_line(&record.command, 500),
     ]
 }
 
+/// How much the task wrote; `(capped)` once its cap dropped some, and
+/// `removed` once the state dir's budget took the log.
+fn output_column(record: &bg_shared::record::TaskRecord) -> String {
+    if record.output_removed {
+        return "removed".into();
+    }
+    let Some(written) = record.output_bytes else {
+        return "-".into();
+    };
+    let size = bg_shared::size::human_size(written).replace(' ', "");
+    match record.output_dropped_bytes {
+        Some(dropped) if dropped > 0 => format!("{size}(capped)"),
+        _ => size,
+    }
+}
+
 fn line(
-    cells: &[String; 7],
-    widths: &[usize; 7],
+    cells: &[String; 8],
+    widths: &[usize; 8],
     colour: Option<TaskState>,
     command_room: Option<usize>,
 ) -> String {
     let mut out = String::new();
-    for (i, cell) in cells.iter().enumerate().take(6) {
+    for (i, cell) in cells.iter().enumerate().take(7) {
         match colour.filter(|_| i == STATE_COLUMN) {
             Some(state) => out.push_str(&format!("\x1b[{}m{cell}\x1b[0m", state_colour(state))),
             None => out.push_str(cell),
         }
         out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
     }
-    let command = &cells[6];
+    let command = &cells[7];
     match command_room {
         Some(room) if command.chars().count() > room => {
             out.extend(command.chars().take(room.saturating_sub(3)));

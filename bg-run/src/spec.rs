@@ -246,6 +246,32 @@ pub fn shell_join(argv: &[OsString]) -> String {
     bg_shared::format::shell_join(argv.iter().map(|word| word.to_string_lossy()))
 }
 
+/// The output cap: `--max-output`, else `BG_MAX_OUTPUT`, else 1 GiB; and
+/// which of them gave it, for errors.
+fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, Option<&'static str>)> {
+    let (from, text) = match flag {
+        Some(text) => ("--max-output", text.to_string()),
+        None => match std::env::var("BG_MAX_OUTPUT") {
+            Ok(text) if !text.trim().is_empty() => ("BG_MAX_OUTPUT", text),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Error::usage("BG_MAX_OUTPUT: not a size (not UTF-8)"));
+            }
+            _ => return Ok((Some(cap::DEFAULT_CAP), None)),
+        },
+    };
+    let cap = size::parse_size(&text).map_err(|err| Error::usage(format!("{from}: {err}")))?;
+    if let Some(bytes) = cap
+        && bytes < cap::MIN_CAP
+    {
+        return Err(Error::usage(format!(
+            "{from}: '{}' is below the smallest output cap, {} ('none' for no cap)",
+            bg_shared::format::printable(text.trim()),
+            size::human_size(cap::MIN_CAP)
+        )));
+    }
+    Ok((cap, Some(from)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,30 +308,4 @@ mod tests {
             .collect();
         assert_eq!(shell_join(&argv), r"echo 'a b' 'it'\''s' x=1");
     }
-}
-
-/// The output cap: `--max-output`, else `BG_MAX_OUTPUT`, else 1 GiB; and
-/// which of them gave it, for errors.
-fn output_cap(flag: Option<&str>) -> Result<(Option<u64>, Option<&'static str>)> {
-    let (from, text) = match flag {
-        Some(text) => ("--max-output", text.to_string()),
-        None => match std::env::var("BG_MAX_OUTPUT") {
-            Ok(text) if !text.trim().is_empty() => ("BG_MAX_OUTPUT", text),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(Error::usage("BG_MAX_OUTPUT: not a size (not UTF-8)"));
-            }
-            _ => return Ok((Some(cap::DEFAULT_CAP), None)),
-        },
-    };
-    let cap = size::parse_size(&text).map_err(|err| Error::usage(format!("{from}: {err}")))?;
-    if let Some(bytes) = cap
-        && bytes < cap::MIN_CAP
-    {
-        return Err(Error::usage(format!(
-            "{from}: '{}' is below the smallest output cap, {} ('none' for no cap)",
-            bg_shared::format::printable(text.trim()),
-            size::human_size(cap::MIN_CAP)
-        )));
-    }
-    Ok((cap, Some(from)))
 }

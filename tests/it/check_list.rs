@@ -70,11 +70,14 @@ fn the_table_has_a_header_and_a_row_per_task_without_colour_in_a_pipe() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["ID", "NAME", "STATE", "EXIT", "RUNTIME", "CWD", "COMMAND"]
+        [
+            "ID", "NAME", "STATE", "EXIT", "RUNTIME", "OUTPUT", "CWD", "COMMAND"
+        ]
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(row[..4], [id.as_str(), "web", "running", "-"]);
-    assert_eq!(row[6..], ["sleep", "30"]);
+    assert_eq!(row[5], "0B");
+    assert_eq!(row[7..], ["sleep", "30"]);
     assert!(!out.stdout.contains('\x1b'), "colour in a pipe");
 }
 

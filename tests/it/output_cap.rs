@@ -203,10 +203,8 @@ impl Phased {
     }
 
     fn check(&self, reader: &str) -> Vec<u8> {
-        let shown = self
-            .env
-            .check_output(&["--reader", reader, "--max-bytes", "0", &self.id]);
-        shown
+        self.env
+            .check_output(&["--reader", reader, "--max-bytes", "0", &self.id])
     }
 }
 

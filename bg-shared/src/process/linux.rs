@@ -397,6 +397,24 @@ impl DirWatcher {
     }
 }
 
+/// Frees `[offset, offset + len)` of a file in place, keeping its size and
+/// every other byte's offset: the output cap drops the middle of a log that
+/// its task keeps appending to. Fails where the filesystem cannot.
+pub fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use nix::fcntl::{FallocateFlags, fallocate};
+    let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    let as_off =
+        |n: u64| i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    fallocate(file, flags, as_off(offset)?, as_off(len)?)?;
+    Ok(())
+}
+
+/// Makes a pipe hold up to `bytes` before its writer blocks (best effort).
+pub fn grow_pipe(pipe: &impl std::os::fd::AsFd, bytes: usize) {
+    let size = i32::try_from(bytes).unwrap_or(i32::MAX);
+    let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,22 +438,4 @@ mod tests {
         assert_eq!(parse_stat(1, b"garbage"), None);
         assert_eq!(parse_stat(1, b"1 (x) Z 0"), None);
     }
-}
-
-/// Frees `[offset, offset + len)` of a file in place, keeping its size and
-/// every other byte's offset: the output cap drops the middle of a log that
-/// its task keeps appending to. Fails where the filesystem cannot.
-pub fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-    use nix::fcntl::{FallocateFlags, fallocate};
-    let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-    let as_off =
-        |n: u64| i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
-    fallocate(file, flags, as_off(offset)?, as_off(len)?)?;
-    Ok(())
-}
-
-/// Makes a pipe hold up to `bytes` before its writer blocks (best effort).
-pub fn grow_pipe(pipe: &impl std::os::fd::AsFd, bytes: usize) {
-    let size = i32::try_from(bytes).unwrap_or(i32::MAX);
-    let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
 }

@@ -185,6 +185,15 @@ impl DirWatcher {
     }
 }
 
+/// Freeing a range of a file in place is Linux's `fallocate`; elsewhere
+/// the output cap takes its other way.
+pub fn punch_hole(_file: &std::fs::File, _offset: u64, _len: u64) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Pipes keep their size here.
+pub fn grow_pipe(_pipe: &impl std::os::fd::AsFd, _bytes: usize) {}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -217,12 +226,3 @@ mod tests {
         assert_eq!(waiter.wait(None).ok(), Some(Some(usr2)));
     }
 }
-
-/// Freeing a range of a file in place is Linux's `fallocate`; elsewhere
-/// the output cap takes its other way.
-pub fn punch_hole(_file: &std::fs::File, _offset: u64, _len: u64) -> io::Result<()> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// Pipes keep their size here.
-pub fn grow_pipe(_pipe: &impl std::os::fd::AsFd, _bytes: usize) {}
