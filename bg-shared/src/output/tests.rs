@@ -232,3 +232,76 @@ fn a_log_is_opened_only_as_a_regular_file_of_its_own() {
         "{err}"
     );
 }
+
+/// A log of 100 numbered lines of 9 bytes, with an output cap's record.
+fn capped_log() -> (tempfile::TempDir, std::path::PathBuf, cap::CapFile) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("output.log");
+    let lines: Vec<u8> = (0..100)
+        .flat_map(|n| format!("line {n:03}\n").into_bytes())
+        .collect();
+    std::fs::write(&path, &lines).expect("write");
+    let layout = cap::Layout {
+        cap: 1000,
+        ..cap::Layout::default()
+    };
+    let record = cap::CapFile::create(&dir.path().join(cap::FILE), &layout).expect("cap");
+    (dir, path, record)
+}
+
+/// What the supervisor does: publishes `[90, 450)` as dropped, then
+/// frees it (here: zeros, as a punched hole reads).
+fn drop_middle(path: &Path, record: &cap::CapFile) {
+    let layout = cap::Layout {
+        cap: 1000,
+        head_end: 90,
+        drop_end: 450,
+        ..cap::Layout::default()
+    };
+    record.publish(&layout).expect("publish");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0; 360], 90).expect("zeros");
+}
+
+#[test]
+fn bytes_dropped_while_a_read_streams_become_the_marker_never_zeros() {
+    let (_dir, path, record) = capped_log();
+    let reading = Reading::open(&path, 0, &Filters::default(), false).expect("plan");
+    drop_middle(&path, &record);
+    let mut shown = Vec::new();
+    reading.write_to(&mut shown).expect("stream");
+    let marker = b"[... 360 bytes dropped by the output cap (1000 B) ...]\n";
+    let at = shown.windows(marker.len()).position(|w| w == marker);
+    assert_eq!(at, Some(90), "{}", String::from_utf8_lossy(&shown));
+    assert!(!shown.contains(&0));
+    assert_eq!(
+        &shown[90 + marker.len()..],
+        &std::fs::read(&path).unwrap()[450..]
+    );
+}
+
+#[test]
+fn a_planned_read_meets_a_drop_as_a_failed_read_and_a_stream_skips_it() {
+    let (_dir, path, record) = capped_log();
+    let (source, from) = source::Source::open(&path, 0).expect("view");
+    drop_middle(&path, &record);
+    assert!(matches!(source.read_at(from, 64), Ok(bytes) if bytes.len() == 64));
+    assert!(matches!(source.read_at(80, 64), Err(Error::OutputOutrun)));
+    let mut stream = OutputStream::open(&path, true).expect("stream");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).expect("read");
+    assert!(text.starts_with("line 000\n"));
+    assert!(
+        text.contains(
+            "line 009\n[... 360 bytes dropped by the output cap (1000 B) ...]\nline 050\n"
+        )
+    );
+    assert!(text.ends_with("line 099\n") && !text.contains('\0'));
+    // A reader whose cursor was inside the range is told what it missed.
+    let e = read_excerpt(&path, 300, &Filters::default(), false).expect("read");
+    assert!(e.bytes.starts_with(b"[... 150 bytes dropped"));
+    assert_eq!(e.next, 900);
+}
