@@ -279,7 +279,7 @@ fn bytes_dropped_while_a_read_streams_become_the_marker_never_zeros() {
     assert!(!shown.contains(&0));
     assert_eq!(
         &shown[90 + marker.len()..],
-        &std::fs::read(&path).unwrap()[450..]
+        &std::fs::read(&path).expect("log")[450..]
     );
 }
 
