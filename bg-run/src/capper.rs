@@ -314,14 +314,11 @@ impl Log {
     fn write_physical(&self, start: u64, bytes: &[u8]) -> std::io::Result<()> {
         let mut written = 0;
         while written < bytes.len() {
-            let at = self.layout.physical(start + written as u64);
-            let room = match self.layout.ring {
-                0 => bytes.len() - written,
-                ring => {
-                    let left = self.layout.head_end + ring - at;
-                    (bytes.len() - written).min(usize::try_from(left).unwrap_or(usize::MAX))
-                }
-            };
+            let offset = start + written as u64;
+            let at = self.layout.physical(offset);
+            let room = self
+                .layout
+                .contiguous(offset, (bytes.len() - written) as u64) as usize;
             self.file
                 .write_all_at(&bytes[written..written + room], at)?;
             written += room;

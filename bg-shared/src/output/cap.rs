@@ -104,6 +104,15 @@ impl Layout {
         }
     }
 
+    /// How many of `want` bytes from `offset` lie in one piece of the
+    /// file: a ring's bytes end at its end and go on at its start.
+    pub fn contiguous(&self, offset: u64, want: u64) -> u64 {
+        match self.ring {
+            0 => want,
+            ring => want.min(self.head_end + ring - self.physical(offset)),
+        }
+    }
+
     fn encode(&self) -> [u8; RECORD_LEN] {
         let fields = self.fields();
         let body = format!(

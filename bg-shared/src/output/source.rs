@@ -176,14 +176,8 @@ impl Source {
         let mut filled = 0;
         while filled < bytes.len() {
             let at = self.layout.physical(offset + filled as u64);
-            // A ring's bytes end at its end, and go on at its start.
-            let room = match self.layout.ring {
-                0 => bytes.len() - filled,
-                ring => {
-                    let left = self.layout.head_end + ring - at;
-                    (bytes.len() - filled).min(usize::try_from(left).unwrap_or(usize::MAX))
-                }
-            };
+            let want = (bytes.len() - filled) as u64;
+            let room = self.layout.contiguous(offset + filled as u64, want) as usize;
             match self.file.read_at(&mut bytes[filled..filled + room], at) {
                 Ok(0) => break,
                 Ok(n) => filled += n,

@@ -123,11 +123,7 @@ impl OutputStream {
     /// and for a ring, up to where it wraps.
     fn readable(&self, layout: &Layout, room: usize) -> Result<usize> {
         let end = self.len_with(layout)?;
-        let mut want = end.saturating_sub(self.pos);
-        if layout.ring > 0 && self.pos >= layout.head_end {
-            let at = layout.physical(self.pos);
-            want = want.min(layout.head_end + layout.ring - at);
-        }
+        let want = layout.contiguous(self.pos, end.saturating_sub(self.pos));
         Ok(usize::try_from(want).unwrap_or(usize::MAX).min(room))
     }
 
