@@ -186,9 +186,17 @@ fn punch_loop(shared: &Mutex<Log>, stop: &AtomicBool, mut watch: Option<DirWatch
 
 fn copy_loop(shared: &Mutex<Log>, stop: &AtomicBool, pipe: &OwnedFd) {
     loop {
-        let _ = process::wait_readable(pipe.as_fd(), Some(IDLE_WAIT));
+        // A read is only made once it cannot block: the lock is held for
+        // it, and `finish` must never wait on a pipe that a process left
+        // behind holds open and silent.
+        let readable = process::wait_readable(pipe.as_fd(), Some(IDLE_WAIT)).unwrap_or(false);
         let mut log = lock(shared);
-        if stop.load(Ordering::SeqCst) || !log.copy_ready(None).unwrap_or(false) {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        // At the pipe's end the copying is done; a failed copy is not the
+        // end (the task would block on a pipe nobody empties).
+        if readable && matches!(log.copy_ready(None), Ok(false)) {
             return;
         }
     }
