@@ -19,18 +19,24 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bg_shared::output::cap::{self, CapFile, Layout, Method, Totals};
 use bg_shared::process::{self, Change, DirWatcher};
 use bg_shared::task::TaskPaths;
 use bg_shared::{IoContext, Result, fault, fsutil};
 
-/// How often a growing log's size is checked: what a task writes in this
-/// long is most of the cap's slack.
+/// How often a log growing near its cap is checked: what a task writes in
+/// this long is most of the cap's slack.
 const TICK: Duration = Duration::from_millis(1);
+/// The longest pause between checks of a growing log far below its cap
+/// (a steady logger is not checked a thousand times a second).
+const MAX_TICK: Duration = Duration::from_millis(100);
 /// After this many checks without growth, the thread sleeps on a watch.
-const QUIET_TICKS: u32 = 100;
+const QUIET_TICKS: u32 = 20;
+/// How far past its cap a log goes before a hole is punched (back to the
+/// cap), at most: fewer, larger punches for a fast writer.
+const MAX_BATCH: u64 = 4 << 20;
 /// How long a sleep on the watch lasts at most.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Holes are punched in whole blocks of this size.
@@ -150,7 +156,7 @@ impl Capper {
         if log.pipe.is_some() {
             while log.copy_ready(Some(Duration::ZERO)).unwrap_or(false) {}
         } else {
-            let _ = log.check_size();
+            let _ = log.check_size(0);
         }
         log.totals()
     }
@@ -163,25 +169,42 @@ fn lock(shared: &Mutex<Log>) -> MutexGuard<'_, Log> {
 }
 
 fn punch_loop(shared: &Mutex<Log>, stop: &AtomicBool, mut watch: Option<DirWatcher>) {
-    let (mut quiet, mut last) = (0, 0);
+    let (mut quiet, mut last, mut checked) = (0, 0, Instant::now());
     while !stop.load(Ordering::SeqCst) {
-        let size = {
+        let (size, headroom) = {
             let mut log = lock(shared);
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            log.check_size().unwrap_or(last)
+            let batch = log.batch();
+            let size = log.check_size(batch).unwrap_or(last);
+            (size, log.headroom(size))
         };
-        quiet = if size == last { quiet + 1 } else { 0 };
+        let grown = size.saturating_sub(last);
+        quiet = if grown == 0 { quiet + 1 } else { 0 };
         last = size;
+        let since = std::mem::replace(&mut checked, Instant::now()).elapsed();
         match &mut watch {
             Some(watch) if quiet >= QUIET_TICKS => {
                 let _ = watch.wait(Some(IDLE_WAIT));
                 quiet = 0;
             }
-            _ => std::thread::sleep(TICK),
+            _ => std::thread::sleep(next_check(headroom, grown, since)),
         }
     }
+}
+
+/// When to check again: before a writer going at the rate just seen
+/// could use half the room left below the cap, and within [`TICK`,
+/// [`MAX_TICK`]].
+fn next_check(headroom: u64, grown: u64, since: Duration) -> Duration {
+    if grown == 0 {
+        return TICK;
+    }
+    let rate = grown as f64 / since.as_secs_f64().max(1e-6);
+    Duration::try_from_secs_f64(headroom as f64 / rate / 2.0)
+        .unwrap_or(MAX_TICK)
+        .clamp(TICK, MAX_TICK)
 }
 
 fn copy_loop(shared: &Mutex<Log>, stop: &AtomicBool, pipe: &OwnedFd) {
@@ -220,17 +243,28 @@ impl Log {
         self.layout.totals(size)
     }
 
-    /// The punching check: past the cap, drop to it. Returns the size.
-    fn check_size(&mut self) -> Result<u64> {
+    /// The punching check: more than `batch` past the cap, drop to it.
+    /// Returns the size.
+    fn check_size(&mut self, batch: u64) -> Result<u64> {
         let size = self
             .file
             .metadata()
             .context(|| "reading the output's size".into())?
             .len();
-        if size.saturating_sub(self.layout.dropped()) > self.layout.cap {
+        if size.saturating_sub(self.layout.dropped()) > self.layout.cap + batch {
             self.punch_to(size)?;
         }
         Ok(size)
+    }
+
+    /// How far past the cap the running check lets the log go.
+    fn batch(&self) -> u64 {
+        (self.layout.cap / 16).min(MAX_BATCH)
+    }
+
+    /// What a log of `size` may still grow before it is punched.
+    fn headroom(&self, size: u64) -> u64 {
+        (self.layout.cap + self.batch()).saturating_sub(size - self.layout.dropped().min(size))
     }
 
     /// Publishes a dropped range that leaves `size` within the cap, then

@@ -423,7 +423,12 @@ fn codex_parse_reads_a_capped_session_stream_across_the_drop() {
 #[test]
 fn a_ring_ends_with_its_task_though_a_process_left_behind_holds_the_pipe() {
     let env = Env::new();
-    let id = launch_capped(&env, "2M", Some("no-punch-hole"), "sleep 30 & echo started; sleep 1.5");
+    let id = launch_capped(
+        &env,
+        "2M",
+        Some("no-punch-hole"),
+        "sleep 30 & echo started; sleep 1.5",
+    );
     let record = env.wait_state(&id, "exited");
     assert_eq!(record["output_cap_method"], "ring");
     assert_eq!(record["output_bytes"], 8, "{record}");
