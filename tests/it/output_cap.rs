@@ -410,14 +410,18 @@ fn codex_parse_reads_a_capped_session_stream_across_the_drop() {
         .success()
         .json();
     assert_eq!(summary["protocol"], "mcp-server");
-    // The marker is the one line that is not an event; no request is
-    // made of the zeros a punched hole reads as.
-    assert_eq!(summary["skipped_lines"], 1, "{summary}");
-    let requests = summary["requests"].as_array().unwrap();
+    // The marker is a line that is not an event (and, in a ring, whose
+    // drop does not end at a line end, so is the rest of the line it cut);
+    // no request is made of the zeros a punched hole reads as.
+    let skipped = summary["skipped_lines"].as_u64().unwrap();
+    let ring = record["output_cap_method"] == "ring";
     assert!(
-        requests.iter().all(|r| r["status"] == "completed"),
-        "{summary}"
+        skipped == 1 || (ring && skipped == 2),
+        "{skipped} lines skipped"
     );
+    let requests = summary["requests"].as_array().unwrap();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| r["status"] == "completed"));
 }
 
 #[test]
