@@ -187,6 +187,9 @@ fn punch_loop(shared: &Mutex<Log>, stop: &AtomicBool, mut watch: Option<DirWatch
         match &mut watch {
             Some(watch) if quiet >= QUIET_TICKS => {
                 let _ = watch.wait(Some(IDLE_WAIT));
+                // The rate is measured from the wake, not over the quiet
+                // spell: a burst after a pause is a fast writer.
+                checked = Instant::now();
                 quiet = 0;
             }
             _ => std::thread::sleep(next_check(headroom, grown, since)),
