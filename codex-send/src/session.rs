@@ -126,11 +126,11 @@ impl Lines {
     }
 
     fn read_new(&mut self) -> Result<Vec<Value>> {
-        if open::state_file(&self.path)?.is_none() {
+        let Some(log) = open::state_file(&self.path)? else {
             return Ok(Vec::new());
-        }
+        };
         // What an output cap dropped is skipped: no line is made of it.
-        let mut file = OutputStream::open(&self.path, false)?;
+        let mut file = OutputStream::of_log(log, &self.path, false)?;
         let context = || format!("reading {}", self.path.display());
         file.seek_to(self.offset);
         let mut bytes = std::mem::take(&mut self.partial);

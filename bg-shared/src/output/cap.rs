@@ -104,6 +104,31 @@ impl Layout {
         }
     }
 
+    /// Where the output ends, as written: a punched log's size (`log`'s),
+    /// or the ring's record.
+    pub fn output_end(&self, log: &File) -> Result<u64> {
+        if self.ring > 0 {
+            return Ok(self.end);
+        }
+        Ok(log
+            .metadata()
+            .context(|| "reading the output's size".into())?
+            .len())
+    }
+
+    /// Of `len` bytes read at `offset` before this range was read (again),
+    /// how many may be passed on: those before the dropped range, or all
+    /// if none is in it; `None` if the first of them may be gone.
+    pub fn trusted(&self, offset: u64, len: u64) -> Option<u64> {
+        if self.dropped() == 0 || offset + len <= self.head_end || offset >= self.drop_end {
+            Some(len)
+        } else if offset < self.head_end {
+            Some(self.head_end - offset)
+        } else {
+            None
+        }
+    }
+
     /// How many of `want` bytes from `offset` lie in one piece of the
     /// file: a ring's bytes end at its end and go on at its start.
     pub fn contiguous(&self, offset: u64, want: u64) -> u64 {

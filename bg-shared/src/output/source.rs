@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::cap::{self, CapFile, Layout};
 use super::open_log;
-use crate::{Error, IoContext, Result};
+use crate::{Error, Result};
 
 /// What one read gives.
 pub(super) enum Piece {
@@ -50,13 +50,7 @@ impl Source {
             Some(cap) => cap.read()?,
             None => Layout::default(),
         };
-        let end = match layout.ring {
-            0 => file
-                .metadata()
-                .context(|| format!("reading output {}", path.display()))?
-                .len(),
-            _ => layout.end,
-        };
+        let end = layout.output_end(&file)?;
         // A cursor past the end means the log was truncated: start over.
         let from = if from > end { 0 } else { from };
         let mut source = Source {
@@ -156,13 +150,10 @@ impl Source {
             return Ok(Piece::Bytes(bytes));
         };
         let now = cap.read()?;
-        let stop = offset + bytes.len() as u64;
-        if now.dropped() == 0 || stop <= now.head_end || offset >= now.drop_end {
+        if let Some(kept) = now.trusted(offset, bytes.len() as u64) {
+            let mut bytes = bytes;
+            bytes.truncate(usize::try_from(kept).unwrap_or(usize::MAX));
             return Ok(Piece::Bytes(bytes));
-        }
-        if offset < now.head_end {
-            let kept = usize::try_from(now.head_end - offset).unwrap_or(usize::MAX);
-            return Ok(Piece::Bytes(bytes[..kept.min(bytes.len())].to_vec()));
         }
         Ok(Piece::Dropped {
             marker: marker(now.drop_end - offset, now.cap),

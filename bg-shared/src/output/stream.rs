@@ -27,7 +27,11 @@ pub struct OutputStream {
 impl OutputStream {
     /// A task's output log at `path`, with its cap's published range.
     pub fn open(path: &Path, markers: bool) -> Result<OutputStream> {
-        let file = super::open_log(path)?;
+        OutputStream::of_log(super::open_log(path)?, path, markers)
+    }
+
+    /// A task's output log opened by the caller (`file`, from `path`).
+    pub fn of_log(file: File, path: &Path, markers: bool) -> Result<OutputStream> {
         let cap = CapFile::open(&path.with_file_name(cap::FILE))?;
         Ok(OutputStream {
             file,
@@ -51,13 +55,7 @@ impl OutputStream {
 
     /// How many bytes the output holds, as written (dropped ones too).
     pub fn len(&self) -> Result<u64> {
-        let layout = self.layout()?;
-        let size = self
-            .file
-            .metadata()
-            .context(|| "reading the output's size".into())?
-            .len();
-        Ok(layout.totals(size).written)
+        self.layout()?.output_end(&self.file)
     }
 
     pub fn is_empty(&self) -> Result<bool> {
@@ -104,38 +102,20 @@ impl OutputStream {
                 .file
                 .read_at(&mut buf[..want], at)
                 .context(|| "reading output".into())?;
-            let now = self.layout()?;
-            let stop = self.pos + read as u64;
-            if now.dropped() == 0 || stop <= now.head_end || self.pos >= now.drop_end {
-                self.pos = stop;
-                return Ok(read);
+            // None: all of it may be gone, and the next pass skips it.
+            if let Some(kept) = self.layout()?.trusted(self.pos, read as u64) {
+                self.pos += kept;
+                return Ok(kept as usize);
             }
-            if self.pos < now.head_end {
-                let kept = (now.head_end - self.pos) as usize;
-                self.pos = now.head_end;
-                return Ok(kept);
-            }
-            // All of it may be gone: the next pass skips it.
         }
     }
 
     /// How much can be read at the position in one piece: up to the end,
     /// and for a ring, up to where it wraps.
     fn readable(&self, layout: &Layout, room: usize) -> Result<usize> {
-        let end = self.len_with(layout)?;
+        let end = layout.output_end(&self.file)?;
         let want = layout.contiguous(self.pos, end.saturating_sub(self.pos));
         Ok(usize::try_from(want).unwrap_or(usize::MAX).min(room))
-    }
-
-    fn len_with(&self, layout: &Layout) -> Result<u64> {
-        if layout.ring > 0 {
-            return Ok(layout.end);
-        }
-        Ok(self
-            .file
-            .metadata()
-            .context(|| "reading the output's size".into())?
-            .len())
     }
 
     fn take_pending(&mut self, buf: &mut [u8]) -> usize {
