@@ -438,3 +438,29 @@ fn a_ring_ends_with_its_task_though_a_process_left_behind_holds_the_pipe() {
     assert_eq!(record["output_bytes"], 8, "{record}");
     assert_eq!(env.check_output(&[&id]), b"started\n");
 }
+
+#[test]
+#[cfg_attr(
+    feature = "portable",
+    ignore = "punch-hole only: a ring's task loses its pipe with its supervisor (documented)"
+)]
+fn a_crashed_supervisor_leaves_a_capped_log_readable_and_the_task_writing() {
+    let task = Phased::start(None);
+    let expected = seq(1, 1_000_100);
+    task.open("g1");
+    task.open("g2");
+    let record = task.wait_written(seq(1, 1_000_000).len());
+    let dropped = record["output_dropped_bytes"].as_u64().unwrap();
+    // The supervisor dies between two checks, its range published.
+    task.env.signal(&task.id, "supervisor_pid", 9);
+    task.open("g3");
+    let record = task.env.wait_record(&task.id, |r| {
+        r["output_bytes"] == expected.len() as u64 && r["state"] != "running"
+    });
+    // Nothing more is dropped, and nothing is lost or shown twice.
+    assert_eq!(record["output_dropped_bytes"], dropped, "{record}");
+    let shown = task
+        .env
+        .check_output(&["--all-output", "--max-bytes", "0", &task.id]);
+    assert_eq!(assert_accounts_for(&parts(&shown), &expected, 0), dropped);
+}
