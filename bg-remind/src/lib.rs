@@ -32,12 +32,14 @@ pub const HELP: Help = Help {
         ),
         (
             "bg-remind --task web --timeout 10m",
-            "... or exit 124 after 10 minutes if it still runs",
+            "... or exit 124 after 10 minutes if it still runs,\nprinting the command that waits again",
         ),
     ],
     notes: &[
         "Run it in the background (Claude Code: run_in_background) and its exit wakes\n\
          you: no polling, no sleeping in the foreground.",
+        "Claude Code stops a background call after 10 minutes unless the call sets\n\
+         `timeout` (at most 7200000 ms): set it, and give --timeout a little less.",
     ],
     exit_status: &[
         ("0", "the time has come; with --task, the task succeeded"),
@@ -69,12 +71,13 @@ pub struct Cli {
     #[arg(long, value_name = "ID|NAME")]
     pub task: Option<String>,
 
-    /// With --task: give up after DUR, print that the task still runs, exit 124.
+    /// With --task: give up after DUR and exit 124, the first line saying
+    /// that the task still runs and the command that waits again.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "task")]
     pub timeout: Option<Duration>,
 
     /// With --task: how many of the task's last lines of output to print.
-    #[arg(long, value_name = "N", default_value_t = 10, requires = "task")]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LINES, requires = "task")]
     pub lines: usize,
 
     /// JSON: what was due, or the task's record with the outcome.
@@ -85,6 +88,9 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
+
+/// How many of a task's last lines `--task` prints unless told.
+pub const DEFAULT_LINES: usize = 10;
 
 /// Signals that end a reminder early, with 128+N and nothing printed.
 const STOPPING: [Signal; 3] = [Signal::INT, Signal::TERM, Signal::HUP];

@@ -7,7 +7,7 @@ use bg_shared::output::{self, Excerpt, Filters, omission_marker, read_excerpt};
 use bg_shared::record::TaskRecord;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{self, Task};
-use bg_shared::{Result, cli, format, select};
+use bg_shared::{Result, cli, format, select, time};
 use serde::Serialize;
 
 use crate::Cli;
@@ -26,6 +26,9 @@ struct Woken {
     /// The last `--lines` lines, escape sequences removed.
     output_tail: String,
     output_omitted_bytes: u64,
+    /// On a timeout: the command that waits again, as it was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_again: Option<String>,
 }
 
 pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode> {
@@ -39,6 +42,7 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
         ExitCode::TIMED_OUT
     };
     let (tail, removed) = last_lines(&task, cli.lines)?;
+    let wait_again = (!ended).then(|| wait_again(&task, message, cli));
     let text = if cli.json {
         let woken = Woken {
             message: message.map(str::to_string),
@@ -47,19 +51,69 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
             task: task.record(),
             output_tail: String::from_utf8_lossy(&tail.bytes).into_owned(),
             output_omitted_bytes: tail.omitted,
+            wait_again,
         };
         cli::json_line(&woken)?
     } else {
-        human(&task, message, &tail, removed.as_deref())
+        let first = match &wait_again {
+            Some(command) => Some(still_running(&task, cli, command)),
+            None => message.map(str::to_string),
+        };
+        human(&task, first.as_deref(), &tail, removed.as_deref())
     };
     cli::write_stdout(&text)?;
-    if !ended {
-        cli::say(&format!(
-            "bg-remind: gave up waiting: task {} is still running",
-            task.paths.id
-        ));
-    }
     Ok(code)
+}
+
+/// The one line a timed-out wait starts with, in place of the message
+/// (which is for the task's end): the task still runs, and how to wait on.
+/// An agent host that stops background calls after a while (Claude Code:
+/// 10 minutes by default) gets a recipe to follow instead of a dead end.
+fn still_running(task: &Task, cli: &Cli, command: &str) -> String {
+    let name = task
+        .launch
+        .name
+        .as_deref()
+        .map(|name| format!(" ({})", format::printable(name)))
+        .unwrap_or_default();
+    let waited = cli.timeout.map(time::exact_duration).unwrap_or_default();
+    format!(
+        "still running: task {}{name} did not end within {waited}; to wait again: {command}",
+        task.paths.id
+    )
+}
+
+/// `bg-remind --task ID ...` with this call's options and message, quoted
+/// for a POSIX shell, control characters made visible.
+fn wait_again(task: &Task, message: Option<&str>, cli: &Cli) -> String {
+    let mut words: Vec<String> = vec![
+        "bg-remind".into(),
+        "--task".into(),
+        task.paths.id.to_string(),
+    ];
+    if let Some(timeout) = cli.timeout {
+        words.extend(["--timeout".into(), time::exact_duration(timeout)]);
+    }
+    if cli.lines != crate::DEFAULT_LINES {
+        words.extend(["--lines".into(), cli.lines.to_string()]);
+    }
+    if let Some(dir) = &cli.state_dir {
+        words.extend(["--state-dir".into(), dir.to_string_lossy().into_owned()]);
+    }
+    if cli.json {
+        words.push("--json".into());
+    }
+    words.extend(message.map(str::to_string));
+    words
+        .iter()
+        .map(|word| quote(&format::printable(word)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word as a POSIX shell reads it back (printable text has no NUL).
+fn quote(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| format!("'{word}'"), |quoted| quoted.into_owned())
 }
 
 /// The task's last `lines` lines, as plain text, within a byte cap; or,
@@ -90,12 +144,13 @@ fn last_lines(task: &Task, lines: usize) -> Result<(Excerpt, Option<String>)> {
     }
 }
 
-/// The message, the status line, then the last lines under a header that
+/// The first line (the message, or why the wait ended early), the status
+/// line, then the last lines under a header that
 /// says where the whole output is (or why there are none: `removed`).
-fn human(task: &Task, message: Option<&str>, tail: &Excerpt, removed: Option<&str>) -> String {
+fn human(task: &Task, first: Option<&str>, tail: &Excerpt, removed: Option<&str>) -> String {
     let mut text = String::new();
-    if let Some(message) = message {
-        text.push_str(message);
+    if let Some(first) = first {
+        text.push_str(first);
         text.push('\n');
     }
     text.push_str(&format::status_line(&task.record()));

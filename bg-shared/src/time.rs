@@ -68,6 +68,27 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     Ok(duration)
 }
 
+/// A duration as [`parse_duration`] reads it back exactly, in one word
+/// (`9m`, `1h30m`, `1500ms`): for a command printed to be run again.
+pub fn exact_duration(duration: Duration) -> String {
+    let ms = millis(duration);
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    let parts = [
+        (secs / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".into() } else { text }
+}
+
 /// The moment `after` from now, or `None` (never) if it cannot be represented.
 pub fn deadline(after: Duration) -> Option<Instant> {
     Instant::now().checked_add(after)
@@ -101,6 +122,19 @@ mod tests {
         assert!(text.ends_with(".123Z"), "{text}");
         assert_eq!(parse_rfc3339(&text), Some(time));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn exact_durations_read_back_as_they_were() {
+        for ms in [
+            0, 1, 1500, 60_000, 540_000, 5_400_000, 5_401_000, 90_061_000,
+        ] {
+            let duration = Duration::from_millis(ms);
+            let text = exact_duration(duration);
+            assert!(!text.contains(' '), "{text}");
+            assert_eq!(parse_duration(&text), Ok(duration), "{text}");
+        }
+        assert_eq!(exact_duration(Duration::from_secs(5400)), "1h30m");
     }
 
     #[test]

@@ -88,12 +88,69 @@ fn a_timeout_exits_124_and_says_the_task_still_runs() {
     env.wait_record(&id, |r| output_of(r).contains("working"));
     let out = env.run(BG_REMIND, &["--task", &id, "--timeout", "0.3", "--json"]);
     assert_eq!(out.code(), 124, "{out:?}");
-    assert!(out.stderr.contains("still running"), "{out:?}");
     let woken = out.json();
     assert_eq!(woken["result"], "timeout");
     assert_eq!(woken["task"]["state"], "running");
     assert_eq!(woken["output_tail"], "working\n");
+    let again = woken["wait_again"].as_str().expect("wait_again");
+    assert_eq!(
+        shlex::split(again).expect("a shell command"),
+        [
+            "bg-remind",
+            "--task",
+            id.as_str(),
+            "--timeout",
+            "300ms",
+            "--json"
+        ]
+    );
     assert_eq!(env.record(&id)["state"], "running");
+}
+
+/// An agent host stops a background call after a while (Claude Code: 10
+/// minutes unless told): the one line it gets must say that the task still
+/// runs and give the command that waits on, which then works.
+#[test]
+fn a_timed_out_wait_says_in_one_line_how_to_wait_again() {
+    let env = Env::new();
+    let id = env.launch(&["--name", "srv", "echo working; sleep 100"]);
+    env.wait_record(&id, |r| output_of(r).contains("working"));
+    let message = "it's done: read $OUT";
+    let args = ["--task", "srv", "--timeout", "0.3", "--lines", "3", message];
+    let out = env.run(BG_REMIND, &args);
+    assert_eq!(out.code(), 124, "{out:?}");
+    let first = out.stdout.lines().next().expect("a first line");
+    let prefix =
+        format!("still running: task {id} (srv) did not end within 300ms; to wait again: ");
+    let again = first
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let words = shlex::split(again).expect("a shell command");
+    let want = [
+        "bg-remind",
+        "--task",
+        &id,
+        "--timeout",
+        "300ms",
+        "--lines",
+        "3",
+        message,
+    ];
+    assert_eq!(words, want);
+    // The message is for the task's end: it is not printed as if it came.
+    assert!(!out.stdout.lines().any(|l| l == message), "{out:?}");
+    assert!(out.stdout.contains("working"), "{out:?}");
+    assert!(!out.stdout.contains("wait_again"), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    // Followed as written, it waits on, and ends with the task.
+    let rearmed: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    env.run(BG_KILL, &[&id]).success();
+    let ended = env.run(BG_REMIND, &rearmed);
+    assert_eq!(ended.code(), 143, "{ended:?}");
+    assert_eq!(ended.stdout.lines().next(), Some(message), "{ended:?}");
+    let woken = env.run(BG_REMIND, &["--task", &id, "--json"]).json();
+    assert!(woken.get("wait_again").is_none(), "{woken}");
 }
 
 #[test]

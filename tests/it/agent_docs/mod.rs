@@ -349,3 +349,25 @@ fn every_doc_is_tested_and_no_example_escapes() {
         }
     }
 }
+
+/// Claude Code stops a `run_in_background` call after 10 minutes unless it
+/// sets `timeout`, and the model then gets no exit code: every paragraph of
+/// the agent docs that tells the model to run something in the background
+/// tells it to set `timeout` too.
+#[test]
+fn every_background_call_in_the_docs_sets_a_timeout() {
+    let mut checked = 0;
+    for rel in EXAMPLE_FILES {
+        let text = read_doc(rel);
+        for paragraph in text.split("\n\n") {
+            if paragraph.contains("run_in_background: true") {
+                checked += 1;
+                assert!(
+                    paragraph.contains("timeout"),
+                    "{DOCS}/{rel}: a background call without `timeout`:\n{paragraph}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 4, "only {checked} background calls found");
+}
