@@ -84,7 +84,7 @@ fn still_running(task: &Task, cli: &Cli, command: &str) -> String {
 }
 
 /// `bg-remind --task ID ...` with this call's options and message, quoted
-/// for a POSIX shell, control characters made visible.
+/// for a POSIX shell, control characters made visible (one line).
 fn wait_again(task: &Task, message: Option<&str>, cli: &Cli) -> String {
     let mut words: Vec<String> = vec![
         "bg-remind".into(),
@@ -104,16 +104,7 @@ fn wait_again(task: &Task, message: Option<&str>, cli: &Cli) -> String {
         words.push("--json".into());
     }
     words.extend(message.map(str::to_string));
-    words
-        .iter()
-        .map(|word| quote(&format::printable(word)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A word as a POSIX shell reads it back (printable text has no NUL).
-fn quote(word: &str) -> String {
-    shlex::try_quote(word).map_or_else(|_| format!("'{word}'"), |quoted| quoted.into_owned())
+    format::shell_join(words.iter().map(|word| format::printable(word)))
 }
 
 /// The task's last `lines` lines, as plain text, within a byte cap; or,
@@ -145,8 +136,8 @@ fn last_lines(task: &Task, lines: usize) -> Result<(Excerpt, Option<String>)> {
 }
 
 /// The first line (the message, or why the wait ended early), the status
-/// line, then the last lines under a header that
-/// says where the whole output is (or why there are none: `removed`).
+/// line, then the last lines under a header that says where the whole
+/// output is (or why there are none: `removed`).
 fn human(task: &Task, first: Option<&str>, tail: &Excerpt, removed: Option<&str>) -> String {
     let mut text = String::new();
     if let Some(first) = first {
