@@ -6,6 +6,7 @@
 mod disk;
 mod list;
 mod notify;
+mod pace;
 mod show;
 
 use std::ffi::OsString;
@@ -41,6 +42,10 @@ pub const HELP: Help = Help {
         (
             "bg-check 3fa2c1 --follow --grep 'error|warning'",
             "stream matching lines until it ends",
+        ),
+        (
+            "bg-check 3fa2c1 --follow --pace --reader monitor",
+            "the same, paced for an agent host's monitor",
         ),
         (
             "bg-check --state running --json",
@@ -137,6 +142,21 @@ pub struct Cli {
     #[arg(long, requires = "task")]
     pub follow: bool,
 
+    /// With --follow: feed an agent host that batches and rate-limits a
+    /// command's lines (Claude Code's Monitor): one write per batch, at most
+    /// 2500 bytes, about one per 2.5 s after a burst of 3; lines that do not
+    /// fit are summed up with the command that shows them; the status line
+    /// always comes; the cursor moves past a batch a second after it was
+    /// printed. Implies --strip-ansi.
+    #[arg(long, requires = "follow")]
+    pub pace: bool,
+
+    /// Print the output between two offsets of it as written (a paced
+    /// --follow names them), whatever this reader has seen; the cursor
+    /// stays where it is.
+    #[arg(long, value_name = "START-END", value_parser = parse_range, requires = "task", conflicts_with_all = ["follow", "wait", "all_output"])]
+    pub range: Option<(u64, u64)>,
+
     /// With --wait or --follow: give up after DUR and exit 124.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -176,6 +196,17 @@ impl StateFilter {
             StateFilter::Finished => !state.is_live(),
         }
     }
+}
+
+fn parse_range(text: &str) -> std::result::Result<(u64, u64), String> {
+    let bad = || format!("'{text}' is not a range of byte offsets START-END (e.g. 1024-9400)");
+    let (start, end) = text.split_once('-').ok_or_else(bad)?;
+    let start: u64 = start.parse().map_err(|_| bad())?;
+    let end: u64 = end.parse().map_err(|_| bad())?;
+    if end < start {
+        return Err(format!("'{text}': the range ends before it starts"));
+    }
+    Ok((start, end))
 }
 
 fn parse_state_filter(text: &str) -> std::result::Result<StateFilter, String> {

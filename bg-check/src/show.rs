@@ -27,6 +27,9 @@ const COALESCE: Duration = Duration::from_millis(100);
 pub fn run(state: Option<&StateDir>, selector: &str, cli: &Cli) -> Result<ExitCode> {
     let paths = select::find(state, selector)?;
     let filters = filters(cli)?;
+    if cli.follow && cli.pace {
+        return crate::pace::follow(&paths, cli, &filters);
+    }
     if cli.follow {
         return follow(&paths, cli, &filters);
     }
@@ -51,6 +54,7 @@ fn filters(cli: &Cli) -> Result<Filters> {
         plain: cli.strip_ansi,
         tail_lines: cli.tail,
         max_bytes: (cli.max_bytes > 0).then_some(cli.max_bytes),
+        until: cli.range.map(|(_, end)| end),
     })
 }
 
@@ -63,8 +67,16 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
     if cli.json {
         return cli::write_stdout(&json_line(&record)?);
     }
-    let cursor = Cursor::lock(&task.paths, &cli.reader)?;
-    let from = if cli.all_output { 0 } else { cursor.offset() };
+    // A --range reads what it names, and leaves the cursor alone.
+    let cursor = match cli.range {
+        Some(_) => None,
+        None => Some(Cursor::lock(&task.paths, &cli.reader)?),
+    };
+    let from = match (&cursor, cli.range) {
+        (_, Some((start, _))) => start,
+        (Some(cursor), None) if !cli.all_output => cursor.offset(),
+        _ => 0,
+    };
     let mut out = std::io::stdout().lock();
     let line = format!("{}\n", format::status_line(&record));
     write(&mut out, line.as_bytes())?;
@@ -88,14 +100,16 @@ fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
         write(&mut out, b"\n")?;
     }
     flush(&mut out)?;
-    if let Err(err) = cursor.set(next) {
+    if let Some(cursor) = cursor
+        && let Err(err) = cursor.set(next)
+    {
         bg_shared::cursor::warn_unsaved(&err);
     }
     Ok(())
 }
 
 /// A planned read of a task's output, or why there is none to read.
-enum Output {
+pub(crate) enum Output {
     Read(Reading),
     /// The log was deleted (or is not the task's own file): in words.
     Unavailable(String),
@@ -104,7 +118,7 @@ enum Output {
     Removed(String),
 }
 
-fn open_output(task: &Task, from: u64, filters: &Filters) -> Result<Output> {
+pub(crate) fn open_output(task: &Task, from: u64, filters: &Filters) -> Result<Output> {
     let path = task.paths.output();
     match Reading::open(&path, from, filters, task.state.is_live()) {
         Ok(reading) => Ok(Output::Read(reading)),

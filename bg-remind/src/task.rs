@@ -118,6 +118,7 @@ fn last_lines(task: &Task, lines: usize) -> Result<(Excerpt, Option<String>)> {
         plain: true,
         tail_lines: Some(lines),
         max_bytes: Some(MAX_TAIL_BYTES),
+        until: None,
     };
     let path = task.paths.output();
     match read_excerpt(&path, 0, &filters, task.state.is_live()) {

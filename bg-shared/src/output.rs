@@ -50,6 +50,9 @@ pub struct Filters {
     pub tail_lines: Option<usize>,
     /// At most this many bytes (the newest); `None` for no cap.
     pub max_bytes: Option<u64>,
+    /// Read only up to this offset of the output as written; `None` for
+    /// its end.
+    pub until: Option<u64>,
 }
 
 /// Output read whole into memory, for small reads (bg-remind's last lines).
@@ -111,7 +114,10 @@ impl Reading {
         let (source, from) = Source::open(path, from)?;
         let len = source.len();
         let mut end = len;
-        if running {
+        if let Some(until) = filters.until {
+            end = end.min(source.view_offset(until).max(from));
+        }
+        if running && end == len {
             let complete = end_of_last_line(&source, from, len)?;
             if complete > from || filters.grep.is_some() {
                 end = complete;

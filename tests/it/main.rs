@@ -11,6 +11,7 @@ mod run_options;
 
 mod check_list;
 mod check_output;
+mod check_pace;
 mod check_wait;
 mod faults_output;
 mod output_cap;

@@ -92,7 +92,9 @@ impl Source {
         }
     }
 
-    fn view_offset(&self, output: u64) -> u64 {
+    /// The view offset an output offset stands for (one inside the
+    /// dropped range stands for the marker's end).
+    pub(super) fn view_offset(&self, output: u64) -> u64 {
         if self.marker.is_empty() || output <= self.layout.head_end {
             return output;
         }

@@ -46,6 +46,24 @@ fn tail_counts_lines_from_the_end() {
 }
 
 #[test]
+fn a_range_stops_at_its_end_whatever_the_filters() {
+    let until = |end| Filters {
+        until: Some(end),
+        ..Filters::default()
+    };
+    let e = read(b"1\n22\n333\n4444\n", 2, &until(9), true);
+    assert_eq!(e.bytes, b"22\n333\n");
+    assert_eq!(e.next, 9);
+    let grep = Filters {
+        grep: Regex::new("3|4").ok(),
+        ..until(9)
+    };
+    assert_eq!(read(b"1\n22\n333\n4444\n", 0, &grep, false).bytes, b"333\n");
+    // An end before the start reads nothing.
+    assert!(read(b"1\n22\n", 4, &until(1), false).bytes.is_empty());
+}
+
+#[test]
 fn the_cap_keeps_the_newest_whole_lines_and_counts_the_rest() {
     let capped = Filters {
         max_bytes: Some(5),
@@ -153,6 +171,7 @@ fn grep_streams_what_an_in_memory_grep_would_print() {
                         plain,
                         tail_lines: tail,
                         max_bytes: max,
+                        until: None,
                     };
                     let got = read_excerpt(file.path(), from, &filters, false).expect("read");
                     let (bytes, omitted) = reference_grep(&content, from as usize, &filters);
@@ -183,6 +202,7 @@ fn a_giant_matching_line_is_printed_whole_or_cut_by_the_cap_alone() {
                 plain,
                 tail_lines: None,
                 max_bytes: max,
+                until: None,
             };
             let got = read_excerpt(file.path(), 0, &filters, false).expect("read");
             let (bytes, omitted) = reference_grep(&content, 0, &filters);

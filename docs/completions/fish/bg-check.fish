@@ -3,6 +3,7 @@ complete -c bg-check -l reader -d 'Whose cursor to use: each reader sees every b
 complete -c bg-check -l tail -d 'Print only the last N lines (of the new output, or of all with --all-output)' -r
 complete -c bg-check -l grep -d 'Print only lines matching REGEX' -r
 complete -c bg-check -l max-bytes -d 'Print at most this many bytes of output (the newest); 0 for no limit. What is left out is announced with the path of the full output' -r
+complete -c bg-check -l range -d 'Print the output between two offsets of it as written (a paced --follow names them), whatever this reader has seen; the cursor stays where it is' -r
 complete -c bg-check -l timeout -d 'With --wait or --follow: give up after DUR and exit 124' -r
 complete -c bg-check -l prune -d 'Remove finished tasks older than AGE [default: $BG_RETENTION or 7d], then outputs while over the budget ($BG_STATE_MAX)' -r
 complete -c bg-check -l state-dir -d 'State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools]' -r -F
@@ -12,6 +13,7 @@ complete -c bg-check -l all-output -d 'Print the whole output, not only what is 
 complete -c bg-check -l strip-ansi -d 'Remove colours and other escape sequences; keep what carriage returns left visible'
 complete -c bg-check -l wait -d 'Wait for the task to end, then print and exit with its exit status'
 complete -c bg-check -l follow -d 'Stream the task\'s output until it ends, then exit with its exit status'
+complete -c bg-check -l pace -d 'With --follow: feed an agent host that batches and rate-limits a command\'s lines (Claude Code\'s Monitor): one write per batch, at most 2500 bytes, about one per 2.5 s after a burst of 3; lines that do not fit are summed up with the command that shows them; the status line always comes; the cursor moves past a batch a second after it was printed. Implies --strip-ansi'
 complete -c bg-check -l notify -d 'Print one line per task finished since this reader\'s last --notify'
 complete -c bg-check -l disk -d 'Show the state dir\'s disk use, its budget ($BG_STATE_MAX, default 10G) and free space, and every task\'s size, largest first'
 complete -c bg-check -s h -l help -d 'Print help'
