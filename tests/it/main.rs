@@ -13,6 +13,7 @@ mod check_list;
 mod check_output;
 mod check_wait;
 mod faults_output;
+mod notify_scope;
 mod output_cap;
 
 mod faults;
