@@ -53,7 +53,7 @@ pub const HELP: Help = Help {
         ),
         (
             "bg-check --notify",
-            "one line per task finished since the last --notify",
+            "this project's tasks finished since the last --notify",
         ),
         (
             "bg-check --prune 1d",
@@ -101,7 +101,8 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// List the tasks of every project, not only this one (git root, else cwd).
+    /// List the tasks of every project, not only this one (git root, else cwd);
+    /// with --notify, report every project's.
     #[arg(long, conflicts_with = "task")]
     pub all: bool,
 
@@ -161,8 +162,9 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
-    /// Print one line per task finished since this reader's last --notify.
-    #[arg(long, conflicts_with_all = ["task", "prune", "all", "states"])]
+    /// Print one line per task of this project finished since this reader's
+    /// last --notify in it (with --all: of any project, since the last --notify --all).
+    #[arg(long, conflicts_with_all = ["task", "prune", "states"])]
     pub notify: bool,
 
     /// Remove finished tasks older than AGE [default: $BG_RETENTION or 7d],

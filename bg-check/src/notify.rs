@@ -1,18 +1,19 @@
-//! `--notify`: one line per task that finished since this reader's last
-//! notification, nothing at all when none did, so it can run in an agent's
-//! hook on every prompt. Concurrent callers report each task once between
+//! `--notify`: one line per task of the current project (`--all`: of any
+//! project) that finished since this reader's last notification in that
+//! scope, nothing at all when none did, so it can run in an agent's hook on
+//! every prompt. Concurrent callers report each task once per scope between
 //! them; the journal's lock is never held while printing (see
 //! `notify_state`).
 
 use bg_shared::exit::ExitCode;
 use bg_shared::ids::TaskId;
 use bg_shared::journal::{self, JournalLock};
-use bg_shared::notify_state::{self, Delivery, ReaderProgress};
+use bg_shared::notify_state::{self, Delivery, ReaderFile, ReaderProgress, Scope};
 use bg_shared::outcome;
-use bg_shared::record::{JournalEntry, TaskState};
+use bg_shared::record::{JournalEntry, LaunchRecord, TaskState};
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Result, cli, format, lock, time};
+use bg_shared::{Result, cli, format, lock, select, time};
 use serde::Serialize;
 
 use crate::Cli;
@@ -29,6 +30,8 @@ struct Notification {
     duration_ms: Option<u64>,
     ended_at: Option<String>,
     command: String,
+    /// Where it was launched; null for an old journal line whose task is gone.
+    cwd: Option<String>,
 }
 
 impl Notification {
@@ -57,6 +60,7 @@ impl From<JournalEntry> for Notification {
             duration_ms: entry.duration_ms,
             ended_at: Some(entry.ended_at),
             command: entry.command,
+            cwd: entry.cwd,
         }
     }
 }
@@ -65,52 +69,56 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     let Some(state) = state else {
         return Ok(ExitCode::SUCCESS);
     };
-    let Some(_reader) = notify_state::lock_reader(state, &cli.reader)? else {
+    let scope = if cli.all {
+        Scope::All
+    } else {
+        Scope::Project(select::project_root()?)
+    };
+    let Some(_reader) = notify_state::lock_reader(state, &cli.reader, &scope)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let found = gather(state, cli)?;
+    let found = gather(state, cli, &scope)?;
     if found.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    // Printed with no lock but the reader's: a consumer that never reads
-    // holds up nobody else.
+    // Printed with no lock but the reader's scope's: a consumer that never
+    // reads holds up nobody else.
     cli::write_stdout(&render(&found, cli)?)?;
     let guard = journal::lock(state)?;
-    let mut progress = notify_state::load(state, &guard, &cli.reader)?;
+    let mut file = notify_state::load(state, &guard, &cli.reader)?;
+    let progress = file.scope_mut(&scope);
     // As saved before printing: pruning may have moved its offset since.
     if let Some(delivery) = progress.pending.take() {
         progress.delivered(delivery);
     }
-    save(state, &guard, cli, &mut progress)?;
+    save(state, &guard, cli, &scope, &mut file)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Under the journal's lock: what this reader has not been told yet, saved
-/// as a pending delivery (or, if there is nothing, as delivered).
-fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
+/// Under the journal's lock: what this reader's scope has not been told
+/// yet, saved as a pending delivery (or, if there is nothing, as
+/// delivered). The scope's offset moves past other projects' lines too:
+/// they are never its to report.
+fn gather(state: &StateDir, cli: &Cli, scope: &Scope) -> Result<Vec<Notification>> {
     let guard = journal::lock(state)?;
-    let mut progress = notify_state::load(state, &guard, &cli.reader)?;
+    let mut file = notify_state::load(state, &guard, &cli.reader)?;
+    let progress = file.scope_mut(scope);
     // A delivery still pending was cut short (its notifier died while
     // printing): its tasks are reported again.
     progress.pending = None;
     // One listing serves both passes over the tasks (this runs on every
     // prompt of an agent's hook).
-    let ids = bg_shared::select::list_ids(state)?;
+    let ids = select::list_ids(state)?;
     if let Err(err) = outcome::settle_unjournaled(state, &guard, &ids) {
         // Still no room: the ends stay marked, and are settled later.
         cli::warn("bg-check", &cli::error_chain(&err));
     }
-    let reading = journal::read_from(state, &guard, progress.journal_offset)?;
-    if reading.skipped > 0 {
-        cli::warn(
-            "bg-check",
-            &format!("skipped {} damaged line(s) of the journal", reading.skipped),
-        );
-    }
-    let lost = newly_lost(state, &progress, ids)?;
+    let reading = read_journal(state, &guard, progress.journal_offset)?;
+    let lost = newly_lost(state, progress, ids, scope)?;
     let mut found: Vec<Notification> = reading
         .entries
         .into_iter()
+        .filter_map(|entry| in_scope(state, scope, entry))
         .map(Notification::from)
         .collect();
     found.extend(lost.iter().map(lost_notification));
@@ -123,25 +131,58 @@ fn gather(state: &StateDir, cli: &Cli) -> Result<Vec<Notification>> {
     } else {
         progress.pending = Some(delivery);
     }
-    save(state, &guard, cli, &mut progress)?;
+    save(state, &guard, cli, scope, &mut file)?;
     Ok(found)
+}
+
+/// The journal from `offset` on, with a warning for damaged lines.
+fn read_journal(state: &StateDir, guard: &JournalLock, offset: u64) -> Result<journal::Reading> {
+    let reading = journal::read_from(state, guard, offset)?;
+    if reading.skipped > 0 {
+        cli::warn(
+            "bg-check",
+            &format!("skipped {} damaged line(s) of the journal", reading.skipped),
+        );
+    }
+    Ok(reading)
+}
+
+/// The entry, with its cwd, if it is the scope's. A line written before
+/// journal lines carried the cwd takes it from the task's launch record;
+/// if the task is gone, only `--all` reports it.
+fn in_scope(state: &StateDir, scope: &Scope, mut entry: JournalEntry) -> Option<JournalEntry> {
+    if entry.cwd.is_none() {
+        entry.cwd = launch_cwd(state, &entry.id);
+    }
+    scope.covers(entry.cwd.as_deref()).then_some(entry)
+}
+
+/// A task's launch cwd, from its `meta.json`; `None` if it cannot be read.
+fn launch_cwd(state: &StateDir, id: &str) -> Option<String> {
+    let paths = TaskPaths::new(state, TaskId::parse(id).ok()?);
+    let launch = LaunchRecord::read(&paths.meta()).ok()??;
+    Some(launch.cwd)
 }
 
 fn save(
     state: &StateDir,
     guard: &JournalLock,
     cli: &Cli,
-    progress: &mut ReaderProgress,
+    scope: &Scope,
+    file: &mut ReaderFile,
 ) -> Result<()> {
-    progress
-        .lost_reported
-        .retain(|id| state.tasks_dir().join(id).exists());
-    notify_state::save(state, guard, &cli.reader, progress)
+    file.forget_gone(scope, |id| state.tasks_dir().join(id).exists());
+    notify_state::save(state, guard, &cli.reader, file)
 }
 
-/// Lost tasks (supervisor died, nothing left running) not yet reported:
-/// they never get a journal line.
-fn newly_lost(state: &StateDir, progress: &ReaderProgress, ids: Vec<TaskId>) -> Result<Vec<Task>> {
+/// The scope's lost tasks (supervisor died, nothing left running) not yet
+/// reported: they never get a journal line.
+fn newly_lost(
+    state: &StateDir,
+    progress: &ReaderProgress,
+    ids: Vec<TaskId>,
+    scope: &Scope,
+) -> Result<Vec<Task>> {
     let mut lost = Vec::new();
     for id in ids {
         let paths = TaskPaths::new(state, id.clone());
@@ -156,6 +197,7 @@ fn newly_lost(state: &StateDir, progress: &ReaderProgress, ids: Vec<TaskId>) -> 
         }
         if let Ok(Some(task)) = Task::load(paths)
             && task.state == TaskState::Lost
+            && scope.covers(Some(&task.launch.cwd))
         {
             lost.push(task);
         }
@@ -174,6 +216,7 @@ fn lost_notification(task: &Task) -> Notification {
         duration_ms: None,
         ended_at: None,
         command: record.command,
+        cwd: Some(record.cwd),
     }
 }
 
@@ -200,8 +243,14 @@ fn render(found: &[Notification], cli: &Cli) -> Result<String> {
     let mut text = String::new();
     let dropped = lines.len() - kept;
     if dropped > 0 {
+        // The list of the same scope shows them.
+        let list = if cli.all {
+            "bg-check --all"
+        } else {
+            "bg-check"
+        };
         text.push_str(&format!(
-            "[... {dropped} earlier finished tasks omitted; bg-check --all lists them]\n"
+            "[... {dropped} earlier finished tasks omitted; {list} lists them]\n"
         ));
     }
     text.extend(lines[dropped..].iter().cloned());

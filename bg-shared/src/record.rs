@@ -245,6 +245,11 @@ pub struct JournalEntry {
     pub ended_at: String,
     pub duration_ms: Option<u64>,
     pub command: String,
+    /// The task's launch cwd, so that `--notify` can tell a project's tasks
+    /// without opening each one's `meta.json`. Absent in lines written
+    /// before it was added: those are looked up in the task's record.
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 impl JournalEntry {
@@ -264,6 +269,8 @@ impl JournalEntry {
             ended_at: status.ended_at.clone(),
             duration_ms: status.duration_ms,
             command: crate::format::cut(&launch.command, JournalEntry::MAX_COMMAND_CHARS),
+            // Whole, unlike the command: a cut path would match no project.
+            cwd: Some(launch.cwd.clone()),
         }
     }
 }
@@ -333,5 +340,13 @@ mod tests {
         // A newer version's reason keeps its record readable.
         let newer: EndReason = serde_json::from_str("\"oom\"").expect("readable");
         assert_eq!(newer, EndReason::Unknown);
+    }
+
+    #[test]
+    fn a_journal_line_without_a_cwd_still_reads() {
+        let old = r#"{"version":1,"id":"a1b2c3","name":null,"state":"exited","exit_code":0,
+            "signal":null,"ended_at":"2026-11-21T23:47:26.559Z","duration_ms":9,"command":"true"}"#;
+        let entry: JournalEntry = serde_json::from_str(old).expect("an old line reads");
+        assert_eq!((entry.id.as_str(), entry.cwd), ("a1b2c3", None));
     }
 }

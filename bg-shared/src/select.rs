@@ -163,5 +163,12 @@ pub fn project_root() -> Result<PathBuf> {
 
 /// True if the task was started inside `root` (a project's directory tree).
 pub fn in_project(task: &Task, root: &Path) -> bool {
-    Path::new(&task.launch.cwd).starts_with(root)
+    cwd_in_project(&task.launch.cwd, root)
+}
+
+/// True if a launch cwd, as records keep it, is inside `root`: the one
+/// rule for the list, bg-kill and `--notify`, which often has only the
+/// journal line's cwd.
+pub fn cwd_in_project(cwd: &str, root: &Path) -> bool {
+    Path::new(cwd).starts_with(root)
 }

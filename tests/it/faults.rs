@@ -557,7 +557,7 @@ fn a_cursor_that_cannot_be_saved_is_a_warning_not_another_exit_status() {
 }
 
 /// Waits until `pid` sleeps writing to a pipe nobody reads.
-fn wait_blocked_writing(pid: i32) -> Option<()> {
+pub(crate) fn wait_blocked_writing(pid: i32) -> Option<()> {
     poll(DEADLINE, || {
         let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
         wchan.contains("pipe").then_some(())

@@ -193,8 +193,9 @@ fn run_hook(env: &Env, project: &Path, event: &str, command: &str) -> Outcome {
     finish(shell)
 }
 
-/// The notify hook prints a task once when it has finished, then never
-/// again, and nothing for a task still running.
+/// The notify hook prints a task of its project once when it has finished,
+/// then never again, and nothing for a task still running or of another
+/// project.
 #[test]
 fn prompt_hook_reports_each_finished_task_once() {
     let settings = settings();
@@ -221,6 +222,9 @@ fn prompt_hook_reports_each_finished_task_once() {
         "echo done; exit 3",
     ]);
     env.wait_state(&failed, "exited");
+    // Another project's task is that project's hook's to report.
+    let elsewhere = env.launch(&["exit 0"]);
+    env.wait_state(&elsewhere, "exited");
     let running = env.launch(&["--cwd", project.to_str().unwrap(), "sleep 30"]);
     let first = prompt();
     assert_eq!(first.lines().count(), 1, "{first:?}");
