@@ -22,10 +22,10 @@ use bg_shared::exit::ExitCode;
 use bg_shared::output::Filters;
 use bg_shared::process::DirWatcher;
 use bg_shared::task::{self, Task, TaskPaths};
-use bg_shared::{IoContext, Result, cli, format, time};
+use bg_shared::{IoContext, Result, format, time};
 
 use crate::Cli;
-use crate::show::{Output, open_output};
+use crate::show::{Output, open_output, timed_out};
 
 /// The most bytes one batch (one write, one event) holds: Claude Code cuts
 /// an event at 3,000 characters, and what it cuts is lost.
@@ -133,14 +133,7 @@ pub fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCod
         }
         if feed.deadline.is_some_and(|d| Instant::now() >= d) {
             feed.deliver_all();
-            cli::warn(
-                "bg-check",
-                &format!(
-                    "stopped following task {}: --timeout passed; it is still running",
-                    paths.id
-                ),
-            );
-            return Ok(ExitCode::TIMED_OUT);
+            return Ok(timed_out(paths));
         }
         feed.wait_for_output()?;
     }

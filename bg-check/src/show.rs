@@ -172,17 +172,22 @@ fn follow(paths: &TaskPaths, cli: &Cli, filters: &Filters) -> Result<ExitCode> {
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
-            cli::warn(
-                "bg-check",
-                &format!(
-                    "stopped following task {}: --timeout passed; it is still running",
-                    paths.id
-                ),
-            );
-            return Ok(ExitCode::TIMED_OUT);
+            return Ok(timed_out(paths));
         }
         follower.wait(task.state, left)?;
     }
+}
+
+/// A follow whose `--timeout` passed: said once, exit 124.
+pub(crate) fn timed_out(paths: &TaskPaths) -> ExitCode {
+    cli::warn(
+        "bg-check",
+        &format!(
+            "stopped following task {}: --timeout passed; it is still running",
+            paths.id
+        ),
+    );
+    ExitCode::TIMED_OUT
 }
 
 /// A `--follow` in progress.
