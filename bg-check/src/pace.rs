@@ -179,7 +179,11 @@ impl<'a> Feed<'a> {
         let mut bytes = Vec::new();
         reading.write_to(&mut bytes)?;
         if bytes.is_empty() && omitted == 0 {
-            self.printed_to = next;
+            // Filtered out, or nothing new: nothing for the host to take.
+            if next != from {
+                self.printed_to = next;
+                self.undelivered.push_back((Instant::now(), next));
+            }
             return Ok(None);
         }
         let text = String::from_utf8_lossy(&bytes);
@@ -192,26 +196,26 @@ impl<'a> Feed<'a> {
     /// The newest lines that fit in `budget`, after a line that sums up
     /// the ones that do not and names the command that shows them all.
     fn compose(&self, lines: &[String], omitted: u64, budget: usize, span: (u64, u64)) -> String {
-        let summary_room = 300;
-        let mut kept = 0;
-        let mut used = 0;
-        for line in lines.iter().rev() {
-            let room = if kept + 1 < lines.len() || omitted > 0 {
-                budget.saturating_sub(summary_room)
-            } else {
-                budget
-            };
-            if used + line.len() + 1 > room {
-                break;
-            }
-            used += line.len() + 1;
-            kept += 1;
+        let fits = |room: usize| {
+            let mut used = 0;
+            lines
+                .iter()
+                .rev()
+                .take_while(|line| {
+                    used += line.len() + 1;
+                    used <= room
+                })
+                .count()
+        };
+        let whole: usize = lines.iter().map(|line| line.len() + 1).sum();
+        if omitted == 0 && whole <= budget {
+            return lines.iter().map(|line| format!("{line}\n")).collect();
         }
+        // The longest the summary can be: its counts are at most these.
+        let longest = self.summary(lines.len(), lines.len(), omitted, span).len();
+        let kept = fits(budget.saturating_sub(longest));
         let skipped = lines.len() - kept;
-        let mut text = String::new();
-        if skipped > 0 || omitted > 0 {
-            text.push_str(&self.summary(skipped, kept, omitted, span));
-        }
+        let mut text = self.summary(skipped, kept, omitted, span);
         for line in &lines[skipped..] {
             text.push_str(line);
             text.push('\n');
