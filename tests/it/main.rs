@@ -22,6 +22,7 @@ mod remind;
 
 mod budget;
 
+mod claude;
 mod e2e;
 mod faults_send;
 mod parse_modes;
