@@ -23,6 +23,7 @@ mod remind;
 
 mod budget;
 
+mod claude;
 mod e2e;
 mod faults_send;
 mod parse_modes;

@@ -6,6 +6,7 @@
 //! Without the install the tier skips, saying so; under `CI=true` a missing
 //! Codex fails instead, so CI cannot pass by skipping.
 
+pub mod http;
 mod mock_model;
 mod script;
 
