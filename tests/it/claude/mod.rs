@@ -16,6 +16,7 @@ mod hooks;
 mod monitor;
 mod remind;
 mod skill;
+mod wait_again;
 
 use std::fs;
 use std::io::{Read, Write};

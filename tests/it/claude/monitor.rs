@@ -59,10 +59,13 @@ fn events(world: &World, started: Instant) -> Vec<(f64, Vec<String>)> {
         .collect()
 }
 
-fn follow_under_monitor(per_second: u32, lines: u32, follow: &str) {
+/// `lines` numbered lines at `per_second`, each padded with `pad` more
+/// characters, followed under Monitor by `follow`.
+fn follow_under_monitor(per_second: u32, lines: u32, pad: usize, follow: &str) {
     let sleep = 1.0 / f64::from(per_second);
+    let padding = "ü".repeat(pad);
     let task = format!(
-        "bg-run --name feed 'for i in $(seq 1 {lines}); do echo \"line $i\"; sleep {sleep}; done'"
+        "bg-run --name feed 'for i in $(seq 1 {lines}); do echo \"line $i {padding}\"; sleep {sleep}; done'"
     );
     let script = Script::new().prompt(
         "monitor",
@@ -85,7 +88,7 @@ fn follow_under_monitor(per_second: u32, lines: u32, follow: &str) {
         eprintln!("  +{at:.1}s {} line(s): {event:?}", event.len());
     }
     let all: Vec<&String> = events.iter().flat_map(|(_, e)| e).collect();
-    let numbered = Regex::new(r"^line (\d+)$").expect("a regex");
+    let numbered = Regex::new(r"^line (\d+) ü*$").expect("a regex");
     let mut got: Vec<u32> = all
         .iter()
         .filter_map(|l| numbered.captures(l)?[1].parse().ok())
@@ -120,23 +123,36 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
 }
 
 #[test]
-#[ignore = "issue 19: bg-check --follow pacing not built yet"]
+#[ignore = "a plain --follow is not paced and loses lines under Monitor: the reason for --pace; run with --ignored to see it"]
 fn follow_at_5_lines_a_second_reaches_the_model() {
-    follow_under_monitor(5, 20, "bg-check feed --follow --reader monitor");
+    follow_under_monitor(5, 20, 0, "bg-check feed --follow --reader monitor");
 }
 
 #[test]
-#[ignore = "issue 19: bg-check --follow pacing not built yet"]
+#[ignore = "a plain --follow is not paced and loses lines under Monitor: the reason for --pace; run with --ignored to see it"]
 fn follow_at_50_lines_a_second_reaches_the_model() {
-    follow_under_monitor(50, 200, "bg-check feed --follow --reader monitor");
+    follow_under_monitor(50, 200, 0, "bg-check feed --follow --reader monitor");
 }
 
 #[test]
 fn paced_follow_at_5_lines_a_second_reaches_the_model() {
-    follow_under_monitor(5, 20, "bg-check feed --follow --pace --reader monitor");
+    follow_under_monitor(5, 20, 0, "bg-check feed --follow --pace --reader monitor");
 }
 
 #[test]
 fn paced_follow_at_50_lines_a_second_reaches_the_model() {
-    follow_under_monitor(50, 200, "bg-check feed --follow --pace --reader monitor");
+    follow_under_monitor(50, 200, 0, "bg-check feed --follow --pace --reader monitor");
+}
+
+/// Lines of 100 characters (non-ASCII) at 50 a second are more than the
+/// host passes on: the feed sums up what it skips, with the command that
+/// shows it, and the status line still comes.
+#[test]
+fn paced_follow_of_long_lines_sums_up_what_it_skips() {
+    follow_under_monitor(
+        50,
+        200,
+        90,
+        "bg-check feed --follow --pace --reader monitor",
+    );
 }
