@@ -40,7 +40,7 @@ fn bg_run_returns_at_once(version: &'static str) {
         return;
     };
     let mut host = world.headless();
-    host.prompt(&prompt("bgrun"));
+    world.send(&mut host, &prompt("bgrun"));
     let printed = world.wait_result(&call_id("bgrun", 0));
     let took = round_trip(&world, &call_id("bgrun", 0));
     let id = printed.trim();

@@ -20,7 +20,7 @@ fn hook_line_arrives_once(version: &'static str) {
         return;
     };
     let mut host = world.headless();
-    host.prompt(&prompt("hookstart"));
+    world.send(&mut host, &prompt("hookstart"));
     let id = world
         .wait_result(&call_id("hookstart", 0))
         .trim()
@@ -28,7 +28,7 @@ fn hook_line_arrives_once(version: &'static str) {
     assert!(bg_shared::ids::is_id(&id), "bg-run printed no id: {id:?}");
     world.env.wait_state(&id, "exited");
     let line = format!("{id} exited 4");
-    host.prompt(&prompt("hooknext"));
+    world.send(&mut host, &prompt("hooknext"));
     let next = world.wait_text("[mock:hooknext]");
     let count = |body| {
         host_strings(body)
@@ -41,7 +41,7 @@ fn hook_line_arrives_once(version: &'static str) {
         1,
         "the hook's line came with the next prompt: {next:#}"
     );
-    host.prompt(&prompt("hooklast"));
+    world.send(&mut host, &prompt("hooklast"));
     let last = world.wait_text("[mock:hooklast]");
     assert_eq!(
         count(&last),

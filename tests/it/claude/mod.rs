@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use bg_shared::process::{self, Signal};
 use serde_json::{Value, json};
@@ -45,6 +46,10 @@ pub const NATIVE: &str = "2.1.332";
 /// interactive host itself under script(1), lead sessions of their own) or
 /// outlives its parent is found by it and killed.
 const HOST_MARK: &str = "BG_TOOLS_CLAUDE_TIER";
+
+/// How long a typed prompt may take to reach the model before its Enter is
+/// pressed again.
+const RETYPE: Duration = Duration::from_secs(3);
 
 /// The API key the mock is given; the interactive host asks about a key
 /// whose tail it has not been told is approved.
@@ -189,6 +194,35 @@ impl World {
         format!("{HOST_MARK}={}", self.env.dir.path().display()).into_bytes()
     }
 
+    /// Sends a prompt and waits until the model has it. An interactive host
+    /// busy starting up can miss the Enter that submits a typed prompt: it is
+    /// pressed again while the prompt has not come (an Enter on an empty
+    /// prompt does nothing).
+    #[track_caller]
+    pub fn send(&self, host: &mut Host, text: &str) {
+        host.prompt(text);
+        let arrived = || {
+            let requests = self.mock.main_requests();
+            let has = |e: &mock_api::Exchange| {
+                model::host_strings(&e.body)
+                    .iter()
+                    .any(|s| s.contains(text))
+            };
+            requests.iter().any(has).then_some(())
+        };
+        let end = Instant::now() + DEADLINE;
+        while poll(RETYPE, arrived).is_none() {
+            assert!(
+                Instant::now() < end,
+                "the host never passed the prompt on; its screen: {}",
+                host.screen()
+            );
+            if host.terminal {
+                host.write(b"\r");
+            }
+        }
+    }
+
     /// Polls the mock until `found` says what the host sent is there.
     #[track_caller]
     pub fn wait_for<T>(&self, what: &str, mut found: impl FnMut(&MockApi) -> Option<T>) -> T {
@@ -264,7 +298,8 @@ impl Host {
     }
 
     /// Sends a prompt: a stream-json user message, or typed into the
-    /// terminal once it has echoed the text.
+    /// terminal once it has echoed the text. [`World::send`] also waits
+    /// until the model has it, and presses a lost Enter again.
     pub fn prompt(&mut self, text: &str) {
         if self.terminal {
             self.write(text.as_bytes());
@@ -282,6 +317,19 @@ impl Host {
             .write_all(bytes)
             .and_then(|()| stdin.flush())
             .expect("writing to the host");
+    }
+
+    /// The end of what the host printed, without escape sequences, for a
+    /// failure message.
+    pub fn screen(&self) -> String {
+        let plain = regex::Regex::new(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|.)")
+            .map(|escapes| escapes.replace_all(&self.output(), "").into_owned())
+            .unwrap_or_default();
+        let start = plain.len().saturating_sub(3000);
+        let start = (start..plain.len())
+            .find(|at| plain.is_char_boundary(*at))
+            .unwrap_or(0);
+        plain[start..].to_string()
     }
 
     /// What the host has printed so far.

@@ -9,8 +9,9 @@
 
 use std::fs;
 
-use super::model::{Script, Step, call_id, prompt};
+use super::model::{Script, Step, call_id, host_strings, prompt};
 use super::{JS, NATIVE, World};
+use crate::util::{DEADLINE, poll};
 
 const DESCRIPTION: &str = "Wait for fails to end";
 
@@ -44,10 +45,23 @@ fn remind_wakes_with_the_exit_code(version: &'static str) {
     } else {
         world.headless()
     };
-    host.prompt(&prompt("remind"));
-    let woken = world.wait_text(&summary());
+    world.send(&mut host, &prompt("remind"));
+    let woken = poll(DEADLINE, || {
+        let requests = world.mock.main_requests();
+        requests
+            .into_iter()
+            .map(|e| e.body)
+            .find(|body| host_strings(body).iter().any(|s| s.contains(&summary())))
+    })
+    .unwrap_or_else(|| {
+        let last = world.mock.last_main().unwrap_or_default();
+        panic!(
+            "no wake-up; the host's screen: {}\nits last request: {last:#}",
+            host.screen()
+        )
+    });
     // No prompt came after the first: the host woke the model itself.
-    let notification = super::model::host_strings(&woken)
+    let notification = host_strings(&woken)
         .into_iter()
         .find(|s| s.contains(&summary()))
         .expect("the notification");

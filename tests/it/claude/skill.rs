@@ -23,7 +23,7 @@ fn skill_loads(version: &'static str) {
         return;
     };
     let mut host = world.headless();
-    host.prompt(&prompt("skill"));
+    world.send(&mut host, &prompt("skill"));
     let id = call_id("skill", 0);
     let result = world.wait_result(&id);
     let first = world.mock.main_requests().remove(0).body;
