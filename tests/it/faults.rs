@@ -543,7 +543,10 @@ fn a_cursor_that_cannot_be_saved_is_a_warning_not_another_exit_status() {
         .to_string();
     // The disk fills only once the task's words are in its log.
     let record = disk.run(BG_CHECK, &[&id, "--json"]).success().json();
-    let log = record["output_path"].as_str().expect("output_path").to_string();
+    let log = record["output_path"]
+        .as_str()
+        .expect("output_path")
+        .to_string();
     poll(DEADLINE, || {
         let text = fs::read_to_string(&log).ok()?;
         text.contains("first words").then_some(())
