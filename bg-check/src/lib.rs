@@ -7,6 +7,7 @@ mod disk;
 mod list;
 mod notify;
 mod pace;
+mod queues;
 mod show;
 
 use std::ffi::OsString;
@@ -177,6 +178,11 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["task", "notify", "prune", "all", "states"])]
     pub disk: bool,
 
+    /// Show each queue (bg-run --queue): its slots, its running tasks, and
+    /// its queued tasks in the order they will start.
+    #[arg(long, conflicts_with_all = ["task", "notify", "prune", "all", "states", "disk"])]
+    pub queues: bool,
+
     /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -239,6 +245,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     bg_shared::ids::check_reader(&cli.reader)?;
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+    if let Some(state) = &state
+        && let Err(err) = bg_shared::queue::ensure_dispatcher(state)
+    {
+        let why = cli::error_chain(&err);
+        cli::warn("bg-check", &format!("queued tasks cannot start: {why}"));
+    }
+    if cli.queues {
+        return queues::run(state.as_ref(), cli.json);
+    }
     if cli.notify {
         return notify::run(state.as_ref(), &cli);
     }

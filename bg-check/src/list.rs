@@ -93,7 +93,7 @@ fn row(task: &Task, home: Option<&str>) -> [String; 8] {
             .name
             .as_deref()
             .map_or_else(|| "-".into(), |n| format::printable(n).into_owned()),
-        record.state.as_str().into(),
+        format::state_cell(&record),
         format::exit_column(record.exit_code, record.signal),
         record
             .duration_ms
@@ -149,6 +149,7 @@ fn line(
 fn state_colour(state: TaskState) -> &'static str {
     match state {
         TaskState::Running => "32",
+        TaskState::Queued | TaskState::Cancelled | TaskState::Skipped => "36",
         TaskState::Exited => "2",
         TaskState::Timeout | TaskState::Unsupervised => "33",
         TaskState::Killed | TaskState::FailedToStart | TaskState::Lost => "31",

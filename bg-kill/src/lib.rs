@@ -39,6 +39,10 @@ pub const HELP: Help = Help {
             "every running task of this project (git root, else cwd)",
         ),
         (
+            "bg-kill 9b1e07",
+            "a queued task is cancelled: it never starts",
+        ),
+        (
             "bg-kill 3fa2c1 --signal INT",
             "INT instead of TERM (then KILL after the grace)",
         ),
@@ -49,7 +53,10 @@ pub const HELP: Help = Help {
     ],
     notes: &[],
     exit_status: &[
-        ("0", "every task was stopped (or signalled, with --no-kill)"),
+        (
+            "0",
+            "every task was stopped or, if queued, cancelled (or signalled, with --no-kill)",
+        ),
         (
             "1",
             "a task was not running, no such task, or (--all) none running",
@@ -109,6 +116,17 @@ fn parse_signal_arg(text: &str) -> std::result::Result<Signal, String> {
     })
 }
 
+/// Queued tasks come first: cancelled before any running task of their
+/// queue is stopped, they cannot take its freed slot.
+fn queued_first(chosen: Vec<bg_shared::task::TaskPaths>) -> Vec<bg_shared::task::TaskPaths> {
+    let (mut queued, others): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|paths| {
+        matches!(bg_shared::task::Task::load(paths.clone()),
+            Ok(Some(task)) if task.state == bg_shared::record::TaskState::Queued)
+    });
+    queued.extend(others);
+    queued
+}
+
 /// The tool's entry point: parses `args` and returns the exit code.
 pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("bg-kill", args, run)
@@ -121,6 +139,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         bg_shared::ids::check_selector(selector)?;
     }
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+    if let Some(state) = &state
+        && let Err(err) = bg_shared::queue::ensure_dispatcher(state)
+    {
+        let why = cli::error_chain(&err);
+        cli::warn("bg-kill", &format!("queued tasks cannot start: {why}"));
+    }
     let mut report = Report::new(cli.json);
     let chosen = select::choose(state.as_ref(), &cli, &mut report)?;
     let plan = Plan {
@@ -130,9 +154,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     };
     let mut stopping = Vec::new();
     if let Some(state) = &state {
-        for paths in chosen {
+        for paths in queued_first(chosen) {
             match stop::begin(state, paths, &plan) {
                 Ok(Start::Signalled(task)) => stopping.push(task),
+                Ok(Start::Cancelled(task)) => report.cancelled(&task),
                 Ok(Start::NotRunning(task)) => report.not_running(&task),
                 Err(err) => report.error(None, &err),
             }

@@ -17,7 +17,8 @@ use crate::stop::{Done, Hit, Outcome, Plan};
 #[derive(Debug, Serialize)]
 struct Entry {
     id: Option<String>,
-    /// `killed`, `signalled`, `not-running`, `ended-first`, `unrecorded`, `error`.
+    /// `killed`, `cancelled`, `signalled`, `not-running`, `ended-first`,
+    /// `unrecorded`, `error`.
     result: &'static str,
     signal: Option<i32>,
     signal_name: Option<String>,
@@ -97,6 +98,15 @@ impl Report {
         }
         self.fail(ExitCode::NEGATIVE, &message);
         let mut entry = Entry::bare(Some(record.id.clone()), "not-running");
+        entry.task = Some(record);
+        self.entries.push(entry);
+    }
+
+    /// A queued task, cancelled before it started.
+    pub fn cancelled(&mut self, task: &Task) {
+        let record = task.record();
+        self.text.push_str(&format!("{}\n", status_line(&record)));
+        let mut entry = Entry::bare(Some(record.id.clone()), "cancelled");
         entry.task = Some(record);
         self.entries.push(entry);
     }

@@ -43,6 +43,8 @@ pub struct Plan {
 
 pub enum Start {
     Signalled(Stopping),
+    /// It was queued: now it is cancelled, and will never start.
+    Cancelled(Task),
     /// It had ended already: nothing was signalled.
     NotRunning(Task),
 }
@@ -88,12 +90,44 @@ pub struct Done {
     pub killed: Vec<Hit>,
 }
 
+/// How long a task the dispatcher is starting gets to have its pid recorded.
+const START_WAIT: Duration = Duration::from_secs(5);
+
+/// The task once the dispatcher's start of it is recorded (or it ended).
+fn started(paths: &TaskPaths) -> Result<Task> {
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        let task = Task::load_existing(paths.clone())?;
+        if task.leader().is_some() || !task.state.is_live() || Instant::now() >= deadline {
+            return Ok(task);
+        }
+        std::thread::sleep(LOCK_RETRY);
+    }
+}
+
 /// Checks the task, finds its processes, leaves the kill request, and
 /// sends the first signal.
 pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
-    let task = Task::load_existing(paths.clone())?;
+    let mut task = Task::load_existing(paths.clone())?;
+    if task.state == TaskState::Queued {
+        if !plan.escalate {
+            // A signal alone (--no-kill) has no process to go to.
+            return Ok(Start::NotRunning(task));
+        }
+        task = bg_shared::queue::cancel(state, &paths)?;
+        if task.state == TaskState::Cancelled {
+            return Ok(Start::Cancelled(task));
+        }
+    }
     if !task.state.is_live() {
         return Ok(Start::NotRunning(task));
+    }
+    if task.leader().is_none() && task.launch.is_dispatched() {
+        // The dispatcher is starting it: it has a pid in a moment.
+        task = started(&paths)?;
+        if !task.state.is_live() {
+            return Ok(Start::NotRunning(task));
+        }
     }
     let leader = task
         .leader()

@@ -18,6 +18,7 @@ use bg_shared::{Error, IoContext, Result, cli, lock, size, time};
 
 use crate::Cli;
 use crate::capper::OutputCap;
+use crate::enqueue::{self, Queueing};
 use crate::handshake::{self, Heard, Teller};
 use crate::ready::{self, ReadyOutcome};
 use crate::spec::{LaunchFailure, LaunchSpec};
@@ -32,8 +33,12 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     // cannot read must stop the launch now, not be ignored later.
     bg_shared::budget::state_max()?;
     let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
+    let queueing = Queueing::from_cli(cli)?;
     let state = StateDir::create(cli.state_dir.as_deref())?;
     check_cap_fits(&spec, &state)?;
+    let queueing = queueing
+        .map(|queueing| queueing.resolve(&state, spec.name.as_deref()))
+        .transpose()?;
     let names_guard = match (&spec.name, cli.unique) {
         (Some(name), true) => {
             let guard = lock::lock_exclusive(&state.names_lock_path())?;
@@ -63,7 +68,15 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
         record_doomed(&state, &pending.paths, &record, failure)?;
         return Ok(pending.keep_failed(failure, cli.json));
     }
-    let started = match start_supervised(&state, &pending, spec, record) {
+    if let Some(queueing) = queueing {
+        enqueue::enqueue(&state, &pending.paths, &spec, record, &queueing)?;
+        let paths = pending.keep();
+        drop(names_guard);
+        keep_queues_moving(&state);
+        return finish(&paths, ready, cli);
+    }
+    let files = TaskFiles::create(&pending.paths, &spec)?;
+    let started = match start_supervised(&state, &pending.paths, spec, record, files) {
         Ok(started) => started,
         Err(err) => {
             // A supervisor that died after recording the task leaves a task
@@ -80,40 +93,90 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
         Heard::Failed(failure) => return Ok(pending.keep_failed(&failure, cli.json)),
     }
     let paths = pending.keep();
+    keep_queues_moving(&state);
+    finish(&paths, ready, cli)
+}
+
+/// Waits for `--ready` if asked, and prints the id or the record.
+fn finish(paths: &TaskPaths, ready: Option<regex::bytes::Regex>, cli: &Cli) -> Result<ExitCode> {
     let code = match ready {
-        Some(pattern) => wait_until_ready(&paths, &pattern, cli.ready_timeout)?,
+        Some(pattern) => wait_until_ready(paths, &pattern, cli.ready_timeout)?,
         None => ExitCode::SUCCESS,
     };
     if cli.json {
-        print_task(&Task::load_existing(paths)?, true)?;
+        print_task(&Task::load_existing(paths.clone())?, true)?;
     } else {
         cli::write_stdout(&format!("{}\n", paths.id))?;
     }
     Ok(code)
 }
 
-fn start_supervised(
+/// Starts the state dir's dispatcher if tasks wait and none runs (after a
+/// crash or a reboot, or for the task just queued). A dispatcher that
+/// cannot start leaves the tasks queued, which is said, not fatal.
+fn keep_queues_moving(state: &StateDir) {
+    if let Err(err) = bg_shared::queue::ensure_dispatcher(state) {
+        cli::warn(
+            "bg-run",
+            &format!(
+                "queued tasks wait until the next bg-run or bg-check: {}",
+                cli::error_chain(&err)
+            ),
+        );
+    }
+}
+
+/// The files a supervisor is handed: the task's lock, held, and its output.
+pub struct TaskFiles {
+    pub lock: std::fs::File,
+    pub output: std::fs::File,
+}
+
+impl TaskFiles {
+    /// Creates them for a task started now.
+    fn create(paths: &TaskPaths, spec: &LaunchSpec) -> Result<TaskFiles> {
+        let lock = lock::create_and_lock(&paths.lock())?;
+        let output = bg_shared::fsutil::private_options()
+            .append(true)
+            .create_new(true)
+            .open(paths.output())
+            .context(|| format!("creating {}", paths.output().display()))?;
+        if spec.stdin_feed {
+            create_new_private(&paths.input())?;
+        }
+        Ok(TaskFiles { lock, output })
+    }
+
+    /// Opens them for a queued task whose lock the dispatcher holds (they
+    /// were created when it was queued).
+    pub fn of_queued(paths: &TaskPaths, lock: std::fs::File) -> Result<TaskFiles> {
+        let output = bg_shared::fsutil::private_options()
+            .append(true)
+            .create(true)
+            .open(paths.output())
+            .context(|| format!("opening {}", paths.output().display()))?;
+        Ok(TaskFiles { lock, output })
+    }
+}
+
+/// Forks the supervisor and waits for it to say the command started (or why
+/// not). The caller's copies of the lock and the output are closed here.
+pub fn start_supervised(
     state: &StateDir,
-    pending: &PendingTask,
+    paths: &TaskPaths,
     spec: LaunchSpec,
     mut record: LaunchRecord,
+    files: TaskFiles,
 ) -> Result<Heard> {
-    let paths = &pending.paths;
-    let lock = lock::create_and_lock(&paths.lock())?;
-    let output = bg_shared::fsutil::private_options()
-        .append(true)
-        .create_new(true)
-        .open(paths.output())
-        .context(|| format!("creating {}", paths.output().display()))?;
+    let TaskFiles { lock, output } = files;
     let cap = match spec.output_cap {
         Some(bytes) => Some(OutputCap::create(paths, bytes)?),
         None => None,
     };
     record.output_cap_method = cap.as_ref().map(|cap| cap.method);
-    if spec.stdin_feed {
-        create_new_private(&paths.input())?;
+    if !paths.unjournaled().exists() {
+        create_new_private(&paths.unjournaled())?;
     }
-    create_new_private(&paths.unjournaled())?;
     // Room for the records and bg-kill's request, taken now: a task may
     // fill the disk at once.
     let meta_reserve = Reserved::create(&paths.meta_reserve(), json_bytes(&record)?.len() + 512)?;
@@ -224,6 +287,10 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
         kill_nudge: false,
         output_cap: spec.output_cap,
         output_cap_method: None,
+        queue: None,
+        after: Vec::new(),
+        after_ok: Vec::new(),
+        dispatched_at: None,
     }
 }
 

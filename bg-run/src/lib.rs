@@ -4,12 +4,15 @@
 //! supervisor waits for the command and records how it ended.
 
 mod capper;
+mod dispatch;
 mod ending;
+mod enqueue;
 mod feeder;
 mod handshake;
 mod launch;
 mod ready;
 mod spec;
+mod stored;
 mod supervisor;
 
 use std::ffi::OsString;
@@ -45,12 +48,25 @@ pub const HELP: Help = Help {
             "bg-run --json sleep 60",
             "the whole task record instead of the id",
         ),
+        (
+            "bg-run --queue shards --slots 2 pytest tests/shard1",
+            "queue it: at most 2 tasks of queue shards run at once",
+        ),
+        (
+            "bg-run --after-ok build ./deploy.sh",
+            "start it once the task named build has exited 0 (else: skipped)",
+        ),
     ],
     notes: &[
         "Scripts keep the id: id=$(bg-run make test); bg-check \"$id\" --wait",
         "Output past --max-output (default 1G) loses its middle, never the task: the \
          start and the newest output are kept, and readers see \
          \"[... N bytes dropped by the output cap (SIZE) ...]\" where it was.",
+        "--queue and --after print the id at once; the task is queued until it can start. \
+         No daemon: the state dir's dispatcher runs only while tasks are queued, and \
+         any later bg-run or bg-check restarts it after a crash or reboot. bg-kill \
+         cancels a queued task; bg-check --wait on it exits 123 (cancelled) or 122 \
+         (skipped: an --after-ok task did not succeed).",
     ],
     exit_status: &[
         (
@@ -136,6 +152,26 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE")]
     pub max_output: Option<String>,
 
+    /// Run it in this queue: at most the queue's slots of its tasks run at
+    /// once, in the order they were queued (across every project).
+    #[arg(long, value_name = "NAME")]
+    pub queue: Option<String>,
+
+    /// Set the queue's slots (tasks run at once) from now on [default: 1].
+    #[arg(long, value_name = "N", requires = "queue",
+        value_parser = clap::value_parser!(u64).range(1..=bg_shared::queue::MAX_SLOTS as u64))]
+    pub slots: Option<u64>,
+
+    /// Start only once these tasks (ids or names, comma-separated or
+    /// repeated) have ended, however they ended.
+    #[arg(long, value_name = "ID|NAME", value_delimiter = ',')]
+    pub after: Vec<String>,
+
+    /// Start only once these tasks have exited 0; if one did not, this
+    /// task never starts and ends `skipped`.
+    #[arg(long, value_name = "ID|NAME", value_delimiter = ',')]
+    pub after_ok: Vec<String>,
+
     /// Feed the command's stdin from the task's `input` file, following appends
     /// (as `tail -f`), for long-lived sessions driven by other tools.
     #[arg(long)]
@@ -151,8 +187,16 @@ pub struct Cli {
 
     /// The command: one argument is a shell string run by `sh -c`; several are
     /// an argv run directly. Options end at the first word of the command.
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "internal_dispatch",
+        trailing_var_arg = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
+
+    /// Runs the state dir's dispatcher (started by the tools themselves).
+    #[arg(long = "internal-dispatch", hide = true, conflicts_with_all = ["queue", "after", "after_ok"])]
+    pub internal_dispatch: bool,
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
@@ -162,5 +206,8 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
 
 /// Runs `bg-run` with parsed arguments; returns the exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.internal_dispatch {
+        return dispatch::detach_and_run(cli.state_dir.as_deref());
+    }
     launch::launch(&cli)
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bg_shared::output::OutputStream;
 use bg_shared::output::line_matches;
+use bg_shared::record::TaskState;
 use bg_shared::task::{Task, TaskPaths};
 use bg_shared::{IoContext, Result, lock};
 use regex::bytes::Regex;
@@ -38,7 +39,9 @@ pub fn wait(paths: &TaskPaths, pattern: &Regex, timeout: Duration) -> Result<Rea
     loop {
         // Probe the end before reading, so output written just before the
         // end is still read (and matched) on this pass.
-        let ended = !lock::is_held(&paths.lock())?;
+        // A queued task holds no lock yet: it has not ended.
+        let ended = !lock::is_held(&paths.lock())?
+            && Task::load_existing(paths.clone())?.state != TaskState::Queued;
         if scan_new_output(&mut output, &mut line, pattern)? {
             return Ok(ReadyOutcome::Ready);
         }

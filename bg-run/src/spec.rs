@@ -29,6 +29,9 @@ pub struct LaunchSpec {
     pub argv: Vec<OsString>,
     pub cwd: PathBuf,
     pub env: Vec<(OsString, OsString)>,
+    /// The environment `env` is laid over: the caller's when it queued the
+    /// task (`stored`); `None` for this process's own.
+    pub base_env: Option<Vec<(OsString, OsString)>>,
     pub timeout: Option<Duration>,
     pub grace: Duration,
     pub stdin_feed: bool,
@@ -100,6 +103,7 @@ impl LaunchSpec {
             argv,
             cwd,
             env,
+            base_env: None,
             timeout: cli.timeout,
             grace: cli.grace,
             stdin_feed: cli.stdin_feed,

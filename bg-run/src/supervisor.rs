@@ -232,7 +232,10 @@ impl Supervisor {
 
     /// The caller's environment, with `--env` overrides and `BG_TASK_ID`.
     fn command_env(&self) -> Vec<(OsString, OsString)> {
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let mut env: Vec<(OsString, OsString)> = match &self.spec.base_env {
+            Some(queued_with) => queued_with.clone(),
+            None => std::env::vars_os().collect(),
+        };
         let task_id = (
             OsString::from("BG_TASK_ID"),
             OsString::from(self.paths.id.as_str()),

@@ -13,6 +13,11 @@ impl ExitCode {
     pub const NEGATIVE: ExitCode = ExitCode(1);
     /// Usage or runtime trouble.
     pub const TROUBLE: ExitCode = ExitCode(2);
+    /// The task waited on never ran: a task it ran after with `--after-ok`
+    /// did not succeed.
+    pub const SKIPPED: ExitCode = ExitCode(122);
+    /// The task waited on never ran: bg-kill cancelled it while it was queued.
+    pub const CANCELLED: ExitCode = ExitCode(123);
     /// A wait timed out (as timeout(1)).
     pub const TIMED_OUT: ExitCode = ExitCode(124);
     /// The launcher itself failed before the command could start (as

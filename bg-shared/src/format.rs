@@ -34,7 +34,52 @@ pub fn outcome(record: &TaskRecord) -> String {
         TaskState::FailedToStart => format!("failed to start ({how})"),
         TaskState::Lost => "lost (its supervisor died; outcome unknown)".into(),
         TaskState::Unsupervised => "unsupervised (its supervisor died; still running)".into(),
+        TaskState::Queued => queued(record),
+        TaskState::Cancelled => "cancelled (bg-kill, before it started)".into(),
+        TaskState::Skipped => "skipped (a task it ran after did not succeed)".into(),
     }
+}
+
+/// The task list's state column: the state, and where a queued task
+/// waits (`queued #2 ci`, `queued after 3fa2c1`).
+pub fn state_cell(record: &TaskRecord) -> String {
+    let waiting = match (&record.waiting_for, record.state) {
+        (Some(waiting), TaskState::Queued) => waiting,
+        _ => return record.state.as_str().into(),
+    };
+    let mut cell = String::from("queued");
+    if let (Some(queue), Some(at)) = (&waiting.queue, waiting.position) {
+        cell.push_str(&format!(" #{at} {}", printable(queue)));
+    }
+    if let Some(first) = waiting.tasks.first() {
+        cell.push_str(&format!(" after {first}"));
+        if waiting.tasks.len() > 1 {
+            cell.push_str(&format!(" +{}", waiting.tasks.len() - 1));
+        }
+    }
+    cell
+}
+
+/// `queued (#2 in queue ci)`, `queued (after 3fa2c1, 9b1e07)`: what it
+/// waits for, as its record says.
+fn queued(record: &TaskRecord) -> String {
+    let Some(waiting) = &record.waiting_for else {
+        return "queued".into();
+    };
+    let mut what = Vec::new();
+    if !waiting.tasks.is_empty() {
+        what.push(format!("after {}", waiting.tasks.join(", ")));
+    }
+    if let Some(queue) = &waiting.queue {
+        match waiting.position {
+            Some(at) => what.push(format!("#{at} in queue {}", printable(queue))),
+            None => what.push(format!("in queue {}", printable(queue))),
+        }
+    }
+    if what.is_empty() {
+        return "queued".into();
+    }
+    format!("queued ({})", what.join("; "))
 }
 
 /// `3fa2c1 (web) running for 2m05s: npm run dev`
@@ -45,7 +90,7 @@ pub fn status_line(record: &TaskRecord) -> String {
         .map(|n| format!(" ({})", printable(n)))
         .unwrap_or_default();
     let time = match (record.state, record.duration_ms) {
-        (TaskState::FailedToStart, _) | (_, None) => String::new(),
+        (TaskState::FailedToStart | TaskState::Queued, _) | (_, None) => String::new(),
         (state, Some(ms)) if state.is_live() => format!(" for {}", time::human_duration(ms)),
         (_, Some(ms)) => format!(" after {}", time::human_duration(ms)),
     };

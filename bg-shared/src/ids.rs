@@ -82,6 +82,16 @@ pub fn check_name(name: &str) -> Result<()> {
     })
 }
 
+/// Checks a queue name (`bg-run --queue`): the same rules as a task name,
+/// since it becomes part of file names (so no `/`, no `..`).
+pub fn check_queue(queue: &str) -> Result<()> {
+    checked(queue, |shown| {
+        format!(
+            "invalid queue name '{shown}': use 1-{MAX_NAME_LEN} letters, digits or ._:@+- (not starting with . - : @ +)"
+        )
+    })
+}
+
 /// Checks a reader name (`--reader`): the same rules as a task name, since
 /// it becomes part of a file name.
 pub fn check_reader(reader: &str) -> Result<()> {

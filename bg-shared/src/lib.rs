@@ -23,6 +23,7 @@ pub mod output;
 pub mod pattern;
 pub mod process;
 pub mod prune;
+pub mod queue;
 pub mod record;
 pub mod redact;
 pub mod select;

@@ -56,6 +56,22 @@ impl End {
         }
     }
 
+    /// A queued task that ends without ever starting (`cancelled`,
+    /// `skipped`): no exit code, no signal, no run time.
+    pub fn never_started(state: TaskState, reason: EndReason, message: String) -> End {
+        End {
+            state,
+            reason,
+            exit_code: None,
+            signal: None,
+            ended_at: SystemTime::now(),
+            duration: None,
+            leftovers: Vec::new(),
+            error: Some(message),
+            output: None,
+        }
+    }
+
     fn status_record(&self) -> StatusRecord {
         StatusRecord {
             version: RECORD_VERSION,

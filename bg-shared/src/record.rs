@@ -27,11 +27,19 @@ pub enum TaskState {
     Lost,
     /// The supervisor died but the command's process group lives on.
     Unsupervised,
+    /// Waiting for a slot in its queue or for the tasks it runs after
+    /// (`bg-run --queue`, `--after`): no process runs for it yet.
+    Queued,
+    /// bg-kill stopped it while it was queued: it never started.
+    Cancelled,
+    /// A task it ran after with `--after-ok` did not succeed: it never started.
+    Skipped,
 }
 
 impl TaskState {
     /// Every state, in the order help texts list them.
-    pub const ALL: [TaskState; 7] = [
+    pub const ALL: [TaskState; 10] = [
+        TaskState::Queued,
         TaskState::Running,
         TaskState::Exited,
         TaskState::Killed,
@@ -39,6 +47,8 @@ impl TaskState {
         TaskState::FailedToStart,
         TaskState::Lost,
         TaskState::Unsupervised,
+        TaskState::Cancelled,
+        TaskState::Skipped,
     ];
 
     /// The state a record names, as [`TaskState::as_str`] writes it.
@@ -57,12 +67,25 @@ impl TaskState {
             TaskState::FailedToStart => "failed-to-start",
             TaskState::Lost => "lost",
             TaskState::Unsupervised => "unsupervised",
+            TaskState::Queued => "queued",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Skipped => "skipped",
         }
     }
 
-    /// True while something of the task may still be running.
+    /// True until the task has ended: while something of it may still
+    /// run, or while it waits to start.
     pub fn is_live(self) -> bool {
-        matches!(self, TaskState::Running | TaskState::Unsupervised)
+        matches!(
+            self,
+            TaskState::Running | TaskState::Unsupervised | TaskState::Queued
+        )
+    }
+
+    /// True for the ends of a task that never started because of its
+    /// queue (cancelled while queued, skipped after a failed dependency).
+    pub fn never_ran(self) -> bool {
+        matches!(self, TaskState::Cancelled | TaskState::Skipped)
     }
 }
 
@@ -118,6 +141,20 @@ pub struct LaunchRecord {
     /// "The output cap"); null without a cap.
     #[serde(default)]
     pub output_cap_method: Option<crate::output::cap::Method>,
+    /// The queue it was started through (`bg-run --queue`).
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// The ids of the tasks it waits for (`--after`, `--after-ok`).
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Those of them that must also have succeeded (`--after-ok`).
+    #[serde(default)]
+    pub after_ok: Vec<String>,
+    /// When the dispatcher took the queued task to start it: from then on
+    /// it is no longer queued, whatever becomes of the start (a start that
+    /// died half-way leaves the task lost, never started twice).
+    #[serde(default)]
+    pub dispatched_at: Option<String>,
 }
 
 /// Why a task ended, beside its [`TaskState`]. A new way to end is one
@@ -138,6 +175,10 @@ pub enum EndReason {
     SupervisorSignal,
     /// The command could not be started.
     SpawnError,
+    /// bg-kill cancelled it while it was queued.
+    Cancelled,
+    /// A task it ran after with `--after-ok` did not succeed.
+    DependencyFailed,
     /// A reason written by a newer version: read, so that its record stays
     /// readable, but never written.
     #[serde(other)]
@@ -154,6 +195,8 @@ impl EndReason {
             EndReason::BgKill => "bg-kill",
             EndReason::SupervisorSignal => "supervisor-signal",
             EndReason::SpawnError => "spawn-error",
+            EndReason::Cancelled => "cancelled",
+            EndReason::DependencyFailed => "dependency-failed",
             EndReason::Unknown => "unknown",
         }
     }
@@ -169,6 +212,18 @@ impl LaunchRecord {
     /// What orders tasks by launch: the newest compares greatest.
     pub fn launch_order(&self) -> (u64, &str) {
         (self.launch_seq.unwrap_or(0), &self.created_at)
+    }
+
+    /// True for a task that goes through the dispatcher (a queue or
+    /// dependencies) rather than starting at once.
+    pub fn is_dispatched(&self) -> bool {
+        self.queue.is_some() || !self.after.is_empty()
+    }
+
+    /// True while the task waits to be started: it goes through the
+    /// dispatcher, and the dispatcher has not taken it yet.
+    pub fn awaits_dispatch(&self) -> bool {
+        self.is_dispatched() && self.dispatched_at.is_none() && self.pid.is_none()
     }
 
     /// Reads `meta.json`; `Ok(None)` while it does not exist.
@@ -313,6 +368,29 @@ pub struct TaskRecord {
     /// to make room; the record stays, so the outcome is still known.
     #[serde(default)]
     pub output_removed: bool,
+    /// The queue the task goes through (`bg-run --queue`); null for none.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// The ids of the tasks it runs after (`--after`, `--after-ok`).
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Those of them that must have succeeded (`--after-ok`).
+    #[serde(default)]
+    pub after_ok: Vec<String>,
+    /// What a queued task waits for; null once it is no longer queued.
+    #[serde(default)]
+    pub waiting_for: Option<WaitingFor>,
+}
+
+/// What a queued task waits for (docs/ARCHITECTURE.md, "Queues").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingFor {
+    /// The tasks it runs after that have not ended yet.
+    pub tasks: Vec<String>,
+    /// Its queue, while it waits there for a slot.
+    pub queue: Option<String>,
+    /// Its place among the queue's waiting tasks (1: next to start).
+    pub position: Option<usize>,
 }
 
 #[cfg(test)]
@@ -333,6 +411,8 @@ mod tests {
             EndReason::BgKill,
             EndReason::SupervisorSignal,
             EndReason::SpawnError,
+            EndReason::Cancelled,
+            EndReason::DependencyFailed,
         ] {
             let json = serde_json::to_string(&reason).expect("serialisable");
             assert_eq!(json, format!("\"{}\"", reason.as_str()));

@@ -15,6 +15,10 @@ const JOURNAL_LOCK: &str = "journal.lock";
 const NAMES_LOCK: &str = "names.lock";
 const READERS: &str = "readers";
 const LAUNCH_SEQ: &str = "launch.seq";
+const QUEUED: &str = "queued";
+const STARTED: &str = "started";
+const QUEUES: &str = "queues";
+const DISPATCHER_LOCK: &str = "dispatcher.lock";
 
 /// An opened, checked state directory.
 #[derive(Debug, Clone)]
@@ -67,6 +71,14 @@ impl StateDir {
             check_safe(&state.tasks_dir())?;
         }
         Ok(Some(state))
+    }
+
+    /// The state dir at `root`, already opened and checked by whoever
+    /// found it there (a task's own directory names it).
+    pub fn at(root: &Path) -> StateDir {
+        StateDir {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -128,6 +140,28 @@ impl StateDir {
             .and_then(|_| file.write_all(format!("{next:020}\n").as_bytes()))
             .context(|| format!("writing {}", path.display()))?;
         Ok(next)
+    }
+
+    /// One entry per task waiting to be started by the dispatcher
+    /// (`queue::Entry`): the dispatcher's whole to-do list.
+    pub fn queued_dir(&self) -> PathBuf {
+        self.root.join(QUEUED)
+    }
+
+    /// One entry per task the dispatcher started that may still hold a
+    /// slot of its queue.
+    pub fn started_dir(&self) -> PathBuf {
+        self.root.join(STARTED)
+    }
+
+    /// Each queue's settings (`queues/<name>.json`: its slots).
+    pub fn queues_dir(&self) -> PathBuf {
+        self.root.join(QUEUES)
+    }
+
+    /// Held by the one dispatcher of the state dir for as long as it runs.
+    pub fn dispatcher_lock_path(&self) -> PathBuf {
+        self.root.join(DISPATCHER_LOCK)
     }
 
     /// Held while a `--unique` launch checks for and creates its task.

@@ -68,8 +68,15 @@ impl TaskPaths {
                 ("output.log", Change::Modified),
                 ("status.json", Change::MovedIn),
                 ("lock", Change::ClosedAfterWrite),
+                // A queued task's record is rewritten when it starts.
+                ("meta.json", Change::MovedIn),
             ],
         )
+    }
+
+    /// The state dir holding the task.
+    pub fn state(&self) -> StateDir {
+        StateDir::at(self.tasks_dir().parent().unwrap_or(self.tasks_dir()))
     }
 
     /// The state dir's `tasks/`, where this task's siblings are.
@@ -126,6 +133,7 @@ impl Task {
             // The supervisor may have recorded the outcome just before exiting.
             None => match read_json::<StatusRecord>(&paths.status())? {
                 Some(status) => (status.state, Some(status)),
+                None if launch.awaits_dispatch() => return Task::load_queued(paths, launch),
                 None => (orphan_state(&paths, &launch), None),
             },
         };
@@ -135,6 +143,27 @@ impl Task {
             status,
             state,
         }))
+    }
+
+    /// A task whose record says it waits for the dispatcher, nobody holds
+    /// its lock, and no end is recorded: queued, unless the dispatcher
+    /// took it since its record was read (then it is loaded afresh).
+    fn load_queued(paths: TaskPaths, launch: LaunchRecord) -> Result<Option<Task>> {
+        match LaunchRecord::read(&paths.meta())? {
+            Some(fresh) if fresh.awaits_dispatch() => Ok(Some(Task {
+                paths,
+                launch: fresh,
+                status: None,
+                state: TaskState::Queued,
+            })),
+            Some(_) => Task::load(paths),
+            None => Ok(Some(Task {
+                paths,
+                launch,
+                status: None,
+                state: TaskState::Queued,
+            })),
+        }
     }
 
     /// Loads a task that must exist, with a clear error if it has no record.
@@ -194,6 +223,11 @@ impl Task {
             output_cap: launch.output_cap,
             output_cap_method: launch.output_cap_method,
             output_removed: crate::budget::is_removed(&self.paths),
+            queue: launch.queue.clone(),
+            after: launch.after.clone(),
+            after_ok: launch.after_ok.clone(),
+            waiting_for: (self.state == TaskState::Queued)
+                .then(|| crate::queue::waiting_for(&self.paths.state(), launch)),
         }
     }
 
@@ -255,13 +289,7 @@ fn runs_bg_run(pid: process::Pid) -> bool {
     use std::os::unix::fs::MetadataExt;
     static BG_RUN: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
     let bg_run = BG_RUN.get_or_init(|| {
-        let me = std::env::current_exe().ok()?;
-        let program = if me.file_name().is_some_and(|n| n == "bg-run") {
-            me
-        } else {
-            me.with_file_name("bg-run")
-        };
-        let meta = std::fs::metadata(program).ok()?;
+        let meta = std::fs::metadata(crate::queue::bg_run_program()?).ok()?;
         Some((meta.dev(), meta.ino()))
     });
     bg_run.is_some() && process::exe_identity(pid) == *bg_run
@@ -313,6 +341,7 @@ pub fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool
                     .context(|| "waiting for the task".into())?,
                 None => true,
             },
+            TaskState::Queued => wait_while_queued(paths, left)?,
             _ => return Ok(true),
         };
         // Waits are capped (poll's limit is weeks) and may be interrupted:
@@ -321,6 +350,26 @@ pub fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool
             return Ok(false);
         }
     }
+}
+
+/// Waits up to `left` for a queued task to be started or to end without
+/// starting (both rewrite one of its records); true if it did.
+fn wait_while_queued(paths: &TaskPaths, left: Option<Duration>) -> Result<bool> {
+    let mut watcher = paths
+        .watch()
+        .context(|| format!("watching {}", paths.dir.display()))?;
+    // Watched first, then looked at: a change in between is not missed.
+    let still_queued =
+        || -> Result<bool> { Ok(Task::load_existing(paths.clone())?.state == TaskState::Queued) };
+    if !still_queued()? {
+        return Ok(true);
+    }
+    // A watcher may wake for nothing (or, where the OS cannot notify,
+    // every moment): only a change of state counts.
+    watcher
+        .wait(left)
+        .context(|| "waiting for the task".into())?;
+    Ok(!still_queued()?)
 }
 
 /// A process of an unsupervised task that is still alive: its leader, else
@@ -355,6 +404,8 @@ pub fn exit_status(task: &Task, tool: &str) -> ExitCode {
             );
             ExitCode::TROUBLE
         }
+        TaskState::Cancelled => ExitCode::CANCELLED,
+        TaskState::Skipped => ExitCode::SKIPPED,
         _ => ExitCode::mirror(record.exit_code, record.signal),
     }
 }

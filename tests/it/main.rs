@@ -16,6 +16,7 @@ mod check_wait;
 mod faults_output;
 mod notify_scope;
 mod output_cap;
+mod queue;
 
 mod faults;
 mod kill;

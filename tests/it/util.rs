@@ -158,6 +158,27 @@ impl Env {
         self.state.join("tasks").join(id)
     }
 
+    /// Kills the state dir's queue dispatcher, if one runs (as named by
+    /// its `dispatcher.json`, and only if that process still is it).
+    pub fn kill_dispatcher(&self) -> bool {
+        let Ok(text) = fs::read_to_string(self.state.join("dispatcher.json")) else {
+            return false;
+        };
+        let Ok(who) = serde_json::from_str::<Value>(&text) else {
+            return false;
+        };
+        let (Some(pid), Some(start_time)) = (who["pid"].as_i64(), who["start_time"].as_u64())
+        else {
+            return false;
+        };
+        let identity = Identity {
+            pid: pid as i32,
+            start_time,
+            boot_id: who["boot_id"].as_str().map(str::to_string),
+        };
+        identity.is_alive() && process::signal_process(identity.pid, process::Signal::KILL).is_ok()
+    }
+
     pub fn task_ids(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(self.state.join("tasks")) else {
             return Vec::new();
@@ -171,6 +192,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // First the dispatcher, or it would start queued tasks meanwhile.
+        self.kill_dispatcher();
         for id in self.task_ids() {
             kill_task(&self.task_dir(&id));
             // What escaped the group (a `setsid` child) carries the mark.

@@ -319,6 +319,8 @@ fn flag(change: Change) -> AddWatchFlags {
         Change::Modified => AddWatchFlags::IN_MODIFY,
         Change::MovedIn => AddWatchFlags::IN_MOVED_TO,
         Change::ClosedAfterWrite => AddWatchFlags::IN_CLOSE_WRITE,
+        Change::Created => AddWatchFlags::IN_CREATE,
+        Change::Removed => AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM,
     }
 }
 
@@ -327,6 +329,17 @@ impl DirWatcher {
     /// file (`wanted` is empty: any change to it counts).
     pub fn new(path: &Path, wanted: &[(&str, Change)]) -> io::Result<DirWatcher> {
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        let mut watcher = DirWatcher {
+            inotify,
+            wanted: Vec::new(),
+        };
+        watcher.add(path, wanted)?;
+        Ok(watcher)
+    }
+
+    /// Watches another directory as well, for the changes `wanted` names
+    /// there (a name of `*` stands for any file).
+    pub fn add(&mut self, path: &Path, wanted: &[(&str, Change)]) -> io::Result<()> {
         let mask = wanted.iter().fold(
             AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF,
             |mask, (_, change)| mask | flag(*change),
@@ -336,12 +349,13 @@ impl DirWatcher {
         } else {
             mask
         };
-        inotify.add_watch(path, mask)?;
-        let wanted = wanted
-            .iter()
-            .map(|(name, change)| (OsString::from(name), flag(*change)))
-            .collect();
-        Ok(DirWatcher { inotify, wanted })
+        self.inotify.add_watch(path, mask)?;
+        self.wanted.extend(
+            wanted
+                .iter()
+                .map(|(name, change)| (OsString::from(name), flag(*change))),
+        );
+        Ok(())
     }
 
     /// Waits up to `timeout` (forever if `None`) for a wanted change; true if one came.
@@ -392,7 +406,7 @@ impl DirWatcher {
             Some(name) => self
                 .wanted
                 .iter()
-                .any(|(n, flag)| n == name && mask.intersects(*flag)),
+                .any(|(n, flag)| (n == name || n == "*") && mask.intersects(*flag)),
         }
     }
 }

@@ -50,6 +50,10 @@ pub enum Change {
     MovedIn,
     /// A writer closed the file (a supervisor exiting closes its lock).
     ClosedAfterWrite,
+    /// The file was created.
+    Created,
+    /// The file was removed (or renamed away).
+    Removed,
 }
 
 /// What the OS says about one process.

@@ -16,5 +16,6 @@ complete -c bg-check -l follow -d 'Stream the task\'s output until it ends, then
 complete -c bg-check -l pace -d 'With --follow: feed an agent host that batches and rate-limits a command\'s lines (Claude Code\'s Monitor): one write per batch, at most 2500 bytes, about one per 2.5 s after a burst of 3; lines that do not fit are summed up with the command that shows them; the status line always comes; the cursor moves past a batch a second after it was printed. Implies --strip-ansi'
 complete -c bg-check -l notify -d 'Print one line per task of this project finished since this reader\'s last --notify in it (with --all: of any project, since the last --notify --all)'
 complete -c bg-check -l disk -d 'Show the state dir\'s disk use, its budget ($BG_STATE_MAX, default 10G) and free space, and every task\'s size, largest first'
+complete -c bg-check -l queues -d 'Show each queue (bg-run --queue): its slots, its running tasks, and its queued tasks in the order they will start'
 complete -c bg-check -s h -l help -d 'Print help'
 complete -c bg-check -s V -l version -d 'Print version'

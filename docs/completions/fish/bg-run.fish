@@ -6,9 +6,14 @@ complete -c bg-run -l grace -d 'Time between TERM and KILL when --timeout expire
 complete -c bg-run -l ready -d 'Return only once a line of output matches REGEX (dev servers)' -r
 complete -c bg-run -l ready-timeout -d 'How long --ready waits before exiting 124 (the task keeps running)' -r
 complete -c bg-run -l max-output -d 'Keep at most SIZE of output (e.g. 200M, 2G, none): past it, the middle is dropped and the start and the newest output kept; the task runs on [default: $BG_MAX_OUTPUT, else 1G]' -r
+complete -c bg-run -l queue -d 'Run it in this queue: at most the queue\'s slots of its tasks run at once, in the order they were queued (across every project)' -r
+complete -c bg-run -l slots -d 'Set the queue\'s slots (tasks run at once) from now on [default: 1]' -r
+complete -c bg-run -l after -d 'Start only once these tasks (ids or names, comma-separated or repeated) have ended, however they ended' -r
+complete -c bg-run -l after-ok -d 'Start only once these tasks have exited 0; if one did not, this task never starts and ends `skipped`' -r
 complete -c bg-run -l state-dir -d 'State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools]' -r -F
 complete -c bg-run -l unique -d 'With --name: if a live task has that name, print it instead of starting another'
 complete -c bg-run -l stdin-feed -d 'Feed the command\'s stdin from the task\'s `input` file, following appends (as `tail -f`), for long-lived sessions driven by other tools'
 complete -c bg-run -l json -d 'Print the whole task record as JSON instead of the id'
+complete -c bg-run -l internal-dispatch -d 'Runs the state dir\'s dispatcher (started by the tools themselves)'
 complete -c bg-run -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bg-run -s V -l version -d 'Print version'

@@ -1,0 +1,412 @@
+//! Queues, slots and dependencies (`bg-run --queue`, `--slots`, `--after`,
+//! `--after-ok`): the order and the limits held, the new states recorded
+//! like the others, and a queue that keeps moving when its processes die.
+
+use std::fs;
+use std::path::Path;
+use std::thread;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// Every task of the state dir, as `bg-check --all --json` lists them.
+fn list(env: &Env) -> Vec<Value> {
+    let out = env.run(BG_CHECK, &["--all", "--json"]).success();
+    out.json().as_array().cloned().unwrap_or_default()
+}
+
+fn count_in(tasks: &[Value], state: &str) -> usize {
+    tasks.iter().filter(|t| t["state"] == state).count()
+}
+
+/// `bg-check ID --wait`'s exit code.
+fn wait_code(env: &Env, id: &str) -> i32 {
+    env.run(BG_CHECK, &[id, "--wait", "--timeout", "20s"])
+        .code()
+}
+
+/// Whether the task's outcome is on disk (read directly: a bg-check
+/// would start the dispatcher, which is what some tests must not do).
+fn has_status(env: &Env, id: &str) -> bool {
+    env.task_dir(id).join("status.json").exists()
+}
+
+#[test]
+fn a_queue_runs_at_most_its_slots_at_once_and_in_queue_order() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..20)
+        .map(|i| {
+            let script = format!("sleep 0.2; exit {i}");
+            env.launch(&["--queue", "shards", "--slots", "2", &script])
+        })
+        .collect();
+    let mut most = 0;
+    let tasks = poll(DEADLINE * 3, || {
+        let tasks = list(&env);
+        most = most.max(count_in(&tasks, "running"));
+        tasks
+            .iter()
+            .all(|t| t["state"] == "exited")
+            .then_some(tasks)
+    })
+    .expect("the queue did not run all 20 tasks");
+    assert!(most <= 2, "{most} tasks of a 2-slot queue ran at once");
+    assert_eq!(most, 2, "the queue never used its second slot");
+    for (i, id) in ids.iter().enumerate() {
+        let task = tasks.iter().find(|t| t["id"] == id.as_str()).unwrap();
+        assert_eq!(task["exit_code"], i as i64, "{task}");
+        assert_eq!(task["queue"], "shards");
+    }
+    // The dispatcher starts them one after another, in queue order.
+    let started: Vec<&str> = ids
+        .iter()
+        .map(|id| {
+            let task = tasks.iter().find(|t| t["id"] == id.as_str()).unwrap();
+            task["started_at"].as_str().expect("started")
+        })
+        .collect();
+    assert!(
+        started.windows(2).all(|pair| pair[0] <= pair[1]),
+        "not started in queue order: {started:?}"
+    );
+    let queues = env.run(BG_CHECK, &["--queues", "--json"]).success().json();
+    assert_eq!(queues[0]["name"], "shards");
+    assert_eq!(queues[0]["slots"], 2);
+}
+
+#[test]
+fn after_ok_skips_along_its_chain_and_after_runs_whatever_the_end() {
+    let env = Env::new();
+    let build = env.launch(&["--name", "build", "sleep 0.3; exit 3"]);
+    let deploy = env.launch(&["--after-ok", "build", "echo deployed"]);
+    let announce = env.launch(&["--after-ok", &deploy, "echo announced"]);
+    let cleanup = env.launch(&["--after", &deploy, "echo cleaned"]);
+    let queued = env.record(&deploy);
+    assert_eq!(queued["state"], "queued");
+    assert_eq!(queued["waiting_for"]["tasks"][0], build.as_str());
+    assert_eq!(queued["after_ok"][0], build.as_str());
+
+    assert_eq!(wait_code(&env, &deploy), 122, "skipped exits 122");
+    assert_eq!(wait_code(&env, &announce), 122);
+    assert_eq!(wait_code(&env, &cleanup), 0);
+    let skipped = env.record(&deploy);
+    assert_eq!(skipped["state"], "skipped");
+    assert_eq!(skipped["reason"], "dependency-failed");
+    assert!(
+        skipped["error"].as_str().unwrap().contains(&build),
+        "{skipped}"
+    );
+    assert_eq!(skipped["pid"], Value::Null);
+    assert_eq!(output_of(&skipped), "");
+    assert_eq!(env.record(&announce)["state"], "skipped");
+    assert_eq!(output_of(&env.record(&cleanup)), "cleaned\n");
+    // A task that ended long ago is waited for no more.
+    let late = env.launch(&["--after-ok", &build, "--after", &cleanup, "echo late"]);
+    assert_eq!(wait_code(&env, &late), 122);
+    let done = env.launch(&["--after-ok", &cleanup, "echo after-cleanup"]);
+    assert_eq!(wait_code(&env, &done), 0);
+}
+
+#[test]
+fn a_queued_task_is_cancelled_by_bg_kill_and_never_starts() {
+    let env = Env::new();
+    let marker = env.dir.path().join("ran");
+    let blocker = env.launch(&["--queue", "solo", "sleep 30"]);
+    env.wait_state(&blocker, "running");
+    let cancelled = env.launch(&["--queue", "solo", &format!("touch {}", marker.display())]);
+    let next = env.launch(&["--queue", "solo", "exit 4"]);
+    let record = env.record(&cancelled);
+    assert_eq!(record["state"], "queued");
+    assert_eq!(record["waiting_for"]["queue"], "solo");
+    assert_eq!(record["waiting_for"]["position"], 1);
+    assert_eq!(env.record(&next)["waiting_for"]["position"], 2);
+    let queues = env.run(BG_CHECK, &["--queues", "--json"]).success().json();
+    assert_eq!(queues[0]["running"][0], blocker.as_str());
+    assert_eq!(queues[0]["queued"], serde_json::json!([cancelled, next]));
+
+    let mut waiter = env.cmd(BG_CHECK);
+    waiter.args([cancelled.as_str(), "--wait", "--timeout", "20s"]);
+    let mut waiter = Guard::spawn(waiter);
+    let killed = env.run(BG_KILL, &[&cancelled, "--json"]).success().json();
+    assert_eq!(killed[0]["result"], "cancelled");
+    assert_eq!(killed[0]["task"]["state"], "cancelled");
+    let status = poll(DEADLINE, || waiter.0.try_wait().ok().flatten()).expect("wait ended");
+    assert_eq!(status.code(), Some(123), "cancelled exits 123");
+    assert_eq!(env.record(&next)["waiting_for"]["position"], 1);
+    // The slot it would have had goes to the next one.
+    env.run(BG_KILL, &[&blocker]).success();
+    assert_eq!(wait_code(&env, &next), 4);
+    assert!(!marker.exists(), "a cancelled task ran");
+    assert_eq!(env.record(&cancelled)["reason"], "cancelled");
+    // Cancelled once; a second bg-kill finds it not running.
+    assert_eq!(env.run(BG_KILL, &[&cancelled]).code(), 1);
+}
+
+#[test]
+fn the_queue_moves_on_when_the_running_tasks_supervisor_is_killed() {
+    let env = Env::new();
+    let first = env.launch(&["--queue", "q", "sleep 30"]);
+    env.wait_state(&first, "running");
+    let rest: Vec<String> = (0..5)
+        .map(|i| env.launch(&["--queue", "q", &format!("exit {i}")]))
+        .collect();
+    assert!(rest.iter().all(|id| env.record(id)["state"] == "queued"));
+    env.signal(&first, "supervisor_pid", 9);
+    for (i, id) in rest.iter().enumerate() {
+        assert_eq!(wait_code(&env, id), i as i32, "task {id}");
+    }
+    let state = env.record(&first)["state"].clone();
+    assert!(state == "unsupervised" || state == "lost", "{state}");
+}
+
+/// Kills the dispatcher and every process of the state dir's tasks, as a
+/// crash or a reboot would; the queued tasks stay queued.
+fn kill_everything(env: &Env, running: &str) {
+    assert!(env.kill_dispatcher(), "no dispatcher was running");
+    kill_task(&env.task_dir(running));
+    let dispatcher = env.state.join("dispatcher.lock");
+    poll(DEADLINE, || {
+        let free = fs::File::open(&dispatcher).ok()?.try_lock().is_ok();
+        free.then_some(())
+    })
+    .expect("the killed dispatcher still holds its lock");
+}
+
+fn a_queue_left_by_dead_processes_is_restarted_by(restart: &[&str]) {
+    let env = Env::new();
+    let first = env.launch(&["--queue", "q", "sleep 30"]);
+    env.wait_state(&first, "running");
+    let rest: Vec<String> = (0..3)
+        .map(|i| env.launch(&["--queue", "q", &format!("exit {i}")]))
+        .collect();
+    kill_everything(&env, &first);
+    assert!(rest.iter().all(|id| !has_status(&env, id)));
+    let mut command = env.cmd(restart[0]);
+    command.args(&restart[1..]);
+    let _ = finish(command);
+    poll(DEADLINE, || {
+        rest.iter().all(|id| has_status(&env, id)).then_some(())
+    })
+    .expect("the queue did not move on");
+    for (i, id) in rest.iter().enumerate() {
+        let record = env.record(id);
+        assert_eq!(record["exit_code"], i as i64, "{record}");
+    }
+    // Lost, or (where the OS tells no group apart) unsupervised, as today.
+    let state = env.record(&first)["state"].clone();
+    assert!(state == "lost" || state == "unsupervised", "{state}");
+}
+
+#[test]
+fn after_a_crash_the_next_bg_run_restarts_the_queue() {
+    a_queue_left_by_dead_processes_is_restarted_by(&[BG_RUN, "true"]);
+}
+
+#[test]
+fn after_a_reboot_the_next_bg_check_restarts_the_queue() {
+    a_queue_left_by_dead_processes_is_restarted_by(&[BG_CHECK]);
+}
+
+#[test]
+fn fifty_concurrent_launches_into_one_queue_each_run_once() {
+    let env = Env::new();
+    let runs = env.dir.path().join("runs");
+    let script = format!("echo $BG_TASK_ID >> {}", runs.display());
+    let ids: Vec<String> = thread::scope(|scope| {
+        let launches: Vec<_> = (0..50)
+            .map(|_| scope.spawn(|| env.launch(&["--queue", "q", "--slots", "3", &script])))
+            .collect();
+        launches.into_iter().map(|l| l.join().unwrap()).collect()
+    });
+    assert_eq!(distinct(&ids), 50);
+    poll(DEADLINE * 3, || {
+        ids.iter().all(|id| has_status(&env, id)).then_some(())
+    })
+    .expect("not every task ran");
+    let ran = fs::read_to_string(&runs).unwrap();
+    let mut lines: Vec<&str> = ran.lines().collect();
+    lines.sort();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(lines, expected, "each task must run exactly once");
+    for id in &ids {
+        assert_eq!(env.record(id)["exit_code"], 0);
+    }
+}
+
+#[test]
+fn bad_queue_input_is_refused_and_creates_nothing() {
+    let env = Env::new();
+    let cases: &[&[&str]] = &[
+        &["--queue", "q", "--slots", "0", "true"],
+        &["--queue", "q", "--slots", "-1", "true"],
+        &["--slots", "2", "true"],
+        &["--after", "nosuchtask", "true"],
+        &["--after", "abcdef", "true"],
+        &["--after", "../x", "true"],
+        &["--after-ok", "a/b", "true"],
+        &["--after", "", "true"],
+        &["--queue", "a/b", "true"],
+        &["--queue", "..", "true"],
+        &["--queue", "", "true"],
+        &["--name", "me", "--after", "me", "true"],
+    ];
+    for args in cases {
+        let out = env.run(BG_RUN, args);
+        assert_eq!(out.code(), 2, "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with("bg-run: "), "{args:?}: {out:?}");
+        assert!(env.task_ids().is_empty(), "{args:?} created a task");
+    }
+    let own = env.run(BG_RUN, &["--name", "me", "--after", "me", "true"]);
+    assert!(own.stderr.contains("cannot wait for itself"), "{own:?}");
+    // With an earlier task of its name, the name means that one.
+    let earlier = env.launch(&["--name", "me", "exit 0"]);
+    let later = env.launch(&["--name", "me", "--after-ok", "me", "exit 6"]);
+    assert_eq!(env.record(&later)["after"][0], earlier.as_str());
+    assert_eq!(wait_code(&env, &later), 6);
+}
+
+#[test]
+fn waits_reminders_and_notifications_span_the_queued_phase() {
+    let env = Env::new();
+    let blocker = env.launch(&["--queue", "solo", "sleep 30"]);
+    env.wait_state(&blocker, "running");
+    let queued = env.launch(&["--queue", "solo", "echo from the queue; exit 5"]);
+    let cancelled = env.launch(&["--queue", "solo", "true"]);
+    let mut remind = env.cmd(BG_REMIND);
+    remind.args([
+        "--task",
+        queued.as_str(),
+        "--timeout",
+        "20s",
+        "--json",
+        "done",
+    ]);
+    remind.stdout(std::process::Stdio::piped());
+    let mut remind = Guard::spawn(remind);
+    let remind_out = remind.0.stdout.take().expect("stdout");
+    let remind_out = thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut { remind_out }, &mut text);
+        text
+    });
+    // Nothing of the queued phase ends a wait.
+    let early = env.run(BG_CHECK, &[&queued, "--wait", "--timeout", "0.3s"]);
+    assert_eq!(early.code(), 124, "{early:?}");
+    env.run(BG_KILL, &[&cancelled]).success();
+    env.run(BG_KILL, &[&blocker]).success();
+    let status = poll(DEADLINE, || remind.0.try_wait().ok().flatten()).expect("bg-remind ended");
+    assert_eq!(status.code(), Some(5));
+    let woken: Value = serde_json::from_slice(&remind_out.join().unwrap()).expect("JSON");
+    assert_eq!(woken["task"]["state"], "exited");
+    assert!(
+        woken["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("from the queue")
+    );
+    let notified = env
+        .run(BG_CHECK, &["--notify", "--all", "--json"])
+        .success()
+        .json();
+    let state_of = |id: &str| {
+        notified
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|line| line["id"] == id)
+            .map(|line| line["state"].clone())
+    };
+    assert_eq!(state_of(&cancelled), Some("cancelled".into()), "{notified}");
+    assert_eq!(state_of(&queued), Some("exited".into()), "{notified}");
+}
+
+#[test]
+fn the_list_shows_where_queued_tasks_wait() {
+    let env = Env::new();
+    let blocker = env.launch(&["--name", "blocker", "--queue", "ci", "sleep 30"]);
+    env.wait_state(&blocker, "running");
+    let second = env.launch(&["--queue", "ci", "true"]);
+    let dependent = env.launch(&["--after", "blocker", "true"]);
+    let table = env.run(BG_CHECK, &["--all"]).success().stdout;
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row(&second).contains("queued #1 ci"), "{table}");
+    assert!(
+        row(&dependent).contains(&format!("queued after {blocker}")),
+        "{table}"
+    );
+    let text = env.run(BG_CHECK, &["--queues"]).success().stdout;
+    assert!(
+        text.starts_with("queue ci: 1 slot, 1 running, 1 queued\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("#1       {second}")), "{text}");
+    let shown = env.run(BG_CHECK, &[&second]).success().stdout;
+    assert!(shown.contains("queued (#1 in queue ci)"), "{shown}");
+}
+
+#[test]
+fn a_queued_tasks_environment_and_directory_are_the_callers() {
+    let env = Env::new();
+    let blocker = env.launch(&["--queue", "solo", "sleep 30"]);
+    env.wait_state(&blocker, "running");
+    let cwd = env.dir.path().join("work");
+    fs::create_dir(&cwd).unwrap();
+    let mut command = env.cmd(BG_RUN);
+    command
+        .args(["--queue", "solo", "--env", "B=set", "--cwd"])
+        .arg(&cwd)
+        .arg("echo $A $B $BG_TASK_ID; pwd")
+        .env("A", "from-the-caller");
+    let id = finish(command).success().stdout.trim().to_string();
+    let spec = env.task_dir(&id).join("spec.json");
+    assert_eq!(mode_of(&spec), 0o600, "the stored spec holds secrets");
+    env.run(BG_KILL, &[&blocker]).success();
+    assert_eq!(wait_code(&env, &id), 0);
+    let printed = output_of(&env.record(&id));
+    let cwd = cwd.canonicalize().unwrap();
+    assert_eq!(
+        printed,
+        format!("from-the-caller set {id}\n{}\n", cwd.display())
+    );
+    assert!(!spec.exists(), "the stored environment outlived the start");
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_queued_task_costs_no_process_and_the_dispatcher_leaves_when_done() {
+    let env = Env::new();
+    let blocker = env.launch(&["--queue", "solo", "sleep 30"]);
+    env.wait_state(&blocker, "running");
+    let queued: Vec<String> = (0..10)
+        .map(|_| env.launch(&["--queue", "solo", "true"]))
+        .collect();
+    for id in &queued {
+        assert!(
+            task_processes(id).is_empty(),
+            "queued task {id} has a process"
+        );
+        assert_eq!(env.record(id)["supervisor_pid"], Value::Null);
+    }
+    env.run(BG_KILL, &[&blocker]).success();
+    poll(DEADLINE, || {
+        queued.iter().all(|id| has_status(&env, id)).then_some(())
+    })
+    .expect("the queue did not drain");
+    let lock = env.state.join("dispatcher.lock");
+    poll(DEADLINE, || {
+        fs::File::open(&lock).ok()?.try_lock().is_ok().then_some(())
+    })
+    .expect("the dispatcher stayed after the queue drained");
+}
