@@ -302,6 +302,7 @@ impl Dispatcher {
         // It holds the caller's environment: gone once taken.
         let _ = std::fs::remove_file(paths.dir.join(crate::stored::FILE));
         pass.watch.push(paths.clone());
+        bg_shared::fault::crash(bg_shared::fault::Point::DispatcherAfterClaim);
         let spec = match stored {
             Ok(stored) => stored.into_spec(),
             Err(err) => return self.fail_unreadable(&paths, launch, &err, held),

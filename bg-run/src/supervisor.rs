@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use bg_shared::exit::ExitCode;
-use bg_shared::fsutil::{Reserved, Staged, fsync_dir, read_json};
+use bg_shared::fsutil::{Reserved, Staged, read_json};
 use bg_shared::outcome::{self, End, Recorder};
 use bg_shared::output::cap::Method;
 use bg_shared::process::{self, Identity, Pid, ProcInfo, Signal, SignalWaiter, SpawnRequest};
@@ -126,18 +126,23 @@ impl Supervisor {
             process::reap_child(leader);
             return self.fail_to_start(&err);
         }
-        if let Err(err) = staged.and_then(Staged::publish) {
-            // An unrecorded task would be invisible to every tool: stop it.
-            let _ = process::signal_group(leader, Signal::KILL);
-            return Err(err);
-        }
+        let published = match staged.and_then(Staged::publish_unsynced) {
+            Ok(published) => published,
+            Err(err) => {
+                // An unrecorded task would be invisible to every tool: stop it.
+                let _ = process::signal_group(leader, Signal::KILL);
+                return Err(err);
+            }
+        };
         if let Some(feed) = feed {
             feeder::start(self.paths.input(), feed);
         }
         self.teller.tell(&Answer::Started);
-        // The record is complete and visible; making its name durable is
-        // not worth keeping the caller waiting for.
-        let _ = fsync_dir(&self.paths.dir);
+        // The record is complete and visible; making it durable is not
+        // worth keeping the caller waiting for (docs/ARCHITECTURE.md,
+        // "Launch"). Nothing reads it as final before the end is recorded,
+        // which is synced before anyone is told.
+        let _ = published.sync();
         // Old finished tasks go, at most hourly, off the caller's clock and
         // off the task's: on a thread, so that a long prune never delays a
         // timeout or the record of an end. The budget is checked on every
@@ -292,8 +297,11 @@ impl Supervisor {
         launch.supervisor_pid = me.as_ref().map(|m| m.pid);
         launch.supervisor_start_time = me.map(|m| m.start_time);
         match self.meta_reserve.take() {
-            Some(reserve) => reserve.stage_json(&self.paths.meta(), &self.launch),
-            None => Staged::write_json(&self.paths.meta(), &self.launch),
+            Some(reserve) => reserve.stage_json_unsynced(&self.paths.meta(), &self.launch),
+            None => Staged::write_unsynced(
+                &self.paths.meta(),
+                &bg_shared::fsutil::json_bytes(&self.launch)?,
+            ),
         }
     }
 

@@ -14,6 +14,9 @@ pub enum Point {
     AutoPrune,
     /// The supervisor, woken by a child's end, before it reaps.
     SupervisorReap,
+    /// The queue's dispatcher, once it has taken a queued task (recorded
+    /// `dispatched_at`) and before it hands the task to a supervisor.
+    DispatcherAfterClaim,
     /// Not a place but a pretence: the state dir's filesystem cannot punch
     /// holes, so the output cap takes its other way.
     NoPunchHole,
@@ -25,6 +28,7 @@ impl Point {
             Point::SupervisorAfterSpawn => "supervisor-after-spawn",
             Point::AutoPrune => "auto-prune",
             Point::SupervisorReap => "supervisor-reap",
+            Point::DispatcherAfterClaim => "dispatcher-after-claim",
             Point::NoPunchHole => "no-punch-hole",
         }
     }

@@ -93,6 +93,27 @@ pub struct Staged {
     temp: PathBuf,
     target: PathBuf,
     published: bool,
+    /// The temp file, kept open when its data is not synced yet, so that
+    /// it can be synced once published ([`Staged::publish_unsynced`]).
+    unsynced: Option<File>,
+}
+
+/// A file renamed into place whose data and name are not durable yet: the
+/// writer lets readers see it first, and makes it durable right after.
+pub struct Unsynced {
+    file: Option<File>,
+    dir: PathBuf,
+}
+
+impl Unsynced {
+    /// Syncs the file's data, then its directory.
+    pub fn sync(self) -> Result<()> {
+        if let Some(file) = &self.file {
+            file.sync_data()
+                .context(|| format!("syncing a file in {}", self.dir.display()))?;
+        }
+        fsync_dir(&self.dir)
+    }
 }
 
 impl Staged {
@@ -100,16 +121,25 @@ impl Staged {
         Staged::create(target, bytes, true)
     }
 
+    /// Written, not synced: for [`Staged::publish_unsynced`].
+    pub fn write_unsynced(target: &Path, bytes: &[u8]) -> Result<Staged> {
+        Staged::create(target, bytes, false)
+    }
+
     fn create(target: &Path, bytes: &[u8], sync: bool) -> Result<Staged> {
         let (temp, mut file) = create_temp(target)?;
-        let staged = Staged {
+        let mut staged = Staged {
             temp,
             target: target.to_path_buf(),
             published: false,
+            unsynced: None,
         };
         file.write_all(bytes)
             .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             .context(|| format!("writing {}", staged.temp.display()))?;
+        if !sync {
+            staged.unsynced = Some(file);
+        }
         Ok(staged)
     }
 
@@ -123,6 +153,19 @@ impl Staged {
         rename(&self.temp, &self.target)?;
         self.published = true;
         Ok(())
+    }
+
+    /// Renames the file into place before its data is synced: readers see
+    /// it at once, and the caller makes it durable after ([`Unsynced::sync`]).
+    /// A crash before that may leave the name pointing at an empty file,
+    /// which readers report as corrupt rather than misread.
+    pub fn publish_unsynced(mut self) -> Result<Unsynced> {
+        rename(&self.temp, &self.target)?;
+        self.published = true;
+        Ok(Unsynced {
+            file: self.unsynced.take(),
+            dir: parent_of(&self.target).to_path_buf(),
+        })
     }
 }
 
@@ -265,23 +308,36 @@ impl Reserved {
     /// Writes `value` into the reserved space and syncs it, ready to be
     /// published as `target`. A record that outgrew the space is written
     /// the ordinary way instead.
-    pub fn stage_json<T: Serialize>(mut self, target: &Path, value: &T) -> Result<Staged> {
-        let bytes = json_bytes(value)?;
+    pub fn stage_json<T: Serialize>(self, target: &Path, value: &T) -> Result<Staged> {
+        self.stage(target, &json_bytes(value)?, true)
+    }
+
+    /// As [`Reserved::stage_json`], without the sync: for
+    /// [`Staged::publish_unsynced`].
+    pub fn stage_json_unsynced<T: Serialize>(self, target: &Path, value: &T) -> Result<Staged> {
+        self.stage(target, &json_bytes(value)?, false)
+    }
+
+    fn stage(mut self, target: &Path, bytes: &[u8], sync: bool) -> Result<Staged> {
         if bytes.len() > self.bytes {
             let _ = fs::remove_file(&self.path);
-            return Staged::write(target, &bytes);
+            return Staged::create(target, bytes, sync);
         }
-        let staged = Staged {
+        let mut staged = Staged {
             temp: self.path.clone(),
             target: target.to_path_buf(),
             published: false,
+            unsynced: None,
         };
         self.file
             .seek(SeekFrom::Start(0))
-            .and_then(|_| self.file.write_all(&bytes))
+            .and_then(|_| self.file.write_all(bytes))
             .and_then(|()| self.file.set_len(bytes.len() as u64))
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) })
             .context(|| format!("writing {}", self.path.display()))?;
+        if !sync {
+            staged.unsynced = Some(self.file);
+        }
         Ok(staged)
     }
 

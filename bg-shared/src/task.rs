@@ -353,17 +353,26 @@ pub fn wait_for_end(paths: &TaskPaths, timeout: Option<Duration>) -> Result<bool
 }
 
 /// Waits up to `left` for a queued task to be started or to end without
-/// starting (both rewrite one of its records); true if it did.
+/// starting (both rewrite one of its records); true if it did. The
+/// state dir's dispatcher is watched too: one that dies (a crash, in the
+/// moment a task was queued) wakes the wait, which starts another.
 fn wait_while_queued(paths: &TaskPaths, left: Option<Duration>) -> Result<bool> {
+    let state = paths.state();
     let mut watcher = paths
         .watch()
         .context(|| format!("watching {}", paths.dir.display()))?;
+    let dispatcher = [("dispatcher.lock", Change::ClosedAfterWrite)];
+    watcher
+        .add(state.root(), &dispatcher)
+        .context(|| format!("watching {}", state.root().display()))?;
     // Watched first, then looked at: a change in between is not missed.
     let still_queued =
         || -> Result<bool> { Ok(Task::load_existing(paths.clone())?.state == TaskState::Queued) };
     if !still_queued()? {
         return Ok(true);
     }
+    // Best effort: the tool that waits has said already if it cannot.
+    let _ = crate::queue::ensure_dispatcher(&state);
     // A watcher may wake for nothing (or, where the OS cannot notify,
     // every moment): only a change of state counts.
     watcher

@@ -16,8 +16,27 @@ fn list(env: &Env) -> Vec<Value> {
     out.json().as_array().cloned().unwrap_or_default()
 }
 
-fn count_in(tasks: &[Value], state: &str) -> usize {
-    tasks.iter().filter(|t| t["state"] == state).count()
+/// The most intervals open at once, from `+ T` and `- T` lines (an end
+/// and a start at the same nanosecond do not overlap).
+fn most_at_once(log: &str) -> usize {
+    let mut events: Vec<(u128, i32)> = log
+        .lines()
+        .map(|line| {
+            let (sign, at) = line.split_once(' ').expect("a sign and a time");
+            (
+                at.parse().expect("nanoseconds"),
+                if sign == "+" { 1 } else { -1 },
+            )
+        })
+        .collect();
+    events.sort();
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, step) in events {
+        open += step;
+        most = most.max(open);
+    }
+    assert_eq!(open, 0, "every start has its end: {log}");
+    most as usize
 }
 
 /// `bg-check ID --wait`'s exit code.
@@ -35,22 +54,26 @@ fn has_status(env: &Env, id: &str) -> bool {
 #[test]
 fn a_queue_runs_at_most_its_slots_at_once_and_in_queue_order() {
     let env = Env::new();
+    let log = env.dir.path().join("intervals");
     let ids: Vec<String> = (0..20)
         .map(|i| {
-            let script = format!("sleep 0.2; exit {i}");
+            // Each task notes when it starts and ends, by its own clock.
+            let script = format!(
+                "echo \"+ $(date +%s%N)\" >> {log}; sleep 0.2; echo \"- $(date +%s%N)\" >> {log}; exit {i}",
+                log = log.display()
+            );
             env.launch(&["--queue", "shards", "--slots", "2", &script])
         })
         .collect();
-    let mut most = 0;
     let tasks = poll(DEADLINE * 3, || {
         let tasks = list(&env);
-        most = most.max(count_in(&tasks, "running"));
         tasks
             .iter()
             .all(|t| t["state"] == "exited")
             .then_some(tasks)
     })
     .expect("the queue did not run all 20 tasks");
+    let most = most_at_once(&fs::read_to_string(&log).unwrap());
     assert!(most <= 2, "{most} tasks of a 2-slot queue ran at once");
     assert_eq!(most, 2, "the queue never used its second slot");
     for (i, id) in ids.iter().enumerate() {
@@ -409,4 +432,75 @@ fn a_queued_task_costs_no_process_and_the_dispatcher_leaves_when_done() {
         fs::File::open(&lock).ok()?.try_lock().is_ok().then_some(())
     })
     .expect("the dispatcher stayed after the queue drained");
+}
+
+#[test]
+fn a_task_taken_by_a_dispatcher_that_died_is_lost_never_started_twice() {
+    let env = Env::new();
+    let marker = env.dir.path().join("ran");
+    let mut command = env.cmd(BG_RUN);
+    command.env("BG_FAULT", "dispatcher-after-claim").args([
+        "--queue",
+        "q",
+        &format!("touch {}", marker.display()),
+    ]);
+    let taken = finish(command).success().stdout.trim().to_string();
+    // Watched on disk until the dispatcher took it and died (a bg-check
+    // would start a dispatcher of its own, which could take it first).
+    let meta = env.task_dir(&taken).join("meta.json");
+    let lock = env.task_dir(&taken).join("lock");
+    poll(DEADLINE, || {
+        let taken = fs::read_to_string(&meta)
+            .ok()?
+            .contains("dispatched_at\": \"");
+        let free = fs::File::open(&lock).ok()?.try_lock().is_ok();
+        (taken && free).then_some(())
+    })
+    .expect("the dispatcher did not take the task");
+    // Whoever looks next starts another, which must not start it again.
+    let record = env.record(&taken);
+    assert_eq!(record["state"], "lost", "{record}");
+    assert_eq!(record["pid"], Value::Null);
+    let next = env.launch(&["--queue", "q", "exit 3"]);
+    assert_eq!(wait_code(&env, &next), 3);
+    assert!(
+        !marker.exists(),
+        "the task taken by the dead dispatcher ran"
+    );
+    assert_eq!(env.record(&taken)["state"], "lost");
+}
+
+#[test]
+fn a_damaged_queue_is_reported_and_moves_on() {
+    let env = Env::new();
+    let blocker = env.launch(&["--queue", "q", "sleep 30"]);
+    env.wait_state(&blocker, "running");
+    let damaged = env.launch(&["--queue", "q", "echo never"]);
+    let next = env.launch(&["--queue", "q", "exit 2"]);
+    // A stored spec torn by a crash, and strays planted in the queue.
+    fs::write(
+        env.task_dir(&damaged).join("spec.json"),
+        "{\"version\": 1, \"na",
+    )
+    .unwrap();
+    for stray in ["junk", "00000000000000000001-zzzzzz", ".hidden"] {
+        fs::write(env.state.join("queued").join(stray), "").unwrap();
+    }
+    fs::write(env.state.join("queues").join("q.json"), "not json").unwrap();
+    let queues = env.run(BG_CHECK, &["--queues", "--json"]).success();
+    assert_eq!(
+        queues.json()[0]["slots"],
+        1,
+        "a damaged setting counts as unset"
+    );
+    assert!(queues.stderr.contains("queue q: "), "{queues:?}");
+    env.run(BG_KILL, &[&blocker]).success();
+    assert_eq!(wait_code(&env, &damaged), 125);
+    let record = env.record(&damaged);
+    assert_eq!(record["state"], "failed-to-start", "{record}");
+    assert!(
+        record["error"].as_str().unwrap().contains("spec"),
+        "{record}"
+    );
+    assert_eq!(wait_code(&env, &next), 2);
 }
