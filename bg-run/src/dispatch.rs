@@ -21,7 +21,7 @@ use std::time::Duration;
 use bg_shared::exit::ExitCode;
 use bg_shared::fsutil::write_json_atomic;
 use bg_shared::outcome::End;
-use bg_shared::process::{self, Change, DirWatcher, ForkRole};
+use bg_shared::process::{self, Change, DirWatcher, ForkRole, WatchId};
 use bg_shared::queue::{self, Entry};
 use bg_shared::record::{EndReason, TaskState};
 use bg_shared::state_dir::{StateDir, make_private_dir};
@@ -112,10 +112,9 @@ impl Dispatcher {
             return Ok(());
         };
         self.say_who();
+        let mut watches = Watches::new(&self.state)?;
         loop {
-            if !self.serve_while_queued()? {
-                return Ok(());
-            }
+            self.serve_while_queued(&mut watches)?;
             // Nothing is queued. Let go, then look once more: a task
             // queued meanwhile found the lock held, and counts on us.
             drop(held);
@@ -129,38 +128,20 @@ impl Dispatcher {
         }
     }
 
-    /// Passes until a pass leaves nothing queued (true), waiting for a
-    /// change between passes. False if the state dir went away.
-    fn serve_while_queued(&self) -> Result<bool> {
+    /// Passes until a pass leaves nothing queued, waiting for a change
+    /// between passes.
+    fn serve_while_queued(&self, watches: &mut Watches) -> Result<()> {
         loop {
-            let queued_dir = self.state.queued_dir();
-            if make_private_dir(&queued_dir, false).is_err() {
-                return Ok(false);
-            }
-            make_private_dir(&self.state.queues_dir(), false)?;
-            // Watched before the pass reads anything: no change is missed.
-            let mut watcher = DirWatcher::new(
-                &queued_dir,
-                &[("*", Change::Created), ("*", Change::Removed)],
-            )
-            .map_err(|err| Error::io("watching the queue", err))?;
-            let _ = watcher.add(&self.state.queues_dir(), &[("*", Change::MovedIn)]);
             let pass = self.pass()?;
             if pass.waiting == 0 {
-                return Ok(true);
+                return Ok(());
             }
-            for paths in &pass.watch {
-                // A directory gone since (pruned) has ended: look again now.
-                if watcher.add(&paths.dir, TASK_CHANGES).is_err() {
-                    continue;
-                }
-            }
+            watches.watch_tasks(&pass.watch);
+            // One that ended before its watch began would never wake us.
             if pass.watch.iter().any(changed_since_pass) {
                 continue;
             }
-            watcher
-                .wait(pass.recheck)
-                .map_err(|err| Error::io("waiting for the queue", err))?;
+            watches.wait(pass.recheck)?;
         }
     }
 
@@ -402,6 +383,66 @@ fn note_in(log: &Path, message: &str) {
             let _ = file.set_len(0);
         }
         let _ = writeln!(file, "{} {message}", time::now_rfc3339());
+    }
+}
+
+/// The dispatcher's one watcher, for its whole life: the queue's
+/// directories from the start (so no change between a pass's reading and
+/// its sleeping is missed), and the task directories the last pass depends
+/// on. Never closed between passes: closing an inotify instance waits for
+/// the kernel to retire its watches, at times for many milliseconds.
+struct Watches {
+    watcher: DirWatcher,
+    tasks: HashMap<PathBuf, WatchId>,
+}
+
+impl Watches {
+    fn new(state: &StateDir) -> Result<Watches> {
+        let queued_dir = state.queued_dir();
+        make_private_dir(&queued_dir, false)?;
+        make_private_dir(&state.queues_dir(), false)?;
+        let watching = |err| Error::io("watching the queue", err);
+        let queue_changes = [("*", Change::Created), ("*", Change::Removed)];
+        let mut watcher = DirWatcher::new(&queued_dir, &queue_changes).map_err(watching)?;
+        watcher
+            .add(&state.queues_dir(), &[("*", Change::MovedIn)])
+            .map_err(watching)?;
+        Ok(Watches {
+            watcher,
+            tasks: HashMap::new(),
+        })
+    }
+
+    /// Watches these task directories, and no others.
+    fn watch_tasks(&mut self, wanted: &[TaskPaths]) {
+        let wanted: Vec<&Path> = wanted.iter().map(|paths| paths.dir.as_path()).collect();
+        let gone: Vec<PathBuf> = self
+            .tasks
+            .keys()
+            .filter(|dir| !wanted.contains(&dir.as_path()))
+            .cloned()
+            .collect();
+        for dir in gone {
+            if let Some(watch) = self.tasks.remove(&dir) {
+                self.watcher.remove(watch);
+            }
+        }
+        for dir in wanted {
+            // A directory gone meanwhile (pruned) cannot be watched; the
+            // look after the watches are set finds it ended.
+            if !self.tasks.contains_key(dir)
+                && let Ok(watch) = self.watcher.add(dir, TASK_CHANGES)
+            {
+                self.tasks.insert(dir.to_path_buf(), watch);
+            }
+        }
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.watcher
+            .wait(timeout)
+            .map(|_| ())
+            .map_err(|err| Error::io("waiting for the queue", err))
     }
 }
 

@@ -24,7 +24,7 @@ use crate::ids::TaskId;
 use crate::record::RECORD_VERSION;
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
-use crate::{Error, IoContext, Result, lock, time};
+use crate::{Error, Result, lock, time};
 
 /// The budget unless `BG_STATE_MAX` says otherwise.
 pub const DEFAULT_BUDGET: u64 = 10 << 30;
@@ -130,20 +130,10 @@ pub fn measure(state: &StateDir) -> Result<Usage> {
 
 /// The paths in `dir`; none if it does not exist (yet).
 fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(Error::io(format!("listing {}", dir.display()), err)),
-    };
-    let mut paths = Vec::new();
-    for entry in listing {
-        paths.push(
-            entry
-                .context(|| format!("listing {}", dir.display()))?
-                .path(),
-        );
-    }
-    Ok(paths)
+    Ok(crate::fsutil::list_dir(dir)?
+        .into_iter()
+        .map(|entry| entry.path())
+        .collect())
 }
 
 /// The id of a task directory (a real directory, not a symlink to one).

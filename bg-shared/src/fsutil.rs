@@ -51,6 +51,18 @@ pub fn ensure_free_space(dir: &Path, needed: u64) -> Result<()> {
     Ok(())
 }
 
+/// The entries of `dir`, in no order; none if it does not exist (yet).
+pub fn list_dir(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(Error::io(format!("listing {}", dir.display()), err)),
+    };
+    listing
+        .map(|entry| entry.context(|| format!("listing {}", dir.display())))
+        .collect()
+}
+
 /// Creates a new private file; fails if anything already has that name.
 pub fn create_new_private(path: &Path) -> Result<File> {
     private_options()

@@ -84,18 +84,10 @@ impl Entry {
 
 /// The entries in `dir`, in queue order; none if it does not exist.
 pub fn entries(dir: &Path) -> Result<Vec<Entry>> {
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(Error::io(format!("listing {}", dir.display()), err)),
-    };
-    let mut found = Vec::new();
-    for item in listing {
-        let item = item.context(|| format!("listing {}", dir.display()))?;
-        if let Some(entry) = item.file_name().to_str().and_then(Entry::parse) {
-            found.push(entry);
-        }
-    }
+    let mut found: Vec<Entry> = crate::fsutil::list_dir(dir)?
+        .iter()
+        .filter_map(|item| item.file_name().to_str().and_then(Entry::parse))
+        .collect();
     found.sort();
     Ok(found)
 }
@@ -171,16 +163,12 @@ pub fn queue_names(state: &StateDir, queued: &[Entry], started: &[Entry]) -> Res
         .chain(started)
         .filter_map(|entry| entry.queue.clone())
         .collect();
-    let dir = state.queues_dir();
-    if let Ok(listing) = fs::read_dir(&dir) {
-        for item in listing {
-            let item = item.context(|| format!("listing {}", dir.display()))?;
-            let name = item.file_name();
-            if let Some(queue) = name.to_str().and_then(|n| n.strip_suffix(".json"))
-                && ids::check_queue(queue).is_ok()
-            {
-                names.push(queue.to_string());
-            }
+    for item in crate::fsutil::list_dir(&state.queues_dir())? {
+        let name = item.file_name();
+        if let Some(queue) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+            && ids::check_queue(queue).is_ok()
+        {
+            names.push(queue.to_string());
         }
     }
     names.sort();

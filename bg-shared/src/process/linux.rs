@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::signal::{SigSet, Signal};
 
 use super::{Change, Pid, ProcInfo};
@@ -306,12 +306,17 @@ pub fn command_name(pid: Pid) -> Option<String> {
     Some(name.trim_end_matches('\n').to_string())
 }
 
+/// One directory watched by a [`DirWatcher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchId(WatchDescriptor);
+
 /// Wakes when named files in one directory change in the ways asked for,
 /// and ignores everything else there: a reader's own activity in the
 /// directory (probing the lock, moving its cursor) must not wake it.
 pub struct DirWatcher {
     inotify: Inotify,
-    wanted: Vec<(OsString, AddWatchFlags)>,
+    /// Per directory watched: the names and changes wanted there.
+    wanted: Vec<(WatchDescriptor, Vec<(OsString, AddWatchFlags)>)>,
 }
 
 fn flag(change: Change) -> AddWatchFlags {
@@ -339,7 +344,7 @@ impl DirWatcher {
 
     /// Watches another directory as well, for the changes `wanted` names
     /// there (a name of `*` stands for any file).
-    pub fn add(&mut self, path: &Path, wanted: &[(&str, Change)]) -> io::Result<()> {
+    pub fn add(&mut self, path: &Path, wanted: &[(&str, Change)]) -> io::Result<WatchId> {
         let mask = wanted.iter().fold(
             AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF,
             |mask, (_, change)| mask | flag(*change),
@@ -349,13 +354,24 @@ impl DirWatcher {
         } else {
             mask
         };
-        self.inotify.add_watch(path, mask)?;
-        self.wanted.extend(
-            wanted
-                .iter()
-                .map(|(name, change)| (OsString::from(name), flag(*change))),
-        );
-        Ok(())
+        let watch = self.inotify.add_watch(path, mask)?;
+        let names = wanted
+            .iter()
+            .map(|(name, change)| (OsString::from(name), flag(*change)))
+            .collect();
+        // The same directory watched again keeps its descriptor.
+        self.wanted.retain(|(known, _)| *known != watch);
+        self.wanted.push((watch, names));
+        Ok(WatchId(watch))
+    }
+
+    /// Stops watching a directory added before. Unlike closing the whole
+    /// watcher, which waits for the kernel to retire every watch (at
+    /// times for many milliseconds), this only queues the one for it.
+    pub fn remove(&mut self, watch: WatchId) {
+        // A watch of a directory since removed is already gone.
+        let _ = self.inotify.rm_watch(watch.0);
+        self.wanted.retain(|(known, _)| *known != watch.0);
     }
 
     /// Waits up to `timeout` (forever if `None`) for a wanted change; true if one came.
@@ -389,7 +405,7 @@ impl DirWatcher {
                 Ok(events) if !events.is_empty() => {
                     wanted |= events
                         .iter()
-                        .any(|e| self.is_wanted(e.name.as_deref(), e.mask));
+                        .any(|e| self.is_wanted(e.wd, e.name.as_deref(), e.mask));
                 }
                 Ok(_) | Err(Errno::EAGAIN) => return Ok(wanted),
                 Err(err) => return Err(err.into()),
@@ -397,14 +413,22 @@ impl DirWatcher {
         }
     }
 
-    fn is_wanted(&self, name: Option<&std::ffi::OsStr>, mask: AddWatchFlags) -> bool {
+    fn is_wanted(
+        &self,
+        watch: WatchDescriptor,
+        name: Option<&std::ffi::OsStr>,
+        mask: AddWatchFlags,
+    ) -> bool {
         let gone =
             AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_IGNORED;
+        let Some((_, names)) = self.wanted.iter().find(|(known, _)| *known == watch) else {
+            // A watch removed since: its events are stale.
+            return false;
+        };
         match name {
             _ if mask.intersects(gone) => true,
-            None => self.wanted.is_empty(),
-            Some(name) => self
-                .wanted
+            None => names.is_empty(),
+            Some(name) => names
                 .iter()
                 .any(|(n, flag)| (n == name || n == "*") && mask.intersects(*flag)),
         }

@@ -35,8 +35,8 @@ mod portable;
 use portable as os;
 
 pub use os::{
-    DirWatcher, all_processes, become_subreaper, boot_id, command_name, exe_identity, grow_pipe,
-    pipe_cloexec, proc_info, punch_hole, set_process_name, shed_memory,
+    DirWatcher, WatchId, all_processes, become_subreaper, boot_id, command_name, exe_identity,
+    grow_pipe, pipe_cloexec, proc_info, punch_hole, set_process_name, shed_memory,
 };
 
 pub type Pid = i32;

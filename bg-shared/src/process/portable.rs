@@ -171,6 +171,9 @@ fn any_pending(set: &SigSet) -> io::Result<bool> {
     Ok(set.iter().any(|signal| pending.contains(signal)))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchId;
+
 pub struct DirWatcher;
 
 impl DirWatcher {
@@ -178,9 +181,11 @@ impl DirWatcher {
         Ok(DirWatcher)
     }
 
-    pub fn add(&mut self, _path: &Path, _wanted: &[(&str, super::Change)]) -> io::Result<()> {
-        Ok(())
+    pub fn add(&mut self, _path: &Path, _wanted: &[(&str, super::Change)]) -> io::Result<WatchId> {
+        Ok(WatchId)
     }
+
+    pub fn remove(&mut self, _watch: WatchId) {}
 
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
         let step = Duration::from_millis(50);
