@@ -62,6 +62,11 @@ pub fn detach_and_run(state_dir: Option<&Path>) -> Result<ExitCode> {
 struct Dispatcher {
     state: StateDir,
     log: PathBuf,
+    /// Whether each queued task seen so far waits for other tasks: one
+    /// that does not, in a queue with no free slot, needs no look at all,
+    /// so that a pass costs no more than the queue's head, however long
+    /// the queue (a task's record does not change while it is queued).
+    has_deps: std::cell::RefCell<HashMap<bg_shared::ids::TaskId, bool>>,
 }
 
 /// What one pass over the queue found.
@@ -89,7 +94,11 @@ impl Dispatcher {
         process::reset_signal_dispositions();
         std::env::set_current_dir("/").map_err(|err| Error::io("changing to /", err))?;
         let log = state.root().join("dispatcher.log");
-        Ok(Dispatcher { state, log })
+        Ok(Dispatcher {
+            state,
+            log,
+            has_deps: Default::default(),
+        })
     }
 
     /// Runs while tasks are queued; an error is logged, and ends it (the
@@ -152,7 +161,16 @@ impl Dispatcher {
             busy: self.slots_in_use(&mut pass)?,
             limits: HashMap::new(),
         };
-        for entry in queue::entries(&self.state.queued_dir())? {
+        let listed = queue::entries(&self.state.queued_dir())?;
+        let mut has_deps = self.has_deps.borrow_mut();
+        has_deps.retain(|id, _| listed.iter().any(|entry| entry.id == *id));
+        drop(has_deps);
+        for entry in listed {
+            let waits_for_nothing_else = self.has_deps.borrow().get(&entry.id) == Some(&false);
+            if waits_for_nothing_else && !slots.has_room(&self.state, entry.queue.as_deref()) {
+                pass.waiting += 1;
+                continue;
+            }
             let paths = TaskPaths::new(&self.state, entry.id.clone());
             let task = match Task::load(paths.clone()) {
                 Ok(Some(task)) => task,
@@ -164,6 +182,15 @@ impl Dispatcher {
             if task.state != TaskState::Queued {
                 self.settle_entry(&entry, &task)?;
                 continue;
+            }
+            let deps = !task.launch.after.is_empty();
+            if self
+                .has_deps
+                .borrow_mut()
+                .insert(entry.id.clone(), deps)
+                .is_none()
+            {
+                self.make_durable(&paths);
             }
             match self.deps(&task, &mut pass) {
                 Deps::Failed(why) => {
@@ -242,6 +269,17 @@ impl Dispatcher {
             }
         }
         if waiting { Deps::Waiting } else { Deps::Done }
+    }
+
+    /// Syncs what bg-run wrote when it queued the task and did not wait to
+    /// sync (its records, its entry), the first time the task is seen.
+    fn make_durable(&self, paths: &TaskPaths) {
+        let written = [paths.meta(), paths.dir.join(crate::stored::FILE)];
+        let synced = bg_shared::fsutil::sync_written(&paths.dir, &written)
+            .and_then(|()| bg_shared::fsutil::fsync_dir(&self.state.queued_dir()));
+        if let Err(err) = synced {
+            self.note(&format!("task {}: {}", paths.id, cli::error_chain(&err)));
+        }
     }
 
     /// Ends a task whose `--after-ok` dependency did not succeed, under its

@@ -5,7 +5,7 @@
 //! stored spec, the launch record (the task is visible, `queued`), and last
 //! the entry in `queued/` that the dispatcher acts on.
 
-use bg_shared::fsutil::{create_new_private, write_json_atomic};
+use bg_shared::fsutil::{create_new_private, json_bytes, write_atomic_unsynced};
 use bg_shared::ids;
 use bg_shared::queue::{self, Entry};
 use bg_shared::record::LaunchRecord;
@@ -125,10 +125,13 @@ pub fn enqueue(
     if spec.stdin_feed {
         drop(create_new_private(&paths.input())?);
     }
+    // Written unsynced: the dispatcher syncs them when it first sees the
+    // task, as a supervisor syncs a launch record (docs/ARCHITECTURE.md,
+    // "Queues").
     StoredSpec::of(spec).write(&paths.dir)?;
     if let (Some(queue), Some(slots)) = (&queueing.queue, queueing.slots) {
         queue::set_slots(state, queue, slots)?;
     }
-    write_json_atomic(&paths.meta(), &record)?;
+    write_atomic_unsynced(&paths.meta(), &json_bytes(&record)?)?;
     queue::add_entry(&state.queued_dir(), &Entry::new(&record, &paths.id))
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bg_shared::Result;
-use bg_shared::fsutil::{read_json_within, write_json_atomic};
+use bg_shared::fsutil::{json_bytes, read_json_within, write_atomic_unsynced};
 use serde::{Deserialize, Serialize};
 
 use crate::spec::LaunchSpec;
@@ -98,9 +98,10 @@ impl StoredSpec {
         }
     }
 
-    /// Writes it, private and whole, into the task directory.
+    /// Writes it, private and whole (atomically, not yet durably), into
+    /// the task directory.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_json_atomic(&dir.join(FILE), self)
+        write_atomic_unsynced(&dir.join(FILE), &json_bytes(self)?)
     }
 
     /// Reads the spec kept in the task directory.

@@ -98,6 +98,17 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     Staged::create(path, bytes, false)?.publish()
 }
 
+/// Makes files written with [`write_atomic_unsynced`] durable, with their
+/// directory: what a writer that returned early leaves to another process.
+pub fn sync_written(dir: &Path, files: &[PathBuf]) -> Result<()> {
+    for path in files {
+        File::open(path)
+            .and_then(|file| file.sync_data())
+            .context(|| format!("syncing {}", path.display()))?;
+    }
+    fsync_dir(dir)
+}
+
 /// A file written and synced under a temporary name beside its target, not
 /// yet visible. `publish` renames it into place; dropping it unpublished
 /// removes it. Splitting the two lets slow syncing overlap other work.
