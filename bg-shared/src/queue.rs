@@ -190,19 +190,48 @@ pub fn waiting_for(state: &StateDir, launch: &LaunchRecord) -> WaitingFor {
         })
         .cloned()
         .collect();
-    let position = launch.queue.as_ref().and_then(|queue| {
-        let waiting = entries(&state.queued_dir()).ok()?;
-        waiting
-            .iter()
-            .filter(|entry| entry.queue.as_ref() == Some(queue))
-            .position(|entry| entry.id.as_str() == launch.id)
-            .map(|at| at + 1)
-    });
+    let position = launch
+        .queue
+        .as_ref()
+        .and_then(|_| positions(state).get(&launch.id).copied());
     WaitingFor {
         tasks,
         queue: launch.queue.clone(),
         position,
     }
+}
+
+/// How long a reading of the queue's order serves: a list of many queued
+/// tasks reads `queued/` once, not once per task.
+const POSITIONS_FRESH: Duration = Duration::from_millis(250);
+
+type Positions = std::sync::Arc<std::collections::HashMap<String, usize>>;
+
+/// Each queued task's place in its queue (1: next), by id.
+fn positions(state: &StateDir) -> Positions {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static READ: Mutex<Option<(PathBuf, Instant, Positions)>> = Mutex::new(None);
+    let dir = state.queued_dir();
+    let mut read = READ.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((known, at, positions)) = read.as_ref()
+        && *known == dir
+        && at.elapsed() < POSITIONS_FRESH
+    {
+        return positions.clone();
+    }
+    let mut counted: std::collections::HashMap<String, usize> = Default::default();
+    let mut positions = std::collections::HashMap::new();
+    for entry in entries(&dir).unwrap_or_default() {
+        if let Some(queue) = entry.queue {
+            let place = counted.entry(queue).or_insert(0);
+            *place += 1;
+            positions.insert(entry.id.to_string(), *place);
+        }
+    }
+    let positions = Positions::new(positions);
+    *read = Some((dir, Instant::now(), positions.clone()));
+    positions
 }
 
 /// True if some task waits in `queued/`.
