@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bg_shared::exit::ExitCode;
-use bg_shared::fsutil::write_json_atomic;
+use bg_shared::fsutil::write_atomic_unsynced;
 use bg_shared::outcome::End;
 use bg_shared::process::{self, Change, DirWatcher, ForkRole, WatchId};
 use bg_shared::queue::{self, Entry};
@@ -312,7 +312,9 @@ impl Dispatcher {
         let stored = StoredSpec::read(&paths.dir);
         let mut launch = task.launch;
         launch.dispatched_at = Some(time::now_rfc3339());
-        write_json_atomic(&paths.meta(), &launch)?;
+        // Not synced here: the supervisor syncs the record it publishes
+        // over this one, as for any launch (bg-run's launch path).
+        write_atomic_unsynced(&paths.meta(), &bg_shared::fsutil::json_bytes(&launch)?)?;
         if entry.queue.is_some() {
             // Holds its slot until it ends.
             queue::add_entry(&self.state.started_dir(), entry)?;

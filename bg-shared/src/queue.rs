@@ -146,14 +146,21 @@ pub fn slots(state: &StateDir, queue: &str) -> usize {
     }
 }
 
-/// Sets the queue's slots from now on (`--slots`).
+/// Sets the queue's slots from now on (`--slots`); a value already in
+/// force is not written again (scripts pass `--slots` on every call).
 pub fn set_slots(state: &StateDir, queue: &str, slots: usize) -> Result<()> {
+    let path = settings_path(state, queue);
+    if let Ok(Some(settings)) = read_json::<QueueSettings>(&path)
+        && settings.slots == slots
+    {
+        return Ok(());
+    }
     make_private_dir(&state.queues_dir(), false)?;
     let settings = QueueSettings {
         version: RECORD_VERSION,
         slots,
     };
-    write_json_atomic(&settings_path(state, queue), &settings)
+    write_json_atomic(&path, &settings)
 }
 
 /// Every queue that has settings or entries, sorted by name.
