@@ -162,9 +162,10 @@ impl Dispatcher {
             limits: HashMap::new(),
         };
         let listed = queue::entries(&self.state.queued_dir())?;
-        let mut has_deps = self.has_deps.borrow_mut();
-        has_deps.retain(|id, _| listed.iter().any(|entry| entry.id == *id));
-        drop(has_deps);
+        let listed_ids: std::collections::HashSet<_> = listed.iter().map(|e| &e.id).collect();
+        self.has_deps
+            .borrow_mut()
+            .retain(|id, _| listed_ids.contains(id));
         for entry in listed {
             let waits_for_nothing_else = self.has_deps.borrow().get(&entry.id) == Some(&false);
             if waits_for_nothing_else && !slots.has_room(&self.state, entry.queue.as_deref()) {

@@ -97,7 +97,14 @@ impl Supervisor {
         // a pass now, with the task finished, rather than at the next
         // launch. Like the supervision above, it must not unwind from here.
         let state = &self.state;
-        let _ = std::panic::catch_unwind(|| bg_shared::budget::auto_enforce(state));
+        let wrote = std::fs::metadata(self.paths.output()).is_ok_and(|m| m.len() > 0);
+        let _ = std::panic::catch_unwind(|| {
+            if wrote {
+                bg_shared::budget::auto_enforce(state)
+            } else {
+                bg_shared::budget::auto_enforce_occasionally(state)
+            }
+        });
         process::exit_now(code.code())
     }
 
@@ -152,7 +159,7 @@ impl Supervisor {
             .name("auto-prune".into())
             .spawn(move || {
                 bg_shared::prune::auto_prune(&state);
-                bg_shared::budget::auto_enforce(&state);
+                bg_shared::budget::auto_enforce_occasionally(&state);
             })
             .ok();
         process::shed_memory();

@@ -15,7 +15,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -228,12 +228,31 @@ pub fn enforce(state: &StateDir, budget: u64, wait: bool) -> Result<Option<Enfor
     Ok(Some(done))
 }
 
-/// A budget pass for callers that must not fail because of it (a launch,
-/// a task's end): errors are ignored, and a pass already at work is left
-/// to do the job.
+/// A budget pass for callers that must not fail because of it (the end
+/// of a task that wrote output): errors are ignored, and a pass already at
+/// work is left to do the job.
 pub fn auto_enforce(state: &StateDir) {
     if let Ok(Some(budget)) = state_max() {
         let _ = enforce(state, budget, false);
+    }
+}
+
+/// Marks when the last occasional pass began (its mtime).
+const OCCASIONAL_MARKER: &str = ".last-budget";
+/// The least time between two occasional passes.
+const OCCASIONAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A budget pass for what adds little to the state dir (a launch, the end
+/// of a task that wrote nothing: a few KiB of records), at most one per
+/// [`OCCASIONAL_INTERVAL`]: a pass costs a `stat` per file of the state
+/// dir, which a thousand launches a second must not each pay.
+pub fn auto_enforce_occasionally(state: &StateDir) {
+    let marker = state.root().join(OCCASIONAL_MARKER);
+    let recent = fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < OCCASIONAL_INTERVAL));
+    if !recent && crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
+        auto_enforce(state);
     }
 }
 
