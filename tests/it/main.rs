@@ -17,6 +17,7 @@ mod faults_output;
 mod notify_scope;
 mod output_cap;
 mod queue;
+mod queue_faults;
 
 mod faults;
 mod kill;

@@ -1,6 +1,6 @@
 //! Queues, slots and dependencies (`bg-run --queue`, `--slots`, `--after`,
 //! `--after-ok`): the order and the limits held, the new states recorded
-//! like the others, and a queue that keeps moving when its processes die.
+//! like the others. What crashes and damage do to a queue: `queue_faults`.
 
 use std::fs;
 use std::path::Path;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::util::*;
 
 /// Every task of the state dir, as `bg-check --all --json` lists them.
-fn list(env: &Env) -> Vec<Value> {
+pub fn list(env: &Env) -> Vec<Value> {
     let out = env.run(BG_CHECK, &["--all", "--json"]).success();
     out.json().as_array().cloned().unwrap_or_default()
 }
@@ -40,14 +40,14 @@ fn most_at_once(log: &str) -> usize {
 }
 
 /// `bg-check ID --wait`'s exit code.
-fn wait_code(env: &Env, id: &str) -> i32 {
+pub fn wait_code(env: &Env, id: &str) -> i32 {
     env.run(BG_CHECK, &[id, "--wait", "--timeout", "20s"])
         .code()
 }
 
 /// Whether the task's outcome is on disk (read directly: a bg-check
 /// would start the dispatcher, which is what some tests must not do).
-fn has_status(env: &Env, id: &str) -> bool {
+pub fn has_status(env: &Env, id: &str) -> bool {
     env.task_dir(id).join("status.json").exists()
 }
 
@@ -164,71 +164,6 @@ fn a_queued_task_is_cancelled_by_bg_kill_and_never_starts() {
     assert_eq!(env.record(&cancelled)["reason"], "cancelled");
     // Cancelled once; a second bg-kill finds it not running.
     assert_eq!(env.run(BG_KILL, &[&cancelled]).code(), 1);
-}
-
-#[test]
-fn the_queue_moves_on_when_the_running_tasks_supervisor_is_killed() {
-    let env = Env::new();
-    let first = env.launch(&["--queue", "q", "sleep 30"]);
-    env.wait_state(&first, "running");
-    let rest: Vec<String> = (0..5)
-        .map(|i| env.launch(&["--queue", "q", &format!("exit {i}")]))
-        .collect();
-    assert!(rest.iter().all(|id| env.record(id)["state"] == "queued"));
-    env.signal(&first, "supervisor_pid", 9);
-    for (i, id) in rest.iter().enumerate() {
-        assert_eq!(wait_code(&env, id), i as i32, "task {id}");
-    }
-    let state = env.record(&first)["state"].clone();
-    assert!(state == "unsupervised" || state == "lost", "{state}");
-}
-
-/// Kills the dispatcher and every process of the state dir's tasks, as a
-/// crash or a reboot would; the queued tasks stay queued.
-fn kill_everything(env: &Env, running: &str) {
-    assert!(env.kill_dispatcher(), "no dispatcher was running");
-    kill_task(&env.task_dir(running));
-    let dispatcher = env.state.join("dispatcher.lock");
-    poll(DEADLINE, || {
-        let free = fs::File::open(&dispatcher).ok()?.try_lock().is_ok();
-        free.then_some(())
-    })
-    .expect("the killed dispatcher still holds its lock");
-}
-
-fn a_queue_left_by_dead_processes_is_restarted_by(restart: &[&str]) {
-    let env = Env::new();
-    let first = env.launch(&["--queue", "q", "sleep 30"]);
-    env.wait_state(&first, "running");
-    let rest: Vec<String> = (0..3)
-        .map(|i| env.launch(&["--queue", "q", &format!("exit {i}")]))
-        .collect();
-    kill_everything(&env, &first);
-    assert!(rest.iter().all(|id| !has_status(&env, id)));
-    let mut command = env.cmd(restart[0]);
-    command.args(&restart[1..]);
-    let _ = finish(command);
-    poll(DEADLINE, || {
-        rest.iter().all(|id| has_status(&env, id)).then_some(())
-    })
-    .expect("the queue did not move on");
-    for (i, id) in rest.iter().enumerate() {
-        let record = env.record(id);
-        assert_eq!(record["exit_code"], i as i64, "{record}");
-    }
-    // Lost, or (where the OS tells no group apart) unsupervised, as today.
-    let state = env.record(&first)["state"].clone();
-    assert!(state == "lost" || state == "unsupervised", "{state}");
-}
-
-#[test]
-fn after_a_crash_the_next_bg_run_restarts_the_queue() {
-    a_queue_left_by_dead_processes_is_restarted_by(&[BG_RUN, "true"]);
-}
-
-#[test]
-fn after_a_reboot_the_next_bg_check_restarts_the_queue() {
-    a_queue_left_by_dead_processes_is_restarted_by(&[BG_CHECK]);
 }
 
 #[test]
@@ -432,75 +367,4 @@ fn a_queued_task_costs_no_process_and_the_dispatcher_leaves_when_done() {
         fs::File::open(&lock).ok()?.try_lock().is_ok().then_some(())
     })
     .expect("the dispatcher stayed after the queue drained");
-}
-
-#[test]
-fn a_task_taken_by_a_dispatcher_that_died_is_lost_never_started_twice() {
-    let env = Env::new();
-    let marker = env.dir.path().join("ran");
-    let mut command = env.cmd(BG_RUN);
-    command.env("BG_FAULT", "dispatcher-after-claim").args([
-        "--queue",
-        "q",
-        &format!("touch {}", marker.display()),
-    ]);
-    let taken = finish(command).success().stdout.trim().to_string();
-    // Watched on disk until the dispatcher took it and died (a bg-check
-    // would start a dispatcher of its own, which could take it first).
-    let meta = env.task_dir(&taken).join("meta.json");
-    let lock = env.task_dir(&taken).join("lock");
-    poll(DEADLINE, || {
-        let taken = fs::read_to_string(&meta)
-            .ok()?
-            .contains("dispatched_at\": \"");
-        let free = fs::File::open(&lock).ok()?.try_lock().is_ok();
-        (taken && free).then_some(())
-    })
-    .expect("the dispatcher did not take the task");
-    // Whoever looks next starts another, which must not start it again.
-    let record = env.record(&taken);
-    assert_eq!(record["state"], "lost", "{record}");
-    assert_eq!(record["pid"], Value::Null);
-    let next = env.launch(&["--queue", "q", "exit 3"]);
-    assert_eq!(wait_code(&env, &next), 3);
-    assert!(
-        !marker.exists(),
-        "the task taken by the dead dispatcher ran"
-    );
-    assert_eq!(env.record(&taken)["state"], "lost");
-}
-
-#[test]
-fn a_damaged_queue_is_reported_and_moves_on() {
-    let env = Env::new();
-    let blocker = env.launch(&["--queue", "q", "sleep 30"]);
-    env.wait_state(&blocker, "running");
-    let damaged = env.launch(&["--queue", "q", "echo never"]);
-    let next = env.launch(&["--queue", "q", "exit 2"]);
-    // A stored spec torn by a crash, and strays planted in the queue.
-    fs::write(
-        env.task_dir(&damaged).join("spec.json"),
-        "{\"version\": 1, \"na",
-    )
-    .unwrap();
-    for stray in ["junk", "00000000000000000001-zzzzzz", ".hidden"] {
-        fs::write(env.state.join("queued").join(stray), "").unwrap();
-    }
-    fs::write(env.state.join("queues").join("q.json"), "not json").unwrap();
-    let queues = env.run(BG_CHECK, &["--queues", "--json"]).success();
-    assert_eq!(
-        queues.json()[0]["slots"],
-        1,
-        "a damaged setting counts as unset"
-    );
-    assert!(queues.stderr.contains("queue q: "), "{queues:?}");
-    env.run(BG_KILL, &[&blocker]).success();
-    assert_eq!(wait_code(&env, &damaged), 125);
-    let record = env.record(&damaged);
-    assert_eq!(record["state"], "failed-to-start", "{record}");
-    assert!(
-        record["error"].as_str().unwrap().contains("spec"),
-        "{record}"
-    );
-    assert_eq!(wait_code(&env, &next), 2);
 }
