@@ -187,11 +187,15 @@ fn punch_loop(shared: &Mutex<Log>, stop: &AtomicBool, mut watch: Option<DirWatch
         let since = std::mem::replace(&mut checked, Instant::now()).elapsed();
         match &mut watch {
             Some(watch) if quiet >= QUIET_TICKS => {
-                let _ = watch.wait(Some(IDLE_WAIT));
-                // The rate is measured from the wake, not over the quiet
-                // spell: a burst after a pause is a fast writer.
-                checked = Instant::now();
-                quiet = 0;
+                // A log still at rest when the wait times out keeps the
+                // thread asleep on the watch: an idle task costs one
+                // wake-up per IDLE_WAIT, not a burst of ticks after each.
+                if watch.wait(Some(IDLE_WAIT)).unwrap_or(true) {
+                    // The rate is measured from the wake, not over the
+                    // quiet spell: a burst after a pause is a fast writer.
+                    checked = Instant::now();
+                    quiet = 0;
+                }
             }
             _ => std::thread::sleep(next_check(headroom, grown, since)),
         }
