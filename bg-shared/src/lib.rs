@@ -17,6 +17,7 @@ pub mod help;
 pub mod ids;
 pub mod journal;
 pub mod lock;
+pub mod names;
 pub mod notify_state;
 pub mod outcome;
 pub mod output;

@@ -10,7 +10,7 @@ use crate::ids::{self, TaskId};
 use crate::record::LaunchRecord;
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
-use crate::{Error, IoContext, Result, cli};
+use crate::{Error, IoContext, Result, cli, names};
 
 /// Ids of every task directory, unordered. Entries that are not well-formed
 /// id directories (temp files, symlinks, strays) are ignored.
@@ -58,9 +58,21 @@ fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
     {
         return Ok(TaskPaths::new(state, id));
     }
+    if let Some(paths) = names::newest(state, selector) {
+        return Ok(paths);
+    }
+    let before = names::read_raw(state, selector);
     let all = list_ids(state)?;
-    if let Some(task) = newest_named(state, &all, selector) {
-        return Ok(task);
+    let (newest, unrecorded) = newest_named(state, &all, selector);
+    if let Some((launch, paths)) = newest {
+        let newest = Some(names::Entry::of(&launch, &paths.id));
+        let scanned = names::Scanned {
+            before,
+            newest,
+            unrecorded,
+        };
+        names::repair(state, selector, &scanned);
+        return Ok(paths);
     }
     let matches: Vec<TaskId> = if ids::is_id_prefix(selector) {
         all.into_iter()
@@ -80,15 +92,31 @@ fn is_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
-fn newest_named(state: &StateDir, ids: &[TaskId], name: &str) -> Option<TaskPaths> {
-    ids.iter()
+/// The newest task named `name`, by every record (what the name index
+/// is checked against and mended from), and how many task directories had
+/// no record yet (launches that may be in progress).
+fn newest_named(
+    state: &StateDir,
+    ids: &[TaskId],
+    name: &str,
+) -> (Option<(LaunchRecord, TaskPaths)>, usize) {
+    let mut unrecorded = 0;
+    let newest = ids
+        .iter()
         .filter_map(|id| {
             let paths = TaskPaths::new(state, id.clone());
-            let launch = LaunchRecord::read(&paths.meta()).ok()??;
+            let launch = match LaunchRecord::read(&paths.meta()) {
+                Ok(Some(launch)) => launch,
+                Ok(None) => {
+                    unrecorded += 1;
+                    return None;
+                }
+                Err(_) => return None,
+            };
             (launch.name.as_deref() == Some(name)).then_some((launch, paths))
         })
-        .max_by(|a, b| a.0.launch_order().cmp(&b.0.launch_order()))
-        .map(|(_, paths)| paths)
+        .max_by(|a, b| a.0.launch_order().cmp(&b.0.launch_order()));
+    (newest, unrecorded)
 }
 
 fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Error {

@@ -13,6 +13,7 @@ const TASKS: &str = "tasks";
 const JOURNAL: &str = "journal.jsonl";
 const JOURNAL_LOCK: &str = "journal.lock";
 const NAMES_LOCK: &str = "names.lock";
+const NAMES: &str = "names";
 const READERS: &str = "readers";
 const LAUNCH_SEQ: &str = "launch.seq";
 const QUEUED: &str = "queued";
@@ -164,9 +165,15 @@ impl StateDir {
         self.root.join(DISPATCHER_LOCK)
     }
 
-    /// Held while a `--unique` launch checks for and creates its task.
+    /// Held while a `--unique` launch checks for and creates its task,
+    /// and while a named launch takes its launch seq (`names::claim`).
     pub fn names_lock_path(&self) -> PathBuf {
         self.root.join(NAMES_LOCK)
+    }
+
+    /// The name index: `names/<name>`, the newest task of each name (`names`).
+    pub fn names_dir(&self) -> PathBuf {
+        self.root.join(NAMES)
     }
 }
 
