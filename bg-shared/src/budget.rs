@@ -284,6 +284,8 @@ fn ended_at(task: &Task) -> SystemTime {
 /// first, so no reader ever finds the output gone unexplained; on a full
 /// disk it may only fit once the output is gone, so it is tried again.
 fn remove_output(paths: &TaskPaths, bytes: u64) -> Result<()> {
+    // The summary must not go on serving the record with its output.
+    crate::summary::forget(&paths.state(), paths)?;
     let marker = OutputRemoved {
         version: RECORD_VERSION,
         removed_at: time::now_rfc3339(),

@@ -30,6 +30,7 @@ pub mod redact;
 pub mod select;
 pub mod size;
 pub mod state_dir;
+pub mod summary;
 pub mod task;
 pub mod time;
 

@@ -3,7 +3,7 @@
 //! that may still be running is never removed, nor a record that cannot be
 //! read (it is reported, not guessed about).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,7 @@ use crate::record::TaskState;
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
 use crate::time::parse_duration;
-use crate::{Error, IoContext, Result, journal, lock, names, time};
+use crate::{Error, IoContext, Result, journal, lock, names, summary, time};
 
 /// How long finished tasks are kept unless `BG_RETENTION` says otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -54,6 +54,7 @@ pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
     let now = SystemTime::now();
     let mut pruned = Pruned::default();
     let mut named = Named::default();
+    let mut doomed = Vec::new();
     remove_trash(state)?;
     for id in crate::select::list_ids(state)? {
         let paths = TaskPaths::new(state, id.clone());
@@ -72,10 +73,11 @@ pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
                 false
             }
         };
-        if expired && remove_task(state, &paths)? {
-            pruned.removed.push(id.to_string());
+        if expired {
+            doomed.push(paths);
         }
     }
+    remove_all(state, &doomed, &mut pruned)?;
     named.forget(state)?;
     if !pruned.removed.is_empty() {
         forget_in_journal(state, &pruned.removed)?;
@@ -118,6 +120,26 @@ impl Named {
         let newest = |name: &str| self.kept.get(name).map(|(_, entry)| entry.clone());
         names::forget(state, &self.removed, newest, self.unrecorded)
     }
+}
+
+/// Removes the expired tasks. The summary forgets them first, so that no
+/// line of theirs outlives them (a line for a reused id would be wrong), and
+/// again after, if a list added one of them meanwhile.
+fn remove_all(state: &StateDir, doomed: &[TaskPaths], pruned: &mut Pruned) -> Result<()> {
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let ids: HashSet<&str> = doomed.iter().map(|paths| paths.id.as_str()).collect();
+    let compacted = summary::compact(state, |id| !ids.contains(id))?;
+    for paths in doomed {
+        if remove_task(state, paths)? {
+            pruned.removed.push(paths.id.to_string());
+        }
+    }
+    if summary::len(state) != compacted {
+        summary::compact(state, |id| !ids.contains(id))?;
+    }
+    Ok(())
 }
 
 /// Moves the task out of sight, then deletes it. False if it was gone already.

@@ -7,14 +7,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::ids::{self, TaskId};
-use crate::record::LaunchRecord;
+use crate::record::{LaunchRecord, TaskRecord};
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
-use crate::{Error, IoContext, Result, cli, names};
+use crate::{Error, IoContext, Result, cli, names, summary};
 
 /// Ids of every task directory, unordered. Entries that are not well-formed
 /// id directories (temp files, symlinks, strays) are ignored.
 pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
+    Ok(list_dirs(state)?.into_iter().map(|(id, _)| id).collect())
+}
+
+/// [`list_ids`] with each directory's inode number: one `readdir`, no
+/// `stat` (unless the file system does not give entries' types).
+pub fn list_dirs(state: &StateDir) -> Result<Vec<(TaskId, u64)>> {
+    use std::os::unix::fs::DirEntryExt;
     let dir = state.tasks_dir();
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -29,7 +36,7 @@ pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
             && is_dir
             && let Ok(id) = TaskId::parse(name)
         {
-            ids.push(id);
+            ids.push((id, entry.ino()));
         }
     }
     Ok(ids)
@@ -166,16 +173,64 @@ pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
 pub fn load_all(state: &StateDir, tool: &str) -> Result<Vec<Task>> {
     let mut tasks = Vec::new();
     for id in list_ids(state)? {
-        match Task::load(TaskPaths::new(state, id.clone())) {
-            Ok(Some(task)) => tasks.push(task),
-            Ok(None) => {}
-            Err(err) => cli::warn(
-                tool,
-                &format!("skipping task {id}: {}", cli::error_chain(&err)),
-            ),
+        if let Some(task) = load_or_warn(TaskPaths::new(state, id), tool) {
+            tasks.push(task);
         }
     }
     Ok(tasks)
+}
+
+fn load_or_warn(paths: TaskPaths, tool: &str) -> Option<Task> {
+    let id = paths.id.clone();
+    match Task::load(paths) {
+        Ok(task) => task,
+        Err(err) => {
+            let why = cli::error_chain(&err);
+            cli::warn(tool, &format!("skipping task {id}: {why}"));
+            None
+        }
+    }
+}
+
+/// A task as a list shows it: its public record and its launch order.
+pub struct Listed {
+    pub record: TaskRecord,
+    pub order: (u64, String),
+}
+
+/// The public record of every readable task, as [`load_all`] would give
+/// them, but finished tasks come from the summary (`summary`) when it has
+/// them: one file read instead of several per task. What it lacks is
+/// loaded from the task's files and then added to it, best effort.
+pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
+    let dirs = list_dirs(state)?;
+    let mut known = summary::read(state);
+    let mut listed = Vec::with_capacity(dirs.len());
+    let mut missing = Vec::new();
+    for (id, ino) in dirs {
+        let paths = TaskPaths::new(state, id);
+        let line = known.remove(paths.id.as_str()).filter(|l| l.ino == ino);
+        if let Some(line) = line {
+            let order = (line.seq, line.created_at.clone());
+            if let Some(record) = line.into_record(&paths) {
+                listed.push(Listed { record, order });
+                continue;
+            }
+        }
+        let Some(task) = load_or_warn(paths, tool) else {
+            continue;
+        };
+        missing.extend(summary::Line::of(&task, ino));
+        let (seq, created) = task.launch.launch_order();
+        let order = (seq, created.to_string());
+        listed.push(Listed {
+            record: task.record(),
+            order,
+        });
+    }
+    // Best effort: a summary that cannot be written is only slower.
+    let _ = summary::append(state, &missing, false);
+    Ok(listed)
 }
 
 /// The current project: the git root above the current directory, else the

@@ -1,0 +1,224 @@
+//! The summary of finished tasks (docs/ARCHITECTURE.md, "Indexes"):
+//! `summary.jsonl`, one line per finished task holding its public record,
+//! so that a list reads one file rather than half a dozen per task. A
+//! finished task's record no longer changes, but for its output removed by
+//! the budget (which first appends a line that forgets it, [`forget`]) and
+//! its removal by prune (which compacts the summary, [`compact`]).
+//!
+//! It is a cache, never the truth. A line counts only for a task directory
+//! that is there now with the inode number the line names (one `readdir`
+//! of `tasks/` gives both), in this format version; the last line of a
+//! task wins; a line that does not parse (torn by a crash, damaged) is
+//! skipped. Whatever the summary lacks is loaded from the task's own files,
+//! as it always was, and a list adds what it had to load ([`append`]).
+//! Live tasks, lost ones, and ones whose processes outlived them (their
+//! output may still grow) are never in it.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{private_options, write_atomic};
+use crate::record::TaskRecord;
+use crate::state_dir::StateDir;
+use crate::task::{Task, TaskPaths};
+use crate::{Error, IoContext, Result, lock};
+
+/// The lines' format. Bump it whenever `TaskRecord` or the way `Task::record`
+/// derives it changes: lines of another format are ignored (and rewritten
+/// by the next list), so a summary never serves an outdated record.
+pub const FORMAT: u32 = 1;
+
+/// One line of the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Line {
+    /// [`FORMAT`].
+    pub format: u32,
+    pub id: String,
+    /// The task directory's inode number: a line of a task pruned and
+    /// then replaced by another of the same id never matches it.
+    pub ino: u64,
+    /// Launch order (`LaunchRecord::launch_order`).
+    pub seq: u64,
+    pub created_at: String,
+    /// The public record; `None` says "forget the lines before".
+    pub record: Option<TaskRecord>,
+}
+
+impl Line {
+    /// The line for a task, if the task may be summarised: finished, with
+    /// its outcome recorded, and nothing of it left running.
+    pub fn of(task: &Task, ino: u64) -> Option<Line> {
+        let status = task.status.as_ref()?;
+        if task.state.is_live() || status.group_alive {
+            return None;
+        }
+        let (seq, created_at) = task.launch.launch_order();
+        Some(Line {
+            format: FORMAT,
+            id: task.paths.id.to_string(),
+            ino,
+            seq,
+            created_at: created_at.to_string(),
+            record: Some(task.record()),
+        })
+    }
+
+    /// The record as this state dir's paths name its files (the state
+    /// dir may have been reached by another path when the line was written).
+    pub fn into_record(self, paths: &TaskPaths) -> Option<TaskRecord> {
+        let mut record = self.record?;
+        record.output_path = paths.output().display().to_string();
+        if record.input_path.is_some() {
+            record.input_path = Some(paths.input().display().to_string());
+        }
+        Some(record)
+    }
+}
+
+/// The inode number of a task's directory, as `readdir` gives it.
+pub fn dir_ino(paths: &TaskPaths) -> Option<u64> {
+    fs::symlink_metadata(&paths.dir).ok().map(|m| m.ino())
+}
+
+/// The summary's lines, the last one of each task; damaged lines, a torn
+/// last line and lines of another format are left out. A summary that
+/// cannot be read is an empty one: everything is loaded from its files.
+pub fn read(state: &StateDir) -> HashMap<String, Line> {
+    let Ok(bytes) = fs::read(state.summary_path()) else {
+        return HashMap::new();
+    };
+    let complete = bytes
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |at| at + 1);
+    let mut lines = HashMap::new();
+    for text in bytes[..complete].split(|b| *b == b'\n') {
+        if let Ok(line) = serde_json::from_slice::<Line>(text)
+            && line.format == FORMAT
+        {
+            lines.insert(line.id.clone(), line);
+        }
+    }
+    lines
+}
+
+/// Appends lines, whole, under the summary's lock. `sync`: durably, for a
+/// line that must be on disk before what it announces happens.
+pub fn append(state: &StateDir, lines: &[Line], sync: bool) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut bytes, line)
+            .map_err(|err| Error::serialise("a summary line", err))?;
+        bytes.push(b'\n');
+    }
+    let _held = lock::lock_exclusive(&state.summary_lock_path())?;
+    let path = state.summary_path();
+    let mut file = open_for_append(state)?;
+    let whole = crate::journal::cut_torn_tail(&mut file)
+        .context(|| format!("repairing {}", path.display()))?;
+    let written = file.write_all(&bytes).and_then(|()| match sync {
+        true => file.sync_data(),
+        false => Ok(()),
+    });
+    if let Err(err) = written {
+        // Best effort: a torn line is skipped by readers, and cut off here
+        // or by the next append.
+        let _ = file.set_len(whole);
+        return Err(Error::io(format!("appending to {}", path.display()), err));
+    }
+    Ok(())
+}
+
+fn open_for_append(state: &StateDir) -> Result<File> {
+    let path = state.summary_path();
+    private_options()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&path)
+        .context(|| format!("opening {}", path.display()))
+}
+
+/// Adds a task that just ended, best effort (the list loads what is
+/// missing). Its recorder calls it once the outcome is on disk.
+pub fn note_end(state: &StateDir, paths: &TaskPaths) {
+    let Some(ino) = dir_ino(paths) else {
+        return;
+    };
+    if let Ok(Some(task)) = Task::load(paths.clone())
+        && let Some(line) = Line::of(&task, ino)
+    {
+        let _ = append(state, &[line], false);
+    }
+}
+
+/// Makes the summary forget a task before its record changes (the budget
+/// removes its output): durably, so that no crash leaves the old record
+/// served after the change. If that cannot be written (a full disk, when
+/// the budget is needed most), the whole summary goes instead.
+pub fn forget(state: &StateDir, paths: &TaskPaths) -> Result<()> {
+    let line = Line {
+        format: FORMAT,
+        id: paths.id.to_string(),
+        ino: dir_ino(paths).unwrap_or(0),
+        seq: 0,
+        created_at: String::new(),
+        record: None,
+    };
+    append(state, &[line], true).or_else(|_| discard(state))
+}
+
+/// Removes the summary: always safe (lists load every task from its
+/// files, and rebuild it), and it needs no space.
+pub fn discard(state: &StateDir) -> Result<()> {
+    let _held = lock::lock_exclusive(&state.summary_lock_path())?;
+    let path = state.summary_path();
+    match fs::remove_file(&path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", path.display()), err))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites the summary with the last line of each task that `keep`
+/// accepts (prune), dropping the rest: superseded, forgotten, damaged.
+/// Returns its new length. Where it cannot be rewritten, it is discarded.
+pub fn compact(state: &StateDir, keep: impl Fn(&str) -> bool) -> Result<u64> {
+    match rewrite(state, keep) {
+        Ok(len) => Ok(len),
+        Err(_) => discard(state).map(|()| 0),
+    }
+}
+
+fn rewrite(state: &StateDir, keep: impl Fn(&str) -> bool) -> Result<u64> {
+    let _held = lock::lock_exclusive(&state.summary_lock_path())?;
+    let mut lines: Vec<Line> = read(state)
+        .into_values()
+        .filter(|line| line.record.is_some() && keep(&line.id))
+        .collect();
+    lines.sort_by(|a, b| (a.seq, &a.created_at).cmp(&(b.seq, &b.created_at)));
+    let mut bytes = Vec::new();
+    for line in &lines {
+        serde_json::to_writer(&mut bytes, line)
+            .map_err(|err| Error::serialise("a summary line", err))?;
+        bytes.push(b'\n');
+    }
+    write_atomic(&state.summary_path(), &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// The summary's length now (0 if there is none).
+pub fn len(state: &StateDir) -> u64 {
+    fs::metadata(state.summary_path()).map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests;
