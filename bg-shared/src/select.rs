@@ -194,7 +194,8 @@ fn load_or_warn(paths: TaskPaths, tool: &str) -> Option<Task> {
 
 /// A task as a list shows it: its public record and its launch order.
 pub struct Listed {
-    pub record: TaskRecord,
+    /// Boxed: lists of many are sorted and filtered, which moves them.
+    pub record: Box<TaskRecord>,
     pub order: (u64, String),
 }
 
@@ -204,15 +205,32 @@ pub struct Listed {
 /// loaded from the task's files and then added to it, best effort.
 pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
     let dirs = list_dirs(state)?;
-    let mut known = summary::read(state);
+    let known = summary::Summary::read(state);
+    let (listed, missing) = list_part(state, &known, &dirs, tool);
+    // Best effort: a summary that cannot be written is only slower.
+    let _ = summary::append(state, &missing, false);
+    Ok(listed)
+}
+
+/// Lists task directories: from the summary where it has them,
+/// else from their files (and then with the lines the summary lacks).
+fn list_part(
+    state: &StateDir,
+    known: &summary::Summary,
+    dirs: &[(TaskId, u64)],
+    tool: &str,
+) -> (Vec<Listed>, Vec<summary::Line>) {
     let mut listed = Vec::with_capacity(dirs.len());
     let mut missing = Vec::new();
     for (id, ino) in dirs {
-        let paths = TaskPaths::new(state, id);
-        let line = known.remove(paths.id.as_str()).filter(|l| l.ino == ino);
+        let paths = TaskPaths::new(state, id.clone());
+        let line = known
+            .get(id.as_str())
+            .filter(|l| l.ino == *ino && Some(l.meta) == summary::MetaStamp::of(&paths));
         if let Some(line) = line {
             let order = (line.seq, line.created_at.clone());
             if let Some(record) = line.into_record(&paths) {
+                let record = Box::new(record);
                 listed.push(Listed { record, order });
                 continue;
             }
@@ -220,17 +238,15 @@ pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
         let Some(task) = load_or_warn(paths, tool) else {
             continue;
         };
-        missing.extend(summary::Line::of(&task, ino));
+        missing.extend(summary::Line::of(&task, *ino));
         let (seq, created) = task.launch.launch_order();
         let order = (seq, created.to_string());
         listed.push(Listed {
-            record: task.record(),
+            record: Box::new(task.record()),
             order,
         });
     }
-    // Best effort: a summary that cannot be written is only slower.
-    let _ = summary::append(state, &missing, false);
-    Ok(listed)
+    (listed, missing)
 }
 
 /// The current project: the git root above the current directory, else the

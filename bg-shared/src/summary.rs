@@ -30,7 +30,7 @@ use crate::{Error, IoContext, Result, lock};
 /// The lines' format. Bump it whenever `TaskRecord` or the way `Task::record`
 /// derives it changes: lines of another format are ignored (and rewritten
 /// by the next list), so a summary never serves an outdated record.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// One line of the summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,11 +41,39 @@ pub struct Line {
     /// The task directory's inode number: a line of a task pruned and
     /// then replaced by another of the same id never matches it.
     pub ino: u64,
+    /// `meta.json`'s identity when the line was written ([`MetaStamp`]).
+    pub meta: MetaStamp,
     /// Launch order (`LaunchRecord::launch_order`).
     pub seq: u64,
     pub created_at: String,
     /// The public record; `None` says "forget the lines before".
     pub record: Option<TaskRecord>,
+}
+
+/// What a line knows of the task's `meta.json`: its inode, length and
+/// modification time. Records are replaced by rename, never edited, so a
+/// record that changed (or was damaged in place) has another stamp: one
+/// `statx` per task, no open, no read, tells a line that is still true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaStamp {
+    pub ino: u64,
+    pub len: u64,
+    pub mtime_ns: i64,
+}
+
+impl MetaStamp {
+    /// The stamp of a task's `meta.json` now, if it is there.
+    pub fn of(paths: &TaskPaths) -> Option<MetaStamp> {
+        let meta = fs::symlink_metadata(paths.meta()).ok()?;
+        Some(MetaStamp {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+        })
+    }
 }
 
 impl Line {
@@ -56,11 +84,13 @@ impl Line {
         if task.state.is_live() || status.group_alive {
             return None;
         }
+        let meta = MetaStamp::of(&task.paths)?;
         let (seq, created_at) = task.launch.launch_order();
         Some(Line {
             format: FORMAT,
             id: task.paths.id.to_string(),
             ino,
+            meta,
             seq,
             created_at: created_at.to_string(),
             record: Some(task.record()),
@@ -84,26 +114,72 @@ pub fn dir_ino(paths: &TaskPaths) -> Option<u64> {
     fs::symlink_metadata(&paths.dir).ok().map(|m| m.ino())
 }
 
-/// The summary's lines, the last one of each task; damaged lines, a torn
-/// last line and lines of another format are left out. A summary that
-/// cannot be read is an empty one: everything is loaded from its files.
-pub fn read(state: &StateDir) -> HashMap<String, Line> {
-    let Ok(bytes) = fs::read(state.summary_path()) else {
-        return HashMap::new();
-    };
-    let complete = bytes
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |at| at + 1);
-    let mut lines = HashMap::new();
-    for text in bytes[..complete].split(|b| *b == b'\n') {
-        if let Ok(line) = serde_json::from_slice::<Line>(text)
-            && line.format == FORMAT
-        {
-            lines.insert(line.id.clone(), line);
-        }
+/// The summary as read: its bytes, and where the last line of each task
+/// is. A line is parsed only when asked for, so lines that are superseded
+/// or of tasks no longer there cost no parsing.
+#[derive(Default)]
+pub struct Summary {
+    bytes: Vec<u8>,
+    lines: HashMap<IdKey, std::ops::Range<usize>>,
+}
+
+/// A task id as a number (ids are at most 16 hex digits) and its length:
+/// a key that takes no allocation, for lists of a hundred thousand.
+type IdKey = (usize, u64);
+
+fn id_key(id: &[u8]) -> Option<IdKey> {
+    let text = std::str::from_utf8(id).ok()?;
+    if !crate::ids::is_id(text) {
+        return None;
     }
-    lines
+    Some((text.len(), u64::from_str_radix(text, 16).ok()?))
+}
+
+impl Summary {
+    /// Reads the summary; damaged lines, a torn last line and lines of
+    /// another format are left out. A summary that cannot be read is an
+    /// empty one: everything is loaded from its files.
+    pub fn read(state: &StateDir) -> Summary {
+        let Ok(bytes) = fs::read(state.summary_path()) else {
+            return Summary::default();
+        };
+        let head = format!("{{\"format\":{FORMAT},\"id\":\"");
+        let complete = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        let mut lines = HashMap::new();
+        let mut start = 0;
+        for text in bytes[..complete].split(|b| *b == b'\n') {
+            let range = start..start + text.len();
+            start = range.end + 1;
+            // Lines start with their format and id (the fields' order):
+            // enough to index them without parsing them.
+            let Some(rest) = text.strip_prefix(head.as_bytes()) else {
+                continue;
+            };
+            let id = rest.split(|b| *b == b'"').next().unwrap_or_default();
+            if let Some(key) = id_key(id) {
+                lines.insert(key, range);
+            }
+        }
+        Summary { bytes, lines }
+    }
+
+    /// The last line of task `id`, if it has a whole one of this format.
+    pub fn get(&self, id: &str) -> Option<Line> {
+        let range = self.lines.get(&id_key(id.as_bytes())?)?.clone();
+        let line: Line = serde_json::from_slice(&self.bytes[range]).ok()?;
+        (line.format == FORMAT && line.id == id).then_some(line)
+    }
+
+    /// Every task's last line, in no order.
+    pub fn all(&self) -> impl Iterator<Item = Line> + '_ {
+        self.lines.values().filter_map(|range| {
+            let line: Line = serde_json::from_slice(&self.bytes[range.clone()]).ok()?;
+            (line.format == FORMAT).then_some(line)
+        })
+    }
 }
 
 /// Appends lines, whole, under the summary's lock. `sync`: durably, for a
@@ -168,6 +244,11 @@ pub fn forget(state: &StateDir, paths: &TaskPaths) -> Result<()> {
         format: FORMAT,
         id: paths.id.to_string(),
         ino: dir_ino(paths).unwrap_or(0),
+        meta: MetaStamp {
+            ino: 0,
+            len: 0,
+            mtime_ns: 0,
+        },
         seq: 0,
         created_at: String::new(),
         record: None,
@@ -200,8 +281,8 @@ pub fn compact(state: &StateDir, keep: impl Fn(&str) -> bool) -> Result<u64> {
 
 fn rewrite(state: &StateDir, keep: impl Fn(&str) -> bool) -> Result<u64> {
     let _held = lock::lock_exclusive(&state.summary_lock_path())?;
-    let mut lines: Vec<Line> = read(state)
-        .into_values()
+    let mut lines: Vec<Line> = Summary::read(state)
+        .all()
         .filter(|line| line.record.is_some() && keep(&line.id))
         .collect();
     lines.sort_by(|a, b| (a.seq, &a.created_at).cmp(&(b.seq, &b.created_at)));
