@@ -222,6 +222,8 @@ pub fn enforce(state: &StateDir, budget: u64, wait: bool) -> Result<Option<Enfor
     if usage.total <= budget {
         return Ok(Some(done));
     }
+    // Each removal is announced in the summary, which may take a block more.
+    let mut summary = own_bytes(&state.summary_path());
     for (paths, bytes) in oldest_finished_first(usage.tasks) {
         if done.total <= budget {
             break;
@@ -229,7 +231,9 @@ pub fn enforce(state: &StateDir, budget: u64, wait: bool) -> Result<Option<Enfor
         match remove_output(&paths, bytes) {
             Ok(()) => {
                 let marker = own_bytes(&paths.output_removed());
-                done.total = done.total.saturating_sub(bytes).saturating_add(marker);
+                let grown = own_bytes(&state.summary_path());
+                done.total = (done.total + grown + marker).saturating_sub(bytes + summary);
+                summary = grown;
                 done.removed.push((paths.id, bytes));
             }
             Err(err) => done.failed.push((paths.id, err)),
