@@ -148,10 +148,18 @@ fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Erro
     }
 }
 
-/// Live tasks named `name` (for `--unique`), newest last.
+/// Live tasks named `name` (for `--unique`), newest last. Tasks the
+/// summary holds are finished, and are not read (`--unique` holds
+/// `names.lock` meanwhile, which every named launch waits for).
 pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
+    let known = summary::Summary::read(state);
+    let dirs = list_dirs(state)?;
+    let stamps = summary::stamps(state, &dirs);
     let mut live = Vec::new();
-    for id in list_ids(state)? {
+    for ((id, ino), stamp) in dirs.into_iter().zip(stamps) {
+        if summary_line(&known, &id, ino, stamp).is_some() {
+            continue;
+        }
         let paths = TaskPaths::new(state, id);
         let Ok(Some(launch)) = LaunchRecord::read(&paths.meta()) else {
             continue;
@@ -212,6 +220,19 @@ pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
     Ok(listed)
 }
 
+/// The summary's line for a task if it is still true: its directory (by
+/// inode) and its `meta.json` (by stamp) are the ones it was written for.
+/// Such a task is finished.
+fn summary_line(
+    known: &summary::Summary,
+    id: &TaskId,
+    ino: u64,
+    stamp: Option<summary::MetaStamp>,
+) -> Option<summary::Line> {
+    let line = known.get(id.as_str())?;
+    (line.ino == ino && stamp == Some(line.meta)).then_some(line)
+}
+
 /// Lists task directories: from the summary where it has them,
 /// else from their files (and then with the lines the summary lacks).
 fn list_part(
@@ -222,12 +243,10 @@ fn list_part(
 ) -> (Vec<Listed>, Vec<summary::Line>) {
     let mut listed = Vec::with_capacity(dirs.len());
     let mut missing = Vec::new();
-    for (id, ino) in dirs {
+    let stamps = summary::stamps(state, dirs);
+    for ((id, ino), stamp) in dirs.iter().zip(stamps) {
         let paths = TaskPaths::new(state, id.clone());
-        let line = known
-            .get(id.as_str())
-            .filter(|l| l.ino == *ino && Some(l.meta) == summary::MetaStamp::of(&paths));
-        if let Some(line) = line {
+        if let Some(line) = summary_line(known, id, *ino, stamp) {
             let order = (line.seq, line.created_at.clone());
             if let Some(record) = line.into_record(&paths) {
                 let record = Box::new(record);
