@@ -4,10 +4,9 @@
 use std::io::IsTerminal;
 
 use bg_shared::exit::ExitCode;
-use bg_shared::record::TaskState;
+use bg_shared::record::{TaskRecord, TaskState};
 use bg_shared::select;
 use bg_shared::state_dir::StateDir;
-use bg_shared::task::Task;
 use bg_shared::{Result, cli, format, time};
 
 use crate::Cli;
@@ -15,7 +14,7 @@ use bg_shared::cli::json_line;
 
 pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     let mut tasks = match state {
-        Some(state) => select::load_all(state, "bg-check")?,
+        Some(state) => select::list_records(state, "bg-check")?,
         None => Vec::new(),
     };
     let root = if cli.all {
@@ -24,17 +23,23 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
         Some(select::project_root()?)
     };
     tasks.retain(|task| {
+        let record = &task.record;
         root.as_ref()
-            .is_none_or(|root| select::in_project(task, root))
-            && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(task.state)))
+            .is_none_or(|root| select::cwd_in_project(&record.cwd, root))
+            && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(record.state)))
     });
-    tasks.sort_by(|a, b| a.launch.launch_order().cmp(&b.launch.launch_order()));
+    tasks.sort_by(|a, b| a.order.cmp(&b.order));
+    let records: Vec<Box<TaskRecord>> = tasks.into_iter().map(|task| task.record).collect();
     let text = if cli.json {
-        json_line(&tasks.iter().map(Task::record).collect::<Vec<_>>())?
+        json_line(&records)?
     } else {
-        table(&tasks)
+        table(&records)
     };
     cli::write_stdout(&text)?;
+    // The process ends now: freeing a long list one record at a time
+    // would take a good part of its time, for nothing.
+    std::mem::forget(records);
+    std::mem::forget(text);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -43,7 +48,7 @@ const HEADERS: [&str; 8] = [
 ];
 const STATE_COLUMN: usize = 2;
 
-fn table(tasks: &[Task]) -> String {
+fn table(tasks: &[Box<TaskRecord>]) -> String {
     if tasks.is_empty() {
         return String::new();
     }
@@ -80,8 +85,7 @@ fn table(tasks: &[Task]) -> String {
     text
 }
 
-fn row(task: &Task, home: Option<&str>) -> [String; 8] {
-    let record = task.record();
+fn row(record: &TaskRecord, home: Option<&str>) -> [String; 8] {
     let cwd = match home.and_then(|h| record.cwd.strip_prefix(h)) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
         _ => record.cwd.clone(),
@@ -93,12 +97,12 @@ fn row(task: &Task, home: Option<&str>) -> [String; 8] {
             .name
             .as_deref()
             .map_or_else(|| "-".into(), |n| format::printable(n).into_owned()),
-        format::state_cell(&record),
+        format::state_cell(record),
         format::exit_column(record.exit_code, record.signal),
         record
             .duration_ms
             .map_or_else(|| "-".into(), time::human_duration),
-        output_column(&record),
+        output_column(record),
         format::printable(&cwd).into_owned(),
         format::one_line(&record.command, 500),
     ]
@@ -106,7 +110,7 @@ fn row(task: &Task, home: Option<&str>) -> [String; 8] {
 
 /// How much the task wrote; `(capped)` once its cap dropped some, and
 /// `removed` once the state dir's budget took the log.
-fn output_column(record: &bg_shared::record::TaskRecord) -> String {
+fn output_column(record: &TaskRecord) -> String {
     if record.output_removed {
         return "removed".into();
     }

@@ -57,13 +57,12 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     bg_shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
     let pending = PendingTask::allocate(&state)?;
     let mut record = launch_record(&spec, &pending.paths);
-    // Without the count (it cannot be written), the time stands in for it.
-    let now = std::time::SystemTime::now();
-    record.launch_seq = Some(
-        state
-            .next_launch_seq()
-            .unwrap_or_else(|_| time::unix_micros(now)),
-    );
+    record.launch_seq = Some(take_launch_seq(
+        &state,
+        spec.name.as_deref(),
+        &pending.paths,
+        names_guard.as_ref(),
+    )?);
     if let Some(failure) = &spec.doomed {
         record_doomed(&state, &pending.paths, &record, failure)?;
         return Ok(pending.keep_failed(failure, cli.json));
@@ -95,6 +94,28 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     let paths = pending.keep();
     keep_queues_moving(&state);
     finish(&paths, ready, cli)
+}
+
+/// The task's place in launch order. A named task also becomes its
+/// name's newest in the name index, in the same step and before anything
+/// of it is published (`names::claim`), so the index is never behind.
+fn take_launch_seq(
+    state: &StateDir,
+    name: Option<&str>,
+    paths: &TaskPaths,
+    names_held: Option<&std::fs::File>,
+) -> Result<u64> {
+    // Without the count (it cannot be written), the time stands in for it.
+    let next = || {
+        let now = std::time::SystemTime::now();
+        state
+            .next_launch_seq()
+            .unwrap_or_else(|_| time::unix_micros(now))
+    };
+    match name {
+        Some(name) => bg_shared::names::claim(state, name, &paths.id, names_held, next),
+        None => Ok(next()),
+    }
 }
 
 /// Waits for `--ready` if asked, and prints the id or the record.

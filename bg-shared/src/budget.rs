@@ -212,6 +212,8 @@ pub fn enforce(state: &StateDir, budget: u64, wait: bool) -> Result<Option<Enfor
     if usage.total <= budget {
         return Ok(Some(done));
     }
+    // Each removal is announced in the summary, which may take a block more.
+    let mut summary = own_bytes(&state.summary_path());
     for (paths, bytes) in oldest_finished_first(usage.tasks) {
         if done.total <= budget {
             break;
@@ -219,7 +221,9 @@ pub fn enforce(state: &StateDir, budget: u64, wait: bool) -> Result<Option<Enfor
         match remove_output(&paths, bytes) {
             Ok(()) => {
                 let marker = own_bytes(&paths.output_removed());
-                done.total = done.total.saturating_sub(bytes).saturating_add(marker);
+                let grown = own_bytes(&state.summary_path());
+                done.total = (done.total + grown + marker).saturating_sub(bytes + summary);
+                summary = grown;
                 done.removed.push((paths.id, bytes));
             }
             Err(err) => done.failed.push((paths.id, err)),
@@ -293,6 +297,8 @@ fn ended_at(task: &Task) -> SystemTime {
 /// first, so no reader ever finds the output gone unexplained; on a full
 /// disk it may only fit once the output is gone, so it is tried again.
 fn remove_output(paths: &TaskPaths, bytes: u64) -> Result<()> {
+    // The summary must not go on serving the record with its output.
+    crate::summary::forget(&paths.state(), paths)?;
     let marker = OutputRemoved {
         version: RECORD_VERSION,
         removed_at: time::now_rfc3339(),

@@ -59,7 +59,7 @@ pub fn append_held(state: &StateDir, _held: &JournalLock, entry: &JournalEntry) 
 /// Cuts a last line that has no newline (a torn append) off the journal;
 /// returns the length of what is whole. Readers never moved past it: they
 /// stop at the last newline.
-fn cut_torn_tail(file: &mut File) -> std::io::Result<u64> {
+pub(crate) fn cut_torn_tail(file: &mut File) -> std::io::Result<u64> {
     let len = file.metadata()?.len();
     if len == 0 {
         return Ok(0);

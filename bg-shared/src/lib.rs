@@ -17,6 +17,7 @@ pub mod help;
 pub mod ids;
 pub mod journal;
 pub mod lock;
+pub mod names;
 pub mod notify_state;
 pub mod outcome;
 pub mod output;
@@ -29,6 +30,7 @@ pub mod redact;
 pub mod select;
 pub mod size;
 pub mod state_dir;
+pub mod summary;
 pub mod task;
 pub mod time;
 

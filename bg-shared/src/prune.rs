@@ -3,14 +3,16 @@
 //! that may still be running is never removed, nor a record that cannot be
 //! read (it is reported, not guessed about).
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::time::{Duration, SystemTime};
 
+use crate::ids::TaskId;
 use crate::record::TaskState;
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
 use crate::time::parse_duration;
-use crate::{Error, IoContext, Result, journal, lock, time};
+use crate::{Error, IoContext, Result, journal, lock, names, summary, time};
 
 /// How long finished tasks are kept unless `BG_RETENTION` says otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -51,25 +53,93 @@ pub fn prune(state: &StateDir, age: Duration) -> Result<Pruned> {
     let _one_at_a_time = lock::lock_exclusive(&state.root().join(PRUNE_LOCK))?;
     let now = SystemTime::now();
     let mut pruned = Pruned::default();
+    let mut named = Named::default();
+    let mut doomed = Vec::new();
     remove_trash(state)?;
     for id in crate::select::list_ids(state)? {
         let paths = TaskPaths::new(state, id.clone());
         let expired = match Task::load(paths.clone()) {
-            Ok(Some(task)) => finished_before(&task, now, age),
-            Ok(None) => abandoned(&paths, now, age),
+            Ok(Some(task)) => {
+                let expired = finished_before(&task, now, age);
+                named.note(&task, expired);
+                expired
+            }
+            Ok(None) => {
+                named.unrecorded = true;
+                abandoned(&paths, now, age)
+            }
             Err(_) => {
                 pruned.unreadable.push(id.to_string());
                 false
             }
         };
-        if expired && remove_task(state, &paths)? {
-            pruned.removed.push(id.to_string());
+        if expired {
+            doomed.push(paths);
         }
     }
+    remove_all(state, &doomed, &mut pruned)?;
+    named.forget(state)?;
     if !pruned.removed.is_empty() {
         forget_in_journal(state, &pruned.removed)?;
     }
     Ok(pruned)
+}
+
+/// What prune saw of named tasks, to keep the name index right.
+#[derive(Default)]
+struct Named {
+    /// The named tasks it removes (or tries to).
+    removed: Vec<(String, TaskId)>,
+    /// The newest task of each name that it keeps.
+    kept: HashMap<String, ((u64, String), names::Entry)>,
+    /// It saw a task directory without a record (a launch in progress).
+    unrecorded: bool,
+}
+
+impl Named {
+    fn note(&mut self, task: &Task, removed: bool) {
+        let Some(name) = &task.launch.name else {
+            return;
+        };
+        if removed {
+            self.removed.push((name.clone(), task.paths.id.clone()));
+            return;
+        }
+        let (seq, created) = task.launch.launch_order();
+        let order = (seq, created.to_string());
+        let entry = names::Entry::of(&task.launch, &task.paths.id);
+        match self.kept.get(name) {
+            Some((newest, _)) if *newest >= order => {}
+            _ => {
+                self.kept.insert(name.clone(), (order, entry));
+            }
+        }
+    }
+
+    fn forget(&self, state: &StateDir) -> Result<()> {
+        let newest = |name: &str| self.kept.get(name).map(|(_, entry)| entry.clone());
+        names::forget(state, &self.removed, newest, self.unrecorded)
+    }
+}
+
+/// Removes the expired tasks. The summary forgets them first, so that no
+/// line of theirs outlives them (a line for a reused id would be wrong), and
+/// again after, if a list added one of them meanwhile.
+fn remove_all(state: &StateDir, doomed: &[TaskPaths], pruned: &mut Pruned) -> Result<()> {
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let ids: HashSet<&str> = doomed.iter().map(|paths| paths.id.as_str()).collect();
+    let compacted = summary::compact(state, |id| !ids.contains(id))?;
+    for paths in doomed {
+        if remove_task(state, paths)? {
+            pruned.removed.push(paths.id.to_string());
+        }
+    }
+    if summary::len(state) != compacted {
+        summary::compact(state, |id| !ids.contains(id))?;
+    }
+    Ok(())
 }
 
 /// Moves the task out of sight, then deletes it. False if it was gone already.

@@ -7,14 +7,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::ids::{self, TaskId};
-use crate::record::LaunchRecord;
+use crate::record::{LaunchRecord, TaskRecord};
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
-use crate::{Error, IoContext, Result, cli};
+use crate::{Error, IoContext, Result, cli, names, summary};
 
 /// Ids of every task directory, unordered. Entries that are not well-formed
 /// id directories (temp files, symlinks, strays) are ignored.
 pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
+    Ok(list_dirs(state)?.into_iter().map(|(id, _)| id).collect())
+}
+
+/// [`list_ids`] with each directory's inode number: one `readdir`, no
+/// `stat` (unless the file system does not give entries' types).
+pub fn list_dirs(state: &StateDir) -> Result<Vec<(TaskId, u64)>> {
+    use std::os::unix::fs::DirEntryExt;
     let dir = state.tasks_dir();
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -29,7 +36,7 @@ pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
             && is_dir
             && let Ok(id) = TaskId::parse(name)
         {
-            ids.push(id);
+            ids.push((id, entry.ino()));
         }
     }
     Ok(ids)
@@ -58,9 +65,21 @@ fn resolve(state: &StateDir, selector: &str) -> Result<TaskPaths> {
     {
         return Ok(TaskPaths::new(state, id));
     }
+    if let Some(paths) = names::newest(state, selector) {
+        return Ok(paths);
+    }
+    let before = names::read_raw(state, selector);
     let all = list_ids(state)?;
-    if let Some(task) = newest_named(state, &all, selector) {
-        return Ok(task);
+    let (newest, unrecorded) = newest_named(state, &all, selector);
+    if let Some((launch, paths)) = newest {
+        let newest = Some(names::Entry::of(&launch, &paths.id));
+        let scanned = names::Scanned {
+            before,
+            newest,
+            unrecorded,
+        };
+        names::repair(state, selector, &scanned);
+        return Ok(paths);
     }
     let matches: Vec<TaskId> = if ids::is_id_prefix(selector) {
         all.into_iter()
@@ -80,15 +99,31 @@ fn is_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
-fn newest_named(state: &StateDir, ids: &[TaskId], name: &str) -> Option<TaskPaths> {
-    ids.iter()
+/// The newest task named `name`, by every record (what the name index
+/// is checked against and mended from), and how many task directories had
+/// no record yet (launches that may be in progress).
+fn newest_named(
+    state: &StateDir,
+    ids: &[TaskId],
+    name: &str,
+) -> (Option<(LaunchRecord, TaskPaths)>, usize) {
+    let mut unrecorded = 0;
+    let newest = ids
+        .iter()
         .filter_map(|id| {
             let paths = TaskPaths::new(state, id.clone());
-            let launch = LaunchRecord::read(&paths.meta()).ok()??;
+            let launch = match LaunchRecord::read(&paths.meta()) {
+                Ok(Some(launch)) => launch,
+                Ok(None) => {
+                    unrecorded += 1;
+                    return None;
+                }
+                Err(_) => return None,
+            };
             (launch.name.as_deref() == Some(name)).then_some((launch, paths))
         })
-        .max_by(|a, b| a.0.launch_order().cmp(&b.0.launch_order()))
-        .map(|(_, paths)| paths)
+        .max_by(|a, b| a.0.launch_order().cmp(&b.0.launch_order()));
+    (newest, unrecorded)
 }
 
 fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Error {
@@ -113,10 +148,18 @@ fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Erro
     }
 }
 
-/// Live tasks named `name` (for `--unique`), newest last.
+/// Live tasks named `name` (for `--unique`), newest last. Tasks the
+/// summary holds are finished, and are not read (`--unique` holds
+/// `names.lock` meanwhile, which every named launch waits for).
 pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
+    let known = summary::Summary::read(state);
+    let dirs = list_dirs(state)?;
+    let stamps = summary::stamps(state, &dirs);
     let mut live = Vec::new();
-    for id in list_ids(state)? {
+    for ((id, ino), stamp) in dirs.into_iter().zip(stamps) {
+        if summary_line(&known, &id, ino, stamp).is_some() {
+            continue;
+        }
         let paths = TaskPaths::new(state, id);
         let Ok(Some(launch)) = LaunchRecord::read(&paths.meta()) else {
             continue;
@@ -138,16 +181,91 @@ pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
 pub fn load_all(state: &StateDir, tool: &str) -> Result<Vec<Task>> {
     let mut tasks = Vec::new();
     for id in list_ids(state)? {
-        match Task::load(TaskPaths::new(state, id.clone())) {
-            Ok(Some(task)) => tasks.push(task),
-            Ok(None) => {}
-            Err(err) => cli::warn(
-                tool,
-                &format!("skipping task {id}: {}", cli::error_chain(&err)),
-            ),
+        if let Some(task) = load_or_warn(TaskPaths::new(state, id), tool) {
+            tasks.push(task);
         }
     }
     Ok(tasks)
+}
+
+fn load_or_warn(paths: TaskPaths, tool: &str) -> Option<Task> {
+    let id = paths.id.clone();
+    match Task::load(paths) {
+        Ok(task) => task,
+        Err(err) => {
+            let why = cli::error_chain(&err);
+            cli::warn(tool, &format!("skipping task {id}: {why}"));
+            None
+        }
+    }
+}
+
+/// A task as a list shows it: its public record and its launch order.
+pub struct Listed {
+    /// Boxed: lists of many are sorted and filtered, which moves them.
+    pub record: Box<TaskRecord>,
+    pub order: (u64, String),
+}
+
+/// The public record of every readable task, as [`load_all`] would give
+/// them, but finished tasks come from the summary (`summary`) when it has
+/// them: one file read instead of several per task. What it lacks is
+/// loaded from the task's files and then added to it, best effort.
+pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
+    let dirs = list_dirs(state)?;
+    let known = summary::Summary::read(state);
+    let (listed, missing) = list_part(state, &known, &dirs, tool);
+    // Best effort: a summary that cannot be written is only slower.
+    let _ = summary::append(state, &missing, false);
+    Ok(listed)
+}
+
+/// The summary's line for a task if it is still true: its directory (by
+/// inode) and its `meta.json` (by stamp) are the ones it was written for.
+/// Such a task is finished.
+fn summary_line(
+    known: &summary::Summary,
+    id: &TaskId,
+    ino: u64,
+    stamp: Option<summary::MetaStamp>,
+) -> Option<summary::Line> {
+    let line = known.get(id.as_str())?;
+    (line.ino == ino && stamp == Some(line.meta)).then_some(line)
+}
+
+/// Lists task directories: from the summary where it has them,
+/// else from their files (and then with the lines the summary lacks).
+fn list_part(
+    state: &StateDir,
+    known: &summary::Summary,
+    dirs: &[(TaskId, u64)],
+    tool: &str,
+) -> (Vec<Listed>, Vec<summary::Line>) {
+    let mut listed = Vec::with_capacity(dirs.len());
+    let mut missing = Vec::new();
+    let stamps = summary::stamps(state, dirs);
+    for ((id, ino), stamp) in dirs.iter().zip(stamps) {
+        let paths = TaskPaths::new(state, id.clone());
+        if let Some(line) = summary_line(known, id, *ino, stamp) {
+            let order = (line.seq, line.created_at.clone());
+            if let Some(record) = line.into_record(&paths) {
+                let record = Box::new(record);
+                listed.push(Listed { record, order });
+                continue;
+            }
+        }
+        let Some(task) = load_or_warn(paths, tool) else {
+            continue;
+        };
+        missing.extend(summary::Line::of(&task, *ino));
+        let (seq, created) = task.launch.launch_order();
+        let order = (seq, created.to_string());
+        listed.push(Listed {
+            record: Box::new(task.record()),
+            order,
+        });
+    }
+    (listed, missing)
 }
 
 /// The current project: the git root above the current directory, else the

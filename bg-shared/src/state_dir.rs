@@ -13,6 +13,9 @@ const TASKS: &str = "tasks";
 const JOURNAL: &str = "journal.jsonl";
 const JOURNAL_LOCK: &str = "journal.lock";
 const NAMES_LOCK: &str = "names.lock";
+const NAMES: &str = "names";
+const SUMMARY: &str = "summary.jsonl";
+const SUMMARY_LOCK: &str = "summary.lock";
 const READERS: &str = "readers";
 const LAUNCH_SEQ: &str = "launch.seq";
 const QUEUED: &str = "queued";
@@ -164,9 +167,25 @@ impl StateDir {
         self.root.join(DISPATCHER_LOCK)
     }
 
-    /// Held while a `--unique` launch checks for and creates its task.
+    /// Held while a `--unique` launch checks for and creates its task,
+    /// and while a named launch takes its launch seq (`names::claim`).
     pub fn names_lock_path(&self) -> PathBuf {
         self.root.join(NAMES_LOCK)
+    }
+
+    /// The summary of finished tasks (`summary`).
+    pub fn summary_path(&self) -> PathBuf {
+        self.root.join(SUMMARY)
+    }
+
+    /// Guards every write of the summary (appends and compactions).
+    pub fn summary_lock_path(&self) -> PathBuf {
+        self.root.join(SUMMARY_LOCK)
+    }
+
+    /// The name index: `names/<name>`, the newest task of each name (`names`).
+    pub fn names_dir(&self) -> PathBuf {
+        self.root.join(NAMES)
     }
 }
 

@@ -14,6 +14,7 @@ mod check_output;
 mod check_pace;
 mod check_wait;
 mod faults_output;
+mod index;
 mod notify_scope;
 mod output_cap;
 mod queue;

@@ -1,0 +1,338 @@
+//! The summary of finished tasks (docs/ARCHITECTURE.md, "Indexes"):
+//! `summary.jsonl`, one line per finished task holding its public record,
+//! so that a list reads one file rather than half a dozen per task. A
+//! finished task's record no longer changes, but for its output removed by
+//! the budget (which first appends a line that forgets it, [`forget`]) and
+//! its removal by prune (which compacts the summary, [`compact`]).
+//!
+//! It is a cache, never the truth. A line counts only for a task directory
+//! that is there now with the inode number the line names (one `readdir`
+//! of `tasks/` gives both), in this format version; the last line of a
+//! task wins; a line that does not parse (torn by a crash, damaged) is
+//! skipped. Whatever the summary lacks is loaded from the task's own files,
+//! as it always was, and a list adds what it had to load ([`append`]).
+//! Live tasks, lost ones, and ones whose processes outlived them (their
+//! output may still grow) are never in it.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{private_options, write_atomic};
+use crate::ids::TaskId;
+use crate::record::TaskRecord;
+use crate::state_dir::StateDir;
+use crate::task::{Task, TaskPaths};
+use crate::{Error, IoContext, Result, lock};
+
+/// The lines' format. Bump it whenever `TaskRecord` or the way `Task::record`
+/// derives it changes: lines of another format are ignored (and rewritten
+/// by the next list), so a summary never serves an outdated record.
+pub const FORMAT: u32 = 2;
+
+/// One line of the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Line {
+    /// [`FORMAT`].
+    pub format: u32,
+    pub id: String,
+    /// The task directory's inode number: a line of a task pruned and
+    /// then replaced by another of the same id never matches it.
+    pub ino: u64,
+    /// `meta.json`'s identity when the line was written ([`MetaStamp`]).
+    pub meta: MetaStamp,
+    /// Launch order (`LaunchRecord::launch_order`).
+    pub seq: u64,
+    pub created_at: String,
+    /// The public record; `None` says "forget the lines before".
+    pub record: Option<TaskRecord>,
+}
+
+/// What a line knows of the task's `meta.json`: its inode, length and
+/// modification time. Records are replaced by rename, never edited, so a
+/// record that changed (or was damaged in place) has another stamp: one
+/// `statx` per task, no open, no read, tells a line that is still true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaStamp {
+    pub ino: u64,
+    pub len: u64,
+    pub mtime_ns: i64,
+}
+
+impl MetaStamp {
+    /// The stamp of a task's `meta.json` now, if it is there.
+    pub fn of(paths: &TaskPaths) -> Option<MetaStamp> {
+        MetaStamp::at(&paths.meta())
+    }
+
+    fn at(path: &std::path::Path) -> Option<MetaStamp> {
+        let meta = fs::symlink_metadata(path).ok()?;
+        Some(MetaStamp {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+        })
+    }
+}
+
+/// The `meta.json` stamps of many tasks, in their order. A long list is
+/// shared out among threads: on a cold cache each `statx` waits for the
+/// disk, and they are better waited for together.
+pub fn stamps(state: &StateDir, dirs: &[(TaskId, u64)]) -> Vec<Option<MetaStamp>> {
+    const PER_THREAD: usize = 2048;
+    const MAX_THREADS: usize = 8;
+    let threads = dirs.len().div_ceil(PER_THREAD).clamp(1, MAX_THREADS);
+    let chunk = dirs.len().div_ceil(threads).max(1);
+    let tasks_dir = state.tasks_dir();
+    let stamp_all = |part: &[(TaskId, u64)]| -> Vec<Option<MetaStamp>> {
+        let meta = |id: &TaskId| tasks_dir.join(id.as_str()).join("meta.json");
+        part.iter()
+            .map(|(id, _)| MetaStamp::at(&meta(id)))
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = dirs
+            .chunks(chunk)
+            .map(|part| (part.len(), scope.spawn(|| stamp_all(part))))
+            .collect();
+        // A worker that failed stamps nothing: its tasks are loaded.
+        let joined = workers
+            .into_iter()
+            .map(|(len, worker)| worker.join().unwrap_or_else(|_| vec![None; len]));
+        joined.flatten().collect()
+    })
+}
+
+impl Line {
+    /// The line for a task, if the task may be summarised: finished, with
+    /// its outcome recorded, and nothing of it left running.
+    pub fn of(task: &Task, ino: u64) -> Option<Line> {
+        let status = task.status.as_ref()?;
+        if task.state.is_live() || status.group_alive {
+            return None;
+        }
+        let meta = MetaStamp::of(&task.paths)?;
+        let (seq, created_at) = task.launch.launch_order();
+        Some(Line {
+            format: FORMAT,
+            id: task.paths.id.to_string(),
+            ino,
+            meta,
+            seq,
+            created_at: created_at.to_string(),
+            record: Some(task.record()),
+        })
+    }
+
+    /// The record as this state dir's paths name its files (the state
+    /// dir may have been reached by another path when the line was written).
+    pub fn into_record(self, paths: &TaskPaths) -> Option<TaskRecord> {
+        let mut record = self.record?;
+        record.output_path = paths.output().display().to_string();
+        if record.input_path.is_some() {
+            record.input_path = Some(paths.input().display().to_string());
+        }
+        Some(record)
+    }
+}
+
+/// The inode number of a task's directory, as `readdir` gives it.
+pub fn dir_ino(paths: &TaskPaths) -> Option<u64> {
+    fs::symlink_metadata(&paths.dir).ok().map(|m| m.ino())
+}
+
+/// The summary as read: its bytes, and where the last line of each task
+/// is. A line is parsed only when asked for, so lines that are superseded
+/// or of tasks no longer there cost no parsing.
+#[derive(Default)]
+pub struct Summary {
+    bytes: Vec<u8>,
+    lines: HashMap<IdKey, std::ops::Range<usize>>,
+}
+
+/// A task id as a number (ids are at most 16 hex digits) and its length:
+/// a key that takes no allocation, for lists of a hundred thousand.
+type IdKey = (usize, u64);
+
+fn id_key(id: &[u8]) -> Option<IdKey> {
+    let text = std::str::from_utf8(id).ok()?;
+    if !crate::ids::is_id(text) {
+        return None;
+    }
+    Some((text.len(), u64::from_str_radix(text, 16).ok()?))
+}
+
+impl Summary {
+    /// Reads the summary; damaged lines, a torn last line and lines of
+    /// another format are left out. A summary that cannot be read is an
+    /// empty one: everything is loaded from its files.
+    pub fn read(state: &StateDir) -> Summary {
+        let Ok(bytes) = fs::read(state.summary_path()) else {
+            return Summary::default();
+        };
+        let head = format!("{{\"format\":{FORMAT},\"id\":\"");
+        let complete = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        let mut lines = HashMap::new();
+        let mut start = 0;
+        for text in bytes[..complete].split(|b| *b == b'\n') {
+            let range = start..start + text.len();
+            start = range.end + 1;
+            // Lines start with their format and id (the fields' order):
+            // enough to index them without parsing them.
+            let Some(rest) = text.strip_prefix(head.as_bytes()) else {
+                continue;
+            };
+            let id = rest.split(|b| *b == b'"').next().unwrap_or_default();
+            if let Some(key) = id_key(id) {
+                lines.insert(key, range);
+            }
+        }
+        Summary { bytes, lines }
+    }
+
+    /// The last line of task `id`, if it has a whole one of this format.
+    pub fn get(&self, id: &str) -> Option<Line> {
+        let range = self.lines.get(&id_key(id.as_bytes())?)?.clone();
+        let line: Line = serde_json::from_slice(&self.bytes[range]).ok()?;
+        (line.format == FORMAT && line.id == id).then_some(line)
+    }
+
+    /// Every task's last line, in no order.
+    pub fn all(&self) -> impl Iterator<Item = Line> + '_ {
+        self.lines.values().filter_map(|range| {
+            let line: Line = serde_json::from_slice(&self.bytes[range.clone()]).ok()?;
+            (line.format == FORMAT).then_some(line)
+        })
+    }
+}
+
+/// Appends lines, whole, under the summary's lock. `sync`: durably, for a
+/// line that must be on disk before what it announces happens.
+pub fn append(state: &StateDir, lines: &[Line], sync: bool) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut bytes, line)
+            .map_err(|err| Error::serialise("a summary line", err))?;
+        bytes.push(b'\n');
+    }
+    let _held = lock::lock_exclusive(&state.summary_lock_path())?;
+    let path = state.summary_path();
+    let mut file = open_for_append(state)?;
+    let whole = crate::journal::cut_torn_tail(&mut file)
+        .context(|| format!("repairing {}", path.display()))?;
+    let written = file.write_all(&bytes).and_then(|()| match sync {
+        true => file.sync_data(),
+        false => Ok(()),
+    });
+    if let Err(err) = written {
+        // Best effort: a torn line is skipped by readers, and cut off here
+        // or by the next append.
+        let _ = file.set_len(whole);
+        return Err(Error::io(format!("appending to {}", path.display()), err));
+    }
+    Ok(())
+}
+
+fn open_for_append(state: &StateDir) -> Result<File> {
+    let path = state.summary_path();
+    private_options()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&path)
+        .context(|| format!("opening {}", path.display()))
+}
+
+/// Adds a task that just ended, best effort (the list loads what is
+/// missing). Its recorder calls it once the outcome is on disk.
+pub fn note_end(state: &StateDir, paths: &TaskPaths) {
+    let Some(ino) = dir_ino(paths) else {
+        return;
+    };
+    if let Ok(Some(task)) = Task::load(paths.clone())
+        && let Some(line) = Line::of(&task, ino)
+    {
+        let _ = append(state, &[line], false);
+    }
+}
+
+/// Makes the summary forget a task before its record changes (the budget
+/// removes its output): durably, so that no crash leaves the old record
+/// served after the change. If that cannot be written (a full disk, when
+/// the budget is needed most), the whole summary goes instead.
+pub fn forget(state: &StateDir, paths: &TaskPaths) -> Result<()> {
+    let line = Line {
+        format: FORMAT,
+        id: paths.id.to_string(),
+        ino: dir_ino(paths).unwrap_or(0),
+        meta: MetaStamp {
+            ino: 0,
+            len: 0,
+            mtime_ns: 0,
+        },
+        seq: 0,
+        created_at: String::new(),
+        record: None,
+    };
+    append(state, &[line], true).or_else(|_| discard(state))
+}
+
+/// Removes the summary: always safe (lists load every task from its
+/// files, and rebuild it), and it needs no space.
+pub fn discard(state: &StateDir) -> Result<()> {
+    let _held = lock::lock_exclusive(&state.summary_lock_path())?;
+    let path = state.summary_path();
+    match fs::remove_file(&path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", path.display()), err))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites the summary with the last line of each task that `keep`
+/// accepts (prune), dropping the rest: superseded, forgotten, damaged.
+/// Returns its new length. Where it cannot be rewritten, it is discarded.
+pub fn compact(state: &StateDir, keep: impl Fn(&str) -> bool) -> Result<u64> {
+    match rewrite(state, keep) {
+        Ok(len) => Ok(len),
+        Err(_) => discard(state).map(|()| 0),
+    }
+}
+
+fn rewrite(state: &StateDir, keep: impl Fn(&str) -> bool) -> Result<u64> {
+    let _held = lock::lock_exclusive(&state.summary_lock_path())?;
+    let mut lines: Vec<Line> = Summary::read(state)
+        .all()
+        .filter(|line| line.record.is_some() && keep(&line.id))
+        .collect();
+    lines.sort_by(|a, b| (a.seq, &a.created_at).cmp(&(b.seq, &b.created_at)));
+    let mut bytes = Vec::new();
+    for line in &lines {
+        serde_json::to_writer(&mut bytes, line)
+            .map_err(|err| Error::serialise("a summary line", err))?;
+        bytes.push(b'\n');
+    }
+    write_atomic(&state.summary_path(), &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// The summary's length now (0 if there is none).
+pub fn len(state: &StateDir) -> u64 {
+    fs::metadata(state.summary_path()).map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests;
