@@ -75,6 +75,10 @@ pub const HELP: Help = Help {
             "128+N",
             "with --wait or --follow: the task was killed by signal N",
         ),
+        (
+            "122, 123",
+            "with --wait or --follow: the queued task never ran: skipped (an --after-ok task did not succeed), cancelled",
+        ),
         ("124", "--timeout came first"),
     ],
     environment: &[

@@ -45,6 +45,10 @@ pub const HELP: Help = Help {
         ("0", "the time has come; with --task, the task succeeded"),
         ("N", "with --task: the task's own exit code"),
         ("128+N", "with --task: the task was killed by signal N"),
+        (
+            "122, 123",
+            "with --task: the queued task never ran: skipped (an --after-ok task did not succeed), cancelled",
+        ),
         ("124", "--timeout came first"),
         ("1", "no such task"),
         ("2", "bad usage or trouble"),
