@@ -306,11 +306,7 @@ fn remove_output(paths: &TaskPaths, bytes: u64) -> Result<()> {
     };
     let marked = write_json_atomic(&paths.output_removed(), &marker);
     for file in [paths.output(), paths.input()] {
-        match fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::io(format!("removing {}", file.display()), err)),
-        }
+        crate::fsutil::remove_if_present(&file)?;
     }
     match marked {
         Ok(()) => Ok(()),

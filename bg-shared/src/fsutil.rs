@@ -63,6 +63,16 @@ pub fn list_dir(dir: &Path) -> Result<Vec<fs::DirEntry>> {
         .collect()
 }
 
+/// Removes a file; one already gone is fine.
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", path.display()), err))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Creates a new private file; fails if anything already has that name.
 pub fn create_new_private(path: &Path) -> Result<File> {
     private_options()

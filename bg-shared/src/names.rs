@@ -21,7 +21,7 @@ use crate::ids::TaskId;
 use crate::record::LaunchRecord;
 use crate::state_dir::{StateDir, make_private_dir};
 use crate::task::TaskPaths;
-use crate::{Error, Result, lock};
+use crate::{Result, lock};
 
 /// An entry's content: where the task stands in launch order, and its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,12 +174,7 @@ pub fn forget(
 
 fn remove(state: &StateDir, name: &str) -> Result<()> {
     let path = entry_path(state, name);
-    match fs::remove_file(&path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing {}", path.display()), err))
-        }
-        _ => Ok(()),
-    }
+    crate::fsutil::remove_if_present(&path)
 }
 
 #[cfg(test)]

@@ -108,12 +108,7 @@ pub fn add_entry(dir: &Path, entry: &Entry) -> Result<()> {
 /// Removes `entry` from `dir`; one already gone is fine.
 pub fn remove_entry(dir: &Path, entry: &Entry) -> Result<()> {
     let path = dir.join(entry.file_name());
-    match fs::remove_file(&path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing {}", path.display()), err))
-        }
-        _ => Ok(()),
-    }
+    crate::fsutil::remove_if_present(&path)
 }
 
 /// `queues/<name>.json`: what `--slots` set for a queue.

@@ -22,15 +22,8 @@ pub fn list_ids(state: &StateDir) -> Result<Vec<TaskId>> {
 /// `stat` (unless the file system does not give entries' types).
 pub fn list_dirs(state: &StateDir) -> Result<Vec<(TaskId, u64)>> {
     use std::os::unix::fs::DirEntryExt;
-    let dir = state.tasks_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(Error::io(format!("listing {}", dir.display()), err)),
-    };
     let mut ids = Vec::new();
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+    for entry in crate::fsutil::list_dir(&state.tasks_dir())? {
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if let Some(name) = entry.file_name().to_str()
             && is_dir

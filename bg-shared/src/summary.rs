@@ -294,12 +294,7 @@ pub fn forget(state: &StateDir, paths: &TaskPaths) -> Result<()> {
 pub fn discard(state: &StateDir) -> Result<()> {
     let _held = lock::lock_exclusive(&state.summary_lock_path())?;
     let path = state.summary_path();
-    match fs::remove_file(&path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing {}", path.display()), err))
-        }
-        _ => Ok(()),
-    }
+    crate::fsutil::remove_if_present(&path)
 }
 
 /// Rewrites the summary with the last line of each task that `keep`
