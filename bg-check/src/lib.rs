@@ -249,12 +249,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     bg_shared::ids::check_reader(&cli.reader)?;
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
-    if let Some(state) = &state
-        && let Err(err) = bg_shared::queue::ensure_dispatcher(state)
-    {
-        let why = cli::error_chain(&err);
-        cli::warn("bg-check", &format!("queued tasks cannot start: {why}"));
-    }
+    bg_shared::queue::keep_moving(state.as_ref(), "bg-check");
     if cli.queues {
         return queues::run(state.as_ref(), cli.json);
     }

@@ -139,12 +139,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         bg_shared::ids::check_selector(selector)?;
     }
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
-    if let Some(state) = &state
-        && let Err(err) = bg_shared::queue::ensure_dispatcher(state)
-    {
-        let why = cli::error_chain(&err);
-        cli::warn("bg-kill", &format!("queued tasks cannot start: {why}"));
-    }
+    bg_shared::queue::keep_moving(state.as_ref(), "bg-kill");
     let mut report = Report::new(cli.json);
     let chosen = select::choose(state.as_ref(), &cli, &mut report)?;
     let plan = Plan {

@@ -34,12 +34,7 @@ struct Woken {
 pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode> {
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     let paths = select::find(state.as_ref(), selector)?;
-    if let Some(state) = &state
-        && let Err(err) = bg_shared::queue::ensure_dispatcher(state)
-    {
-        let why = cli::error_chain(&err);
-        cli::warn("bg-remind", &format!("queued tasks cannot start: {why}"));
-    }
+    bg_shared::queue::keep_moving(state.as_ref(), "bg-remind");
     let ended = task::wait_for_end(&paths, cli.timeout)?;
     let task = Task::load_existing(paths)?;
     let code = if ended {

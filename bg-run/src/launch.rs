@@ -71,7 +71,7 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
         enqueue::enqueue(&state, &pending.paths, &spec, record, &queueing)?;
         let paths = pending.keep();
         drop(names_guard);
-        keep_queues_moving(&state);
+        bg_shared::queue::keep_moving(Some(&state), "bg-run");
         return finish(&paths, ready, cli);
     }
     let files = TaskFiles::create(&pending.paths, &spec)?;
@@ -92,7 +92,7 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
         Heard::Failed(failure) => return Ok(pending.keep_failed(&failure, cli.json)),
     }
     let paths = pending.keep();
-    keep_queues_moving(&state);
+    bg_shared::queue::keep_moving(Some(&state), "bg-run");
     finish(&paths, ready, cli)
 }
 
@@ -130,21 +130,6 @@ fn finish(paths: &TaskPaths, ready: Option<regex::bytes::Regex>, cli: &Cli) -> R
         cli::write_stdout(&format!("{}\n", paths.id))?;
     }
     Ok(code)
-}
-
-/// Starts the state dir's dispatcher if tasks wait and none runs (after a
-/// crash or a reboot, or for the task just queued). A dispatcher that
-/// cannot start leaves the tasks queued, which is said, not fatal.
-fn keep_queues_moving(state: &StateDir) {
-    if let Err(err) = bg_shared::queue::ensure_dispatcher(state) {
-        cli::warn(
-            "bg-run",
-            &format!(
-                "queued tasks wait until the next bg-run or bg-check: {}",
-                cli::error_chain(&err)
-            ),
-        );
-    }
 }
 
 /// The files a supervisor is handed: the task's lock, held, and its output.

@@ -276,6 +276,21 @@ pub fn ensure_dispatcher(state: &StateDir) -> Result<()> {
     Ok(())
 }
 
+/// What every tool does on opening a state dir: [`ensure_dispatcher`]. A
+/// dispatcher that cannot start leaves the tasks queued until a later call,
+/// which `tool` says on stderr; it is not the call's failure.
+pub fn keep_moving(state: Option<&StateDir>, tool: &str) {
+    if let Some(state) = state
+        && let Err(err) = ensure_dispatcher(state)
+    {
+        let why = crate::cli::error_chain(&err);
+        crate::cli::warn(
+            tool,
+            &format!("queued tasks wait until a later call can start them: {why}"),
+        );
+    }
+}
+
 /// The bg-run program: this one, or the one installed beside it, else the
 /// first on PATH.
 pub fn bg_run_program() -> Option<PathBuf> {
