@@ -93,15 +93,22 @@ pub struct Done {
 /// How long a task the dispatcher is starting gets to have its pid recorded.
 const START_WAIT: Duration = Duration::from_secs(5);
 
-/// The task once the dispatcher's start of it is recorded (or it ended).
+/// The task once the dispatcher's start of it is recorded (or it ended):
+/// woken by its records being rewritten, as every waiter on a task is.
 fn started(paths: &TaskPaths) -> Result<Task> {
     let deadline = Instant::now() + START_WAIT;
+    let mut watcher = paths
+        .watch()
+        .map_err(|err| Error::io(format!("watching {}", paths.dir.display()), err))?;
     loop {
         let task = Task::load_existing(paths.clone())?;
-        if task.leader().is_some() || !task.state.is_live() || Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if task.leader().is_some() || !task.state.is_live() || left.is_zero() {
             return Ok(task);
         }
-        std::thread::sleep(LOCK_RETRY);
+        watcher
+            .wait(Some(left))
+            .map_err(|err| Error::io("waiting for the task to start", err))?;
     }
 }
 

@@ -17,6 +17,8 @@ pub enum Point {
     /// The queue's dispatcher, once it has taken a queued task (recorded
     /// `dispatched_at`) and before it hands the task to a supervisor.
     DispatcherAfterClaim,
+    /// The same place, to stall there (the task's lock held, no pid yet).
+    DispatcherStallAfterClaim,
     /// Not a place but a pretence: the state dir's filesystem cannot punch
     /// holes, so the output cap takes its other way.
     NoPunchHole,
@@ -29,6 +31,7 @@ impl Point {
             Point::AutoPrune => "auto-prune",
             Point::SupervisorReap => "supervisor-reap",
             Point::DispatcherAfterClaim => "dispatcher-after-claim",
+            Point::DispatcherStallAfterClaim => "dispatcher-stall-after-claim",
             Point::NoPunchHole => "no-punch-hole",
         }
     }

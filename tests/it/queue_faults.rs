@@ -144,3 +144,45 @@ fn a_damaged_queue_is_reported_and_moves_on() {
     );
     assert_eq!(wait_code(&env, &next), 2);
 }
+
+#[test]
+fn bg_kill_of_a_task_the_dispatcher_is_starting_waits_for_its_pid_and_kills_it() {
+    let env = Env::new();
+    let gate = env.dir.path().join("gate");
+    let mut command = env.cmd(BG_RUN);
+    command
+        .env("BG_FAULT", "dispatcher-stall-after-claim")
+        .env("BG_FAULT_GATE", &gate)
+        .args(["--queue", "q", "sleep 30"]);
+    let id = finish(command).success().stdout.trim().to_string();
+    let meta = env.task_dir(&id).join("meta.json");
+    poll(DEADLINE, || {
+        let text = fs::read_to_string(&meta).ok()?;
+        text.contains("dispatched_at\": \"").then_some(())
+    })
+    .expect("the dispatcher did not take the task");
+    // Taken, locked, with no pid yet: bg-kill must wait for the start.
+    let mut kill = env.cmd(BG_KILL);
+    kill.args([id.as_str(), "--json"])
+        .stdout(std::process::Stdio::piped());
+    let mut kill = Guard::spawn(kill);
+    let stdout = kill.0.stdout.take().expect("stdout");
+    let printed = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut { stdout }, &mut text);
+        text
+    });
+    let wchan = format!("/proc/{}/wchan", kill.pid());
+    poll(DEADLINE, || {
+        let at = fs::read_to_string(&wchan).ok()?;
+        // Asleep on its watch (polled, where the OS cannot notify).
+        (at.contains("poll") || at.contains("sleep")).then_some(())
+    })
+    .expect("bg-kill did not wait for the start");
+    fs::write(&gate, "").unwrap();
+    let status = poll(DEADLINE, || kill.0.try_wait().ok().flatten()).expect("bg-kill ended");
+    let report: Value = serde_json::from_slice(&printed.join().unwrap()).expect("JSON");
+    assert_eq!(status.code(), Some(0), "{report}");
+    assert_eq!(report[0]["result"], "killed", "{report}");
+    assert_eq!(env.record(&id)["state"], "killed");
+}

@@ -70,6 +70,7 @@ impl Dispatcher {
         let _ = std::fs::remove_file(paths.dir.join(crate::stored::FILE));
         pass.watch.push(paths.clone());
         bg_shared::fault::crash(bg_shared::fault::Point::DispatcherAfterClaim);
+        bg_shared::fault::stall(bg_shared::fault::Point::DispatcherStallAfterClaim);
         let spec = match stored {
             Ok(stored) => stored.into_spec(),
             Err(err) => return self.fail_unreadable(&paths, launch, &err, held),
