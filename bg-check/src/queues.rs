@@ -3,6 +3,8 @@
 //! in the order they will start. Read from `queued/` and `started/`, so it
 //! costs the same however many tasks the state dir holds.
 
+use std::collections::HashMap;
+
 use bg_shared::exit::ExitCode;
 use bg_shared::queue::{self, Entry};
 use bg_shared::record::TaskState;
@@ -23,46 +25,60 @@ pub struct QueueView {
 }
 
 pub fn run(state: Option<&StateDir>, json: bool) -> Result<ExitCode> {
-    let views = match state {
+    let (views, commands) = match state {
         Some(state) => views(state)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     let text = if json {
         cli::json_line(&views)?
     } else {
-        views.iter().map(|view| describe(state, view)).collect()
+        views.iter().map(|view| describe(view, &commands)).collect()
     };
     cli::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn views(state: &StateDir) -> Result<Vec<QueueView>> {
+/// Each queue, and the command of each task shown, by id: every task of
+/// `queued/` and `started/` is loaded once.
+fn views(state: &StateDir) -> Result<(Vec<QueueView>, HashMap<String, String>)> {
     let queued = queue::entries(&state.queued_dir())?;
     let started = queue::entries(&state.started_dir())?;
-    let of = |entries: &[Entry], name: &str, wanted: TaskState| -> Vec<String> {
+    let mut commands = HashMap::new();
+    let mut in_state = |entries: &[Entry], wanted: TaskState| -> Vec<(String, String)> {
         entries
             .iter()
-            .filter(|entry| entry.queue.as_deref() == Some(name))
-            .filter(|entry| {
-                matches!(Task::load(TaskPaths::new(state, entry.id.clone())),
-                    Ok(Some(task)) if task.state == wanted)
+            .filter_map(|entry| {
+                let task = Task::load(TaskPaths::new(state, entry.id.clone())).ok()??;
+                let queue = entry.queue.clone()?;
+                let id = entry.id.to_string();
+                commands.insert(id.clone(), format::one_line(&task.launch.command, 200));
+                (task.state == wanted).then_some((queue, id))
             })
-            .map(|entry| entry.id.to_string())
             .collect()
     };
-    Ok(queue::queue_names(state, &queued, &started)?
+    let running = in_state(&started, TaskState::Running);
+    let waiting = in_state(&queued, TaskState::Queued);
+    let of = |tasks: &[(String, String)], name: &str| -> Vec<String> {
+        tasks
+            .iter()
+            .filter(|(queue, _)| queue == name)
+            .map(|(_, id)| id.clone())
+            .collect()
+    };
+    let views = queue::queue_names(state, &queued, &started)?
         .into_iter()
         .map(|name| QueueView {
             slots: queue::slots(state, &name),
-            running: of(&started, &name, TaskState::Running),
-            queued: of(&queued, &name, TaskState::Queued),
+            running: of(&running, &name),
+            queued: of(&waiting, &name),
             name,
         })
-        .collect())
+        .collect();
+    Ok((views, commands))
 }
 
 /// `queue ci: 2 slots, 1 running, 2 queued` and a line per task.
-fn describe(state: Option<&StateDir>, view: &QueueView) -> String {
+fn describe(view: &QueueView, commands: &HashMap<String, String>) -> String {
     let mut text = format!(
         "queue {}: {} slot{}, {} running, {} queued\n",
         format::printable(&view.name),
@@ -82,15 +98,7 @@ fn describe(state: Option<&StateDir>, view: &QueueView) -> String {
                 .map(|(at, id)| (format!("#{}", at + 1), id)),
         );
     for (place, id) in rows {
-        let command = state
-            .and_then(|state| {
-                bg_shared::ids::TaskId::parse(id)
-                    .ok()
-                    .map(|id| TaskPaths::new(state, id))
-            })
-            .and_then(|paths| Task::load(paths).ok().flatten())
-            .map(|task| format::one_line(&task.launch.command, 200))
-            .unwrap_or_default();
+        let command = commands.get(id).map_or("", String::as_str);
         text.push_str(&format!("  {place:<8} {id}  {command}\n"));
     }
     text
