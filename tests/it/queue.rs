@@ -362,9 +362,8 @@ fn a_queued_task_costs_no_process_and_the_dispatcher_leaves_when_done() {
         queued.iter().all(|id| has_status(&env, id)).then_some(())
     })
     .expect("the queue did not drain");
-    let lock = env.state.join("dispatcher.lock");
-    poll(DEADLINE, || {
-        fs::File::open(&lock).ok()?.try_lock().is_ok().then_some(())
-    })
-    .expect("the dispatcher stayed after the queue drained");
+    assert!(
+        env.dispatcher_gone(),
+        "the dispatcher stayed after the queue drained"
+    );
 }

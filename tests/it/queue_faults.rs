@@ -31,12 +31,10 @@ fn the_queue_moves_on_when_the_running_tasks_supervisor_is_killed() {
 fn kill_everything(env: &Env, running: &str) {
     assert!(env.kill_dispatcher(), "no dispatcher was running");
     kill_task(&env.task_dir(running));
-    let dispatcher = env.state.join("dispatcher.lock");
-    poll(DEADLINE, || {
-        let free = fs::File::open(&dispatcher).ok()?.try_lock().is_ok();
-        free.then_some(())
-    })
-    .expect("the killed dispatcher still holds its lock");
+    assert!(
+        env.dispatcher_gone(),
+        "the killed dispatcher still holds its lock"
+    );
 }
 
 fn a_queue_left_by_dead_processes_is_restarted_by(restart: &[&str]) {

@@ -179,6 +179,16 @@ impl Env {
         identity.is_alive() && process::signal_process(identity.pid, process::Signal::KILL).is_ok()
     }
 
+    /// True once no dispatcher holds the state dir's `dispatcher.lock`
+    /// (within [`DEADLINE`]).
+    pub fn dispatcher_gone(&self) -> bool {
+        let lock = self.state.join("dispatcher.lock");
+        poll(DEADLINE, || {
+            fs::File::open(&lock).ok()?.try_lock().is_ok().then_some(())
+        })
+        .is_some()
+    }
+
     pub fn task_ids(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(self.state.join("tasks")) else {
             return Vec::new();
