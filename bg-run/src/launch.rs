@@ -25,7 +25,7 @@ use crate::spec::{LaunchFailure, LaunchSpec};
 use crate::supervisor::Supervisor;
 
 /// Below this much free space, a launch is refused: its output would be lost.
-const MIN_FREE_BYTES: u64 = 64 * 1024;
+pub const MIN_FREE_BYTES: u64 = 64 * 1024;
 
 pub fn launch(cli: &Cli) -> Result<ExitCode> {
     let spec = LaunchSpec::from_cli(cli)?;

@@ -743,3 +743,38 @@ fn a_task_started_from_inside_another_into_another_state_dir_survives_it() {
     env.run(BG_KILL, &["--state-dir", other_arg, &inner])
         .success();
 }
+
+#[test]
+fn a_queued_task_waits_out_a_full_disk_and_runs_once_there_is_room() {
+    let env = Env::new();
+    let Some(disk) = DiskState::mount(&env, "512k") else {
+        return;
+    };
+    let gate = env.dir.path().join("gate");
+    let script = format!("until [ -e '{}' ]; do sleep 0.01; done", gate.display());
+    let blocker = disk.run(BG_RUN, &["--queue", "q", &script]).success();
+    let blocker = blocker.stdout.trim().to_string();
+    let queued = disk.run(BG_RUN, &["--queue", "q", "echo ran"]).success();
+    let queued = queued.stdout.trim().to_string();
+    // Room for a record, not for a task's files and reserves.
+    disk.fill_leaving(16 * 1024);
+    // Queueing on the full disk is refused whole: nothing half-queued.
+    let refused = disk.run(BG_RUN, &["--queue", "q", "true"]);
+    assert_eq!(refused.code(), 2, "{refused:?}");
+    assert!(refused.stderr.starts_with("bg-run: "), "{refused:?}");
+    // The slot frees on the full disk: as bg-run refuses a launch below
+    // 64 KiB free, the dispatcher leaves the task queued (a task started
+    // there could lose its records, or be lost) until there is room.
+    fs::write(&gate, b"").unwrap();
+    assert_eq!(disk.wait_ended(&blocker)["exit_code"], 0);
+    let waiting = disk.run(BG_CHECK, &[&queued, "--wait", "--timeout", "1s"]);
+    assert_eq!(waiting.code(), 124, "{waiting:?}");
+    let record = disk.run(BG_CHECK, &[&queued, "--json"]).success().json();
+    assert_eq!(record["state"], "queued", "{record}");
+    disk.free();
+    let ran = disk.run(BG_CHECK, &[&queued, "--wait", "--timeout", "20s"]);
+    assert_eq!(ran.code(), 0, "{ran:?}");
+    assert!(ran.stdout.contains("ran"), "{ran:?}");
+    let tasks = disk.run(BG_CHECK, &["--all", "--json"]).success().json();
+    assert_eq!(tasks.as_array().map(Vec::len), Some(2), "{tasks}");
+}

@@ -39,6 +39,10 @@ use watches::{Watches, changed_since_pass};
 const UNSUPERVISED_RECHECK: Duration = Duration::from_secs(1);
 /// How soon a task whose lock was busy (a reader's probe, bg-kill
 /// cancelling it) is tried again.
+/// How soon a pass that failed (a full disk, a file it could not write) is
+/// made again: the dispatcher stays, holding its lock, rather than leave
+/// and be started again by every waiter at once.
+pub(super) const TROUBLE_RETRY: Duration = Duration::from_secs(1);
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(50);
 
 /// `bg-run --internal-dispatch`: detaches (double fork) and runs the
@@ -141,7 +145,15 @@ impl Dispatcher {
     /// between passes.
     fn serve_while_queued(&self, watches: &mut Watches) -> Result<()> {
         loop {
-            let pass = self.pass()?;
+            let pass = match self.pass() {
+                Ok(pass) => pass,
+                Err(err) if queue::has_queued(&self.state) => {
+                    self.note(&format!("a pass failed: {}", cli::error_chain(&err)));
+                    watches.wait(Some(TROUBLE_RETRY))?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             if pass.waiting == 0 {
                 return Ok(());
             }

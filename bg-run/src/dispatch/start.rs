@@ -11,9 +11,9 @@ use bg_shared::record::{EndReason, TaskState};
 use bg_shared::task::{Task, TaskPaths};
 use bg_shared::{Error, Result, cli, lock, time};
 
-use super::{BUSY_RETRY, Dispatcher, Pass};
+use super::{BUSY_RETRY, Dispatcher, Pass, TROUBLE_RETRY};
 use crate::handshake::Heard;
-use crate::launch::{TaskFiles, start_supervised};
+use crate::launch::{MIN_FREE_BYTES, TaskFiles, start_supervised};
 use crate::stored::StoredSpec;
 
 impl Dispatcher {
@@ -47,6 +47,14 @@ impl Dispatcher {
     /// to `started/`, and hands it to a supervisor. True if it started.
     pub(super) fn start(&self, entry: &Entry, task: Task, pass: &mut Pass) -> Result<bool> {
         let paths = task.paths.clone();
+        // As bg-run refuses a launch: a task started on a full disk would
+        // lose its records; queued, it waits for room.
+        let room = bg_shared::fsutil::ensure_free_space(self.state.root(), MIN_FREE_BYTES);
+        if room.is_err() {
+            pass.waiting += 1;
+            pass.recheck_within(TROUBLE_RETRY);
+            return Ok(false);
+        }
         let Some(held) = lock::try_take(&paths.lock(), 3, Duration::from_millis(5))? else {
             pass.waiting += 1;
             pass.recheck_within(BUSY_RETRY);
