@@ -4,6 +4,7 @@
 //! directory).
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::ids::{self, TaskId};
@@ -265,11 +266,31 @@ fn list_part(
 /// directory itself.
 pub fn project_root() -> Result<PathBuf> {
     let cwd = std::env::current_dir().context(|| "reading the current directory".into())?;
-    let root = cwd
-        .ancestors()
-        .find(|dir| dir.join(".git").exists())
-        .unwrap_or(&cwd);
+    let root = cwd.ancestors().find(|dir| is_git_root(dir)).unwrap_or(&cwd);
     Ok(root.to_path_buf())
+}
+
+/// True if `dir` is the top of a git work tree, as git itself would find
+/// it: `dir/.git` is a directory holding `HEAD`, or a `gitdir:` file (a
+/// linked worktree or a submodule). An empty `.git` is not a repository:
+/// Codex's Linux sandbox leaves empty `.git` directories behind in `/tmp`
+/// and workspace roots (openai/codex #31599, #33813), and taking one for a
+/// repository would merge every directory under it into one project.
+fn is_git_root(dir: &Path) -> bool {
+    let dot_git = dir.join(".git");
+    match fs::metadata(&dot_git) {
+        Ok(meta) if meta.is_dir() => dot_git.join("HEAD").is_file(),
+        Ok(meta) if meta.is_file() => is_gitdir_file(&dot_git),
+        _ => false,
+    }
+}
+
+/// True if the file at `path` starts with git's `gitdir: ` link.
+fn is_gitdir_file(path: &Path) -> bool {
+    let mut start = [0u8; 8];
+    fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut start))
+        .is_ok_and(|()| &start == b"gitdir: ")
 }
 
 /// True if the task was started inside `root` (a project's directory tree).

@@ -22,7 +22,7 @@ fn the_list_is_scoped_to_the_current_project() {
     let env = Env::new();
     let (alpha, beta) = (env.dir.path().join("alpha"), env.dir.path().join("beta"));
     for project in [&alpha, &beta] {
-        fs::create_dir_all(project.join(".git")).unwrap();
+        git_repo(project);
         fs::create_dir_all(project.join("src/deep")).unwrap();
     }
     let in_alpha = env.launch(&["--cwd", alpha.join("src").to_str().unwrap(), "sleep", "30"]);
@@ -58,6 +58,30 @@ fn the_list_is_scoped_to_the_current_project() {
     let out = env.run(BG_CHECK, &["--state", "sleeping"]);
     assert_eq!(out.code(), 2);
     assert!(out.stderr.contains("is not a state"), "{out:?}");
+}
+
+/// A project's root is where git would find its repository: a linked
+/// worktree's `.git` file counts, and an empty `.git` such as Codex's
+/// sandbox leaves behind (openai/codex #31599, #33813) does not.
+#[test]
+fn a_worktree_is_a_project_and_an_empty_dot_git_is_not() {
+    let env = Env::new();
+    let (repo, worktree) = (env.dir.path().join("repo"), env.dir.path().join("wt"));
+    git_repo(&repo);
+    fs::create_dir_all(repo.join("src/deep")).unwrap();
+    stray_empty_dot_git(&repo.join("src"));
+    fs::create_dir_all(worktree.join("sub")).unwrap();
+    let link = format!("gitdir: {}\n", repo.join(".git/worktrees/wt").display());
+    fs::write(worktree.join(".git"), link).unwrap();
+    let in_repo = env.launch(&["--cwd", repo.to_str().unwrap(), "exit 0"]);
+    let in_worktree = env.launch(&["--cwd", worktree.to_str().unwrap(), "exit 0"]);
+    let list_from = |dir: &Path| {
+        let mut command = env.cmd(BG_CHECK);
+        command.arg("--json").current_dir(dir);
+        ids_of(&finish(command).success().json())
+    };
+    assert_eq!(list_from(&repo.join("src/deep")), [in_repo]);
+    assert_eq!(list_from(&worktree.join("sub")), [in_worktree]);
 }
 
 #[test]

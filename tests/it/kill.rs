@@ -272,7 +272,7 @@ fn all_is_scoped_to_the_project_and_name_takes_every_task_of_it() {
     let env = Env::new();
     let project = env.dir.path().join("project");
     let elsewhere = env.dir.path().join("elsewhere");
-    fs::create_dir_all(project.join(".git")).unwrap();
+    git_repo(&project);
     fs::create_dir_all(project.join("src")).unwrap();
     fs::create_dir_all(&elsewhere).unwrap();
     let here = project.join("src");

@@ -13,7 +13,8 @@ use crate::util::*;
 
 /// Two projects beside the state dir, in one state dir: `alpha` is a git
 /// repository, notified from a subdirectory to prove the git-root rule;
-/// `beta` is a plain directory, its own project.
+/// `beta` is a plain directory, its own project, though an empty `.git`
+/// lies above both.
 struct Projects {
     env: Env,
     alpha: PathBuf,
@@ -30,7 +31,10 @@ impl Projects {
         let env = Env::new();
         let alpha = env.dir.path().join("alpha");
         let beta = env.dir.path().join("beta");
-        fs::create_dir_all(alpha.join(".git")).unwrap();
+        // Codex's sandbox may have left an empty `.git` above them all; it
+        // makes no project.
+        stray_empty_dot_git(env.dir.path());
+        git_repo(&alpha);
         fs::create_dir_all(alpha.join("src/deep")).unwrap();
         fs::create_dir_all(&beta).unwrap();
         let deep = alpha.join("src/deep");

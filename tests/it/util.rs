@@ -386,6 +386,19 @@ pub fn alive(pid: i64) -> bool {
     process::proc_info(pid as i32).is_some_and(|p| !p.zombie)
 }
 
+/// Makes `dir` the top of a git repository, as far as finding one goes
+/// (`.git/HEAD`), without needing git installed.
+pub fn git_repo(dir: &Path) {
+    fs::create_dir_all(dir.join(".git")).expect("making .git");
+    fs::write(dir.join(".git/HEAD"), "ref: refs/heads/main\n").expect("writing .git/HEAD");
+}
+
+/// Leaves an empty `.git` in `dir`, as Codex's Linux sandbox does in `/tmp`
+/// (openai/codex #31599): not a repository, and no project root.
+pub fn stray_empty_dot_git(dir: &Path) {
+    fs::create_dir_all(dir.join(".git")).expect("making an empty .git");
+}
+
 pub fn distinct(ids: &[String]) -> usize {
     ids.iter().collect::<HashSet<_>>().len()
 }

@@ -71,6 +71,7 @@ impl World {
         let (home, work) = (env.dir.path().join("home"), env.dir.path().join("work"));
         fs::create_dir_all(home.join(".codex")).expect("creating CODEX_HOME");
         fs::create_dir_all(&work).expect("creating the work dir");
+        fs::create_dir_all(env.dir.path().join("tmp")).expect("creating TMPDIR");
         let mock = MockModel::start();
         // The tool set (and so the mock's calls) follows the model family.
         let model = if version == EARLY {
@@ -82,7 +83,8 @@ impl World {
             "model = \"{model}\"\nmodel_provider = \"mock\"\n\n\
              [model_providers.mock]\nname = \"mock\"\nbase_url = \"{}\"\n\
              env_key = \"MOCK_KEY\"\nwire_api = \"responses\"\n\
-             request_max_retries = 0\nstream_max_retries = 0\n",
+             request_max_retries = 0\nstream_max_retries = 0\n\n\
+             [sandbox_workspace_write]\nexclude_slash_tmp = true\n",
             mock.base_url()
         );
         fs::write(home.join(".codex/config.toml"), config).expect("writing config.toml");
@@ -97,12 +99,17 @@ impl World {
 
     /// A command with this world's state dir, CODEX_HOME and HOME (so no
     /// login profile of the machine runs in Codex's shells), in the work dir.
+    /// TMPDIR is the world's own and `/tmp` is no writable root of Codex's
+    /// sandbox (see `new`): the Linux sandbox makes empty `.git`, `.codex`
+    /// and `.agents` mount targets in each writable root, and one killed
+    /// mid-command leaves them in `/tmp` for good (openai/codex #31599).
     pub fn cmd(&self, program: &str) -> Command {
         let mut command = self.env.cmd(program);
         command
             .env("HOME", &self.home)
             .env("CODEX_HOME", self.home.join(".codex"))
             .env("MOCK_KEY", "mock-key")
+            .env("TMPDIR", self.env.dir.path().join("tmp"))
             .env_remove("CODEX_SEND_APPROVAL_POLICY")
             .env_remove("CODEX_SEND_SANDBOX")
             .current_dir(&self.work);
