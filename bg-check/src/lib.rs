@@ -7,6 +7,7 @@ mod disk;
 mod list;
 mod notify;
 mod pace;
+mod ports;
 mod queues;
 mod show;
 
@@ -61,6 +62,10 @@ pub const HELP: Help = Help {
             "remove tasks that finished over a day ago\n(and outputs over BG_STATE_MAX)",
         ),
         (
+            "bg-check --ports",
+            "the TCP ports this project's running tasks listen on",
+        ),
+        (
             "bg-check --disk",
             "the state dir's disk use and budget, largest tasks first",
         ),
@@ -102,12 +107,13 @@ pub struct Cli {
     #[arg(value_name = "ID|NAME")]
     pub task: Option<String>,
 
-    /// JSON: the task record, or an array of records for a list.
+    /// JSON: the task record (with the ports it listens on), or an array
+    /// of records for a list (or of ports, with --ports).
     #[arg(long)]
     pub json: bool,
 
     /// List the tasks of every project, not only this one (git root, else cwd);
-    /// with --notify, report every project's.
+    /// with --notify, report every project's; with --ports, their ports.
     #[arg(long, conflicts_with = "task")]
     pub all: bool,
 
@@ -187,6 +193,11 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["task", "notify", "prune", "all", "states", "disk"])]
     pub queues: bool,
 
+    /// Show the TCP ports the running tasks of this project (--all: of
+    /// every project) listen on: one line per port, with the task and pids.
+    #[arg(long, conflicts_with_all = ["task", "notify", "prune", "states", "disk", "queues"])]
+    pub ports: bool,
+
     /// State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -255,6 +266,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     if cli.notify {
         return notify::run(state.as_ref(), &cli);
+    }
+    if cli.ports {
+        return ports::run(state.as_ref(), cli.all, cli.json);
     }
     if cli.disk {
         return disk::run(state.as_ref(), cli.state_dir.as_deref(), cli.json);

@@ -63,7 +63,7 @@ fn filters(cli: &Cli) -> Result<Filters> {
 /// is what the caller waited for. A log the budget removed is said to be,
 /// where the output would be, and is no failure at all.
 fn print_check(task: &Task, cli: &Cli, filters: &Filters) -> Result<()> {
-    let record = task.record();
+    let record = task.record_with_ports();
     if cli.json {
         return cli::write_stdout(&json_line(&record)?);
     }

@@ -20,7 +20,7 @@ use crate::Cli;
 use crate::capper::OutputCap;
 use crate::enqueue::{self, Queueing};
 use crate::handshake::{self, Heard, Teller};
-use crate::ready::{self, ReadyOutcome};
+use crate::ready::{self, Readiness};
 use crate::spec::{LaunchFailure, LaunchSpec};
 use crate::supervisor::Supervisor;
 
@@ -32,7 +32,7 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
     // The supervisor keeps the budget with what it inherits: a budget it
     // cannot read must stop the launch now, not be ignored later.
     bg_shared::budget::state_max()?;
-    let ready = cli.ready.as_deref().map(ready::compile).transpose()?;
+    let ready = Readiness::from_cli(cli)?;
     let queueing = Queueing::from_cli(cli)?;
     let state = StateDir::create(cli.state_dir.as_deref())?;
     check_cap_fits(&spec, &state)?;
@@ -54,6 +54,10 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
         }
         _ => None,
     };
+    // After --unique, which returns the task that holds it already.
+    if let Some((port, flag)) = ready.as_ref().and_then(Readiness::port) {
+        crate::ready_net::refuse_if_taken(port, flag, &state)?;
+    }
     bg_shared::fsutil::ensure_free_space(state.root(), MIN_FREE_BYTES)?;
     let pending = PendingTask::allocate(&state)?;
     let mut record = launch_record(&spec, &pending.paths);
@@ -118,14 +122,20 @@ fn take_launch_seq(
     }
 }
 
-/// Waits for `--ready` if asked, and prints the id or the record.
-fn finish(paths: &TaskPaths, ready: Option<regex::bytes::Regex>, cli: &Cli) -> Result<ExitCode> {
-    let code = match ready {
-        Some(pattern) => wait_until_ready(paths, &pattern, cli.ready_timeout)?,
+/// Waits until the task is ready if asked, and prints the id or the
+/// record (with its ports, once it was waited for by them).
+fn finish(paths: &TaskPaths, ready: Option<Readiness>, cli: &Cli) -> Result<ExitCode> {
+    let code = match &ready {
+        Some(readiness) => ready::wait_and_report(paths, readiness, cli.ready_timeout)?,
         None => ExitCode::SUCCESS,
     };
     if cli.json {
-        print_task(&Task::load_existing(paths.clone())?, true)?;
+        let task = Task::load_existing(paths.clone())?;
+        let record = match ready.as_ref().and_then(Readiness::port) {
+            Some(_) => task.record_with_ports(),
+            None => task.record(),
+        };
+        cli::write_stdout(&cli::json_line(&record)?)?;
     } else {
         cli::write_stdout(&format!("{}\n", paths.id))?;
     }
@@ -219,34 +229,6 @@ pub fn start_supervised(
                 process::kill_unrecorded(session, paths.id.as_str(), since);
             }
             heard
-        }
-    }
-}
-
-fn wait_until_ready(
-    paths: &TaskPaths,
-    pattern: &regex::bytes::Regex,
-    timeout: std::time::Duration,
-) -> Result<ExitCode> {
-    match ready::wait(paths, pattern, timeout)? {
-        ReadyOutcome::Ready => Ok(ExitCode::SUCCESS),
-        ReadyOutcome::TimedOut => {
-            cli::say(&format!(
-                "bg-run: task {} printed nothing matching --ready within {}; it is still running",
-                paths.id,
-                time::human_duration(time::millis(timeout))
-            ));
-            Ok(ExitCode::TIMED_OUT)
-        }
-        ReadyOutcome::Ended(task) => {
-            let record = task.record();
-            cli::say(&format!(
-                "bg-run: task {} ended ({}) before its output matched --ready; see {}",
-                paths.id,
-                bg_shared::format::outcome(&record),
-                record.output_path
-            ));
-            Ok(ExitCode::NEGATIVE)
         }
     }
 }

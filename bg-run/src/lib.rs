@@ -11,6 +11,7 @@ mod feeder;
 mod handshake;
 mod launch;
 mod ready;
+mod ready_net;
 mod spec;
 mod stored;
 mod supervisor;
@@ -139,10 +140,22 @@ pub struct Cli {
     pub unique: bool,
 
     /// Return only once a line of output matches REGEX (dev servers).
-    #[arg(long, value_name = "REGEX")]
+    #[arg(long, value_name = "REGEX", conflicts_with_all = ["ready_port", "ready_http"])]
     pub ready: Option<String>,
 
-    /// How long --ready waits before exiting 124 (the task keeps running).
+    /// Return only once a process of the task listens on TCP PORT. Refused
+    /// at once if something else already listens on it.
+    #[arg(long, value_name = "PORT", value_parser = ready_net::parse_port, conflicts_with = "ready_http")]
+    pub ready_port: Option<u16>,
+
+    /// Return only once URL (plain http to 127.0.0.1, [::1] or localhost)
+    /// answers with a status below 500. Refused at once if something else
+    /// already listens on its port.
+    #[arg(long, value_name = "URL")]
+    pub ready_http: Option<String>,
+
+    /// How long --ready, --ready-port or --ready-http waits before exiting
+    /// 124 (the task keeps running).
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "60s")]
     pub ready_timeout: Duration,
 

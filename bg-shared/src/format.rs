@@ -98,7 +98,22 @@ pub fn status_line(record: &TaskRecord) -> String {
         (Some(error), TaskState::FailedToStart) => printable(error).into_owned(),
         _ => one_line(&record.command, 200),
     };
-    format!("{}{name} {}{time}: {what}", record.id, outcome(record))
+    let ports = ports_words(record.ports.as_deref().unwrap_or_default());
+    format!(
+        "{}{name} {}{time}{ports}: {what}",
+        record.id,
+        outcome(record)
+    )
+}
+
+/// ` on port 3000`, ` on ports 3000, 3001`, or nothing.
+fn ports_words(ports: &[u16]) -> String {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    match list.len() {
+        0 => String::new(),
+        1 => format!(" on port {}", list.join("")),
+        _ => format!(" on ports {}", list.join(", ")),
+    }
 }
 
 /// Words joined for display as a shell would read them back: a word with

@@ -22,6 +22,7 @@ pub mod notify_state;
 pub mod outcome;
 pub mod output;
 pub mod pattern;
+pub mod ports;
 pub mod process;
 pub mod prune;
 pub mod queue;

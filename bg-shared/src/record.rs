@@ -380,6 +380,12 @@ pub struct TaskRecord {
     /// What a queued task waits for; null once it is no longer queued.
     #[serde(default)]
     pub waiting_for: Option<WaitingFor>,
+    /// The TCP ports the task's processes listen on now, lowest first
+    /// (`bg_shared::ports`). Looking costs a walk of every process, so it
+    /// is null where nobody looked: lists (`bg-check --ports` has them)
+    /// and other tools' records; empty for a task that no longer runs.
+    #[serde(default)]
+    pub ports: Option<Vec<u16>>,
 }
 
 /// What a queued task waits for (docs/ARCHITECTURE.md, "Queues").

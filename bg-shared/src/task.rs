@@ -228,7 +228,16 @@ impl Task {
             after_ok: launch.after_ok.clone(),
             waiting_for: (self.state == TaskState::Queued)
                 .then(|| crate::queue::waiting_for(&self.paths.state(), launch)),
+            ports: None,
         }
+    }
+
+    /// The public record with the ports the task listens on now: a walk
+    /// of every process, for a caller that shows one task.
+    pub fn record_with_ports(&self) -> TaskRecord {
+        let mut record = self.record();
+        record.ports = Some(crate::ports::numbers(&crate::ports::of_task(self)));
+        record
     }
 
     /// What the task wrote and its cap dropped: as the log says now (a

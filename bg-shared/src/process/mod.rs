@@ -33,6 +33,12 @@ use linux as os;
 mod portable;
 #[cfg(any(not(target_os = "linux"), feature = "portable"))]
 use portable as os;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+mod net_linux;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+pub use net_linux::{listening_sockets, net_namespace, socket_inodes};
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
+pub use portable::{listening_sockets, net_namespace, socket_inodes};
 
 pub use os::{
     DirWatcher, WatchId, all_processes, become_subreaper, boot_id, command_name, exe_identity,
@@ -69,6 +75,23 @@ pub struct ProcInfo {
     /// identifies a process even after its pid is reused.
     pub start_time: u64,
     pub zombie: bool,
+}
+
+/// A listening TCP socket, as the kernel lists it: where it listens, and
+/// the inode that tells which processes hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    pub port: u16,
+    pub address: std::net::IpAddr,
+    pub inode: u64,
+}
+
+/// The value of `BG_TASK_ID` in the environment `pid` was started with:
+/// the task it belongs to, wherever it went. Only our own processes can
+/// be read; others say `None`.
+pub fn task_mark(pid: Pid) -> Option<String> {
+    let value = os::environ_value(pid, b"BG_TASK_ID")?;
+    String::from_utf8(value).ok()
 }
 
 /// A recorded process identity: nothing is signalled unless all of it matches.

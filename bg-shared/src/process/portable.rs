@@ -122,6 +122,19 @@ pub fn command_name(_pid: Pid) -> Option<String> {
     None
 }
 
+/// Sockets cannot be listed portably: callers fall back to connecting.
+pub fn listening_sockets(_pid: Pid) -> io::Result<Vec<super::Listening>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub fn socket_inodes(_pid: Pid) -> Vec<u64> {
+    Vec::new()
+}
+
+pub fn net_namespace(_pid: Pid) -> Option<u64> {
+    None
+}
+
 pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }
