@@ -17,6 +17,7 @@ mod faults_output;
 mod index;
 mod notify_scope;
 mod output_cap;
+mod ports;
 mod queue;
 mod queue_faults;
 
