@@ -42,6 +42,14 @@ pub const HELP: Help = Help {
             "start a dev server once, return when it is ready",
         ),
         (
+            "bg-run --name web --unique --ready-port 3000 npm run dev",
+            "the same, ready once it listens on port 3000\n(bg-check --ports: which ports tasks took)",
+        ),
+        (
+            "bg-run --ready-http http://localhost:8080/health ./serve",
+            "ready once /health answers with a status below 500",
+        ),
+        (
             "bg-run --timeout 10m -- cargo build",
             "stop it (TERM, then KILL) after 10 minutes",
         ),
@@ -63,6 +71,9 @@ pub const HELP: Help = Help {
         "Output past --max-output (default 1G) loses its middle, never the task: the \
          start and the newest output are kept, and readers see \
          \"[... N bytes dropped by the output cap (SIZE) ...]\" where it was.",
+        "--ready-port and --ready-http refuse a port something already listens on \
+         (exit 2, no task created), naming the pid and, if it is a task's, the task's id \
+         and name. With --name N --unique, a running task named N is printed first.",
         "--queue and --after print the id at once; the task is queued until it can start. \
          No daemon: the state dir's dispatcher runs only while tasks are queued, and \
          any later bg-run or bg-check restarts it after a crash or reboot. bg-kill \
@@ -74,11 +85,17 @@ pub const HELP: Help = Help {
             "0",
             "started (the id, or the record with --json, is on stdout)",
         ),
-        ("1", "--ready: the task ended before its output matched"),
-        ("2", "bad usage or trouble"),
+        (
+            "1",
+            "--ready, --ready-port, --ready-http: the task ended before it was ready",
+        ),
+        (
+            "2",
+            "bad usage or trouble; --ready-port, --ready-http: the port is already in use",
+        ),
         (
             "124",
-            "--ready timed out: the task is left running and its id printed",
+            "--ready, --ready-port, --ready-http timed out: the task is left running and its id printed",
         ),
         (
             "125",

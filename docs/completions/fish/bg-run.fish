@@ -4,7 +4,9 @@ complete -c bg-run -l env -d 'Set an environment variable for the command (repea
 complete -c bg-run -l timeout -d 'Stop the command after this long: TERM to its group, then KILL after --grace' -r
 complete -c bg-run -l grace -d 'Time between TERM and KILL when --timeout expires' -r
 complete -c bg-run -l ready -d 'Return only once a line of output matches REGEX (dev servers)' -r
-complete -c bg-run -l ready-timeout -d 'How long --ready waits before exiting 124 (the task keeps running)' -r
+complete -c bg-run -l ready-port -d 'Return only once a process of the task listens on TCP PORT. Refused at once if something else already listens on it' -r
+complete -c bg-run -l ready-http -d 'Return only once URL (plain http to 127.0.0.1, [::1] or localhost) answers with a status below 500. Refused at once if something else already listens on its port' -r
+complete -c bg-run -l ready-timeout -d 'How long --ready, --ready-port or --ready-http waits before exiting 124 (the task keeps running)' -r
 complete -c bg-run -l max-output -d 'Keep at most SIZE of output (e.g. 200M, 2G, none): past it, the middle is dropped and the start and the newest output kept; the task runs on [default: $BG_MAX_OUTPUT, else 1G]' -r
 complete -c bg-run -l queue -d 'Run it in this queue: at most the queue\'s slots of its tasks run at once, in the order they were queued (across every project)' -r
 complete -c bg-run -l slots -d 'Set the queue\'s slots (tasks run at once) from now on [default: 1]' -r
