@@ -60,8 +60,10 @@ fn rows(state: &StateDir, all: bool) -> Result<Vec<Row>> {
         let Ok(id) = TaskId::parse(&listed.record.id) else {
             continue;
         };
-        // Loaded again: the list's record does not say where its processes are.
-        let Some(task) = Task::load(TaskPaths::new(state, id))? else {
+        // Loaded again: the list's record does not say where its processes
+        // are. One that cannot be read now (it ended and was pruned, or
+        // its record is damaged) has no ports to show.
+        let Ok(Some(task)) = Task::load(TaskPaths::new(state, id)) else {
             continue;
         };
         rows.extend(ports::of_task(&task).into_iter().map(|l| row(&task, l)));

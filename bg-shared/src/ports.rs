@@ -35,10 +35,13 @@ pub struct Listener {
 
 /// True where the OS lets us list listening sockets (not the portable layer).
 pub fn can_list() -> bool {
-    process::listening_sockets(std::process::id() as Pid).map_or_else(
-        |err| err.kind() != std::io::ErrorKind::Unsupported,
-        |_| true,
-    )
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        process::listening_sockets(std::process::id() as Pid).map_or_else(
+            |err| err.kind() != std::io::ErrorKind::Unsupported,
+            |_| true,
+        )
+    })
 }
 
 /// The live processes of a task now; none for a task that has ended or

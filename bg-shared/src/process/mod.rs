@@ -22,7 +22,7 @@ pub use signal::{Signal, SignalWaiter, group_exists, signal_group, signal_proces
 pub use spawn::{SpawnRequest, Spawned, spawn};
 pub use tree::{
     Found, Pinned, SUPERVISOR_NAME_PREFIX, SupervisorCheck, TaskTree, kill_unrecorded, marked,
-    signal_found, wait_all_exit,
+    signal_found, task_mark, wait_all_exit,
 };
 
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
@@ -39,6 +39,15 @@ mod net_linux;
 pub use net_linux::{listening_sockets, net_namespace, socket_inodes};
 #[cfg(any(not(target_os = "linux"), feature = "portable"))]
 pub use portable::{listening_sockets, net_namespace, socket_inodes};
+
+/// A listening TCP socket, as the kernel lists it: where it listens, and
+/// the inode that tells which processes hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    pub port: u16,
+    pub address: std::net::IpAddr,
+    pub inode: u64,
+}
 
 pub use os::{
     DirWatcher, WatchId, all_processes, become_subreaper, boot_id, command_name, exe_identity,
@@ -75,23 +84,6 @@ pub struct ProcInfo {
     /// identifies a process even after its pid is reused.
     pub start_time: u64,
     pub zombie: bool,
-}
-
-/// A listening TCP socket, as the kernel lists it: where it listens, and
-/// the inode that tells which processes hold it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listening {
-    pub port: u16,
-    pub address: std::net::IpAddr,
-    pub inode: u64,
-}
-
-/// The value of `BG_TASK_ID` in the environment `pid` was started with:
-/// the task it belongs to, wherever it went. Only our own processes can
-/// be read; others say `None`.
-pub fn task_mark(pid: Pid) -> Option<String> {
-    let value = os::environ_value(pid, b"BG_TASK_ID")?;
-    String::from_utf8(value).ok()
 }
 
 /// A recorded process identity: nothing is signalled unless all of it matches.

@@ -253,6 +253,14 @@ pub fn kill_unrecorded(session: Pid, task_id: &str, since: u64) -> usize {
         .count()
 }
 
+/// The value of `BG_TASK_ID` in the environment `pid` was started with:
+/// the task it belongs to, wherever it went. Only our own processes can
+/// be read; others say `None`.
+pub fn task_mark(pid: Pid) -> Option<String> {
+    let value = os::environ_value(pid, b"BG_TASK_ID")?;
+    String::from_utf8(value).ok()
+}
+
 /// How long a listing of marked processes is reused: a list of many lost
 /// tasks reads every process's environment once, not once per task.
 const MARKS_REUSED_FOR: Duration = Duration::from_millis(250);
