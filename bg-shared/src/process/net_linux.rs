@@ -5,7 +5,7 @@
 //! a process holds. Joining the two says which process listens where.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{Listening, Pid};
@@ -20,13 +20,29 @@ const LISTEN: &str = "0A";
 pub fn listening_sockets(pid: Pid) -> io::Result<Vec<Listening>> {
     let mut found = Vec::new();
     for (table, v6) in [("tcp", false), ("tcp6", true)] {
-        match fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+        match read_table(&format!("/proc/{pid}/net/{table}")) {
             Ok(text) => found.extend(text.lines().skip(1).filter_map(|l| parse_line(l, v6))),
             Err(err) if v6 && err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(err),
         }
     }
     Ok(found)
+}
+
+/// Reads a socket table in large pieces: the kernel walks its whole
+/// connection table again for every read, so the small first reads of
+/// `read_to_string` cost a millisecond each.
+fn read_table(path: &str) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            n => text.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8(text).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
 }
 
 /// One line of /proc/net/tcp[6], if it is a listening socket:
