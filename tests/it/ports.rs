@@ -282,7 +282,16 @@ fn a_port_held_by_another_task_is_refused_naming_that_task() {
     let serve = ["python3", "-m", "http.server", &port, "--bind", "127.0.0.1"];
     let mut args = vec!["--name", "holder", "--unique", "--ready-port", &port];
     args.extend(serve);
-    let holder = env.launch(&args);
+    let mut json = vec!["--json"];
+    json.extend(&args);
+    // With a readiness by port, bg-run's record says where it listens.
+    let record = env.run(BG_RUN, &json).success().json();
+    assert_eq!(
+        ports_of(&record),
+        vec![port.parse::<u64>().unwrap()],
+        "{record}"
+    );
+    let holder = record["id"].as_str().unwrap().to_string();
     assert_eq!(env.task_ids().len(), 1);
     let url = format!("http://127.0.0.1:{port}/");
     for flag in [
