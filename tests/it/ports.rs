@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -38,27 +38,13 @@ fn port_rows(env: &Env, args: &[&str], cwd: &std::path::Path) -> Vec<Value> {
 
 /// bg-run started in the background, with its stdout kept.
 fn bg_run_in_background(env: &Env, args: &[&str]) -> Guard {
-    let mut command = env.cmd(BG_RUN);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    Guard::spawn(command)
+    env.spawn_piped(BG_RUN, args)
 }
 
 /// Waits for a background bg-run to exit; its code and what it printed.
-fn exit_of(mut run: Guard) -> (i32, String, String) {
-    use std::io::Read;
-    let status = poll(DEADLINE, || run.0.try_wait().ok().flatten()).expect("bg-run returned");
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    if let Some(mut pipe) = run.0.stdout.take() {
-        pipe.read_to_string(&mut stdout).expect("reading stdout");
-    }
-    if let Some(mut pipe) = run.0.stderr.take() {
-        pipe.read_to_string(&mut stderr).expect("reading stderr");
-    }
-    (status.code().unwrap_or(-1), stdout, stderr)
+fn exit_of(run: Guard) -> (i32, String, String) {
+    let out = finish_child(run);
+    (out.code(), out.stdout, out.stderr)
 }
 
 /// The one task of the state dir, once it is running.

@@ -2,8 +2,6 @@
 //! with the task's status, wakes at once, and burns no CPU meanwhile.
 
 use std::fs;
-use std::io::Read;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -254,13 +252,7 @@ fn bad_input_is_refused_at_once() {
 }
 
 fn spawn_reminder(env: &Env, args: &[&str]) -> Guard {
-    let mut command = env.cmd(BG_REMIND);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    Guard::spawn(command)
+    env.spawn_piped(BG_REMIND, args)
 }
 
 /// Waits until the reminder has blocked its stop signals (so they no longer
@@ -300,25 +292,4 @@ fn cpu_ticks(pid: i32) -> u64 {
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     // Fields 14 and 15 of stat; `rest` starts at field 3.
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn finish_child(mut guard: Guard) -> Outcome {
-    let child: &mut Child = &mut guard.0;
-    let started = Instant::now();
-    let status = poll(DEADLINE, || child.try_wait().ok().flatten()).expect("still running");
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout).unwrap();
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr).unwrap();
-    }
-    Outcome {
-        status,
-        stdout_bytes: stdout.clone().into_bytes(),
-        stdout,
-        stderr,
-        elapsed: started.elapsed(),
-    }
 }

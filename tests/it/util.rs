@@ -61,6 +61,18 @@ impl Env {
         Env { dir, state }
     }
 
+    /// `program ARGS` started in the background, its output piped (see
+    /// `finish_child`), killed by the guard if the test ends first.
+    pub fn spawn_piped(&self, program: &str, args: &[&str]) -> Guard {
+        let mut command = self.cmd(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Guard::spawn(command)
+    }
+
     /// A command for one of our binaries (or anything else), pointed at
     /// this state dir, with no allowlist from the outside world.
     pub fn cmd(&self, program: &str) -> Command {
@@ -397,6 +409,28 @@ pub fn git_repo(dir: &Path) {
 /// (openai/codex #31599): not a repository, and no project root.
 pub fn stray_empty_dot_git(dir: &Path) {
     fs::create_dir_all(dir.join(".git")).expect("making an empty .git");
+}
+
+/// Waits for a spawned tool to exit; its status and what it printed.
+pub fn finish_child(mut guard: Guard) -> Outcome {
+    let child: &mut Child = &mut guard.0;
+    let started = Instant::now();
+    let status = poll(DEADLINE, || child.try_wait().ok().flatten()).expect("still running");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).unwrap();
+    }
+    Outcome {
+        status,
+        stdout_bytes: stdout.clone().into_bytes(),
+        stdout,
+        stderr,
+        elapsed: started.elapsed(),
+    }
 }
 
 pub fn distinct(ids: &[String]) -> usize {
