@@ -31,6 +31,10 @@ pub const HELP: Help = Help {
             "when the task ends: the message, its outcome\nand last lines; exit with the task's status",
         ),
         (
+            "bg-remind --task build --silent 5m",
+            "... or wake (121) once it has printed nothing\nfor 5 minutes, with its last lines",
+        ),
+        (
             "bg-remind --task web --timeout 10m",
             "... or exit 124 after 10 minutes if it still runs,\nprinting the command that waits again",
         ),
@@ -50,6 +54,10 @@ pub const HELP: Help = Help {
             "with --task: the queued task never ran: skipped (an --after-ok task did not succeed), cancelled",
         ),
         ("124", "--timeout came first"),
+        (
+            "121",
+            "--silent: the task still runs and has printed nothing for that long",
+        ),
         ("1", "no such task"),
         ("2", "bad usage or trouble"),
         ("130/143", "interrupted (INT/TERM)"),
@@ -63,7 +71,7 @@ pub const HELP: Help = Help {
     name = "bg-remind",
     version,
     after_help = HELP.after_help(),
-    override_usage = "bg-remind DUR [MESSAGE...]\n       bg-remind --task ID [MESSAGE...] [--timeout DUR] [--lines N]"
+    override_usage = "bg-remind DUR [MESSAGE...]\n       bg-remind --task ID [MESSAGE...] [--timeout DUR] [--silent DUR] [--lines N]"
 )]
 pub struct Cli {
     /// How long to wait (30s, 10m, 1h30m; a bare number is seconds), then
@@ -79,6 +87,11 @@ pub struct Cli {
     /// that the task still runs and the command that waits again.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "task")]
     pub timeout: Option<Duration>,
+
+    /// With --task: also wake (exit 121) once the task has printed nothing
+    /// for DUR: it may be stuck, or waiting for input.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "task")]
+    pub silent: Option<Duration>,
 
     /// With --task: how many of the task's last lines of output to print.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LINES, requires = "task")]

@@ -1,6 +1,9 @@
 //! `bg-remind --task ID`: wait (woken by the kernel, never polling) until
 //! the task ends, then print the message, the outcome and the last lines,
-//! and exit with the task's status; or give up at `--timeout` with 124.
+//! and exit with the task's status; or give up at `--timeout` with 124, or
+//! wake with 121 once the task has printed nothing for `--silent`.
+
+use std::time::{Duration, Instant};
 
 use bg_shared::exit::ExitCode;
 use bg_shared::output::{self, Excerpt, Filters, omission_marker, read_excerpt};
@@ -18,7 +21,7 @@ const MAX_TAIL_BYTES: u64 = 16 * 1024;
 #[derive(Debug, Serialize)]
 struct Woken {
     message: Option<String>,
-    /// `ended`, or `timeout` if the task still runs.
+    /// `ended`; or, if the task still runs, `timeout` or `silent`.
     result: &'static str,
     /// What bg-remind exits with.
     exit_status: i32,
@@ -35,19 +38,23 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
     let state = StateDir::open_existing(cli.state_dir.as_deref())?;
     let paths = select::find(state.as_ref(), selector)?;
     bg_shared::queue::keep_moving(state.as_ref(), "bg-remind");
-    let ended = task::wait_for_end(&paths, cli.timeout)?;
+    let woke = wait(&paths, cli)?;
     let task = Task::load_existing(paths)?;
-    let code = if ended {
-        task::exit_status(&task, "bg-remind")
-    } else {
-        ExitCode::TIMED_OUT
+    let code = match woke {
+        Woke::Ended => task::exit_status(&task, "bg-remind"),
+        Woke::TimedOut => ExitCode::TIMED_OUT,
+        Woke::Silent => ExitCode::SILENT,
     };
     let (tail, removed) = last_lines(&task, cli.lines)?;
-    let wait_again = (!ended).then(|| wait_again(&task, message, cli));
+    let wait_again = (woke != Woke::Ended).then(|| wait_again(&task, message, cli));
     let text = if cli.json {
         let woken = Woken {
             message: message.map(str::to_string),
-            result: if ended { "ended" } else { "timeout" },
+            result: match woke {
+                Woke::Ended => "ended",
+                Woke::TimedOut => "timeout",
+                Woke::Silent => "silent",
+            },
             exit_status: code.code(),
             task: task.record(),
             output_tail: String::from_utf8_lossy(&tail.bytes).into_owned(),
@@ -57,7 +64,7 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
         cli::json_line(&woken)?
     } else {
         let first = match &wait_again {
-            Some(command) => Some(still_running(&task, cli, command)),
+            Some(command) => Some(still_running(&task, woke, cli, command)),
             None => message.map(str::to_string),
         };
         human(&task, first.as_deref(), &tail, removed.as_deref())
@@ -66,17 +73,65 @@ pub fn run(selector: &str, message: Option<&str>, cli: &Cli) -> Result<ExitCode>
     Ok(code)
 }
 
-/// The one line a timed-out wait starts with, in place of the message
-/// (which is for the task's end): the task still runs, and how to wait on.
-/// An agent host that stops background calls after a while (Claude Code:
-/// 10 minutes by default) gets a recipe to follow instead of a dead end.
-fn still_running(task: &Task, cli: &Cli, command: &str) -> String {
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    Ended,
+    TimedOut,
+    Silent,
+}
+
+/// Waits for the task's end, the timeout, or (with `--silent`) a silence
+/// of that length. No polling: the wait sleeps on the task's end until the
+/// moment the silence would be long enough, then looks at when the output
+/// was last written; a queued task, silent by nature, is looked at again
+/// after the whole length.
+fn wait(paths: &task::TaskPaths, cli: &Cli) -> Result<Woke> {
+    let Some(silence) = cli.silent else {
+        return Ok(match task::wait_for_end(paths, cli.timeout)? {
+            true => Woke::Ended,
+            false => Woke::TimedOut,
+        });
+    };
+    let deadline = cli.timeout.and_then(time::deadline);
+    loop {
+        let silent_for = Task::load_existing(paths.clone())?
+            .silent_ms()
+            .map(Duration::from_millis);
+        if silent_for.is_some_and(|silent_for| silent_for >= silence) {
+            return Ok(Woke::Silent);
+        }
+        let until_silent = silence.saturating_sub(silent_for.unwrap_or_default());
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = left.map_or(until_silent, |left| left.min(until_silent));
+        if task::wait_for_end(paths, Some(wait))? {
+            return Ok(Woke::Ended);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(Woke::TimedOut);
+        }
+    }
+}
+
+/// The one line a wait that ended early starts with, in place of the
+/// message (which is for the task's end): the task still runs, why the
+/// wait ended, and how to wait on. An agent host that stops background
+/// calls after a while (Claude Code: 10 minutes by default) gets a recipe
+/// to follow instead of a dead end.
+fn still_running(task: &Task, woke: Woke, cli: &Cli, command: &str) -> String {
     let name = task
         .launch
         .name
         .as_deref()
         .map(|name| format!(" ({})", format::printable(name)))
         .unwrap_or_default();
+    if woke == Woke::Silent {
+        let silent = time::human_duration(task.silent_ms().unwrap_or_default());
+        return format!(
+            "silent: task {}{name} has printed nothing for {silent} and still runs; to wait again: {command}",
+            task.paths.id
+        );
+    }
     let waited = cli.timeout.map(time::exact_duration).unwrap_or_default();
     format!(
         "still running: task {}{name} did not end within {waited}; to wait again: {command}",
@@ -94,6 +149,9 @@ fn wait_again(task: &Task, message: Option<&str>, cli: &Cli) -> String {
     ];
     if let Some(timeout) = cli.timeout {
         words.extend(["--timeout".into(), time::exact_duration(timeout)]);
+    }
+    if let Some(silent) = cli.silent {
+        words.extend(["--silent".into(), time::exact_duration(silent)]);
     }
     if cli.lines != crate::DEFAULT_LINES {
         words.extend(["--lines".into(), cli.lines.to_string()]);

@@ -13,6 +13,9 @@ impl ExitCode {
     pub const NEGATIVE: ExitCode = ExitCode(1);
     /// Usage or runtime trouble.
     pub const TROUBLE: ExitCode = ExitCode(2);
+    /// `bg-remind --silent`: the task still runs, and has printed nothing
+    /// for the time given.
+    pub const SILENT: ExitCode = ExitCode(121);
     /// The task waited on never ran: a task it ran after with `--after-ok`
     /// did not succeed.
     pub const SKIPPED: ExitCode = ExitCode(122);

@@ -82,7 +82,8 @@ fn queued(record: &TaskRecord) -> String {
     format!("queued ({})", what.join("; "))
 }
 
-/// `3fa2c1 (web) running for 2m05s: npm run dev`
+/// `3fa2c1 (web) running for 2m05s: npm run dev`, and for a task that has
+/// printed nothing for a second or more, `..., silent for 40s: ...`.
 pub fn status_line(record: &TaskRecord) -> String {
     let name = record
         .name
@@ -99,8 +100,12 @@ pub fn status_line(record: &TaskRecord) -> String {
         _ => one_line(&record.command, 200),
     };
     let ports = ports_words(record.ports.as_deref().unwrap_or_default());
+    let silent = match record.silent_ms {
+        Some(ms) if ms >= 1000 => format!(", silent for {}", time::human_duration(ms)),
+        _ => String::new(),
+    };
     format!(
-        "{}{name} {}{time}{ports}: {what}",
+        "{}{name} {}{time}{ports}{silent}: {what}",
         record.id,
         outcome(record)
     )

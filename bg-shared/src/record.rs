@@ -386,6 +386,12 @@ pub struct TaskRecord {
     /// and other tools' records; empty for a task that no longer runs.
     #[serde(default)]
     pub ports: Option<Vec<u16>>,
+    /// How long a running task has printed nothing, in ms: since its
+    /// output's last write, else since it started. Null once it has ended
+    /// (and for a queued task), so that an agent tells "stuck" from
+    /// "still working" (`bg-remind --silent`).
+    #[serde(default)]
+    pub silent_ms: Option<u64>,
 }
 
 /// What a queued task waits for (docs/ARCHITECTURE.md, "Queues").

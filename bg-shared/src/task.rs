@@ -229,7 +229,23 @@ impl Task {
             waiting_for: (self.state == TaskState::Queued)
                 .then(|| crate::queue::waiting_for(&self.paths.state(), launch)),
             ports: None,
+            silent_ms: self.silent_ms(),
         }
+    }
+
+    /// How long a live task has printed nothing (see `TaskRecord::silent_ms`):
+    /// since the output's last write (its mtime; a cap's ring writes it
+    /// too), else since the task started.
+    pub fn silent_ms(&self) -> Option<u64> {
+        if !self.state.is_live() {
+            return None;
+        }
+        let output = std::fs::metadata(self.paths.output()).and_then(|meta| meta.modified());
+        let since = match output {
+            Ok(written) => written,
+            Err(_) => time::parse_rfc3339(self.launch.started_at.as_deref()?)?,
+        };
+        Some(time::millis_between(since, SystemTime::now()))
     }
 
     /// The public record with the ports the task listens on now: a walk

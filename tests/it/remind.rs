@@ -105,6 +105,59 @@ fn a_timeout_exits_124_and_says_the_task_still_runs() {
     assert_eq!(env.record(&id)["state"], "running");
 }
 
+/// `--silent`: a task that printed, then went quiet, wakes the reminder
+/// about the given silence after its last output (exit 121, its last
+/// lines, the command that waits again), and `bg-check` says how long it
+/// has been silent.
+#[test]
+fn a_silent_task_wakes_the_reminder_with_121() {
+    let env = Env::new();
+    let id = env.launch(&["echo compiling; sleep 100"]);
+    env.wait_record(&id, |r| output_of(r).contains("compiling"));
+    let out = env.run(BG_REMIND, &["--task", &id, "--silent", "1s", "--json"]);
+    assert_eq!(out.code(), 121, "{out:?}");
+    let woken = out.json();
+    assert_eq!(woken["result"], "silent");
+    assert_eq!(woken["task"]["state"], "running");
+    assert_eq!(woken["output_tail"], "compiling\n");
+    // Woken once a second of silence had passed, and not much later.
+    let silent_ms = woken["task"]["silent_ms"].as_u64().expect("silent_ms");
+    assert!((1000..4000).contains(&silent_ms), "{woken}");
+    let again = woken["wait_again"].as_str().expect("wait_again");
+    let words = shlex::split(again).expect("a shell command");
+    assert_eq!(words[3..], ["--silent", "1s", "--json"], "{again}");
+
+    let text = env.run(BG_REMIND, &["--task", &id, "--silent", "500ms"]);
+    assert_eq!(text.code(), 121, "{text:?}");
+    let first = text.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("silent: task {id} has printed nothing for ")),
+        "{text:?}"
+    );
+    assert!(text.stdout.contains("compiling"), "{text:?}");
+    let check = env.run(BG_CHECK, &[&id]).success();
+    assert!(check.stdout.contains(", silent for "), "{check:?}");
+    assert!(env.record(&id)["silent_ms"].as_u64() >= Some(1000));
+}
+
+/// A task that keeps printing never counts as silent: the reminder waits
+/// for its end; an ended task has no silence.
+#[test]
+fn a_task_that_keeps_printing_is_never_silent() {
+    let env = Env::new();
+    let id = env.launch(&["for i in $(seq 12); do echo $i; sleep 0.25; done"]);
+    let out = env.run(BG_REMIND, &["--task", &id, "--silent", "2s", "--json"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let woken = out.json();
+    assert_eq!(woken["result"], "ended");
+    assert_eq!(woken["task"]["state"], "exited");
+    assert!(woken["task"]["silent_ms"].is_null(), "{woken}");
+    assert!(
+        woken["output_tail"].as_str().unwrap().ends_with("12\n"),
+        "{woken}"
+    );
+}
+
 /// An agent host stops a background call after a while (Claude Code: 10
 /// minutes unless told): the one line it gets must say that the task still
 /// runs and give the command that waits on, which then works.
@@ -241,6 +294,8 @@ fn bad_input_is_refused_at_once() {
         (vec!["--task", &id, "10m"], 2),
         (vec!["--task", &id, "--timeout", "later"], 2),
         (vec!["--task", &id, "--lines", "many"], 2),
+        (vec!["--silent", "1s", "10m"], 2),
+        (vec!["--task", &id, "--silent", "quiet"], 2),
         (vec!["--task", "abcdef12"], 1),
     ] {
         let out = env.run(BG_REMIND, &args);

@@ -20,7 +20,7 @@ fn the_format_names_the_record_it_stores() {
     let pinned = "after,after_ok,argv,command,cwd,duration_ms,ended_at,error,exit_code,\
         group_alive,id,input_path,name,output_bytes,output_cap,output_cap_method,\
         output_dropped_bytes,output_path,output_removed,pgid,pid,ports,queue,reason,signal,\
-        started_at,state,supervisor_pid,timeout_ms,waiting_for";
+        silent_ms,started_at,state,supervisor_pid,timeout_ms,waiting_for";
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     assert_eq!(
