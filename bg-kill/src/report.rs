@@ -187,6 +187,9 @@ fn detail(done: &Done, plan: &Plan) -> String {
         1 => "1 process".to_string(),
         n => format!("{n} processes"),
     };
+    if done.signalled.is_empty() && done.killed.is_empty() && done.task.launch.restart.is_some() {
+        return "between two runs: not restarted".into();
+    }
     let mut text = format!("{} to {}", plan.signal.name(), count(done.signalled.len()));
     if !done.killed.is_empty() {
         text.push_str(&format!(

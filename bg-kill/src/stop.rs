@@ -165,6 +165,9 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         paths.id.as_str(),
     );
     let nudge_supervisor = task.launch.kill_nudge;
+    // Between two runs of a restarted task nothing runs, yet it has not
+    // ended: its supervisor must hear the request, or it starts it again.
+    let resting = plan.escalate && task.launch.restart.is_some() && supervisor.is_some();
     let mut stopping = Stopping {
         state: state.clone(),
         paths,
@@ -176,7 +179,7 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         killed: Vec::new(),
     };
     let (found, pinned) = stopping.find();
-    if pinned.is_empty() && found.group.is_none() {
+    if pinned.is_empty() && found.group.is_none() && !resting {
         // Nothing of it runs any more: it ended on its own just now.
         return stopping.ended_meanwhile().map(Start::NotRunning);
     }

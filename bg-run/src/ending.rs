@@ -2,7 +2,7 @@
 //! and what that makes of the task's end: the one place a supervised
 //! task's state and reason are decided.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bg_shared::outcome::End;
 use bg_shared::output::cap::Totals;
@@ -20,14 +20,37 @@ pub struct Ending {
     pub leftovers: Vec<Pid>,
     /// What the task wrote and its output cap dropped.
     pub output: Option<Totals>,
+    /// The signal that stopped a restarted task between its runs (bg-kill's,
+    /// or one passed to the supervisor): `exit` is then the last run's.
+    pub stopped_resting: Option<i32>,
+    /// Why the task ended other than by its command (a restart that
+    /// could not be recorded).
+    pub error: Option<String>,
 }
 
 impl Ending {
+    /// A run that ended as it started (a command that could not be
+    /// started again), `life` after the task started.
+    pub fn at_once(exit: ChildExit, life: Instant) -> Ending {
+        Ending {
+            exit,
+            elapsed: life.elapsed(),
+            timed_out: false,
+            forwarded: false,
+            kill_request: None,
+            leftovers: Vec::new(),
+            output: None,
+            stopped_resting: None,
+            error: None,
+        }
+    }
+
     /// How the task ended, from what the supervisor saw and did.
     pub fn end(&self) -> End {
-        let (exit_code, signal) = match self.exit {
-            ChildExit::Code(code) => (Some(code), None),
-            ChildExit::Signal(signal) => (None, Some(signal)),
+        let (exit_code, signal) = match (self.stopped_resting, self.exit) {
+            (Some(signal), _) => (None, Some(signal)),
+            (None, ChildExit::Code(code)) => (Some(code), None),
+            (None, ChildExit::Signal(signal)) => (None, Some(signal)),
         };
         let (state, reason) = if self.timed_out {
             (TaskState::Timeout, EndReason::Timeout)
@@ -55,7 +78,7 @@ impl Ending {
             ended_at: SystemTime::now(),
             duration: Some(self.elapsed),
             leftovers: self.leftovers.clone(),
-            error: None,
+            error: self.error.clone(),
             output: self.output,
         }
     }

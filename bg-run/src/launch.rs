@@ -279,6 +279,11 @@ fn launch_record(spec: &LaunchSpec, paths: &TaskPaths) -> LaunchRecord {
         after: Vec::new(),
         after_ok: Vec::new(),
         dispatched_at: None,
+        restart: spec.restart,
+        restarts: 0,
+        run_started_at: None,
+        previous_runs: Vec::new(),
+        next_run_at: None,
     }
 }
 

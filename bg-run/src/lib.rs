@@ -12,6 +12,7 @@ mod handshake;
 mod launch;
 mod ready;
 mod ready_net;
+mod restart;
 mod spec;
 mod stored;
 mod supervisor;
@@ -50,6 +51,10 @@ pub const HELP: Help = Help {
             "ready once /health answers with a status below 500",
         ),
         (
+            "bg-run --name web --unique --restart on-failure --ready-port 3000 npm run dev",
+            "the same, started again if it crashes (1s, 2s, 4s ... 1m apart)",
+        ),
+        (
             "bg-run --timeout 10m -- cargo build",
             "stop it (TERM, then KILL) after 10 minutes",
         ),
@@ -74,6 +79,10 @@ pub const HELP: Help = Help {
         "--ready-port and --ready-http refuse a port something already listens on \
          (exit 2, no task created), naming the pid and, if it is a task's, the task's id \
          and name. With --name N --unique, a running task named N is printed first.",
+        "--restart: the task stays one task across its runs; each restart leaves \
+         \"[bg-run: restart N after exit C]\" in its output. bg-kill ends it for good, even \
+         between two runs; --timeout bounds its whole life; waits and --notify see only its \
+         final end, with the last run's exit status.",
         "--queue and --after print the id at once; the task is queued until it can start. \
          No daemon: the state dir's dispatcher runs only while tasks are queued, and \
          any later bg-run or bg-check restarts it after a crash or reboot. bg-kill \
@@ -201,6 +210,21 @@ pub struct Cli {
     /// task never starts and ends `skipped`.
     #[arg(long, value_name = "ID|NAME", value_delimiter = ',')]
     pub after_ok: Vec<String>,
+
+    /// Start the command again after it ends: on-failure (a non-zero exit
+    /// or a signal) or always. The task ends once a run is not restarted;
+    /// bg-kill and --timeout end it with its restarts.
+    #[arg(long, value_name = "WHEN", value_parser = restart::parse_when)]
+    pub restart: Option<bg_shared::record::RestartWhen>,
+
+    /// With --restart: at most N restarts (N+1 runs) [default: no limit].
+    #[arg(long, value_name = "N", requires = "restart")]
+    pub max_restarts: Option<u32>,
+
+    /// With --restart: the first delay before a restart; it doubles after
+    /// each one, up to 1m, and starts over after a run of 1m or more.
+    #[arg(long, value_name = "DUR", requires = "restart", value_parser = restart::parse_delay)]
+    pub restart_delay: Option<Duration>,
 
     /// Feed the command's stdin from the task's `input` file, following appends
     /// (as `tail -f`), for long-lived sessions driven by other tools.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bg_shared::allowlist::{self, DEFAULT_PATH};
 use bg_shared::exit::ExitCode;
 use bg_shared::output::cap;
+use bg_shared::record::RestartPolicy;
 use bg_shared::{Error, Result, ids, process, size};
 
 use crate::Cli;
@@ -39,6 +40,8 @@ pub struct LaunchSpec {
     /// (`None`: it is the default).
     pub output_cap: Option<u64>,
     pub output_cap_from: Option<&'static str>,
+    /// When the supervisor starts the command again (`--restart`).
+    pub restart: Option<RestartPolicy>,
     /// Set when the command certainly cannot start: recorded as
     /// `failed-to-start` and reported with exit 126 or 127.
     pub doomed: Option<LaunchFailure>,
@@ -109,6 +112,13 @@ impl LaunchSpec {
             stdin_feed: cli.stdin_feed,
             output_cap,
             output_cap_from,
+            restart: cli.restart.map(|when| RestartPolicy {
+                when,
+                max_restarts: cli.max_restarts,
+                delay_ms: bg_shared::time::millis(
+                    cli.restart_delay.unwrap_or(crate::restart::DEFAULT_DELAY),
+                ),
+            }),
             doomed,
         })
     }

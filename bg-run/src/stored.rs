@@ -62,6 +62,8 @@ pub struct StoredSpec {
     grace_ms: u64,
     stdin_feed: bool,
     output_cap: Option<u64>,
+    #[serde(default)]
+    restart: Option<bg_shared::record::RestartPolicy>,
 }
 
 fn words(pairs: &[(OsString, OsString)]) -> Vec<(Word, Word)> {
@@ -95,6 +97,7 @@ impl StoredSpec {
             grace_ms: bg_shared::time::millis(spec.grace),
             stdin_feed: spec.stdin_feed,
             output_cap: spec.output_cap,
+            restart: spec.restart,
         }
     }
 
@@ -126,6 +129,7 @@ impl StoredSpec {
             stdin_feed: self.stdin_feed,
             output_cap: self.output_cap,
             output_cap_from: None,
+            restart: self.restart,
             doomed: None,
         }
     }

@@ -23,6 +23,7 @@ use crate::capper::{Capper, OutputCap};
 use crate::ending::Ending;
 use crate::feeder;
 use crate::handshake::{Answer, Teller};
+use crate::restart::{Backoff, Runs};
 use crate::spec::{LaunchFailure, LaunchSpec};
 
 /// Everything the supervisor owns, handed over across the double fork.
@@ -112,17 +113,23 @@ impl Supervisor {
         self.detach()?;
         let signals = SignalWaiter::block(&WAITED).context(|| "blocking signals".into())?;
         let (child_stdin, feed) = self.stdin_source()?;
-        let ring = self.ring_pipe()?;
-        let child_output = ring
-            .as_ref()
-            .map_or(self.output.as_fd(), |(_, w)| w.as_fd());
+        let (ring_read, ring_write) = self.ring_pipe()?.unzip();
+        let ring_write = ring_write.map(File::from);
+        let child_output = ring_write.as_ref().unwrap_or(&self.output).as_fd();
         let started = Instant::now();
         let spawned = match process::spawn(&self.request(child_stdin.as_fd(), child_output)) {
             Ok(spawned) => spawned,
             Err(err) => return self.fail_to_start(&err),
         };
-        drop(child_stdin);
-        let capper = self.start_cap(ring.map(|(read, _)| File::from(read)));
+        // A task that restarts keeps what its next run needs; any other
+        // lets go of them, so that the cap's pipe ends with the task.
+        let runs = self.spec.restart.map(|policy| Runs {
+            stdin: child_stdin,
+            ring: ring_write,
+            backoff: Backoff::new(&policy),
+            run_started: started,
+        });
+        let capper = self.start_cap(ring_read.map(File::from));
         let leader = spawned.pid;
         fault::crash(fault::Point::SupervisorAfterSpawn);
         // The record is written and synced while the command is being
@@ -164,6 +171,9 @@ impl Supervisor {
             .ok();
         process::shed_memory();
         let mut ending = self.wait_for(leader, &signals, started)?;
+        if let Some(runs) = runs {
+            ending = self.run_again(ending, &signals, started, runs)?;
+        }
         ending.output = capper.map(Capper::finish);
         self.record_end(&ending)
     }
@@ -231,7 +241,11 @@ impl Supervisor {
         Some(cap.start(&self.paths, pipe))
     }
 
-    fn request<'a>(&'a self, stdin: BorrowedFd<'a>, output: BorrowedFd<'a>) -> SpawnRequest<'a> {
+    pub(crate) fn request<'a>(
+        &'a self,
+        stdin: BorrowedFd<'a>,
+        output: BorrowedFd<'a>,
+    ) -> SpawnRequest<'a> {
         SpawnRequest {
             program: &self.spec.program,
             argv: &self.spec.argv,
@@ -262,23 +276,28 @@ impl Supervisor {
     /// Records a command whose exec failed, and tells the launcher. A
     /// journal line that cannot be written leaves the task recorded.
     fn fail_to_start(&mut self, err: &std::io::Error) -> Result<()> {
+        let failure = self.launch_failure(err);
+        let end = End::failed_to_start(failure.code, failure.message.clone());
+        // Recorded; a journal line that failed has nobody to be told to here.
+        let _ = outcome::record_end(self.recorder(), &end)?.journal;
+        self.teller.tell(&Answer::failed(&failure));
+        Ok(())
+    }
+
+    /// Why the command could not start, as the shell would say it.
+    pub(crate) fn launch_failure(&self, err: &std::io::Error) -> LaunchFailure {
         let code = match err.kind() {
             std::io::ErrorKind::NotFound => ExitCode::NOT_FOUND,
             _ => ExitCode::CANNOT_EXECUTE,
         };
-        let failure = LaunchFailure {
+        LaunchFailure {
             code,
             message: format!(
                 "{}: {}",
                 self.spec.argv[0].to_string_lossy(),
                 strip_os_error(err)
             ),
-        };
-        let end = End::failed_to_start(failure.code, failure.message.clone());
-        // Recorded; a journal line that failed has nobody to be told to here.
-        let _ = outcome::record_end(self.recorder(), &end)?.journal;
-        self.teller.tell(&Answer::failed(&failure));
-        Ok(())
+        }
     }
 
     /// Where the end is recorded, with the status record's reserved space.
@@ -314,7 +333,12 @@ impl Supervisor {
 
     /// Waits for the leader to end, enforcing the timeout (TERM to the whole
     /// tree, KILL after the grace) and passing stop signals on to the group.
-    fn wait_for(&self, leader: Pid, signals: &SignalWaiter, started: Instant) -> Result<Ending> {
+    pub(crate) fn wait_for(
+        &self,
+        leader: Pid,
+        signals: &SignalWaiter,
+        started: Instant,
+    ) -> Result<Ending> {
         let deadline = self.spec.timeout.and_then(|t| started.checked_add(t));
         let mut kill_at: Option<Instant> = None;
         let (mut timed_out, mut forwarded, mut kill_requested) = (false, false, false);
@@ -359,6 +383,8 @@ impl Supervisor {
                             kill_request,
                             leftovers: self.leftovers(leader),
                             output: None,
+                            stopped_resting: None,
+                            error: None,
                         });
                     }
                 }
@@ -381,7 +407,7 @@ impl Supervisor {
     /// came after the command ended on its own does not make it killed.
     /// A request left by a bg-kill that died before signalling goes stale:
     /// one older than its grace (and some) does not count either.
-    fn kill_request(&self, ended_at: SystemTime) -> Option<KillRequest> {
+    pub(crate) fn kill_request(&self, ended_at: SystemTime) -> Option<KillRequest> {
         let request: KillRequest = read_json(&self.paths.kill_request()).ok()??;
         if !(1..=64).contains(&request.signal) {
             return None;
@@ -392,7 +418,7 @@ impl Supervisor {
     }
 
     /// The state dir's `tasks/`, where other tasks' supervisors are confirmed.
-    fn tasks(&self) -> &Path {
+    pub(crate) fn tasks(&self) -> &Path {
         self.paths.tasks_dir()
     }
 
@@ -428,7 +454,7 @@ impl Supervisor {
 /// (which, as subreaper, has adopted whatever left the group) and, while
 /// the leader is not yet reaped (so its pid cannot have been reused), its
 /// process group.
-fn signal_tree(tasks: &Path, leader: Option<Pid>, signal: Signal) {
+pub(crate) fn signal_tree(tasks: &Path, leader: Option<Pid>, signal: Signal) {
     if let Some(leader) = leader {
         let _ = process::signal_group(leader, signal);
     }
@@ -460,7 +486,11 @@ fn kill_deadline(request: &KillRequest) -> Instant {
 
 /// After a timeout or bg-kill, what is left of the tree once the leader is gone gets
 /// the rest of the grace (it was sent TERM with the leader), then KILL.
-fn stop_the_rest(tasks: &Path, signals: &SignalWaiter, kill_at: Option<Instant>) -> Result<()> {
+pub(crate) fn stop_the_rest(
+    tasks: &Path,
+    signals: &SignalWaiter,
+    kill_at: Option<Instant>,
+) -> Result<()> {
     let mut give_up: Option<Instant> = None;
     while !own_descendants(tasks).is_empty() {
         let now = Instant::now();

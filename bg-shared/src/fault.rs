@@ -22,6 +22,11 @@ pub enum Point {
     /// Not a place but a pretence: the state dir's filesystem cannot punch
     /// holes, so the output cap takes its other way.
     NoPunchHole,
+    /// The supervisor of a restarted task, once the delay has passed and
+    /// before the next run starts.
+    SupervisorBeforeRestart,
+    /// A pretence: the record of a restart cannot be written.
+    RecordRestart,
 }
 
 impl Point {
@@ -33,6 +38,8 @@ impl Point {
             Point::DispatcherAfterClaim => "dispatcher-after-claim",
             Point::DispatcherStallAfterClaim => "dispatcher-stall-after-claim",
             Point::NoPunchHole => "no-punch-hole",
+            Point::SupervisorBeforeRestart => "supervisor-before-restart",
+            Point::RecordRestart => "record-restart",
         }
     }
 }

@@ -105,10 +105,31 @@ pub fn status_line(record: &TaskRecord) -> String {
         _ => String::new(),
     };
     format!(
-        "{}{name} {}{time}{ports}{silent}: {what}",
+        "{}{name} {}{time}{ports}{silent}{}: {what}",
         record.id,
-        outcome(record)
+        outcome(record),
+        restart_words(record)
     )
+}
+
+/// `, 2 restarts`, and between two runs `, restarting in 4s`.
+fn restart_words(record: &TaskRecord) -> String {
+    let mut words = match record.restarts {
+        0 => String::new(),
+        1 => ", 1 restart".into(),
+        n => format!(", {n} restarts"),
+    };
+    let due = record.next_run_at.as_deref().and_then(time::parse_rfc3339);
+    if let Some(due) = due {
+        let left = due
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        words.push_str(&format!(
+            ", restarting in {}",
+            time::human_duration(time::millis(left))
+        ));
+    }
+    words
 }
 
 /// ` on port 3000`, ` on ports 3000, 3001`, or nothing.

@@ -89,8 +89,9 @@ impl TaskState {
     }
 }
 
-/// `meta.json`: how the task was launched, written once by the supervisor
-/// when the command has started (or by bg-run when it could not start).
+/// `meta.json`: how the task was launched, written by the supervisor when
+/// the command has started (or by bg-run when it could not start), and
+/// again at each restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaunchRecord {
     pub version: u32,
@@ -155,6 +156,56 @@ pub struct LaunchRecord {
     /// died half-way leaves the task lost, never started twice).
     #[serde(default)]
     pub dispatched_at: Option<String>,
+    /// When the supervisor starts the command again (`bg-run --restart`);
+    /// null for never.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    /// How many times it has been started again so far.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When the current (or last) run started: `started_at` until the
+    /// first restart. `pid`, `pgid` and `pid_start_time` are this run's.
+    #[serde(default)]
+    pub run_started_at: Option<String>,
+    /// The runs before the current one, oldest first: the last
+    /// [`MAX_RUNS_KEPT`] of them, so that backoff and crashes can be read.
+    #[serde(default)]
+    pub previous_runs: Vec<RunRecord>,
+    /// Between runs: when the next one is due; null while a run runs.
+    #[serde(default)]
+    pub next_run_at: Option<String>,
+}
+
+/// How many ended runs a restarted task's record keeps.
+pub const MAX_RUNS_KEPT: usize = 20;
+
+/// When a task is started again (`bg-run --restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartWhen {
+    /// After a non-zero exit or a death by a signal.
+    OnFailure,
+    /// After any end.
+    Always,
+}
+
+/// `bg-run --restart WHEN [--max-restarts N] [--restart-delay DUR]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    pub when: RestartWhen,
+    /// At most this many restarts; null for no limit.
+    pub max_restarts: Option<u32>,
+    /// The first delay; it doubles after each restart, up to a minute.
+    pub delay_ms: u64,
+}
+
+/// One ended run of a restarted task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub started_at: String,
+    pub ended_at: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
 }
 
 /// Why a task ended, beside its [`TaskState`]. A new way to end is one
@@ -392,6 +443,21 @@ pub struct TaskRecord {
     /// "still working" (`bg-remind --silent`).
     #[serde(default)]
     pub silent_ms: Option<u64>,
+    /// The restart policy (`bg-run --restart`); null for none.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    /// How many times the command was started again.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When the current (or last) run started.
+    #[serde(default)]
+    pub run_started_at: Option<String>,
+    /// The runs before it, oldest first (at most [`MAX_RUNS_KEPT`]).
+    #[serde(default)]
+    pub previous_runs: Vec<RunRecord>,
+    /// Between runs of a live task: when the next run is due.
+    #[serde(default)]
+    pub next_run_at: Option<String>,
 }
 
 /// What a queued task waits for (docs/ARCHITECTURE.md, "Queues").

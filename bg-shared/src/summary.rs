@@ -31,7 +31,7 @@ use crate::{Error, IoContext, Result, lock};
 /// The lines' format. Bump it whenever `TaskRecord` or the way `Task::record`
 /// derives it changes: lines of another format are ignored (and rewritten
 /// by the next list), so a summary never serves an outdated record.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// One line of the summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -230,6 +230,17 @@ impl Task {
                 .then(|| crate::queue::waiting_for(&self.paths.state(), launch)),
             ports: None,
             silent_ms: self.silent_ms(),
+            restart: launch.restart,
+            restarts: launch.restarts,
+            run_started_at: launch
+                .run_started_at
+                .clone()
+                .or_else(|| launch.started_at.clone()),
+            previous_runs: launch.previous_runs.clone(),
+            next_run_at: launch
+                .next_run_at
+                .clone()
+                .filter(|_| self.state == TaskState::Running),
         }
     }
 

@@ -20,6 +20,7 @@ mod output_cap;
 mod ports;
 mod queue;
 mod queue_faults;
+mod restart;
 
 mod faults;
 mod kill;

@@ -101,7 +101,9 @@ impl ExecArgs {
     }
 }
 
-/// Starts the command in its own process group. Call while single-threaded.
+/// Starts the command in its own process group. Other threads may run (a
+/// restart happens beside the cap's and the feeder's): the child makes only
+/// async-signal-safe calls, on memory prepared before it exists.
 pub fn spawn(request: &SpawnRequest<'_>) -> io::Result<Spawned> {
     let args = ExecArgs::new(request)?;
     let (report_read, report_write) = super::pipe_cloexec()?;
@@ -165,8 +167,9 @@ fn start_child(args: &ExecArgs, fds: &ChildFds) -> io::Result<Pid> {
 /// Elsewhere: a plain fork.
 #[cfg(not(target_os = "linux"))]
 fn start_child(args: &ExecArgs, fds: &ChildFds) -> io::Result<Pid> {
-    // SAFETY: the caller is single-threaded, and the child only makes the
-    // async-signal-safe calls in `exec_child`, on memory prepared above.
+    // SAFETY: the child only makes the async-signal-safe calls in
+    // `exec_child`, on memory prepared above, so the locks other threads
+    // may hold at the fork are never taken in it.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => exec_child(args, fds),
         nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),

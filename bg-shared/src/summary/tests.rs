@@ -18,9 +18,10 @@ fn the_format_names_the_record_it_stores() {
         .map(String::as_str)
         .collect();
     let pinned = "after,after_ok,argv,command,cwd,duration_ms,ended_at,error,exit_code,\
-        group_alive,id,input_path,name,output_bytes,output_cap,output_cap_method,\
-        output_dropped_bytes,output_path,output_removed,pgid,pid,ports,queue,reason,signal,\
-        silent_ms,started_at,state,supervisor_pid,timeout_ms,waiting_for";
+        group_alive,id,input_path,name,next_run_at,output_bytes,output_cap,output_cap_method,\
+        output_dropped_bytes,output_path,output_removed,pgid,pid,ports,previous_runs,queue,reason,\
+        restart,restarts,run_started_at,signal,silent_ms,started_at,state,supervisor_pid,\
+        timeout_ms,waiting_for";
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     assert_eq!(
@@ -28,5 +29,5 @@ fn the_format_names_the_record_it_stores() {
         pinned,
         "TaskRecord changed: bump summary::FORMAT, then update this list"
     );
-    assert_eq!(FORMAT, 3);
+    assert_eq!(FORMAT, 4);
 }

@@ -12,6 +12,9 @@ complete -c bg-run -l queue -d 'Run it in this queue: at most the queue\'s slots
 complete -c bg-run -l slots -d 'Set the queue\'s slots (tasks run at once) from now on [default: 1]' -r
 complete -c bg-run -l after -d 'Start only once these tasks (ids or names, comma-separated or repeated) have ended, however they ended' -r
 complete -c bg-run -l after-ok -d 'Start only once these tasks have exited 0; if one did not, this task never starts and ends `skipped`' -r
+complete -c bg-run -l restart -d 'Start the command again after it ends: on-failure (a non-zero exit or a signal) or always. The task ends once a run is not restarted; bg-kill and --timeout end it with its restarts' -r
+complete -c bg-run -l max-restarts -d 'With --restart: at most N restarts (N+1 runs) [default: no limit]' -r
+complete -c bg-run -l restart-delay -d 'With --restart: the first delay before a restart; it doubles after each one, up to 1m, and starts over after a run of 1m or more' -r
 complete -c bg-run -l state-dir -d 'State directory [default: $BG_STATE_DIR, $XDG_STATE_HOME/bg-tools, ~/.local/state/bg-tools]' -r -F
 complete -c bg-run -l unique -d 'With --name: if a live task has that name, print it instead of starting another'
 complete -c bg-run -l stdin-feed -d 'Feed the command\'s stdin from the task\'s `input` file, following appends (as `tail -f`), for long-lived sessions driven by other tools'
