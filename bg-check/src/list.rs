@@ -43,8 +43,10 @@ pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADERS: [&str; 8] = [
-    "ID", "NAME", "STATE", "EXIT", "RUNTIME", "OUTPUT", "CWD", "COMMAND",
+/// The table's columns; the last, the command, takes what room is left.
+const COLUMNS: usize = 9;
+const HEADERS: [&str; COLUMNS] = [
+    "ID", "NAME", "STATE", "EXIT", "RUNTIME", "SILENT", "OUTPUT", "CWD", "COMMAND",
 ];
 const STATE_COLUMN: usize = 2;
 
@@ -57,7 +59,7 @@ fn table(tasks: &[Box<TaskRecord>]) -> String {
     let home = std::env::var("HOME")
         .ok()
         .filter(|h| !h.is_empty() && h != "/");
-    let rows: Vec<[String; 8]> = tasks
+    let rows: Vec<[String; COLUMNS]> = tasks
         .iter()
         .map(|task| row(task, home.as_deref()))
         .collect();
@@ -70,7 +72,7 @@ fn table(tasks: &[Box<TaskRecord>]) -> String {
     let command_room = bg_shared::process::terminal_width()
         .filter(|_| std::io::stdout().is_terminal())
         .map(|cols| {
-            cols.saturating_sub(widths[..7].iter().map(|w| w + 2).sum::<usize>())
+            cols.saturating_sub(widths[..COLUMNS - 1].iter().map(|w| w + 2).sum::<usize>())
                 .max(20)
         });
     let mut text = line(&HEADERS.map(String::from), &widths, None, command_room);
@@ -85,7 +87,7 @@ fn table(tasks: &[Box<TaskRecord>]) -> String {
     text
 }
 
-fn row(record: &TaskRecord, home: Option<&str>) -> [String; 8] {
+fn row(record: &TaskRecord, home: Option<&str>) -> [String; COLUMNS] {
     let cwd = match home.and_then(|h| record.cwd.strip_prefix(h)) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
         _ => record.cwd.clone(),
@@ -101,6 +103,10 @@ fn row(record: &TaskRecord, home: Option<&str>) -> [String; 8] {
         format::exit_column(record.exit_code, record.signal),
         record
             .duration_ms
+            .map_or_else(|| "-".into(), time::human_duration),
+        // How long a running task has printed nothing: stuck or working?
+        record
+            .silent_ms
             .map_or_else(|| "-".into(), time::human_duration),
         output_column(record),
         format::printable(&cwd).into_owned(),
@@ -125,20 +131,20 @@ fn output_column(record: &TaskRecord) -> String {
 }
 
 fn line(
-    cells: &[String; 8],
-    widths: &[usize; 8],
+    cells: &[String; COLUMNS],
+    widths: &[usize; COLUMNS],
     colour: Option<TaskState>,
     command_room: Option<usize>,
 ) -> String {
     let mut out = String::new();
-    for (i, cell) in cells.iter().enumerate().take(7) {
+    for (i, cell) in cells.iter().enumerate().take(COLUMNS - 1) {
         match colour.filter(|_| i == STATE_COLUMN) {
             Some(state) => out.push_str(&format!("\x1b[{}m{cell}\x1b[0m", state_colour(state))),
             None => out.push_str(cell),
         }
         out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
     }
-    let command = &cells[7];
+    let command = &cells[COLUMNS - 1];
     match command_room {
         Some(room) if command.chars().count() > room => {
             out.extend(command.chars().take(room.saturating_sub(3)));

@@ -95,13 +95,25 @@ fn the_table_has_a_header_and_a_row_per_task_without_colour_in_a_pipe() {
     assert_eq!(
         header,
         [
-            "ID", "NAME", "STATE", "EXIT", "RUNTIME", "OUTPUT", "CWD", "COMMAND"
+            "ID", "NAME", "STATE", "EXIT", "RUNTIME", "SILENT", "OUTPUT", "CWD", "COMMAND"
         ]
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(row[..4], [id.as_str(), "web", "running", "-"]);
-    assert_eq!(row[5], "0B");
-    assert_eq!(row[7..], ["sleep", "30"]);
+    // A running task's silence: how long it has printed nothing.
+    assert!(row[5].ends_with('s'), "{row:?}");
+    assert_eq!(row[6], "0B");
+    assert_eq!(row[8..], ["sleep", "30"]);
+    env.run(BG_KILL, &[&id]).success();
+    let out = env.run(BG_CHECK, &["--all"]).success();
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[5], "-", "an ended task has no silence: {row:?}");
     assert!(!out.stdout.contains('\x1b'), "colour in a pipe");
 }
 
