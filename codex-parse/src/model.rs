@@ -302,6 +302,27 @@ pub struct Approval {
     /// The server request's method (which answers it takes).
     #[serde(skip)]
     pub method: String,
+    /// The decisions the request offers, by name (app-server's
+    /// `availableDecisions`: `accept`, `acceptWithExecpolicyAmendment`,
+    /// `cancel`, ...); absent where the request does not say, and then
+    /// every decision of its kind is taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_decisions: Option<Vec<String>>,
+}
+
+/// The names of the decisions a request offers: a word stands for itself,
+/// an object decision (`{"acceptWithExecpolicyAmendment": {...}}`) for its key.
+pub fn decision_names(offered: &serde_json::Value) -> Option<Vec<String>> {
+    let names = offered
+        .as_array()?
+        .iter()
+        .filter_map(|decision| match decision {
+            serde_json::Value::String(word) => Some(word.clone()),
+            serde_json::Value::Object(map) => map.keys().next().cloned(),
+            _ => None,
+        })
+        .collect();
+    Some(names)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -85,9 +85,14 @@ fn write_tokens(out: &mut String, tokens: &Tokens) {
 pub fn approvals(summary: &Summary) -> String {
     let mut out = String::new();
     for approval in &summary.pending_approvals {
+        let offers = approval
+            .offered_decisions
+            .as_ref()
+            .map(|names| format!("   offers: {}", one_line(&names.join(", "), 200)))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "pending approval {} ({}{}): {}   answer: codex-send --approve {} | --deny {}",
+            "pending approval {} ({}{}): {}{offers}   answer: {}",
             approval.request_id,
             approval.kind,
             approval
@@ -96,11 +101,35 @@ pub fn approvals(summary: &Summary) -> String {
                 .map(|o| format!(", request {o}"))
                 .unwrap_or_default(),
             one_line(approval.command.as_deref().unwrap_or("?"), 200),
-            approval.request_id,
-            approval.request_id
+            answer_hint(approval)
         );
     }
     out
+}
+
+/// The codex-send flags that answer a decision by name.
+const ANSWER_FLAGS: [(&str, &str); 4] = [
+    ("accept", "--approve"),
+    ("acceptForSession", "--approve-for-session"),
+    ("decline", "--deny"),
+    ("cancel", "--cancel"),
+];
+
+/// `codex-send --approve 0 | --deny 0`, or the flags of what it offers.
+fn answer_hint(approval: &crate::model::Approval) -> String {
+    let id = &approval.request_id;
+    let flags: Vec<String> = match &approval.offered_decisions {
+        None => vec![format!("--approve {id}"), format!("--deny {id}")],
+        Some(offered) => ANSWER_FLAGS
+            .iter()
+            .filter(|(name, _)| offered.iter().any(|o| o == name))
+            .map(|(_, flag)| format!("{flag} {id}"))
+            .collect(),
+    };
+    if flags.is_empty() {
+        return "none that codex-send gives".into();
+    }
+    format!("codex-send {}", flags.join(" | "))
 }
 
 pub fn stuck(summary: &Summary) -> String {

@@ -27,6 +27,9 @@ pub struct Asked {
     /// requests) has only the structured denial: its version says so, or
     /// its approval events list `available_decisions`, as 0.153's do.
     pub structured_denial: bool,
+    /// The decisions the request offers (app-server's `availableDecisions`,
+    /// by name), where it says: no other may be sent.
+    pub offered: Option<Vec<String>>,
 }
 
 /// The reply's `result`.
@@ -78,7 +81,48 @@ fn app_decision(asked: &Asked, answer: &Answer) -> Result<Value> {
         Answer::Deny(_) => "decline",
         Answer::Cancel => "cancel",
     };
+    check_offered(asked, decision)?;
     Ok(json!(decision))
+}
+
+/// Refuses a decision the request does not offer, naming those it does:
+/// Codex shows its user only what it offers, and a client that answers
+/// otherwise is outside what the server promised to take.
+fn check_offered(asked: &Asked, decision: &str) -> Result<()> {
+    let Some(offered) = &asked.offered else {
+        return Ok(());
+    };
+    if offered.iter().any(|name| name == decision) {
+        return Ok(());
+    }
+    let names: Vec<String> = offered
+        .iter()
+        .map(|name| bg_shared::format::printable(name).into_owned())
+        .collect();
+    Err(Error::usage(format!(
+        "the request does not offer '{decision}'; it offers: {}{}",
+        names.join(", "),
+        flags_for(offered)
+    )))
+}
+
+/// ` (codex-send --approve, --cancel)`: the flags that give what is offered.
+fn flags_for(offered: &[String]) -> String {
+    let flags: Vec<&str> = [
+        ("accept", "--approve"),
+        ("acceptForSession", "--approve-for-session"),
+        ("decline", "--deny"),
+        ("cancel", "--cancel"),
+    ]
+    .iter()
+    .filter(|(name, _)| offered.iter().any(|o| o == name))
+    .map(|(_, flag)| *flag)
+    .collect();
+    if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" (codex-send {})", flags.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +151,7 @@ mod tests {
             let asked = Asked {
                 method: Some(method.into()),
                 structured_denial: true,
+                offered: None,
             };
             result(Protocol::App, &asked, answer).ok()
         };
@@ -136,5 +181,30 @@ mod tests {
             Some(json!({"decision": {"denied": {"rejection": "no"}}}))
         );
         assert_eq!(app("item/tool/requestUserInput", &Answer::Approve), None);
+    }
+
+    #[test]
+    fn a_decision_the_request_does_not_offer_is_refused_naming_those_it_does() {
+        let asked = Asked {
+            method: Some("item/commandExecution/requestApproval".into()),
+            structured_denial: false,
+            offered: Some(vec![
+                "accept".into(),
+                "acceptWithExecpolicyAmendment".into(),
+                "cancel".into(),
+            ]),
+        };
+        let deny = result(Protocol::App, &asked, &Answer::Deny(None));
+        let message = deny.err().map(|err| err.to_string()).unwrap_or_default();
+        assert!(message.contains("does not offer 'decline'"), "{message}");
+        assert!(
+            message.contains("accept, acceptWithExecpolicyAmendment, cancel"),
+            "{message}"
+        );
+        assert!(message.contains("--approve, --cancel"), "{message}");
+        assert_eq!(
+            result(Protocol::App, &asked, &Answer::Cancel).ok(),
+            Some(json!({"decision": "cancel"}))
+        );
     }
 }

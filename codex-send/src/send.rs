@@ -255,6 +255,8 @@ fn reply_line(
     let asked = Asked {
         method: None,
         structured_denial: version.is_none_or(wire::takes_structured_denial),
+        // Without the server's output, what it offers is unknown.
+        offered: None,
     };
     Ok(protocol.reply(&id, answer::result(protocol, &asked, answer)?))
 }

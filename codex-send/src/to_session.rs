@@ -153,6 +153,7 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
             .filter(|_| session.protocol == Protocol::App),
         structured_denial: session.version.is_some_and(wire::takes_structured_denial)
             || mentions(&output, b"\"available_decisions\"")?,
+        offered: pending.and_then(|a| a.offered_decisions.clone()),
     };
     let result = answer::result(session.protocol, &asked, answer)?;
     let line = session.protocol.reply(&request_id(request), result);

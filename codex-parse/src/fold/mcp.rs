@@ -308,6 +308,7 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         thread_id: text(params, "threadId"),
         owner: text(params, "codex_mcp_tool_call_id"),
         call_id: text(params, "codex_call_id"),
+        offered_decisions: None,
     });
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::script::{ESCALATE_ANSWER, ESCALATED_FILE};
 use super::sessions::request;
-use super::{APP_ONLY, CODEX_PARSE, CODEX_SEND, EARLY, LAST_MCP, World};
+use super::{APP_ONLY, CODEX_PARSE, CODEX_SEND, EARLY, LAST_MCP, NEWEST, World};
 use crate::util::{DEADLINE, poll};
 
 /// Asks for an escalated `touch`, answers with `answer` (`--approve`,
@@ -99,4 +99,71 @@ fn last_mcp_server_0_153_denial_in_its_structured_shape_stops_the_command() {
 #[test]
 fn app_server_0_169_denial_stops_the_command() {
     denied(APP_ONLY, &[]);
+}
+
+#[test]
+fn app_server_0_171_approval_is_answered_and_the_command_runs() {
+    approved(NEWEST, &[]);
+}
+
+/// 0.171 offers `accept`, `acceptWithExecpolicyAmendment` and `cancel`
+/// for an escalation, and no `decline`: codex-parse shows the offer,
+/// codex-send refuses `--deny` before sending anything and names what is
+/// offered, and `--cancel` stops the command.
+#[test]
+fn app_server_0_171_offers_no_decline_so_deny_is_refused_and_cancel_stops_the_command() {
+    let Some(world) = World::new(NEWEST) else {
+        return;
+    };
+    let task = world.start(&[]);
+    world.send(&task, "Touch approved.txt. [mock:escalate]");
+    let pending = poll(DEADLINE, || {
+        let approvals = world.parse(&task, &["--approvals"]);
+        approvals.as_array().filter(|a| !a.is_empty()).cloned()
+    })
+    .expect("Codex asks for an approval");
+    let offered = &pending[0]["offered_decisions"];
+    assert_eq!(
+        offered,
+        &serde_json::json!(["accept", "acceptWithExecpolicyAmendment", "cancel"]),
+        "{pending:?}"
+    );
+    let id = pending[0]["request_id"].as_str().unwrap();
+    let text = world.run(CODEX_PARSE, &["--task", &task, "--approvals"]);
+    assert!(
+        text.stdout
+            .contains(&format!("codex-send --approve {id} | --cancel {id}")),
+        "{text:?}"
+    );
+    let input = world.env.task_dir(&task).join("input");
+    let before = std::fs::read(&input).expect("the session's input");
+    let refused = world.run(CODEX_SEND, &["--task", &task, "--deny", id]);
+    assert_eq!(refused.code(), 2, "{refused:?}");
+    assert!(
+        refused.stderr.starts_with("codex-send: ")
+            && refused.stderr.contains("does not offer 'decline'")
+            && refused.stderr.contains("--approve, --cancel"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        std::fs::read(&input).expect("the input"),
+        before,
+        "nothing was sent"
+    );
+    world
+        .run(CODEX_SEND, &["--task", &task, "--cancel", id])
+        .success();
+    poll(DEADLINE, || {
+        let approvals = world.parse(&task, &["--approvals"]);
+        approvals
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    })
+    .expect("the approval is answered");
+    assert_eq!(
+        world.read(ESCALATED_FILE),
+        None,
+        "a cancelled command never runs"
+    );
 }

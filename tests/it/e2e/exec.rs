@@ -3,7 +3,7 @@
 
 use super::script::*;
 use super::sessions::request;
-use super::{APP_ONLY, CODEX_PARSE, EARLY, World};
+use super::{APP_ONLY, CODEX_PARSE, EARLY, NEWEST, World};
 use crate::util::BG_RUN;
 
 fn exec_under_bg_run(version: &str) {
@@ -58,4 +58,9 @@ fn exec_json_0_47_under_bg_run_is_summarised() {
 #[test]
 fn exec_json_0_169_under_bg_run_is_summarised() {
     exec_under_bg_run(APP_ONLY);
+}
+
+#[test]
+fn exec_json_0_171_under_bg_run_is_summarised() {
+    exec_under_bg_run(NEWEST);
 }

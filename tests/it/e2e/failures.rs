@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::sessions::request;
-use super::{APP_ONLY, CODEX_PARSE, EARLY, LAST_MCP, World};
+use super::{APP_ONLY, CODEX_PARSE, EARLY, LAST_MCP, NEWEST, World};
 use crate::util::{DEADLINE, poll};
 
 /// codex-parse's `--idle` in these tests.
@@ -97,4 +97,14 @@ fn http_500_fails_the_turn_under_mcp_server_0_153() {
 #[test]
 fn http_500_fails_the_turn_under_app_server_0_169() {
     http_500_fails_the_turn(APP_ONLY, &[]);
+}
+
+#[test]
+fn a_stalled_model_under_app_server_0_171_is_reported_stuck() {
+    stalled_model_is_reported_after_the_idle_bound(NEWEST, &[]);
+}
+
+#[test]
+fn http_500_fails_the_turn_under_app_server_0_171() {
+    http_500_fails_the_turn(NEWEST, &[]);
 }

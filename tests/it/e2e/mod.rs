@@ -33,6 +33,8 @@ pub const EARLY: &str = "0.47.0";
 pub const LAST_MCP: &str = "0.153.0";
 /// A release with app-server only.
 pub const APP_ONLY: &str = "0.169.0";
+/// The newest release (approvals may offer `availableDecisions`).
+pub const NEWEST: &str = "0.171.0";
 
 /// The pinned Codex binary of this version, or None (after saying so)
 /// when it is not installed and this is not CI.

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::script::*;
-use super::{APP_ONLY, EARLY, LAST_MCP, World};
+use super::{APP_ONLY, EARLY, LAST_MCP, NEWEST, World};
 
 /// The summary entry of one request or turn.
 pub fn request<'a>(summary: &'a Value, id: &str) -> &'a Value {
@@ -85,4 +85,29 @@ fn the_last_mcp_server_0_153_converses() {
 #[test]
 fn app_server_only_0_169_converses() {
     conversation(APP_ONLY, &[], "app-server");
+}
+
+#[test]
+fn the_newest_codex_0_171_converses() {
+    conversation(NEWEST, &[], "app-server");
+}
+
+/// mcp-server was removed in 0.154: asking the newest release for it is
+/// refused at once, and nothing is started.
+#[test]
+fn the_newest_codex_0_171_refuses_the_mcp_protocol_at_once() {
+    let Some(world) = World::new(NEWEST) else {
+        return;
+    };
+    let codex = world.codex.to_str().expect("a UTF-8 path");
+    let out = world.run(
+        crate::e2e::CODEX_SEND,
+        &["--start", "--codex", codex, "--protocol", "mcp"],
+    );
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        out.stderr.starts_with("codex-send: ") && out.stderr.contains("0.171.0 has no mcp-server"),
+        "{out:?}"
+    );
+    assert!(world.env.task_ids().is_empty(), "a task was started");
 }
