@@ -41,8 +41,23 @@ pub struct Session {
     pub token_totals: HashSet<Tokens>,
     /// One line per event, for `--follow` (only collected when asked).
     pub log: Option<Vec<String>>,
+    /// Answers that a thread is held by another Codex process (the writer
+    /// lock of 0.147 and later): the response's id, its message, and how
+    /// many requests the session had then (a later one moved on).
+    pub writer_locks: Vec<WriterLock>,
     partial: Vec<u8>,
     overlong: bool,
+}
+
+/// What app-server answers a thread another process writes to: `thread
+/// <id> already has an active writer` (code -32600).
+pub const WRITER_LOCK_MESSAGE: &str = "already has an active writer";
+
+#[derive(Debug, Clone)]
+pub struct WriterLock {
+    pub response_id: String,
+    pub message: String,
+    pub requests_then: usize,
 }
 
 impl Session {

@@ -97,6 +97,7 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
     }
     let mut stuck = Vec::new();
     request_signals(&summary, context, &mut stuck);
+    writer_lock_signals(session, summary.requests.len(), &mut stuck);
     client_signals(session, &summary, context, &mut stuck);
     summary.stuck = stuck;
     summary
@@ -191,6 +192,30 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
                 approval.request_id,
                 approval.kind,
                 approval.command.as_deref().unwrap_or("")
+            ),
+        });
+    }
+}
+
+/// A thread held by another Codex process (an app-server that still
+/// runs, often one an earlier session left behind) takes no turn here
+/// until that process lets go: nothing will change by waiting. A turn that
+/// began since means the thread moved on.
+fn writer_lock_signals(session: &Session, requests: usize, stuck: &mut Vec<Stuck>) {
+    let latest = session
+        .writer_locks
+        .iter()
+        .rev()
+        .find(|lock| lock.requests_then == requests);
+    if let Some(lock) = latest {
+        stuck.push(Stuck {
+            reason: "writer-locked".into(),
+            request_id: Some(lock.response_id.clone()),
+            detail: format!(
+                "{}: another Codex process (an app-server that still runs, perhaps left by an \
+                 earlier session) holds this thread; stop it, or continue in a new thread \
+                 (codex-send --new-thread)",
+                lock.message
             ),
         });
     }

@@ -334,6 +334,28 @@ pub fn started_thread(line: &Value, request: &Value) -> Option<Result<String>> {
     })
 }
 
+/// The thread an app-server `thread/resume` loaded. Another process that
+/// still writes to it (0.147's writer lock, often an app-server an earlier
+/// session left behind) is named as the cause, with the ways out.
+pub fn resumed_thread(line: &Value, request: &Value) -> Option<Result<String>> {
+    let answer = answered_id(line, request, "thread/resume", "/result/thread/id")?;
+    let locked = line
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.contains(codex_parse::session::WRITER_LOCK_MESSAGE));
+    Some(answer.map_err(|err| {
+        if locked {
+            Error::usage(format!(
+                "{err}: another Codex process holds this thread (an app-server that still \
+                 runs, perhaps left by an earlier session); stop it (bg-check --all lists the \
+                 sessions, bg-kill stops one), or continue in a new thread (--new-thread)"
+            ))
+        } else {
+            err
+        }
+    }))
+}
+
 /// The turn an app-server `turn/start` request started (or joined).
 pub fn started_turn(line: &Value, request: &Value) -> Option<Result<String>> {
     answered_id(line, request, "turn/start", "/result/turn/id")

@@ -52,6 +52,10 @@ fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
     let protocol = session.protocol;
     let settings = send::settings(cli, protocol, session.version)?;
     let thread = match &cli.thread {
+        Some(thread) if protocol == Protocol::App => {
+            resume_unless_loaded(cli, session, &settings, thread)?;
+            Some(thread.clone())
+        }
         Some(thread) => Some(thread.clone()),
         None if cli.new_thread => match protocol {
             Protocol::Mcp => None,
@@ -69,6 +73,33 @@ fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
     };
     buffer.append(protocol, &[line])?;
     Ok(id)
+}
+
+/// app-server: a thread this session has not spoken of (one another
+/// session wrote) is loaded first with `thread/resume`, and its answer
+/// waited for; a thread the output names is loaded already.
+fn resume_unless_loaded(
+    cli: &Cli,
+    session: &Session,
+    settings: &Settings,
+    thread: &str,
+) -> Result<()> {
+    let output = session.paths.output();
+    if mentions(&output, format!("\"{thread}\"").as_bytes())? {
+        return Ok(());
+    }
+    let mut buffer = Buffer::open_feed(&session.paths.input())?;
+    let id = buffer.next_id();
+    buffer.append(
+        Protocol::App,
+        &[wire::app_thread_resume(id, thread, settings)],
+    )?;
+    drop(buffer);
+    session
+        .wait_for("resumed thread", cli.timeout, |line| {
+            session::resumed_thread(line, &Value::from(id))
+        })
+        .map(drop)
 }
 
 /// app-server: starts a thread and waits for its id.

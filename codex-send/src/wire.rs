@@ -283,6 +283,14 @@ pub fn app_thread_start(id: u64, settings: &Settings) -> Value {
     Protocol::App.request(id, "thread/start", Some(params))
 }
 
+/// app-server: loads a thread another process wrote (a session that
+/// ended, or another client), with this call's settings, before a turn.
+pub fn app_thread_resume(id: u64, thread: &str, settings: &Settings) -> Value {
+    let mut params = settings.arguments(APP_NAMES);
+    params.insert("threadId".into(), thread.into());
+    Protocol::App.request(id, "thread/resume", Some(Value::Object(params)))
+}
+
 /// app-server: a turn on a thread.
 pub fn app_turn_start(id: u64, thread: &str, prompt: &str) -> Value {
     let params = json!({"threadId": thread, "input": [{"type": "text", "text": prompt}]});

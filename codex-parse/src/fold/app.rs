@@ -16,9 +16,24 @@ pub fn line(session: &mut Session, value: &Value) {
         (Some(method), Some(id)) => server_request(session, &id, method, &value["params"]),
         (Some(method), None) => notification(session, method, &value["params"]),
         (None, Some(id)) => {
+            note_writer_lock(session, &id, value);
             session.responses.insert(id);
         }
         (None, None) => {}
+    }
+}
+
+/// An error answer saying that another Codex process holds the thread.
+fn note_writer_lock(session: &mut Session, id: &str, response: &Value) {
+    let Some(message) = response.pointer("/error/message").and_then(Value::as_str) else {
+        return;
+    };
+    if message.contains(crate::session::WRITER_LOCK_MESSAGE) {
+        session.writer_locks.push(crate::session::WriterLock {
+            response_id: id.to_string(),
+            message: message.to_string(),
+            requests_then: session.requests.len(),
+        });
     }
 }
 

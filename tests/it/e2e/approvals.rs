@@ -97,22 +97,16 @@ fn last_mcp_server_0_153_denial_in_its_structured_shape_stops_the_command() {
 }
 
 #[test]
-fn app_server_0_169_denial_stops_the_command() {
-    denied(APP_ONLY, &[]);
-}
-
-#[test]
 fn app_server_0_171_approval_is_answered_and_the_command_runs() {
     approved(NEWEST, &[]);
 }
 
-/// 0.171 offers `accept`, `acceptWithExecpolicyAmendment` and `cancel`
-/// for an escalation, and no `decline`: codex-parse shows the offer,
-/// codex-send refuses `--deny` before sending anything and names what is
-/// offered, and `--cancel` stops the command.
-#[test]
-fn app_server_0_171_offers_no_decline_so_deny_is_refused_and_cancel_stops_the_command() {
-    let Some(world) = World::new(NEWEST) else {
+/// 0.169 and 0.171 offer `accept`, `acceptWithExecpolicyAmendment` and
+/// `cancel` for an escalation, and no `decline`: codex-parse shows the
+/// offer, codex-send refuses `--deny` before sending anything and names
+/// what is offered, and `--cancel` stops the command.
+fn no_decline_is_offered(version: &str) {
+    let Some(world) = World::new(version) else {
         return;
     };
     let task = world.start(&[]);
@@ -166,4 +160,14 @@ fn app_server_0_171_offers_no_decline_so_deny_is_refused_and_cancel_stops_the_co
         None,
         "a cancelled command never runs"
     );
+}
+
+#[test]
+fn app_server_0_169_offers_no_decline_so_deny_is_refused_and_cancel_stops_the_command() {
+    no_decline_is_offered(APP_ONLY);
+}
+
+#[test]
+fn app_server_0_171_offers_no_decline_so_deny_is_refused_and_cancel_stops_the_command() {
+    no_decline_is_offered(NEWEST);
 }

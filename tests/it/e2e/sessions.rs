@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::script::*;
-use super::{APP_ONLY, EARLY, LAST_MCP, NEWEST, World};
+use super::{APP_ONLY, CODEX_PARSE, EARLY, LAST_MCP, NEWEST, World};
 
 /// The summary entry of one request or turn.
 pub fn request<'a>(summary: &'a Value, id: &str) -> &'a Value {
@@ -110,4 +110,73 @@ fn the_newest_codex_0_171_refuses_the_mcp_protocol_at_once() {
         "{out:?}"
     );
     assert!(world.env.task_ids().is_empty(), "a task was started");
+}
+
+/// A thread another session still holds (0.147's writer lock: here a live
+/// app-server, as an orphan of an earlier session would be) is refused
+/// with the cause and the ways out, and codex-parse names it as stuck;
+/// once that session is stopped, the thread is resumed and goes on.
+#[test]
+fn a_thread_held_by_another_app_server_is_refused_then_resumed_once_it_is_stopped() {
+    let Some(world) = World::new(NEWEST) else {
+        return;
+    };
+    let first = world.start(&[]);
+    let turn = world.send(&first, "Say hello.");
+    assert_eq!(world.wait(&first, &turn).code(), 0);
+    let summary = world.parse(&first, &[]);
+    let thread = summary["requests"][0]["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let second = world.start(&[]);
+    let again = [
+        "--task",
+        second.as_str(),
+        "--thread",
+        thread.as_str(),
+        "Again.",
+    ];
+    let refused = world.run(crate::e2e::CODEX_SEND, &again);
+    assert_eq!(refused.code(), 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("already has an active writer")
+            && refused
+                .stderr
+                .contains("another Codex process holds this thread")
+            && refused.stderr.contains("--new-thread"),
+        "{refused:?}"
+    );
+    let stuck = world.run(CODEX_PARSE, &["--task", &second, "--stuck", "--json"]);
+    let reasons: Vec<String> = stuck
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(reasons.contains(&"writer-locked".to_string()), "{stuck:?}");
+
+    world.env.run(crate::util::BG_KILL, &[&first]).success();
+    let resumed = world.run(crate::e2e::CODEX_SEND, &again).success();
+    let next = resumed.stdout.trim().to_string();
+    assert_eq!(
+        world.wait(&second, &next).code(),
+        0,
+        "the resumed thread takes a turn"
+    );
+    let after = world.parse(&second, &[]);
+    let last = after["requests"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["thread_id"], thread.as_str(), "{after}");
+    let stuck = world.run(CODEX_PARSE, &["--task", &second, "--stuck", "--json"]);
+    assert!(
+        !stuck.stdout.contains("writer-locked"),
+        "the thread moved on: {stuck:?}"
+    );
 }
