@@ -4,7 +4,7 @@
 use super::script::*;
 use super::sessions::request;
 use super::{APP_ONLY, CODEX_PARSE, EARLY, NEWEST, World};
-use crate::util::BG_RUN;
+use crate::util::{BG_RUN, poll};
 
 fn exec_under_bg_run(version: &str) {
     let Some(world) = World::new(version) else {
@@ -63,4 +63,62 @@ fn exec_json_0_169_under_bg_run_is_summarised() {
 #[test]
 fn exec_json_0_171_under_bg_run_is_summarised() {
     exec_under_bg_run(NEWEST);
+}
+
+/// `codex exec` with a prompt still reads its stdin when that is not a
+/// terminal ("Reading additional input from stdin..."), so one started in
+/// the background with an open pipe for stdin never starts its turn. Under
+/// bg-run its stdin is /dev/null: the same command completes (as every
+/// test above shows); here the hazard itself is shown on the real binary,
+/// so that the docs' claim is checked against each release.
+#[test]
+fn exec_0_171_with_an_open_stdin_waits_for_it_and_under_bg_run_does_not() {
+    let Some(world) = World::new(NEWEST) else {
+        return;
+    };
+    let codex = world.codex.to_str().expect("a UTF-8 path");
+    let exec = [
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--sandbox",
+        "workspace-write",
+    ];
+    let mut command = world.cmd(codex);
+    command
+        .args(exec)
+        .arg("Say hi. [mock:main]")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut hanging = crate::util::Guard::spawn(command);
+    // A bound on something that must not happen: it has not ended, and
+    // says why, while a run with /dev/null ends in under a second.
+    let ended = poll(std::time::Duration::from_secs(3), || {
+        hanging.0.try_wait().ok().flatten()
+    });
+    assert!(
+        ended.is_none(),
+        "codex exec ended with an open stdin: {ended:?}"
+    );
+    let _ = hanging.0.kill();
+    let _ = hanging.0.wait();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = hanging.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert!(
+        stderr.contains("Reading additional input from stdin"),
+        "{stderr}"
+    );
+
+    let mut args = vec!["--", codex];
+    args.extend(exec);
+    args.push("Say hi. [mock:main]");
+    let task = world.run(BG_RUN, &args).success().stdout.trim().to_string();
+    let ended = world.run(
+        crate::util::BG_CHECK,
+        &[&task, "--wait", "--timeout", "15s"],
+    );
+    assert_eq!(ended.code(), 0, "under bg-run it completes: {ended:?}");
 }
