@@ -387,6 +387,27 @@ impl std::os::fd::AsRawFd for Reserved {
     }
 }
 
+/// True if what `reader` gives holds `needle`, read a window at a time (a
+/// session's log may be gigabytes), never whole.
+pub fn reader_contains(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<bool> {
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut window = vec![0; (1 << 20).max(2 * needle.len())];
+    let mut kept = 0;
+    loop {
+        let read = reader.read(&mut window[kept..])?;
+        if read == 0 {
+            return Ok(false);
+        }
+        let end = kept + read;
+        if finder.find(&window[..end]).is_some() {
+            return Ok(true);
+        }
+        // Keep the tail, in case the needle spans two reads.
+        kept = needle.len().min(end);
+        window.copy_within(end - kept..end, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

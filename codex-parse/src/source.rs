@@ -174,6 +174,45 @@ impl Source {
         requests.len() > n && requests.iter().rev().take(n).all(|r| r.started)
     }
 
+    /// With the client's side known (a session's input feed, `--input`),
+    /// an id that neither it sent nor the output names (a turn id) can
+    /// never end: refused at once rather than waited on until the timeout.
+    /// Read once the output read so far has been taken in.
+    fn refuse_unknown(&self, id: &str) -> Result<()> {
+        let Some(input) = &self.input else {
+            return Ok(());
+        };
+        let Ok(bytes) = std::fs::read(input) else {
+            return Ok(());
+        };
+        let client = ClientSide::parse(&bytes);
+        let sent = client.requests.iter().any(|(sent, _)| sent == id);
+        let named = self.session.requests.iter().any(|r| r.id == id)
+            || self.session.turns.contains_key(id)
+            || self.output_names(id);
+        if sent || named || self.partial {
+            return Ok(());
+        }
+        Err(bg_shared::Error::NotFound(format!(
+            "no request or turn {} in this session: its input never sent it and its output \
+             does not name it",
+            bg_shared::format::printable(id)
+        )))
+    }
+
+    /// Whether the output holds `"ID"` anywhere: a turn id in `turn/start`'s
+    /// answer is there before the turn's first event. A file that cannot
+    /// be read says nothing against the id.
+    fn output_names(&self, id: &str) -> bool {
+        let Some(path) = &self.path else {
+            return true;
+        };
+        let quoted = serde_json::to_string(id).unwrap_or_default();
+        File::open(path)
+            .and_then(|file| bg_shared::fsutil::reader_contains(file, quoted.as_bytes()))
+            .unwrap_or(true)
+    }
+
     fn analyse(&mut self, cli: &Cli) -> Summary {
         let client = self
             .input
@@ -290,12 +329,16 @@ fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
 pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<ExitCode> {
     let deadline = cli.timeout.and_then(time::deadline);
     let mut watcher = source.watcher();
+    let mut first = true;
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let more = source.pump_within(left)?;
         source.session.take_complete_partial();
         if let Some(code) = ended(source, id, cli)? {
             return Ok(code);
+        }
+        if std::mem::take(&mut first) {
+            source.refuse_unknown(id)?;
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {

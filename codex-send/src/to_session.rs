@@ -2,7 +2,6 @@
 //! the session's output tells the thread a prompt continues, the approvals
 //! still pending (and what kind they are), and the turn that runs.
 
-use std::io::Read;
 use std::path::Path;
 
 use bg_shared::exit::ExitCode;
@@ -229,25 +228,9 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
 
 /// True if the file holds these bytes (read in pieces, not whole).
 fn mentions(path: &Path, needle: &[u8]) -> Result<bool> {
-    let Some(mut file) = open::state_file(path)? else {
+    let Some(file) = open::state_file(path)? else {
         return Ok(false);
     };
-    let finder = memchr::memmem::Finder::new(needle);
-    let mut window = vec![0; 1 << 20];
-    let mut kept = 0;
-    loop {
-        let read = file
-            .read(&mut window[kept..])
-            .map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
-        if read == 0 {
-            return Ok(false);
-        }
-        let end = kept + read;
-        if finder.find(&window[..end]).is_some() {
-            return Ok(true);
-        }
-        // Keep the tail, in case the needle spans two reads.
-        kept = needle.len().min(end);
-        window.copy_within(end - kept..end, 0);
-    }
+    bg_shared::fsutil::reader_contains(file, needle)
+        .map_err(|err| Error::io(format!("reading {}", path.display()), err))
 }

@@ -180,3 +180,34 @@ fn a_thread_held_by_another_app_server_is_refused_then_resumed_once_it_is_stoppe
         "the thread moved on: {stuck:?}"
     );
 }
+
+/// `--wait` on an id the session never sent and its output does not name
+/// can never end: refused at once, not waited on until the timeout.
+#[test]
+fn waiting_on_an_id_no_request_has_is_refused_at_once() {
+    let Some(world) = World::new(NEWEST) else {
+        return;
+    };
+    let task = world.start(&[]);
+    let turn = world.send(&task, "Say hello.");
+    let out = world.run(
+        CODEX_PARSE,
+        &[
+            "--task",
+            &task,
+            "--wait",
+            "no-such-turn",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("codex-parse: ")
+            && out.stderr.contains("no request or turn no-such-turn"),
+        "{out:?}"
+    );
+    assert!(out.elapsed < std::time::Duration::from_secs(30), "{out:?}");
+    // The id codex-send printed is waited on as before.
+    assert_eq!(world.wait(&task, &turn).code(), 0);
+}
