@@ -248,7 +248,7 @@ impl Supervisor {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| d <= now) {
-                // Recorded as a timeout during a run is, its TERM: a wait
+                // Recorded with TERM, as a timeout during a run is: a wait
                 // on it must not read the last run's exit 0 as success.
                 ending.timed_out = true;
                 ending.stopped_resting = Some(Signal::TERM.number());
