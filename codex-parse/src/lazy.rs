@@ -137,6 +137,37 @@ fn plain_number(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// An app-server agent message delta (most of an app-server stream's
+/// parsed lines), read from its bytes when the line is exactly as
+/// app-server writes it:
+/// `{"method":"item/agentMessage/delta","params":{"threadId":"T","turnId":"U","itemId":"I","delta":"D"},"emittedAtMs":N}`,
+/// its strings without escapes. Then what each key holds is certain; any
+/// other line is declined and parsed. The delta, its turn and its thread.
+pub fn app_delta(line: &[u8]) -> Option<(Deferred, String, Option<String>)> {
+    let rest = line.strip_prefix(
+        br#"{"method":"item/agentMessage/delta","params":{"threadId":""#.as_slice(),
+    )?;
+    if !crate::text::plain_line(line) {
+        return None;
+    }
+    let (thread, rest) = plain_string(rest)?;
+    let (turn, rest) = plain_string(rest.strip_prefix(br#","turnId":""#.as_slice())?)?;
+    let (_, rest) = plain_string(rest.strip_prefix(br#","itemId":""#.as_slice())?)?;
+    let (delta, rest) = plain_string(rest.strip_prefix(br#","delta":""#.as_slice())?)?;
+    let rest = rest.strip_prefix(br#"},"emittedAtMs":"#.as_slice())?;
+    let number = digits(rest);
+    plain_number(number)?;
+    (rest[number.len()..] == *b"}").then_some(())?;
+    Some((Deferred::Delta(false, delta), turn, Some(thread)))
+}
+
+/// A string's text without escapes, up to its closing quote, and what
+/// follows that quote.
+fn plain_string(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let end = memchr::memchr(b'"', bytes)?;
+    Some((plain_text(&bytes[..end])?, &bytes[end + 1..]))
+}
+
 fn delta(line: &[u8], old_name: bool) -> Deferred {
     match delta_text(line) {
         Some(text) => Deferred::Delta(old_name, text),
@@ -284,5 +315,41 @@ mod tests {
         assert_eq!(plain_number(b"007"), None);
         assert_eq!(plain_number(b""), None);
         assert_eq!(plain_number(b"18446744073709551616"), None);
+    }
+
+    /// An app-server delta read by hand holds what the parsed line holds,
+    /// and a line in any other form is declined.
+    #[test]
+    fn an_app_server_delta_is_read_by_hand_only_in_its_usual_form() {
+        let line = |thread: &str, delta: &str, end: &str| {
+            format!(
+                r#"{{"method":"item/agentMessage/delta","params":{{"threadId":"{thread}","turnId":"u1","itemId":"m1","delta":"{delta}"}},"emittedAtMs":{end}"#
+            )
+        };
+        for delta in ["Café ", "日本語", "🎉 — “ok”", ""] {
+            let text = line("t1", delta, "1795298904848}");
+            let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+            let Some((Deferred::Delta(false, read), turn, thread)) = app_delta(text.as_bytes())
+            else {
+                panic!("declined: {text}");
+            };
+            assert_eq!(read, parsed["params"]["delta"], "{text}");
+            assert_eq!(turn, parsed["params"]["turnId"], "{text}");
+            assert_eq!(thread.as_deref(), parsed["params"]["threadId"].as_str());
+        }
+        let declined = [
+            line("t1", r"a\nb", "1}"),
+            line("t1", "a\tb", "1}"),
+            line(r"t\u0031", "a", "1}"),
+            line("t1", "a", "01}"),
+            line("t1", "a", "1,\"x\":1}"),
+            line("t1", "a", "1} "),
+            line("t1", "a", "1"),
+            r#"{"method":"item/agentMessage/delta","params":{"turnId":"u1","threadId":"t1","itemId":"m1","delta":"a"},"emittedAtMs":1}"#.to_string(),
+            r#"{"method":"item/agentMessage/delta","params":{"threadId":"t1","turnId":"u1","itemId":"m1","delta":"a","delta":"b"},"emittedAtMs":1}"#.to_string(),
+        ];
+        for text in declined {
+            assert!(app_delta(text.as_bytes()).is_none(), "{text}");
+        }
     }
 }

@@ -115,9 +115,15 @@ pub fn prepare(line: &[u8], complete: bool, mode: Mode) -> Prepared {
             }
             return prepared;
         }
-        // The fast paths read whole mcp-server events and responses only.
-        let fast = complete && mode.fast && mode.protocol == Some(Protocol::McpServer);
-        if let Some(read) = fast.then(|| fast_read(line, envelope)).flatten() {
+        // The fast paths read whole mcp-server events and responses, and
+        // app-server's message deltas.
+        let fast = complete && mode.fast;
+        let read = match mode.protocol {
+            Some(Protocol::McpServer) if fast => fast_read(line, envelope),
+            Some(Protocol::AppServer) if fast => app_fast_read(line, envelope),
+            _ => None,
+        };
+        if let Some(read) = read {
             prepared.line = read;
             return prepared;
         }
@@ -144,6 +150,18 @@ fn fast_read(line: &[u8], envelope: Envelope) -> Option<Line> {
         });
     }
     fast_event(line).map(Line::Fast)
+}
+
+fn app_fast_read(line: &[u8], envelope: Envelope) -> Option<Line> {
+    if envelope != Envelope::Method(b"item/agentMessage/delta") {
+        return None;
+    }
+    let (deferred, turn, thread) = lazy::app_delta(line)?;
+    Some(Line::Deferred {
+        request_id: turn,
+        thread,
+        deferred,
+    })
 }
 
 /// The turn an app-server noise line belongs to.

@@ -36,7 +36,7 @@ fn patterns() -> &'static Patterns {
             nextest: re(
                 r"(?m)^\s*Summary \[.*?\] +\d+ tests? run: (\d+) passed(?:.*?, (\d+) failed)?",
             ),
-            pytest: re(r"(?m)^=+ (.*\b(?:passed|failed)\b.*) in [\d.]+s.*=+\s*$"),
+            pytest: re(r"^=+ (.*\b(?:passed|failed)\b.*) in [\d.]+s.*=+\s*$"),
             go: re(r"(?m)^\s*--- (PASS|FAIL):"),
             jest: re(r"(?m)^Tests:\s+(.*\d+ total)"),
             vitest: re(r"(?m)^\s*Tests\s+(.*)\(\d+\)\s*$"),
@@ -73,9 +73,7 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
         counts.passed = counts.passed.saturating_add(number(caps.get(1)));
         counts.failed = counts.failed.saturating_add(number(caps.get(2)));
     }
-    for caps in p
-        .pytest
-        .captures_iter(output)
+    for caps in pytest_summaries(output)
         .chain(p.jest.captures_iter(output))
         .chain(p.vitest.captures_iter(output))
     {
@@ -94,6 +92,22 @@ pub fn recognise(output: &str) -> Option<TestCounts> {
         }
     }
     found.then_some(counts)
+}
+
+/// pytest's summary lines (`=== 2 failed, 5 passed in 0.12s ===`), each
+/// matched on its own. The pattern's `\b`s are Unicode word boundaries,
+/// which the regex crate's fast engines cannot check on non-ASCII text:
+/// over a whole output of accented or CJK text it fell back to its slowest
+/// engine. A summary is one line (only its final `\s*$` could reach past
+/// the line's end, and it ends there too), so matching the lines that
+/// start with `=` and name a count, one by one, finds the same summaries.
+fn pytest_summaries(output: &str) -> impl Iterator<Item = regex::Captures<'_>> {
+    output
+        .split('\n')
+        .filter(|line| {
+            line.starts_with('=') && (line.contains("passed") || line.contains("failed"))
+        })
+        .filter_map(|line| patterns().pytest.captures(line))
 }
 
 /// `3` from `2 failed, 3 passed` for `passed`.
@@ -140,5 +154,67 @@ mod tests {
         );
         assert_eq!(counts(&huge), Some((u64::MAX, 0)));
         assert_eq!(counts("hello\nREADME.md\n"), None);
+    }
+
+    #[test]
+    fn summaries_among_non_ascii_text() {
+        let pytest = "Prüfung läuft… 日本語のテスト 🎉\n\
+                      ===== 1 failed, 12 passed in 0.31s =====\n\
+                      — «fin» —\n";
+        assert_eq!(counts(pytest), Some((12, 1)));
+        let cargo = "test tests::größe_prüfen ... ok\ntest tests::emoji_🎉 ... ok\n\
+                     test result: ok. 2 passed; 0 failed; 0 ignored\n";
+        assert_eq!(counts(cargo), Some((2, 0)));
+        // A count glued to a word is no pytest count, in any script.
+        assert_eq!(counts("=== 3 passedé in 0.1s ===\n"), None);
+        assert_eq!(counts("=== 3 passé, 2 failed in 0.1s ===\n"), Some((0, 2)));
+    }
+
+    /// pytest's summaries, found line by line, are the ones the pattern
+    /// finds in the whole output (as it was matched before).
+    #[test]
+    fn pytest_lines_are_the_whole_output_matches() {
+        let whole =
+            Regex::new(r"(?m)^=+ (.*\b(?:passed|failed)\b.*) in [\d.]+s.*=+\s*$").expect("pattern");
+        let pieces = [
+            "=",
+            "== ",
+            " ",
+            "3 passed",
+            "1 failed",
+            "passedé",
+            "é",
+            "日本",
+            " in 0.5s ",
+            "=",
+            "\n",
+            "\r",
+            "\t",
+            "x",
+            ",",
+            "🎉",
+            "=== 2 failed, 1 passed in 1.0s ===",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % below as u64).unwrap_or(0)
+        };
+        let mut found = 0;
+        for _ in 0..5_000 {
+            let text: String = (0..1 + next(16))
+                .map(|_| pieces[next(pieces.len())])
+                .collect();
+            let ours: Vec<String> = pytest_summaries(&text).map(|c| c[1].to_string()).collect();
+            let theirs: Vec<String> = whole
+                .captures_iter(&text)
+                .map(|c| c[1].to_string())
+                .collect();
+            assert_eq!(ours, theirs, "{text:?}");
+            found += ours.len();
+        }
+        assert!(found > 100, "too few summaries: {found}");
     }
 }

@@ -33,6 +33,7 @@ mod e2e;
 mod faults_send;
 mod parse_modes;
 mod parse_streams;
+mod parse_text;
 mod send;
 mod send_sessions;
 mod send_settings;
