@@ -238,6 +238,9 @@ fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
     };
     let text = if cli.no_redact {
         text
+    } else if cli.json {
+        // Each string on its own: JSON text must stay JSON.
+        bg_shared::redact::redact_json(&text).into_owned()
     } else {
         bg_shared::redact::redact(&text).into_owned()
     };

@@ -239,3 +239,31 @@ fn test_summaries_after_non_ascii_text_are_counted_in_every_protocol() {
         );
     }
 }
+
+/// A message that ends in a key word (`token=`, `password:`) has nothing
+/// after it to redact; `--json` stays JSON (the closing quote was once
+/// taken for a quoted value's opening one, and `,"` redacted).
+#[test]
+fn json_output_stays_json_when_a_message_ends_in_a_key_word() {
+    let env = Env::new();
+    let messages = ["set token=", "the password:", "APP_SECRET="];
+    for (protocol, stream) in STREAMS {
+        let path = stream(&env, &messages, &[]);
+        for args in [
+            vec![path.as_str(), "--json"],
+            vec![path.as_str(), "--messages", "--json"],
+        ] {
+            let out = env.run(CODEX_PARSE, &args).success();
+            let parsed: Result<Value, _> = serde_json::from_str(&out.stdout);
+            assert!(parsed.is_ok(), "{protocol} {args:?}: {}", out.stdout);
+        }
+        let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
+        let finals: Vec<&str> = summary["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["final_message"].as_str().unwrap_or("(none)"))
+            .collect();
+        assert_eq!(finals, messages, "{protocol}");
+    }
+}
