@@ -4,6 +4,7 @@
 //! turn: status, final message, commands and exit codes, test counts, files
 //! changed, tokens, errors; then pending approvals and signs of being stuck.
 
+pub mod drift;
 mod fold;
 mod lazy;
 pub mod model;
@@ -208,6 +209,9 @@ fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
 }
 
 fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
+    if let Some(unknown) = &owned.unknown_format {
+        cli::warn("codex-parse", &unknown.sentence());
+    }
     // Secrets go before anything is shortened, so no cut leaves half a key.
     if !cli.no_redact {
         redact_in_place(&mut owned, cli);
@@ -293,6 +297,8 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
         pending_approvals: &'a [model::Approval],
         stuck: &'a [model::Stuck],
         skipped_lines: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unknown_format: Option<&'a drift::UnknownFormat>,
     }
     if cli.messages || cli.reasoning {
         let texts: Vec<serde_json::Value> =
@@ -312,6 +318,7 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
             pending_approvals: &summary.pending_approvals,
             stuck: &summary.stuck,
             skipped_lines: summary.skipped_lines,
+            unknown_format: summary.unknown_format.as_ref(),
         })
     }
 }

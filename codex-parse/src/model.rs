@@ -339,4 +339,8 @@ pub struct Summary {
     pub pending_approvals: Vec<Approval>,
     pub stuck: Vec<Stuck>,
     pub skipped_lines: u64,
+    /// Set when most lines are of kinds codex-parse does not know
+    /// (`crate::drift`): the summary is then not to be taken as complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_format: Option<crate::drift::UnknownFormat>,
 }

@@ -18,6 +18,9 @@ pub fn summary(summary: &Summary, requests: &[&Request]) -> String {
         let _ = write!(out, ", {} line(s) skipped", summary.skipped_lines);
     }
     out.push('\n');
+    if let Some(unknown) = &summary.unknown_format {
+        let _ = writeln!(out, "warning: {}", unknown.sentence());
+    }
     for request in requests {
         request_block(&mut out, request);
     }

@@ -45,6 +45,8 @@ pub struct Session {
     /// lock of 0.147 and later): the response's id, its message, and how
     /// many requests the session had then (a later one moved on).
     pub writer_locks: Vec<WriterLock>,
+    /// Lines by kind, known or not, where the format is judged (`drift`).
+    pub drift: crate::drift::Counts,
     partial: Vec<u8>,
     overlong: bool,
 }
@@ -203,7 +205,7 @@ impl Session {
             Some(Protocol::AppServer) => fold::app::line(self, value),
             Some(Protocol::ExecJson) => fold::exec::line(self, value),
             Some(Protocol::ExecLegacy) => fold::exec::legacy_line(self, value),
-            None => {}
+            None => self.drift.unknown(crate::drift::kind_of(value)),
         }
     }
 
@@ -313,6 +315,11 @@ impl Session {
             pending_approvals: pending,
             stuck: Vec::new(),
             skipped_lines: self.skipped,
+            // Only where no handshake names a version: exec --json, or a
+            // stream whose format was never recognised.
+            unknown_format: matches!(self.protocol, None | Some(Protocol::ExecJson))
+                .then(|| self.drift.verdict())
+                .flatten(),
         }
     }
 }

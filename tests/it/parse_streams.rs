@@ -339,3 +339,68 @@ fn exec_json_current_and_legacy() {
     );
     assert_eq!(legacy["stuck"], json!([]));
 }
+
+/// exec --json has no version: a release that renames its events must not
+/// get a confident, empty summary. The real 0.169 stream with its event
+/// types renamed (as 0.144 once did) is said to be of an unknown format,
+/// with counts, on stderr, in `--json` and atop the text; the real stream
+/// is not; nor is a stream of no Codex format given a summary unsaid.
+#[test]
+fn an_exec_stream_of_unknown_kinds_is_said_to_be_unknown() {
+    let env = Env::new();
+    let real = fixture("0.169.0-exec-json-main.out.jsonl");
+    let text = std::fs::read_to_string(&real).expect("the fixture");
+    let renamed = [
+        "turn.started",
+        "item.started",
+        "item.completed",
+        "turn.completed",
+    ]
+    .iter()
+    .fold(text, |text, kind| {
+        text.replace(&format!("\"{kind}\""), &format!("\"{kind}.v2\""))
+    });
+    let drifted = env.dir.path().join("drifted.jsonl");
+    std::fs::write(&drifted, renamed).expect("writing the stream");
+    let drifted = drifted.to_str().unwrap();
+
+    let out = env.run(CODEX_PARSE, &[drifted, "--json"]).success();
+    let unknown = &out.json()["unknown_format"];
+    let (lines, unknown_lines) = (unknown["lines"].as_u64(), unknown["unknown_lines"].as_u64());
+    assert!(unknown_lines > lines.map(|l| l / 2), "{unknown}");
+    assert!(
+        unknown["kinds"]["item.completed.v2"].as_u64() > Some(0),
+        "{unknown}"
+    );
+    assert!(
+        out.stderr.starts_with("codex-parse: warning: ") && out.stderr.contains("does not know"),
+        "{out:?}"
+    );
+    let text = env.run(CODEX_PARSE, &[drifted]).success();
+    assert!(
+        text.stdout
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .starts_with("warning: "),
+        "{text:?}"
+    );
+
+    let fine = env
+        .run(CODEX_PARSE, &[real.to_str().unwrap(), "--json"])
+        .success();
+    assert!(fine.json().get("unknown_format").is_none(), "{fine:?}");
+    assert!(fine.stderr.is_empty(), "{fine:?}");
+
+    let strange = env.dir.path().join("strange.jsonl");
+    let lines: String = (0..6)
+        .map(|i| format!("{{\"event\":\"tick\",\"n\":{i}}}\n"))
+        .collect();
+    std::fs::write(&strange, lines).expect("writing the stream");
+    let out = env
+        .run(CODEX_PARSE, &[strange.to_str().unwrap(), "--json"])
+        .success();
+    let summary = out.json();
+    assert!(summary["protocol"].is_null(), "{summary}");
+    assert_eq!(summary["unknown_format"]["unknown_lines"], 6, "{summary}");
+}

@@ -10,6 +10,11 @@ use crate::session::{Session, text};
 
 pub fn line(session: &mut Session, value: &Value) {
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
+    if crate::drift::EXEC_KINDS.contains(&kind) {
+        session.drift.known();
+    } else {
+        session.drift.unknown(crate::drift::kind_of(value));
+    }
     session.note(|| super::describe(kind, value.get("item").unwrap_or(value)));
     match kind {
         "thread.started" => session.exec_thread = text(value, "thread_id"),
