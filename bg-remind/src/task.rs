@@ -94,10 +94,14 @@ fn wait(paths: &task::TaskPaths, cli: &Cli) -> Result<Woke> {
         });
     };
     let deadline = cli.timeout.and_then(time::deadline);
+    // Silence counts from the later of the last output and this wait's
+    // start: a wait started again (as `wait_again` says) waits the whole
+    // length, rather than waking at once on the silence that woke the last.
+    let started = Instant::now();
     loop {
         let silent_for = Task::load_existing(paths.clone())?
             .silent_ms()
-            .map(Duration::from_millis);
+            .map(|ms| Duration::from_millis(ms).min(started.elapsed()));
         if silent_for.is_some_and(|silent_for| silent_for >= silence) {
             return Ok(Woke::Silent);
         }

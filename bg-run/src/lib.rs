@@ -214,7 +214,7 @@ pub struct Cli {
     /// Start the command again after it ends: on-failure (a non-zero exit
     /// or a signal) or always. The task ends once a run is not restarted;
     /// bg-kill and --timeout end it with its restarts.
-    #[arg(long, value_name = "WHEN", value_parser = restart::parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = restart::parse_when, conflicts_with = "stdin_feed")]
     pub restart: Option<bg_shared::record::RestartWhen>,
 
     /// With --restart: at most N restarts (N+1 runs) [default: no limit].

@@ -120,6 +120,9 @@ pub struct Runs {
     pub ring: Option<File>,
     pub backoff: Backoff,
     pub run_started: Instant,
+    /// The process group of the run that runs (or just ended); none after
+    /// a run whose exec failed.
+    pub group: Option<Pid>,
 }
 
 impl Supervisor {
@@ -158,9 +161,15 @@ impl Supervisor {
             return Ok(Next::End(ending));
         }
         let exit = ending.exit;
-        self.stop_leftovers(signals)?;
+        let stop = self.stop_leftovers(signals, runs)?;
         self.keep_run(exit);
         let delay = runs.backoff.after_run(runs.run_started.elapsed());
+        if let Some(signal) = stop {
+            let mut ending = ending;
+            ending.forwarded = true;
+            ending.stopped_resting = Some(signal.number());
+            return Ok(Next::End(self.resting_end(ending, life)));
+        }
         self.record_rest(delay);
         if let Some(stopped) = self.rest(delay, ending, signals, life)? {
             return Ok(Next::End(stopped));
@@ -174,10 +183,13 @@ impl Supervisor {
     /// What is left of the run's tree goes before the next run, as its
     /// end: TERM, then KILL after the grace. The run's group is signalled
     /// whole only while it exists: its id cannot be reused until then.
-    fn stop_leftovers(&self, signals: &SignalWaiter) -> Result<()> {
-        let group = self
-            .launch
-            .pgid
+    /// A stop signal that came meanwhile is returned: it ends the task.
+    fn stop_leftovers(&self, signals: &SignalWaiter, runs: &mut Runs) -> Result<Option<Signal>> {
+        // Only the run that just ended has a group here: a run whose exec
+        // failed left none, and an older group's id may be anyone's now.
+        let group = runs
+            .group
+            .take()
             .filter(|&pgid| process::group_exists(pgid).unwrap_or(false));
         signal_tree(self.tasks(), group, Signal::TERM);
         stop_the_rest(self.tasks(), signals, time::deadline(self.spec.grace))
@@ -300,10 +312,16 @@ impl Supervisor {
             Err(err) => {
                 let failure = self.launch_failure(&err);
                 self.write_marker(runs, &format!("[bg-run: {}]\n", failure.message));
+                // The attempt counts: the record says so (best effort, as
+                // for a rest; the end is recorded whatever happens here).
+                runs.group = None;
+                self.launch.next_run_at = None;
+                let _ = self.publish_launch();
                 let exit = ChildExit::Code(failure.code.code());
                 return Ok(Next::Failed(Ending::at_once(exit, life)));
             }
         };
+        runs.group = Some(leader);
         if let Err(err) = self.record_run(leader) {
             // An unrecorded run would be out of bg-kill's and bg-check's
             // sight: stop it, and end the task saying why.

@@ -128,6 +128,7 @@ impl Supervisor {
             ring: ring_write,
             backoff: Backoff::new(&policy),
             run_started: started,
+            group: Some(spawned.pid),
         });
         let capper = self.start_cap(ring_read.map(File::from));
         let leader = spawned.pid;
@@ -486,12 +487,15 @@ fn kill_deadline(request: &KillRequest) -> Instant {
 
 /// After a timeout or bg-kill, what is left of the tree once the leader is gone gets
 /// the rest of the grace (it was sent TERM with the leader), then KILL.
+/// Returns the first stop signal (TERM, INT, HUP, QUIT) that came
+/// meanwhile, for a caller that would otherwise go on (a restart).
 pub(crate) fn stop_the_rest(
     tasks: &Path,
     signals: &SignalWaiter,
     kill_at: Option<Instant>,
-) -> Result<()> {
+) -> Result<Option<Signal>> {
     let mut give_up: Option<Instant> = None;
+    let mut stop = None;
     while !own_descendants(tasks).is_empty() {
         let now = Instant::now();
         if give_up.is_none() && kill_at.is_none_or(|k| now >= k) {
@@ -504,15 +508,16 @@ pub(crate) fn stop_the_rest(
         if give_up.is_some() && left.is_zero() {
             break;
         }
-        if signals
+        match signals
             .wait(Some(left))
             .context(|| "waiting for signals".into())?
-            == Some(Signal::CHLD)
         {
-            process::reap_children();
+            Some(Signal::CHLD) => drop(process::reap_children()),
+            Some(KILL_REQUESTED) | None => {}
+            Some(signal) => stop = stop.or(Some(signal)),
         }
     }
-    Ok(())
+    Ok(stop)
 }
 
 /// "No such file or directory" rather than "... (os error 2)".

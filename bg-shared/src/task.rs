@@ -248,10 +248,11 @@ impl Task {
     /// since the output's last write (its mtime; a cap's ring writes it
     /// too), else since the task started.
     pub fn silent_ms(&self) -> Option<u64> {
-        if !self.state.is_live() {
+        if !matches!(self.state, TaskState::Running | TaskState::Unsupervised) {
             return None;
         }
-        let output = std::fs::metadata(self.paths.output()).and_then(|meta| meta.modified());
+        let output =
+            std::fs::symlink_metadata(self.paths.output()).and_then(|meta| meta.modified());
         let since = match output {
             Ok(written) => written,
             Err(_) => time::parse_rfc3339(self.launch.started_at.as_deref()?)?,

@@ -282,7 +282,11 @@ fn a_queued_task_keeps_its_restart_policy() {
 #[test]
 fn bad_restart_options_are_refused_and_nothing_starts() {
     let env = Env::new();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--restart", "always", "--stdin-feed"],
+            "cannot be used with",
+        ),
         (&["--restart", "sometimes"], "not a restart policy"),
         (
             &["--restart", "always", "--restart-delay", "0"],
@@ -395,4 +399,49 @@ fn a_dev_server_that_crashes_at_first_is_ready_once_a_restart_listens() {
     // --unique keeps returning the running task.
     let again = env.run(BG_RUN, &["--name", "web", "--unique", "--json", "true"]);
     assert_eq!(again.success().json()["id"], record["id"]);
+}
+
+#[test]
+fn a_stop_signal_to_the_supervisor_between_runs_ends_the_task() {
+    let env = Env::new();
+    let id = env.launch(&[
+        "--restart",
+        "always",
+        "--restart-delay",
+        "30s",
+        "sh",
+        "-c",
+        "echo once",
+    ]);
+    env.wait_record(&id, |r| r["next_run_at"].is_string());
+    env.signal(&id, "supervisor_pid", 15);
+    let record = env.wait_state(&id, "killed");
+    assert_eq!(record["reason"], "supervisor-signal", "{record}");
+    assert_eq!(record["restarts"], 0, "{record}");
+    assert_eq!(env.run(BG_CHECK, &[&id, "--wait"]).code(), 143);
+}
+
+#[test]
+fn a_command_that_cannot_start_again_ends_its_run_with_127() {
+    let env = Env::new();
+    let program = env.dir.path().join("once.sh");
+    fs::write(&program, "#!/bin/sh\nrm -- \"$0\"\necho ran\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    let id = env.launch(&[
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "2",
+        "--restart-delay",
+        "20ms",
+        program.to_str().unwrap(),
+        "argv-form",
+    ]);
+    assert_eq!(env.run(BG_CHECK, &[&id, "--wait"]).code(), 127);
+    let record = env.record(&id);
+    assert_eq!(record["restarts"], 2, "{record}");
+    let output = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    assert_eq!(output.matches("ran").count(), 1, "{output}");
+    assert!(output.contains("No such file or directory"), "{output}");
 }
