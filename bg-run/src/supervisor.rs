@@ -133,8 +133,8 @@ impl Supervisor {
         let capper = self.start_cap(ring_read.map(File::from));
         let leader = spawned.pid;
         fault::crash(fault::Point::SupervisorAfterSpawn);
-        // The record is written and synced while the command is being
-        // loaded, and only published once its exec is known to have worked.
+        // The record is written while the command starts up, and only
+        // published once its exec is known to have worked.
         let staged = self.stage_launch_record(leader);
         if let Err(err) = spawned.exec_result() {
             drop(staged);

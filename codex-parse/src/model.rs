@@ -310,6 +310,24 @@ pub struct Approval {
     pub offered_decisions: Option<Vec<String>>,
 }
 
+/// app-server's decisions that codex-send gives, and its flag for each.
+const ANSWER_FLAGS: [(&str, &str); 4] = [
+    ("accept", "--approve"),
+    ("acceptForSession", "--approve-for-session"),
+    ("decline", "--deny"),
+    ("cancel", "--cancel"),
+];
+
+/// The codex-send flags that give a decision among `offered`, in a fixed
+/// order: what codex-parse suggests and what codex-send's refusal names.
+pub fn offered_flags(offered: &[String]) -> Vec<&'static str> {
+    ANSWER_FLAGS
+        .iter()
+        .filter(|(name, _)| offered.iter().any(|o| o == name))
+        .map(|(_, flag)| *flag)
+        .collect()
+}
+
 /// The names of the decisions a request offers: a word stands for itself,
 /// an object decision (`{"acceptWithExecpolicyAmendment": {...}}`) for its key.
 pub fn decision_names(offered: &serde_json::Value) -> Option<Vec<String>> {

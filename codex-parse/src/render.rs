@@ -110,23 +110,14 @@ pub fn approvals(summary: &Summary) -> String {
     out
 }
 
-/// The codex-send flags that answer a decision by name.
-const ANSWER_FLAGS: [(&str, &str); 4] = [
-    ("accept", "--approve"),
-    ("acceptForSession", "--approve-for-session"),
-    ("decline", "--deny"),
-    ("cancel", "--cancel"),
-];
-
 /// `codex-send --approve 0 | --deny 0`, or the flags of what it offers.
 fn answer_hint(approval: &crate::model::Approval) -> String {
     let id = &approval.request_id;
     let flags: Vec<String> = match &approval.offered_decisions {
         None => vec![format!("--approve {id}"), format!("--deny {id}")],
-        Some(offered) => ANSWER_FLAGS
-            .iter()
-            .filter(|(name, _)| offered.iter().any(|o| o == name))
-            .map(|(_, flag)| format!("{flag} {id}"))
+        Some(offered) => crate::model::offered_flags(offered)
+            .into_iter()
+            .map(|flag| format!("{flag} {id}"))
             .collect(),
     };
     if flags.is_empty() {

@@ -108,16 +108,7 @@ fn check_offered(asked: &Asked, decision: &str) -> Result<()> {
 
 /// ` (codex-send --approve, --cancel)`: the flags that give what is offered.
 fn flags_for(offered: &[String]) -> String {
-    let flags: Vec<&str> = [
-        ("accept", "--approve"),
-        ("acceptForSession", "--approve-for-session"),
-        ("decline", "--deny"),
-        ("cancel", "--cancel"),
-    ]
-    .iter()
-    .filter(|(name, _)| offered.iter().any(|o| o == name))
-    .map(|(_, flag)| *flag)
-    .collect();
+    let flags = codex_parse::model::offered_flags(offered);
     if flags.is_empty() {
         String::new()
     } else {

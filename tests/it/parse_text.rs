@@ -179,12 +179,7 @@ fn secrets_inside_non_ascii_text_are_redacted_in_every_protocol() {
         let path = stream(&env, &messages, &[]);
         let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
         assert_eq!(summary["protocol"], protocol);
-        let finals: Vec<&str> = summary["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["final_message"].as_str().unwrap_or("(none)"))
-            .collect();
+        let finals = final_messages(&summary);
         let expected: Vec<&str> = SECRETS.iter().map(|(_, shown)| *shown).collect();
         assert_eq!(finals, expected, "{protocol}");
         for args in [vec![path.as_str()], vec![path.as_str(), "--messages"]] {
@@ -258,12 +253,17 @@ fn json_output_stays_json_when_a_message_ends_in_a_key_word() {
             assert!(parsed.is_ok(), "{protocol} {args:?}: {}", out.stdout);
         }
         let summary = env.run(CODEX_PARSE, &[&path, "--json"]).success().json();
-        let finals: Vec<&str> = summary["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["final_message"].as_str().unwrap_or("(none)"))
-            .collect();
+        let finals = final_messages(&summary);
         assert_eq!(finals, messages, "{protocol}");
     }
+}
+
+/// Each request's final message, `(none)` where it has none.
+fn final_messages(summary: &Value) -> Vec<&str> {
+    summary["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["final_message"].as_str().unwrap_or("(none)"))
+        .collect()
 }

@@ -35,6 +35,22 @@ fn timestamp(value: &Value) -> SystemTime {
     bg_shared::time::parse_rfc3339(value.as_str().expect("a timestamp")).expect("an RFC 3339 time")
 }
 
+/// A task that ran once and now rests 30 s before its next run, once its
+/// record says so (`next_run_at`); its id.
+fn launch_resting(env: &Env) -> String {
+    let id = env.launch(&[
+        "--restart",
+        "always",
+        "--restart-delay",
+        "30s",
+        "sh",
+        "-c",
+        "echo once",
+    ]);
+    env.wait_record(&id, |r| r["next_run_at"].is_string());
+    id
+}
+
 #[test]
 fn on_failure_runs_a_command_until_it_succeeds_and_reports_the_end_once() {
     let env = Env::new();
@@ -163,15 +179,7 @@ fn always_with_bg_kill_stops_the_task_and_its_restarts() {
 #[test]
 fn bg_kill_between_two_runs_ends_the_task_before_the_next() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--restart",
-        "always",
-        "--restart-delay",
-        "30s",
-        "sh",
-        "-c",
-        "echo once",
-    ]);
+    let id = launch_resting(&env);
     let resting = env.wait_record(&id, |r| r["next_run_at"].is_string());
     assert_eq!(resting["state"], "running", "{resting}");
     let status = env.run(BG_CHECK, &[&id]).success();
@@ -247,16 +255,7 @@ fn dead(pid: i64) -> bool {
 #[test]
 fn a_supervisor_killed_between_runs_leaves_the_task_lost() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--restart",
-        "always",
-        "--restart-delay",
-        "30s",
-        "sh",
-        "-c",
-        "echo once",
-    ]);
-    env.wait_record(&id, |r| r["next_run_at"].is_string());
+    let id = launch_resting(&env);
     env.signal(&id, "supervisor_pid", 9);
     let record = env.wait_state(&id, "lost");
     assert!(record["next_run_at"].is_null(), "{record}");
@@ -404,16 +403,7 @@ fn a_dev_server_that_crashes_at_first_is_ready_once_a_restart_listens() {
 #[test]
 fn a_stop_signal_to_the_supervisor_between_runs_ends_the_task() {
     let env = Env::new();
-    let id = env.launch(&[
-        "--restart",
-        "always",
-        "--restart-delay",
-        "30s",
-        "sh",
-        "-c",
-        "echo once",
-    ]);
-    env.wait_record(&id, |r| r["next_run_at"].is_string());
+    let id = launch_resting(&env);
     env.signal(&id, "supervisor_pid", 15);
     let record = env.wait_state(&id, "killed");
     assert_eq!(record["reason"], "supervisor-signal", "{record}");

@@ -1,9 +1,10 @@
-//! Starting the task's command: fork, then in the child only
+//! Starting the task's command: a child (on Linux one that shares our memory
+//! until its execve, as posix_spawn makes; a fork elsewhere) making only
 //! async-signal-safe calls (own process group, clean signal state, the three
-//! standard descriptors, working directory, execve). Unlike
-//! `std::process::Command`, the parent does not wait for the exec: it gets
-//! the pid at once and learns the exec's outcome later from a close-on-exec
-//! pipe, so it can record the task while the command is being loaded.
+//! standard descriptors, working directory, execve). The exec's outcome
+//! comes from a close-on-exec pipe, read when the caller wants it: the
+//! caller records the task while the new program starts up (its loader and
+//! runtime), and publishes the record once the exec is known to have worked.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
