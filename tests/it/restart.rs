@@ -435,3 +435,40 @@ fn a_command_that_cannot_start_again_ends_its_run_with_127() {
     assert_eq!(output.matches("ran").count(), 1, "{output}");
     assert!(output.contains("No such file or directory"), "{output}");
 }
+
+/// Where the output cap keeps a ring (no hole punching), the runs write
+/// into the cap's pipe: it stays open across runs, and every run's output
+/// and every marker line reach the log, in order.
+#[test]
+fn restarts_under_a_ring_cap_keep_every_run_and_marker_in_order() {
+    let env = Env::new();
+    let mut command = env.cmd(BG_RUN);
+    command.env("BG_FAULT", "no-punch-hole").args([
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "2",
+        "--restart-delay",
+        "20ms",
+        "sh",
+        "-c",
+        "echo attempt; exit 5",
+    ]);
+    let id = finish(command).success().stdout.trim().to_string();
+    assert_eq!(env.run(BG_CHECK, &[&id, "--wait"]).code(), 5);
+    let record = env.record(&id);
+    assert_eq!(record["output_cap_method"], "ring", "{record}");
+    let output = fs::read_to_string(record["output_path"].as_str().unwrap()).unwrap();
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "attempt",
+            "[bg-run: restart 1 after exit 5]",
+            "attempt",
+            "[bg-run: restart 2 after exit 5]",
+            "attempt"
+        ],
+        "{output}"
+    );
+}
