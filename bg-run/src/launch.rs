@@ -1,5 +1,5 @@
 //! The caller's side of a launch: check everything, allocate the task
-//! directory, create its files, double-fork, and wait for the supervisor to
+//! directory, create its files, fork the supervisor, and wait for the supervisor to
 //! say the command has started (or could not). Nothing half-made survives a
 //! failure: an unrecorded task directory is removed.
 
@@ -199,8 +199,7 @@ pub fn start_supervised(
     let status_reserve = Reserved::create(&paths.status_reserve(), 0)?;
     drop(Reserved::create(&paths.kill_request_reserve(), 0)?);
     let (reader, writer) = process::pipe_cloexec().context(|| "creating a pipe".into())?;
-    let me = process::Identity::of(std::process::id() as process::Pid);
-    match process::double_fork().context(|| "starting the supervisor".into())? {
+    match process::fork_detached().context(|| "starting the supervisor".into())? {
         ForkRole::Daemon => {
             drop(reader);
             Supervisor {
@@ -225,6 +224,9 @@ pub fn start_supervised(
             if heard.is_err() && !paths.meta().exists() {
                 // The supervisor died before recording the task: what it
                 // started must not run on where no tool can see it.
+                // Anything started since this process began (read only
+                // now: the launch's path has no room for it).
+                let me = process::Identity::of(std::process::id() as process::Pid);
                 let since = me.map_or(0, |me| me.start_time);
                 process::kill_unrecorded(session, paths.id.as_str(), since);
             }

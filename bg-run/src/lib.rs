@@ -1,6 +1,6 @@
 //! `bg-run`: start a command as a supervised background task and record it
 //! (docs/ARCHITECTURE.md, "The life of a task"). The caller returns as
-//! soon as the command has started, printing the task id; a double-forked
+//! soon as the command has started, printing the task id; a forked
 //! supervisor waits for the command and records how it ended.
 
 mod capper;

@@ -1,4 +1,4 @@
-//! The supervisor: the double-forked grandchild that starts the command,
+//! The supervisor: the forked child, in a session of its own, that starts the command,
 //! records it, waits for it without burning CPU (signals are waited for
 //! synchronously), enforces `--timeout`, and records how it ended before it
 //! exits and so releases the task's lock.
@@ -26,7 +26,7 @@ use crate::handshake::{Answer, Teller};
 use crate::restart::{Backoff, Runs};
 use crate::spec::{LaunchFailure, LaunchSpec};
 
-/// Everything the supervisor owns, handed over across the double fork.
+/// Everything the supervisor owns, handed over across the fork.
 pub struct Supervisor {
     pub paths: TaskPaths,
     pub state: StateDir,
@@ -130,7 +130,6 @@ impl Supervisor {
             run_started: started,
             group: Some(spawned.pid),
         });
-        let capper = self.start_cap(ring_read.map(File::from));
         let leader = spawned.pid;
         fault::crash(fault::Point::SupervisorAfterSpawn);
         // The record is written while the command starts up, and only
@@ -153,6 +152,13 @@ impl Supervisor {
             feeder::start(self.paths.input(), feed);
         }
         self.teller.tell(&Answer::Started);
+        // The launcher was woken on this CPU, which it gets first: what
+        // follows is nobody's wait.
+        std::thread::yield_now();
+        // A thread's start is off the launch's path too: until it runs, the
+        // log grows unwatched (it takes a gigabyte to reach the default cap)
+        // or the ring's pipe holds what the task writes.
+        let capper = self.start_cap(ring_read.map(File::from));
         // The record is complete and visible; making it durable is not
         // worth keeping the caller waiting for (docs/ARCHITECTURE.md,
         // "Launch"). Nothing reads it as final before the end is recorded,

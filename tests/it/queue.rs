@@ -367,3 +367,53 @@ fn a_queued_task_costs_no_process_and_the_dispatcher_leaves_when_done() {
         "the dispatcher stayed after the queue drained"
     );
 }
+
+/// A process's state letter and parent, while it exists (a zombie
+/// included).
+fn state_and_parent(pid: i64) -> Option<(char, i64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+#[test]
+fn the_dispatcher_leaves_no_zombie_of_the_supervisors_it_started() {
+    let env = Env::new();
+    // The gate holds the queue until all is queued: one dispatcher starts
+    // every task, and it lives on while `behind` waits.
+    let gate = env.dir.path().join("gate");
+    let script = format!("while [ ! -e '{}' ]; do sleep 0.02; done", gate.display());
+    let first = env.launch(&["--queue", "z", &script]);
+    let short: Vec<String> = (0..3)
+        .map(|_| env.launch(&["--queue", "z", "true"]))
+        .collect();
+    let long = env.launch(&["--queue", "z", "sleep 30"]);
+    let behind = env.launch(&["--queue", "z", "true"]);
+    env.wait_state(&first, "running");
+    fs::write(&gate, "").expect("the gate opens");
+    env.wait_state(&long, "running");
+    let who: Value = serde_json::from_str(
+        &fs::read_to_string(env.state.join("dispatcher.json")).expect("dispatcher.json"),
+    )
+    .expect("dispatcher.json is JSON");
+    let dispatcher = who["pid"].as_i64().expect("the dispatcher's pid");
+    for id in &short {
+        let supervisor = env.record(id)["supervisor_pid"]
+            .as_i64()
+            .expect("a supervisor pid");
+        // Once it has exited, a supervisor still listed is a zombie.
+        let ended = poll(DEADLINE, || match state_and_parent(supervisor) {
+            None => Some(None),
+            Some(('Z', parent)) => Some(Some(parent)),
+            Some(_) => None,
+        })
+        .expect("the supervisor did not exit");
+        assert_ne!(
+            ended,
+            Some(dispatcher),
+            "task {id}'s supervisor lingers as the dispatcher's zombie"
+        );
+    }
+    assert_eq!(env.record(&behind)["state"], "queued");
+}

@@ -42,20 +42,45 @@ fn task_survives_the_closing_of_its_terminal() {
     assert!(alive(record["pid"].as_i64().unwrap()));
 }
 
-#[test]
-fn supervisor_is_not_a_session_leader_nor_the_callers_child() {
-    let env = Env::new();
-    let id = env.launch(&["sleep", "30"]);
-    let record = env.record(&id);
-    let supervisor = record["supervisor_pid"].as_i64().unwrap() as i32;
-    let info = bg_shared::process::proc_info(supervisor).unwrap();
-    let stat = fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap();
+/// Fields of `/proc/<pid>/stat` after the command name: state is 0,
+/// ppid 1, pgrp 2, session 3, tty_nr 4.
+fn stat_fields(pid: i64) -> Vec<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let session: i32 = after_name.split(' ').nth(3).unwrap().parse().unwrap();
-    assert_ne!(session, supervisor, "supervisor leads its session");
-    assert_ne!(info.ppid, std::process::id() as i32);
-    // The command leads its own process group.
+    after_name
+        .split(' ')
+        .skip(1)
+        .take(4)
+        .map(|field| field.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn supervisor_leads_a_session_without_a_terminal_and_is_not_the_callers_child() {
+    let env = Env::new();
+    // Launched from a terminal, which the caller's session has.
+    env.sh(r#"script -qec '"$BG_RUN" sleep 30 > id' /dev/null"#)
+        .success();
+    let id = fs::read_to_string(env.dir.path().join("id")).unwrap();
+    let record = env.record(id.trim());
+    let supervisor = record["supervisor_pid"].as_i64().unwrap();
+    let [ppid, _, session, tty] = stat_fields(supervisor)[..] else {
+        panic!("short stat")
+    };
+    assert_eq!(
+        session, supervisor,
+        "the supervisor leads a session of its own"
+    );
+    assert_eq!(tty, 0, "the supervisor has a controlling terminal");
+    assert_ne!(ppid, i64::from(std::process::id()));
+    // The command leads its own process group, in the supervisor's
+    // session, with no terminal either.
+    let pid = record["pid"].as_i64().unwrap();
     assert_eq!(record["pgid"], record["pid"]);
+    let [_, pgrp, task_session, task_tty] = stat_fields(pid)[..] else {
+        panic!("short stat")
+    };
+    assert_eq!((pgrp, task_session, task_tty), (pid, supervisor, 0));
 }
 
 #[test]

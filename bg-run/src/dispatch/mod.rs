@@ -8,8 +8,8 @@
 //! polls, except a dependency whose supervisor died while its processes
 //! live on: that one is looked at again every [`UNSUPERVISED_RECHECK`].
 //!
-//! It is single-threaded: it double-forks each task's supervisor, exactly
-//! as bg-run does. Holding `dispatcher.lock` makes it the only one; it
+//! It is single-threaded: it forks each task's supervisor, exactly as
+//! bg-run does. Holding `dispatcher.lock` makes it the only one; it
 //! gives the lock up only when nothing is queued, and looks once more after
 //! that, so a task queued at that moment is never left waiting.
 
@@ -45,13 +45,13 @@ const UNSUPERVISED_RECHECK: Duration = Duration::from_secs(1);
 pub(super) const TROUBLE_RETRY: Duration = Duration::from_secs(1);
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(50);
 
-/// `bg-run --internal-dispatch`: detaches (double fork) and runs the
-/// dispatcher there; the caller returns at once.
+/// `bg-run --internal-dispatch`: detaches (a fork into a session of its
+/// own) and runs the dispatcher there; the caller returns at once.
 pub fn detach_and_run(state_dir: Option<&Path>) -> Result<ExitCode> {
     let Some(state) = StateDir::open_existing(state_dir)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    match process::double_fork().map_err(|err| Error::io("starting the dispatcher", err))? {
+    match process::fork_detached().map_err(|err| Error::io("starting the dispatcher", err))? {
         ForkRole::Caller { .. } => Ok(ExitCode::SUCCESS),
         ForkRole::Daemon => {
             let code = match Dispatcher::new(state).and_then(Dispatcher::run) {
@@ -96,6 +96,9 @@ impl Dispatcher {
         process::close_fds_except(&[]).map_err(|err| Error::io("closing descriptors", err))?;
         process::set_process_name("bg-dispatch");
         process::reset_signal_dispositions();
+        // Each supervisor it starts is its child: none may linger as a
+        // zombie while the dispatcher lives on.
+        process::reap_children_automatically();
         std::env::set_current_dir("/").map_err(|err| Error::io("changing to /", err))?;
         let log = state.root().join("dispatcher.log");
         Ok(Dispatcher {

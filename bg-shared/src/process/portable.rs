@@ -40,7 +40,7 @@ pub fn close_ranges_except(_keep: &[std::os::fd::RawFd]) -> bool {
 /// There is no portable way to learn when a process started, so the session
 /// stands in for the start time in identities. That tells a task's processes
 /// from a stranger given a reused pid: the supervisor's session is new (the
-/// double fork's `setsid`) and only ever inherited, so every process in it
+/// supervisor's `setsid`) and only ever inherited, so every process in it
 /// is the supervisor, the task or a descendant of theirs; a stranger is in
 /// another session, unless the task's session has ended and its number has
 /// been taken by a new one. The session is stable for the processes whose

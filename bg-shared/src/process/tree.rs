@@ -105,8 +105,8 @@ impl TaskTree {
 }
 
 /// Every descendant of `roots` in a process listing (not the roots), short
-/// of other tasks: a `bg-run` started inside a task double-forks, so its
-/// supervisor is adopted by ours, but that task is its own, meant to
+/// of other tasks: a `bg-run` started inside a task forks its supervisor,
+/// which ours adopts once that bg-run exits, but that task is its own, meant to
 /// outlive its caller, and neither it nor what it supervises is ours.
 pub fn descendants_in(
     all: &[ProcInfo],
