@@ -1,10 +1,11 @@
 //! The task table: the current project's tasks (those whose cwd is inside
 //! its git root, else inside the current directory), newest last.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 
 use bg_shared::exit::ExitCode;
-use bg_shared::record::{TaskRecord, TaskState};
+use bg_shared::record::{ShownRecord, TaskRecord, TaskState};
 use bg_shared::select;
 use bg_shared::state_dir::StateDir;
 use bg_shared::{Result, cli, format, time};
@@ -13,34 +14,38 @@ use crate::Cli;
 use bg_shared::cli::json_line;
 
 pub fn run(state: Option<&StateDir>, cli: &Cli) -> Result<ExitCode> {
-    let mut tasks = match state {
-        Some(state) => select::list_records(state, "bg-check")?,
-        None => Vec::new(),
-    };
     let root = if cli.all {
         None
     } else {
         Some(select::project_root()?)
     };
-    tasks.retain(|task| {
-        let record = &task.record;
+    let keep = |cwd: &str, task_state: TaskState| {
         root.as_ref()
-            .is_none_or(|root| select::cwd_in_project(&record.cwd, root))
-            && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(record.state)))
-    });
-    tasks.sort_by(|a, b| a.order.cmp(&b.order));
-    let records: Vec<Box<TaskRecord>> = tasks.into_iter().map(|task| task.record).collect();
-    let text = if cli.json {
-        json_line(&records)?
-    } else {
-        table(&records)
+            .is_none_or(|root| select::cwd_in_project(cwd, root))
+            && (cli.states.is_empty() || cli.states.iter().any(|f| f.accepts(task_state)))
+    };
+    let text = match state {
+        Some(state) if cli.json => json(state, keep)?,
+        Some(state) => table(state, keep)?,
+        None if cli.json => json_line(&Vec::<TaskRecord>::new())?,
+        None => String::new(),
     };
     cli::write_stdout(&text)?;
-    // The process ends now: freeing a long list one record at a time
+    // The process ends now: freeing a long list one string at a time
     // would take a good part of its time, for nothing.
-    std::mem::forget(records);
     std::mem::forget(text);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kept tasks' public records, as one JSON array.
+fn json(state: &StateDir, keep: impl Fn(&str, TaskState) -> bool) -> Result<String> {
+    let mut tasks = select::list_records(state, "bg-check")?;
+    tasks.retain(|task| keep(&task.record.cwd, task.record.state));
+    tasks.sort_by(|a, b| a.order.cmp(&b.order));
+    let records: Vec<Box<TaskRecord>> = tasks.into_iter().map(|task| task.record).collect();
+    let text = json_line(&records)?;
+    std::mem::forget(records);
+    Ok(text)
 }
 
 /// The table's columns; the last, the command, takes what room is left.
@@ -50,23 +55,39 @@ const HEADERS: [&str; COLUMNS] = [
 ];
 const STATE_COLUMN: usize = 2;
 
-fn table(tasks: &[Box<TaskRecord>]) -> String {
-    if tasks.is_empty() {
-        return String::new();
+/// A task's cells, one after another in one string (one allocation per
+/// row, made on the listing's threads), and its state for the colour.
+struct Row {
+    text: String,
+    ends: [usize; COLUMNS],
+    state: TaskState,
+}
+
+impl Row {
+    fn cell(&self, column: usize) -> &str {
+        let start = column.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.text[start..self.ends[column]]
     }
-    let colour = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+}
+
+fn table(state: &StateDir, keep: impl Fn(&str, TaskState) -> bool + Sync) -> Result<String> {
     let home = std::env::var("HOME")
         .ok()
         .filter(|h| !h.is_empty() && h != "/");
-    let rows: Vec<[String; COLUMNS]> = tasks
-        .iter()
-        .map(|task| row(task, home.as_deref()))
-        .collect();
+    let show = |record: &ShownRecord<'_>| {
+        keep(&record.cwd, record.state).then(|| row(record, home.as_deref()))
+    };
+    let mut rows = select::list_shown(state, "bg-check", show)?;
+    if rows.is_empty() {
+        return Ok(String::new());
+    }
+    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut widths = HEADERS.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    for (row, _) in &rows {
+        for (column, width) in widths.iter_mut().enumerate() {
+            *width = (*width).max(width_of(row.cell(column)));
         }
     }
     let command_room = bg_shared::process::terminal_width()
@@ -75,48 +96,72 @@ fn table(tasks: &[Box<TaskRecord>]) -> String {
             cols.saturating_sub(widths[..COLUMNS - 1].iter().map(|w| w + 2).sum::<usize>())
                 .max(20)
         });
-    let mut text = line(&HEADERS.map(String::from), &widths, None, command_room);
-    for (row, task) in rows.iter().zip(tasks) {
-        text.push_str(&line(
-            row,
-            &widths,
-            colour.then_some(task.state),
-            command_room,
-        ));
+    // One buffer for the whole table: a list of thousands is mostly this.
+    let row_bytes = widths.iter().map(|w| w + 2).sum::<usize>();
+    let mut text = String::with_capacity(row_bytes * (rows.len() + 1));
+    line(&mut text, &HEADERS, &widths, None, command_room);
+    for (row, _) in &rows {
+        let cells = std::array::from_fn(|column| row.cell(column));
+        let state = colour.then_some(row.state);
+        line(&mut text, &cells, &widths, state, command_room);
     }
-    text
+    std::mem::forget(rows);
+    Ok(text)
 }
 
-fn row(record: &TaskRecord, home: Option<&str>) -> [String; COLUMNS] {
+/// How many columns a cell takes: its characters (its bytes when ASCII,
+/// found at once).
+fn width_of(cell: &str) -> usize {
+    if cell.is_ascii() {
+        cell.len()
+    } else {
+        cell.chars().count()
+    }
+}
+
+fn row(record: &ShownRecord<'_>, home: Option<&str>) -> Row {
     let cwd = match home.and_then(|h| record.cwd.strip_prefix(h)) {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
-        _ => record.cwd.clone(),
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            Cow::Owned(format::printable(&format!("~{rest}")).into_owned())
+        }
+        _ => format::printable(&record.cwd),
     };
+    let duration =
+        |ms: Option<u64>| ms.map_or(Cow::Borrowed("-"), |ms| time::human_duration(ms).into());
     // Every cell is text about the task: shown, never obeyed.
-    [
-        format::printable(&record.id).into_owned(),
+    let cells: [Cow<'_, str>; COLUMNS] = [
+        format::printable(&record.id),
         record
             .name
             .as_deref()
-            .map_or_else(|| "-".into(), |n| format::printable(n).into_owned()),
-        format::state_cell(record),
-        format::exit_column(record.exit_code, record.signal),
-        record
-            .duration_ms
-            .map_or_else(|| "-".into(), time::human_duration),
+            .map_or(Cow::Borrowed("-"), format::printable),
+        match &record.waiting {
+            Some(waiting) => Cow::Borrowed(waiting.as_str()),
+            None => Cow::Borrowed(record.state.as_str()),
+        },
+        format::exit_column(record.exit_code, record.signal).into(),
+        duration(record.duration_ms),
         // How long a running task has printed nothing: stuck or working?
-        record
-            .silent_ms
-            .map_or_else(|| "-".into(), time::human_duration),
-        output_column(record),
-        format::printable(&cwd).into_owned(),
-        format::one_line(&record.command, 500),
-    ]
+        duration(record.silent_ms),
+        output_column(record).into(),
+        cwd,
+        format::one_line(&record.command, 500).into(),
+    ];
+    let mut text = String::with_capacity(cells.iter().map(|cell| cell.len()).sum());
+    let ends = cells.map(|cell| {
+        text.push_str(&cell);
+        text.len()
+    });
+    Row {
+        text,
+        ends,
+        state: record.state,
+    }
 }
 
 /// How much the task wrote; `(capped)` once its cap dropped some, and
 /// `removed` once the state dir's budget took the log.
-fn output_column(record: &TaskRecord) -> String {
+fn output_column(record: &ShownRecord<'_>) -> String {
     if record.output_removed {
         return "removed".into();
     }
@@ -131,29 +176,40 @@ fn output_column(record: &TaskRecord) -> String {
 }
 
 fn line(
-    cells: &[String; COLUMNS],
+    out: &mut String,
+    cells: &[&str; COLUMNS],
     widths: &[usize; COLUMNS],
     colour: Option<TaskState>,
     command_room: Option<usize>,
-) -> String {
-    let mut out = String::new();
+) {
+    const SPACES: &str = "                                                                ";
     for (i, cell) in cells.iter().enumerate().take(COLUMNS - 1) {
         match colour.filter(|_| i == STATE_COLUMN) {
-            Some(state) => out.push_str(&format!("\x1b[{}m{cell}\x1b[0m", state_colour(state))),
+            Some(state) => {
+                out.push_str("\x1b[");
+                out.push_str(state_colour(state));
+                out.push('m');
+                out.push_str(cell);
+                out.push_str("\x1b[0m");
+            }
             None => out.push_str(cell),
         }
-        out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+        let mut pad = widths[i] - width_of(cell) + 2;
+        while pad > 0 {
+            let step = pad.min(SPACES.len());
+            out.push_str(&SPACES[..step]);
+            pad -= step;
+        }
     }
     let command = &cells[COLUMNS - 1];
     match command_room {
-        Some(room) if command.chars().count() > room => {
+        Some(room) if width_of(command) > room => {
             out.extend(command.chars().take(room.saturating_sub(3)));
             out.push_str("...");
         }
         _ => out.push_str(command),
     }
     out.push('\n');
-    out
 }
 
 fn state_colour(state: TaskState) -> &'static str {

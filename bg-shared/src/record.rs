@@ -4,6 +4,8 @@
 //! (older readers ignore them, and `#[serde(default)]` lets us read records
 //! that lack newer ones).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// The version written into every record today.
@@ -458,6 +460,54 @@ pub struct TaskRecord {
     /// Between runs of a live task: when the next run is due.
     #[serde(default)]
     pub next_run_at: Option<String>,
+}
+
+/// The fields of a public record that a task list shows, borrowed: read
+/// from the summary's bytes without a record being built
+/// (`summary::ShownLine`), or taken from a record at hand.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShownRecord<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub command: Cow<'a, str>,
+    #[serde(borrow)]
+    pub cwd: Cow<'a, str>,
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub silent_ms: Option<u64>,
+    pub output_bytes: Option<u64>,
+    pub output_dropped_bytes: Option<u64>,
+    #[serde(default)]
+    pub output_removed: bool,
+    /// What a queued task waits for (`format::state_cell`): never in the
+    /// summary, which holds finished tasks only.
+    #[serde(skip)]
+    pub waiting: Option<String>,
+}
+
+impl<'a> From<&'a TaskRecord> for ShownRecord<'a> {
+    fn from(record: &'a TaskRecord) -> ShownRecord<'a> {
+        ShownRecord {
+            id: Cow::Borrowed(&record.id),
+            name: record.name.as_deref().map(Cow::Borrowed),
+            command: Cow::Borrowed(&record.command),
+            cwd: Cow::Borrowed(&record.cwd),
+            state: record.state,
+            exit_code: record.exit_code,
+            signal: record.signal,
+            duration_ms: record.duration_ms,
+            silent_ms: record.silent_ms,
+            output_bytes: record.output_bytes,
+            output_dropped_bytes: record.output_dropped_bytes,
+            output_removed: record.output_removed,
+            waiting: (record.state == TaskState::Queued).then(|| crate::format::state_cell(record)),
+        }
+    }
 }
 
 /// What a queued task waits for (docs/ARCHITECTURE.md, "Queues").

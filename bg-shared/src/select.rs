@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::ids::{self, TaskId};
-use crate::record::{LaunchRecord, TaskRecord};
+use crate::record::{LaunchRecord, ShownRecord, TaskRecord};
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
 use crate::{Error, IoContext, Result, cli, names, summary};
@@ -148,10 +148,16 @@ fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Erro
 pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
     let known = summary::Summary::read(state);
     let dirs = list_dirs(state)?;
-    let stamps = summary::stamps(state, &dirs);
+    let finished =
+        summary::lines_in_force(
+            state,
+            &known,
+            &dirs,
+            |_, _: summary::ShownLine<'_>| Some(()),
+        );
     let mut live = Vec::new();
-    for ((id, ino), stamp) in dirs.into_iter().zip(stamps) {
-        if summary_line(&known, &id, ino, stamp).is_some() {
+    for ((id, _), finished) in dirs.into_iter().zip(finished) {
+        if finished.is_some() {
             continue;
         }
         let paths = TaskPaths::new(state, id);
@@ -208,58 +214,80 @@ pub struct Listed {
 pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
     let dirs = list_dirs(state)?;
     let known = summary::Summary::read(state);
-    let (listed, missing) = list_part(state, &known, &dirs, tool);
-    // Best effort: a summary that cannot be written is only slower.
-    let _ = summary::append(state, &missing, false);
-    Ok(listed)
+    let from_line = |id: &TaskId, line: summary::Line| {
+        let order = (line.seq, line.created_at.clone());
+        let record = Box::new(line.into_record(&TaskPaths::new(state, id.clone()))?);
+        Some(Listed { record, order })
+    };
+    let from_task = |task: &Task| {
+        let (seq, created) = task.launch.launch_order();
+        Listed {
+            record: Box::new(task.record()),
+            order: (seq, created.to_string()),
+        }
+    };
+    Ok(list_part(state, &known, &dirs, tool, from_line, from_task))
 }
 
-/// The summary's line for a task if it is still true: its directory (by
-/// inode) and its `meta.json` (by stamp) are the ones it was written for.
-/// Such a task is finished.
-fn summary_line(
-    known: &summary::Summary,
-    id: &TaskId,
-    ino: u64,
-    stamp: Option<summary::MetaStamp>,
-) -> Option<summary::Line> {
-    let line = known.get(id.as_str())?;
-    (line.ino == ino && stamp == Some(line.meta)).then_some(line)
-}
-
-/// Lists task directories: from the summary where it has them,
-/// else from their files (and then with the lines the summary lacks).
-fn list_part(
+/// What `show` makes of every readable task it keeps (`None` drops it),
+/// with the task's launch order: [`list_records`] for a table, which needs
+/// only what [`ShownRecord`] holds. Finished tasks are read from the
+/// summary in part, and shown by several threads at once.
+pub fn list_shown<R: Send>(
     state: &StateDir,
-    known: &summary::Summary,
+    tool: &str,
+    show: impl Fn(&ShownRecord<'_>) -> Option<R> + Sync,
+) -> Result<Vec<(R, (u64, String))>> {
+    let dirs = list_dirs(state)?;
+    let known = summary::Summary::read(state);
+    let from_line = |_: &TaskId, line: summary::ShownLine<'_>| {
+        let order = (line.seq, line.created_at.into_owned());
+        // A line that forgets its task: the task is loaded.
+        Some(show(&line.record?).map(|row| (row, order)))
+    };
+    let from_task = |task: &Task| {
+        let (seq, created) = task.launch.launch_order();
+        let record = task.record();
+        show(&ShownRecord::from(&record)).map(|row| (row, (seq, created.to_string())))
+    };
+    let shown = list_part(state, &known, &dirs, tool, from_line, from_task);
+    Ok(shown.into_iter().flatten().collect())
+}
+
+/// Lists task directories: from the summary where it has them (read as
+/// `V`, made into a `T` by `from_line`, which says `None` to have the task
+/// loaded instead), else from their files (`from_task`), and then adds
+/// the lines the summary lacks, best effort (a summary that cannot be
+/// written is only slower).
+fn list_part<'a, V, T>(
+    state: &StateDir,
+    known: &'a summary::Summary,
     dirs: &[(TaskId, u64)],
     tool: &str,
-) -> (Vec<Listed>, Vec<summary::Line>) {
+    from_line: impl Fn(&TaskId, V) -> Option<T> + Sync,
+    from_task: impl Fn(&Task) -> T,
+) -> Vec<T>
+where
+    V: summary::LineView + serde::Deserialize<'a>,
+    T: Send,
+{
     let mut listed = Vec::with_capacity(dirs.len());
     let mut missing = Vec::new();
-    let stamps = summary::stamps(state, dirs);
-    for ((id, ino), stamp) in dirs.iter().zip(stamps) {
-        let paths = TaskPaths::new(state, id.clone());
-        if let Some(line) = summary_line(known, id, *ino, stamp) {
-            let order = (line.seq, line.created_at.clone());
-            if let Some(record) = line.into_record(&paths) {
-                let record = Box::new(record);
-                listed.push(Listed { record, order });
-                continue;
-            }
+    let from_summary = summary::lines_in_force(state, known, dirs, from_line);
+    for ((id, ino), found) in dirs.iter().zip(from_summary) {
+        if let Some(found) = found {
+            listed.push(found);
+            continue;
         }
+        let paths = TaskPaths::new(state, id.clone());
         let Some(task) = load_or_warn(paths, tool) else {
             continue;
         };
         missing.extend(summary::Line::of(&task, *ino));
-        let (seq, created) = task.launch.launch_order();
-        let order = (seq, created.to_string());
-        listed.push(Listed {
-            record: Box::new(task.record()),
-            order,
-        });
+        listed.push(from_task(&task));
     }
-    (listed, missing)
+    let _ = summary::append(state, &missing, false);
+    listed
 }
 
 /// The current project: the git root above the current directory, else the

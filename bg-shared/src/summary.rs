@@ -14,6 +14,7 @@
 //! Live tasks, lost ones, and ones whose processes outlived them (their
 //! output may still grow) are never in it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{private_options, write_atomic};
 use crate::ids::TaskId;
-use crate::record::TaskRecord;
+use crate::record::{ShownRecord, TaskRecord};
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
 use crate::{Error, IoContext, Result, lock};
@@ -51,6 +52,62 @@ pub struct Line {
     pub record: Option<TaskRecord>,
 }
 
+/// A line as a task list reads it: its header whole, and of the record
+/// only what a list shows, borrowed from the summary's bytes. A table of
+/// thousands of tasks is then parsed without a record being built.
+#[derive(Debug, Deserialize)]
+pub struct ShownLine<'a> {
+    pub format: u32,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    pub ino: u64,
+    pub meta: MetaStamp,
+    pub seq: u64,
+    #[serde(borrow)]
+    pub created_at: Cow<'a, str>,
+    #[serde(borrow)]
+    pub record: Option<ShownRecord<'a>>,
+}
+
+/// How a line is read, whole ([`Line`]) or in part ([`ShownLine`]): what
+/// tells whether it is still true.
+pub trait LineView {
+    fn format(&self) -> u32;
+    fn id(&self) -> &str;
+    fn ino(&self) -> u64;
+    fn meta(&self) -> MetaStamp;
+}
+
+impl LineView for Line {
+    fn format(&self) -> u32 {
+        self.format
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn meta(&self) -> MetaStamp {
+        self.meta
+    }
+}
+
+impl LineView for ShownLine<'_> {
+    fn format(&self) -> u32 {
+        self.format
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn meta(&self) -> MetaStamp {
+        self.meta
+    }
+}
+
 /// What a line knows of the task's `meta.json`: its inode, length and
 /// modification time. Records are replaced by rename, never edited, so a
 /// record that changed (or was damaged in place) has another stamp: one
@@ -68,6 +125,17 @@ impl MetaStamp {
         MetaStamp::at(&paths.meta())
     }
 
+    /// The stamp of `name` under the directory `dir`.
+    fn in_dir(dir: &File, name: &str) -> Option<MetaStamp> {
+        use std::os::fd::AsFd;
+        let stamp = crate::process::stamp_in(dir.as_fd(), std::path::Path::new(name))?;
+        Some(MetaStamp {
+            ino: stamp.ino,
+            len: stamp.len,
+            mtime_ns: stamp.mtime_ns,
+        })
+    }
+
     fn at(path: &std::path::Path) -> Option<MetaStamp> {
         let meta = fs::symlink_metadata(path).ok()?;
         Some(MetaStamp {
@@ -81,30 +149,54 @@ impl MetaStamp {
     }
 }
 
-/// The `meta.json` stamps of many tasks, in their order. A long list is
-/// shared out among threads: on a cold cache each `statx` waits for the
-/// disk, and they are better waited for together.
-pub fn stamps(state: &StateDir, dirs: &[(TaskId, u64)]) -> Vec<Option<MetaStamp>> {
-    const PER_THREAD: usize = 2048;
+/// The summary's line of each task directory (id, inode), in their order,
+/// where the line is still true: its directory (by inode) and its
+/// `meta.json` (by stamp) are the ones it was written for. Such a task is
+/// finished. A long list is shared out among threads: on a cold cache each
+/// `statx` waits for the disk, and they are better waited for together;
+/// on a warm one the lines' parsing is the work, which cores share.
+pub fn lines_in_force<'a, V, T>(
+    state: &StateDir,
+    known: &'a Summary,
+    dirs: &[(TaskId, u64)],
+    then: impl Fn(&TaskId, V) -> Option<T> + Sync,
+) -> Vec<Option<T>>
+where
+    V: LineView + Deserialize<'a>,
+    T: Send,
+{
+    const PER_THREAD: usize = 1024;
     const MAX_THREADS: usize = 8;
     let threads = dirs.len().div_ceil(PER_THREAD).clamp(1, MAX_THREADS);
     let chunk = dirs.len().div_ceil(threads).max(1);
     let tasks_dir = state.tasks_dir();
-    let stamp_all = |part: &[(TaskId, u64)]| -> Vec<Option<MetaStamp>> {
-        let meta = |id: &TaskId| tasks_dir.join(id.as_str()).join("meta.json");
-        part.iter()
-            .map(|(id, _)| MetaStamp::at(&meta(id)))
-            .collect()
+    let opened = File::open(&tasks_dir).ok();
+    let stamp = |id: &TaskId| {
+        let meta = format!("{id}/meta.json");
+        match &opened {
+            Some(dir) => MetaStamp::in_dir(dir, &meta),
+            None => MetaStamp::at(&tasks_dir.join(meta)),
+        }
+    };
+    let in_force = |(id, ino): &(TaskId, u64)| {
+        let line: V = known.get_as(id.as_str())?;
+        (line.ino() == *ino && stamp(id) == Some(line.meta())).then_some(())?;
+        then(id, line)
     };
     std::thread::scope(|scope| {
         let workers: Vec<_> = dirs
             .chunks(chunk)
-            .map(|part| (part.len(), scope.spawn(|| stamp_all(part))))
+            .map(|part| {
+                let worker = scope.spawn(|| part.iter().map(in_force).collect::<Vec<_>>());
+                (part.len(), worker)
+            })
             .collect();
-        // A worker that failed stamps nothing: its tasks are loaded.
-        let joined = workers
-            .into_iter()
-            .map(|(len, worker)| worker.join().unwrap_or_else(|_| vec![None; len]));
+        // A worker that failed finds nothing: its tasks are loaded.
+        let joined = workers.into_iter().map(|(len, worker)| {
+            worker
+                .join()
+                .unwrap_or_else(|_| std::iter::repeat_with(|| None).take(len).collect())
+        });
         joined.flatten().collect()
     })
 }
@@ -201,9 +293,14 @@ impl Summary {
 
     /// The last line of task `id`, if it has a whole one of this format.
     pub fn get(&self, id: &str) -> Option<Line> {
+        self.get_as(id)
+    }
+
+    /// [`Summary::get`], read as `V`.
+    pub fn get_as<'a, V: LineView + Deserialize<'a>>(&'a self, id: &str) -> Option<V> {
         let range = self.lines.get(&id_key(id.as_bytes())?)?.clone();
-        let line: Line = serde_json::from_slice(&self.bytes[range]).ok()?;
-        (line.format == FORMAT && line.id == id).then_some(line)
+        let line: V = serde_json::from_slice(&self.bytes[range]).ok()?;
+        (line.format() == FORMAT && line.id() == id).then_some(line)
     }
 
     /// Every task's last line, in no order.
