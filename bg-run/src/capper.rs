@@ -90,9 +90,14 @@ impl OutputCap {
     }
 
     /// Starts keeping the cap; `pipe` is the reading end of the ring's
-    /// pipe, for the `ring` method.
-    pub fn start(self, paths: &TaskPaths, pipe: Option<File>) -> Capper {
+    /// pipe, for the `ring` method. Without `watch` (the task has ended
+    /// already) no thread is started: [`Capper::finish`] caps what is there.
+    pub fn start(self, paths: &TaskPaths, pipe: Option<File>, watch: bool) -> Capper {
         match pipe {
+            _ if !watch => Capper {
+                stop: Arc::new(AtomicBool::new(true)),
+                shared: Arc::new(Mutex::new(Log::new(self.log, self.file, self.bytes, pipe))),
+            },
             Some(pipe) => Capper::ring(self.log, self.file, self.bytes, pipe),
             None => Capper::punch_holes(paths, self.log, self.file, self.bytes),
         }

@@ -75,7 +75,7 @@ pub fn launch(cli: &Cli) -> Result<ExitCode> {
         enqueue::enqueue(&state, &pending.paths, &spec, record, &queueing)?;
         let paths = pending.keep();
         drop(names_guard);
-        bg_shared::queue::keep_moving(Some(&state), "bg-run");
+        bg_shared::queue::keep_moving_queued(&state, "bg-run");
         return finish(&paths, ready, cli);
     }
     let files = TaskFiles::create(&pending.paths, &spec)?;

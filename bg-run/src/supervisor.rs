@@ -158,7 +158,10 @@ impl Supervisor {
         // A thread's start is off the launch's path too: until it runs, the
         // log grows unwatched (it takes a gigabyte to reach the default cap)
         // or the ring's pipe holds what the task writes.
-        let capper = self.start_cap(ring_read.map(File::from));
+        // A task that has ended already (`true`, a quick shard) needs no
+        // thread: the cap is kept at its end. A restarting one runs again.
+        let watch = self.spec.restart.is_some() || !process::has_exited(leader);
+        let capper = self.start_cap(ring_read.map(File::from), watch);
         // The record is complete and visible; making it durable is not
         // worth keeping the caller waiting for (docs/ARCHITECTURE.md,
         // "Launch"). Nothing reads it as final before the end is recorded,
@@ -168,14 +171,18 @@ impl Supervisor {
         // off the task's: on a thread, so that a long prune never delays a
         // timeout or the record of an end. The budget is checked on every
         // launch (a stat per file), after the prune, which may free room.
+        // A thread only when one of them is due (a stat each): a thousand
+        // short tasks start no thousand threads for nothing.
         let state = self.state.clone();
-        self.prune = std::thread::Builder::new()
-            .name("auto-prune".into())
-            .spawn(move || {
-                bg_shared::prune::auto_prune(&state);
-                bg_shared::budget::auto_enforce_occasionally(&state);
-            })
-            .ok();
+        if bg_shared::prune::auto_prune_due(&state) || bg_shared::budget::occasional_due(&state) {
+            self.prune = std::thread::Builder::new()
+                .name("auto-prune".into())
+                .spawn(move || {
+                    bg_shared::prune::auto_prune(&state);
+                    bg_shared::budget::auto_enforce_occasionally(&state);
+                })
+                .ok();
+        }
         process::shed_memory();
         let mut ending = self.wait_for(leader, &signals, started)?;
         if let Some(runs) = runs {
@@ -243,9 +250,9 @@ impl Supervisor {
     }
 
     /// Starts keeping the output cap.
-    fn start_cap(&mut self, pipe: Option<File>) -> Option<Capper> {
+    fn start_cap(&mut self, pipe: Option<File>, watch: bool) -> Option<Capper> {
         let cap = self.cap.take()?;
-        Some(cap.start(&self.paths, pipe))
+        Some(cap.start(&self.paths, pipe, watch))
     }
 
     pub(crate) fn request<'a>(

@@ -252,12 +252,17 @@ const OCCASIONAL_INTERVAL: Duration = Duration::from_secs(1);
 /// dir, which a thousand launches a second must not each pay.
 pub fn auto_enforce_occasionally(state: &StateDir) {
     let marker = state.root().join(OCCASIONAL_MARKER);
-    let recent = fs::metadata(&marker)
-        .and_then(|m| m.modified())
-        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < OCCASIONAL_INTERVAL));
-    if !recent && crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
+    if occasional_due(state) && crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
         auto_enforce(state);
     }
+}
+
+/// Whether [`auto_enforce_occasionally`] would make a pass now: a `stat`.
+pub fn occasional_due(state: &StateDir) -> bool {
+    let marker = state.root().join(OCCASIONAL_MARKER);
+    !fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < OCCASIONAL_INTERVAL))
 }
 
 /// The tasks whose output may go, with what it takes: finished (never

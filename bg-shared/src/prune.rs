@@ -212,24 +212,34 @@ fn forget_in_journal(state: &StateDir, removed: &[String]) -> Result<()> {
     crate::notify_state::remap_offsets(state, &guard, &moved)
 }
 
-/// Prunes by the retention period, at most once an hour; best effort, for
-/// callers that must not fail because of it.
-pub fn auto_prune(state: &StateDir) {
-    let Ok(Some(age)) = retention() else {
-        return;
-    };
+/// Whether [`auto_prune`] would prune now (a retention is set and its
+/// last pass is an hour old): a `stat`, so that a launch starts no thread
+/// for nothing.
+pub fn auto_prune_due(state: &StateDir) -> bool {
+    if !matches!(retention(), Ok(Some(_))) {
+        return false;
+    }
     let marker = state.root().join(AUTO_MARKER);
-    let recent = fs::metadata(&marker)
+    !fs::metadata(&marker)
         .and_then(|m| m.modified())
         .is_ok_and(|at| {
             SystemTime::now()
                 .duration_since(at)
                 .unwrap_or(Duration::ZERO)
                 < AUTO_INTERVAL
-        });
-    if recent {
+        })
+}
+
+/// Prunes by the retention period, at most once an hour; best effort, for
+/// callers that must not fail because of it.
+pub fn auto_prune(state: &StateDir) {
+    let Ok(Some(age)) = retention() else {
+        return;
+    };
+    if !auto_prune_due(state) {
         return;
     }
+    let marker = state.root().join(AUTO_MARKER);
     if crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
         crate::fault::stall(crate::fault::Point::AutoPrune);
         let _ = prune(state, age);

@@ -252,7 +252,16 @@ pub fn has_queued(state: &StateDir) -> bool {
 /// dispatcher is bg-run's (`bg-run --internal-dispatch`), which detaches
 /// at once; this waits only for that.
 pub fn ensure_dispatcher(state: &StateDir) -> Result<()> {
-    if !has_queued(state) || lock::is_held(&state.dispatcher_lock_path())? {
+    if !has_queued(state) {
+        return Ok(());
+    }
+    ensure_dispatcher_for_queued(state)
+}
+
+/// [`ensure_dispatcher`] for a caller that knows a task waits (it has just
+/// queued one): no listing of `queued/`, which holds every waiting task.
+pub fn ensure_dispatcher_for_queued(state: &StateDir) -> Result<()> {
+    if lock::is_held(&state.dispatcher_lock_path())? {
         return Ok(());
     }
     let program = bg_run_program().ok_or_else(|| {
@@ -280,9 +289,18 @@ pub fn ensure_dispatcher(state: &StateDir) -> Result<()> {
 /// dispatcher that cannot start leaves the tasks queued until a later call,
 /// which `tool` says on stderr; it is not the call's failure.
 pub fn keep_moving(state: Option<&StateDir>, tool: &str) {
-    if let Some(state) = state
-        && let Err(err) = ensure_dispatcher(state)
-    {
+    if let Some(state) = state {
+        warn_if_stuck(ensure_dispatcher(state), tool);
+    }
+}
+
+/// [`keep_moving`] after queueing a task: [`ensure_dispatcher_for_queued`].
+pub fn keep_moving_queued(state: &StateDir, tool: &str) {
+    warn_if_stuck(ensure_dispatcher_for_queued(state), tool);
+}
+
+fn warn_if_stuck(started: Result<()>, tool: &str) {
+    if let Err(err) = started {
         let why = crate::cli::error_chain(&err);
         crate::cli::warn(
             tool,

@@ -299,7 +299,14 @@ fn a_task_is_lost_only_once_nothing_of_it_is_left() {
 fn housekeeping_never_delays_a_tasks_timeout_and_is_never_cut_short() {
     let env = Env::new();
     let old = env.launch(&["true"]);
-    env.wait_state(&old, "exited");
+    let ended = env.wait_state(&old, "exited");
+    // Its supervisor's own hourly pass (a fresh state dir's first) is over
+    // once the supervisor is gone: it no longer writes `.last-prune`.
+    let supervisor = ended["supervisor_pid"].as_i64().expect("a supervisor pid");
+    poll(DEADLINE, || {
+        (!std::path::Path::new(&format!("/proc/{supervisor}")).exists()).then_some(())
+    })
+    .expect("the supervisor did not exit");
     // A prune that takes 2 s (30k expired tasks took 12 s) is due, and
     // everything finished counts as expired.
     let _ = fs::remove_file(env.state.join(".last-prune"));

@@ -229,15 +229,24 @@ impl Drop for Env {
 /// Live processes started with `BG_TASK_ID=<id>` in their environment:
 /// every process of the task, wherever it went.
 pub fn task_processes(id: &str) -> Vec<i32> {
-    let mark = format!("BG_TASK_ID={id}").into_bytes();
-    process::all_processes()
-        .into_iter()
-        .filter(|p| !p.zombie)
-        .filter(|p| {
-            fs::read(format!("/proc/{}/environ", p.pid))
+    marked(format!("BG_TASK_ID={id}").as_bytes())
+}
+
+/// Live processes with `mark` (`NAME=value`) in their environment, read
+/// from /proc itself: the process layer lists nothing on its portable
+/// build, and a test must stop what it started on either (a leaked Codex
+/// session holds an inotify instance, of which a user has 128).
+pub fn marked(mark: &[u8]) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &i32| {
+            // A zombie's environment reads empty: it never matches.
+            fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == mark))
         })
-        .map(|p| p.pid)
         .collect()
 }
 

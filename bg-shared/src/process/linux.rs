@@ -99,10 +99,34 @@ pub fn boot_id() -> Option<String> {
         .clone()
 }
 
+/// See [`super::has_exited`]: `waitid` with `WNOWAIT`.
+pub fn has_exited(pid: super::Pid) -> bool {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    let Ok(pid) = u32::try_from(pid) else {
+        return false;
+    };
+    match waitid(Id::Pid(nix::unistd::Pid::from_raw(pid as i32)), flags) {
+        Ok(WaitStatus::StillAlive) | Err(_) => false,
+        Ok(_) => true,
+    }
+}
+
+/// The signals (bit n-1 for signal n) that are ignored or caught: all
+/// the others are at their default. `None` if the kernel does not say.
+pub fn changed_signals() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let mask = |key: &str| {
+        let line = status.lines().find_map(|line| line.strip_prefix(key))?;
+        u64::from_str_radix(line.trim(), 16).ok()
+    };
+    Some(mask("SigIgn:")? | mask("SigCgt:")?)
+}
+
 /// Restores SIG_DFL for the real-time signals (the C library keeps the two
 /// below SIGRTMIN for its threads and refuses to change them).
-pub fn reset_realtime_signals() {
-    for signal in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+pub fn reset_realtime_signals(needs_reset: &dyn Fn(i32) -> bool) {
+    for signal in (libc::SIGRTMIN()..=libc::SIGRTMAX()).filter(|&s| needs_reset(s)) {
         // SAFETY: a zeroed sigaction is SIG_DFL with no flags and an empty
         // mask; installing it runs no code of ours.
         unsafe {

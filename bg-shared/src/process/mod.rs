@@ -278,20 +278,26 @@ pub fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
 /// exec, and a caller may ignore SIGHUP (nohup) or SIGINT (a background job
 /// of a non-interactive shell); the task must start with the defaults, and a
 /// signal we wait for must not be discarded as ignored.
+/// Only the signals that are not at their default already are touched,
+/// where the system says which (Linux: a read of `/proc/self/status`
+/// instead of 64 calls on the launch's path).
 pub fn reset_signal_dispositions() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let changed = os::changed_signals();
+    let needs_reset = |number: i32| changed.is_none_or(|mask| mask & (1 << (number - 1)) != 0);
     for signal in NixSignal::iterator() {
         if matches!(
             signal,
             NixSignal::SIGKILL | NixSignal::SIGSTOP | NixSignal::SIGPIPE
-        ) {
+        ) || !needs_reset(signal as i32)
+        {
             continue;
         }
         // SAFETY: installing SIG_DFL runs no code of ours in signal context.
         let _ = unsafe { sigaction(signal, &default) };
     }
-    os::reset_realtime_signals();
+    os::reset_realtime_signals(&needs_reset);
 }
 
 /// Lets the kernel reap this process's children as they end (SIGCHLD
@@ -336,6 +342,12 @@ pub fn reap_children() -> Vec<(Pid, ChildExit)> {
         }
     }
     reaped
+}
+
+/// Whether child `pid` has ended, without reaping it: its end stays for
+/// the wait that reaps it. False where this cannot be told.
+pub fn has_exited(pid: Pid) -> bool {
+    os::has_exited(pid)
 }
 
 /// Waits for child `pid` to end and reaps it (a command whose exec failed

@@ -359,7 +359,7 @@ impl Drop for Host {
         }
         // Twice: a process may start one more while the first round goes.
         for _ in 0..2 {
-            for pid in marked(&self.mark) {
+            for pid in crate::util::marked(&self.mark) {
                 if pid != self.child.pid() {
                     let _ = process::signal_process(pid, Signal::KILL);
                 }
@@ -367,19 +367,4 @@ impl Drop for Host {
         }
         self.stdin.take();
     }
-}
-
-/// Live processes with `mark` (`NAME=value`) in their environment, read
-/// from /proc itself: the process layer lists nothing on its portable build.
-fn marked(mark: &[u8]) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid: &i32| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == mark))
-        })
-        .collect()
 }
