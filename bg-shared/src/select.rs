@@ -241,7 +241,7 @@ pub fn list_shown<R: Send>(
     let dirs = list_dirs(state)?;
     let known = summary::Summary::read(state);
     let from_line = |_: &TaskId, line: summary::ShownLine<'_>| {
-        let order = (line.seq, line.created_at.into_owned());
+        let order = (line.seq, line.created_at);
         // A line that forgets its task: the task is loaded.
         Some(show(&line.record?).map(|row| (row, order)))
     };
@@ -254,21 +254,21 @@ pub fn list_shown<R: Send>(
     Ok(shown.into_iter().flatten().collect())
 }
 
-/// Lists task directories: from the summary where it has them (read as
-/// `V`, made into a `T` by `from_line`, which says `None` to have the task
+/// Lists task directories: from the summary where it has them (records
+/// read as `R`, made into a `T` by `from_line`, which says `None` to have the task
 /// loaded instead), else from their files (`from_task`), and then adds
 /// the lines the summary lacks, best effort (a summary that cannot be
 /// written is only slower).
-fn list_part<'a, V, T>(
+fn list_part<'a, R, T>(
     state: &StateDir,
     known: &'a summary::Summary,
     dirs: &[(TaskId, u64)],
     tool: &str,
-    from_line: impl Fn(&TaskId, V) -> Option<T> + Sync,
+    from_line: impl Fn(&TaskId, summary::LineOf<R>) -> Option<T> + Sync,
     from_task: impl Fn(&Task) -> T,
 ) -> Vec<T>
 where
-    V: summary::LineView + serde::Deserialize<'a>,
+    R: serde::Deserialize<'a>,
     T: Send,
 {
     let mut listed = Vec::with_capacity(dirs.len());

@@ -14,7 +14,6 @@
 //! Live tasks, lost ones, and ones whose processes outlived them (their
 //! output may still grow) are never in it.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -34,9 +33,10 @@ use crate::{Error, IoContext, Result, lock};
 /// by the next list), so a summary never serves an outdated record.
 pub const FORMAT: u32 = 4;
 
-/// One line of the summary.
+/// One line of the summary, its record read as `R`: whole ([`Line`], what
+/// is written) or in part ([`ShownLine`], for a table).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Line {
+pub struct LineOf<R> {
     /// [`FORMAT`].
     pub format: u32,
     pub id: String,
@@ -49,64 +49,16 @@ pub struct Line {
     pub seq: u64,
     pub created_at: String,
     /// The public record; `None` says "forget the lines before".
-    pub record: Option<TaskRecord>,
+    pub record: Option<R>,
 }
 
-/// A line as a task list reads it: its header whole, and of the record
-/// only what a list shows, borrowed from the summary's bytes. A table of
-/// thousands of tasks is then parsed without a record being built.
-#[derive(Debug, Deserialize)]
-pub struct ShownLine<'a> {
-    pub format: u32,
-    #[serde(borrow)]
-    pub id: Cow<'a, str>,
-    pub ino: u64,
-    pub meta: MetaStamp,
-    pub seq: u64,
-    #[serde(borrow)]
-    pub created_at: Cow<'a, str>,
-    #[serde(borrow)]
-    pub record: Option<ShownRecord<'a>>,
-}
+/// A line with its whole public record.
+pub type Line = LineOf<TaskRecord>;
 
-/// How a line is read, whole ([`Line`]) or in part ([`ShownLine`]): what
-/// tells whether it is still true.
-pub trait LineView {
-    fn format(&self) -> u32;
-    fn id(&self) -> &str;
-    fn ino(&self) -> u64;
-    fn meta(&self) -> MetaStamp;
-}
-
-impl LineView for Line {
-    fn format(&self) -> u32 {
-        self.format
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn ino(&self) -> u64 {
-        self.ino
-    }
-    fn meta(&self) -> MetaStamp {
-        self.meta
-    }
-}
-
-impl LineView for ShownLine<'_> {
-    fn format(&self) -> u32 {
-        self.format
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn ino(&self) -> u64 {
-        self.ino
-    }
-    fn meta(&self) -> MetaStamp {
-        self.meta
-    }
-}
+/// A line as a task list reads it: of the record only what a list shows,
+/// borrowed from the summary's bytes, so that a table of thousands of
+/// tasks is parsed without a record being built.
+pub type ShownLine<'a> = LineOf<ShownRecord<'a>>;
 
 /// What a line knows of the task's `meta.json`: its inode, length and
 /// modification time. Records are replaced by rename, never edited, so a
@@ -155,14 +107,14 @@ impl MetaStamp {
 /// finished. A long list is shared out among threads: on a cold cache each
 /// `statx` waits for the disk, and they are better waited for together;
 /// on a warm one the lines' parsing is the work, which cores share.
-pub fn lines_in_force<'a, V, T>(
+pub fn lines_in_force<'a, R, T>(
     state: &StateDir,
     known: &'a Summary,
     dirs: &[(TaskId, u64)],
-    then: impl Fn(&TaskId, V) -> Option<T> + Sync,
+    then: impl Fn(&TaskId, LineOf<R>) -> Option<T> + Sync,
 ) -> Vec<Option<T>>
 where
-    V: LineView + Deserialize<'a>,
+    R: Deserialize<'a>,
     T: Send,
 {
     const PER_THREAD: usize = 1024;
@@ -179,8 +131,8 @@ where
         }
     };
     let in_force = |(id, ino): &(TaskId, u64)| {
-        let line: V = known.get_as(id.as_str())?;
-        (line.ino() == *ino && stamp(id) == Some(line.meta())).then_some(())?;
+        let line: LineOf<R> = known.get_as(id.as_str())?;
+        (line.ino == *ino && stamp(id) == Some(line.meta)).then_some(())?;
         then(id, line)
     };
     std::thread::scope(|scope| {
@@ -296,11 +248,11 @@ impl Summary {
         self.get_as(id)
     }
 
-    /// [`Summary::get`], read as `V`.
-    pub fn get_as<'a, V: LineView + Deserialize<'a>>(&'a self, id: &str) -> Option<V> {
+    /// [`Summary::get`], its record read as `R`.
+    pub fn get_as<'a, R: Deserialize<'a>>(&'a self, id: &str) -> Option<LineOf<R>> {
         let range = self.lines.get(&id_key(id.as_bytes())?)?.clone();
-        let line: V = serde_json::from_slice(&self.bytes[range]).ok()?;
-        (line.format() == FORMAT && line.id() == id).then_some(line)
+        let line: LineOf<R> = serde_json::from_slice(&self.bytes[range]).ok()?;
+        (line.format == FORMAT && line.id == id).then_some(line)
     }
 
     /// Every task's last line, in no order.
