@@ -146,8 +146,8 @@ fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Erro
 /// summary holds are finished, and are not read (`--unique` holds
 /// `names.lock` meanwhile, which every named launch waits for).
 pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
-    let known = summary::Summary::read(state);
-    let dirs = list_dirs(state)?;
+    let (dirs, known) = dirs_and_summary(state);
+    let dirs = dirs?;
     let finished =
         summary::lines_in_force(
             state,
@@ -212,8 +212,8 @@ pub struct Listed {
 /// them: one file read instead of several per task. What it lacks is
 /// loaded from the task's files and then added to it, best effort.
 pub fn list_records(state: &StateDir, tool: &str) -> Result<Vec<Listed>> {
-    let dirs = list_dirs(state)?;
-    let known = summary::Summary::read(state);
+    let (dirs, known) = dirs_and_summary(state);
+    let dirs = dirs?;
     let from_line = |id: &TaskId, line: summary::Line| {
         let order = (line.seq, line.created_at.clone());
         let record = Box::new(line.into_record(&TaskPaths::new(state, id.clone()))?);
@@ -238,8 +238,8 @@ pub fn list_shown<R: Send>(
     tool: &str,
     show: impl Fn(&ShownRecord<'_>) -> Option<R> + Sync,
 ) -> Result<Vec<(R, (u64, String))>> {
-    let dirs = list_dirs(state)?;
-    let known = summary::Summary::read(state);
+    let (dirs, known) = dirs_and_summary(state);
+    let dirs = dirs?;
     let from_line = |_: &TaskId, line: summary::ShownLine<'_>| {
         let order = (line.seq, line.created_at);
         // A line that forgets its task: the task is loaded.
@@ -252,6 +252,17 @@ pub fn list_shown<R: Send>(
     };
     let shown = list_part(state, &known, &dirs, tool, from_line, from_task);
     Ok(shown.into_iter().flatten().collect())
+}
+
+/// The task directories and the summary, read at once: two reads that
+/// wait on each other for nothing (a list of thousands reads megabytes).
+fn dirs_and_summary(state: &StateDir) -> (Result<Vec<(TaskId, u64)>>, summary::Summary) {
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(|| summary::Summary::read(state));
+        let dirs = list_dirs(state);
+        // A reader that failed reads nothing: every task is loaded.
+        (dirs, reading.join().unwrap_or_default())
+    })
 }
 
 /// Lists task directories: from the summary where it has them (records
