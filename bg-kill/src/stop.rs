@@ -167,7 +167,8 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
     let nudge_supervisor = task.launch.kill_nudge;
     // Between two runs of a restarted task nothing runs, yet it has not
     // ended: its supervisor must hear the request, or it starts it again.
-    let resting = plan.escalate && task.launch.restart.is_some() && supervisor.is_some();
+    let between_runs = task.launch.restart.is_some() && supervisor.is_some();
+    let resting = plan.escalate && between_runs;
     let mut stopping = Stopping {
         state: state.clone(),
         paths,
@@ -179,6 +180,11 @@ pub fn begin(state: &StateDir, paths: TaskPaths, plan: &Plan) -> Result<Start> {
         killed: Vec::new(),
     };
     let (found, pinned) = stopping.find();
+    if pinned.is_empty() && found.group.is_none() && between_runs && !plan.escalate {
+        // A signal alone has nothing to reach while the supervisor rests
+        // between two runs; the task has not ended, so no end is awaited.
+        return Ok(Start::NotRunning(Task::load_existing(stopping.paths)?));
+    }
     if pinned.is_empty() && found.group.is_none() && !resting {
         // Nothing of it runs any more: it ended on its own just now.
         return stopping.ended_meanwhile().map(Start::NotRunning);

@@ -195,6 +195,20 @@ fn bg_kill_between_two_runs_ends_the_task_before_the_next() {
 }
 
 #[test]
+fn a_signal_alone_between_two_runs_reaches_nothing_and_waits_for_no_end() {
+    let env = Env::new();
+    let id = launch_resting(&env);
+    let out = env.run(BG_KILL, &[&id, "--signal", "HUP", "--no-kill", "--json"]);
+    assert_eq!(out.json()[0]["result"], "not-running", "{out:?}");
+    // The task rests on: nothing was asked of its supervisor, which does
+    // not end it. Before, bg-kill waited 10 s for an end that never came.
+    assert!(out.elapsed < std::time::Duration::from_secs(5), "{out:?}");
+    let record = env.record(&id);
+    assert_eq!(record["state"], "running", "{record}");
+    assert!(record["next_run_at"].is_string(), "{record}");
+}
+
+#[test]
 fn timeout_bounds_the_whole_life_across_restarts() {
     let env = Env::new();
     let id = env.launch(&[
