@@ -232,6 +232,82 @@ fn mcp_server_http400_loses_the_follow_up() {
     );
 }
 
+/// Statuses and final messages of a summary's requests, in order.
+fn outcomes(summary: &Value) -> Vec<(String, String, Value)> {
+    summary["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_str().unwrap().to_string();
+            (id, r["status"].as_str().unwrap().to_string(), r["final_message"].clone())
+        })
+        .collect()
+}
+
+/// After an interrupt (or a cancelled approval), mcp-server labels the
+/// next turn with the aborted request (0.47 all of it, 0.153 its start and
+/// the last turn too) and answers it there: each turn goes to the prompt
+/// whose turn it is, in the order the input feed sent them.
+#[test]
+fn mcp_server_turns_after_an_abort_go_to_their_prompts() {
+    let answer = json!("The follow-up answer is 42.");
+    for stream in [
+        "0.47.0-mcp-server-interrupt-prompts",
+        "0.47.0-mcp-server-cancel-prompts",
+        "0.153.0-mcp-server-interrupt-prompts",
+    ] {
+        let summary = parse(stream, &[]);
+        assert_eq!(
+            outcomes(&summary),
+            vec![
+                ("1".into(), "interrupted".into(), Value::Null),
+                ("2".into(), "completed".into(), answer.clone()),
+                ("3".into(), "completed".into(), answer.clone()),
+            ],
+            "{stream}"
+        );
+        assert_eq!(reasons(&summary), Vec::<(String, String)>::new(), "{stream}");
+    }
+}
+
+/// Without the input feed a turn under a request whose own turn is over
+/// has no prompt to go to: it is left out, and said so.
+#[test]
+fn mcp_server_turns_after_an_abort_without_the_input_are_reported() {
+    let env = Env::new();
+    let out = fixture("0.47.0-mcp-server-interrupt-prompts.out.jsonl");
+    let summary = env
+        .run(CODEX_PARSE, &[out.to_str().unwrap(), "--json", "--idle", "1h"])
+        .json();
+    let first = &outcomes(&summary)[0];
+    assert_eq!(first.1, "interrupted", "{summary}");
+    assert_eq!(first.2, Value::Null, "{summary}");
+    assert!(
+        reasons(&summary).contains(&("misattributed".into(), "1".into())),
+        "{summary}"
+    );
+}
+
+/// 0.47 after a failed turn: the reply is answered with the failed turn's
+/// completion (no turn id says so; the order does), and its own turn comes
+/// under the next request, which is then the lost one.
+#[test]
+fn mcp_server_0_47_replies_after_a_failed_turn_are_one_behind() {
+    let summary = parse("0.47.0-mcp-server-http500-prompts", &[]);
+    let outcomes = outcomes(&summary);
+    assert_eq!(outcomes[0].1, "failed");
+    assert_eq!(
+        outcomes[1],
+        ("2".into(), "completed".into(), json!("The follow-up answer is 42."))
+    );
+    assert_eq!(outcomes[2].1, "failed");
+    assert_eq!(
+        reasons(&summary),
+        vec![("lost-follow-up".to_string(), "3".to_string())]
+    );
+}
+
 #[test]
 fn app_server_main_and_approvals() {
     let summary = parse("0.169.0-app-server-main", &[]);
