@@ -240,7 +240,11 @@ fn outcomes(summary: &Value) -> Vec<(String, String, Value)> {
         .iter()
         .map(|r| {
             let id = r["id"].as_str().unwrap().to_string();
-            (id, r["status"].as_str().unwrap().to_string(), r["final_message"].clone())
+            (
+                id,
+                r["status"].as_str().unwrap().to_string(),
+                r["final_message"].clone(),
+            )
         })
         .collect()
 }
@@ -267,7 +271,11 @@ fn mcp_server_turns_after_an_abort_go_to_their_prompts() {
             ],
             "{stream}"
         );
-        assert_eq!(reasons(&summary), Vec::<(String, String)>::new(), "{stream}");
+        assert_eq!(
+            reasons(&summary),
+            Vec::<(String, String)>::new(),
+            "{stream}"
+        );
     }
 }
 
@@ -278,7 +286,10 @@ fn mcp_server_turns_after_an_abort_without_the_input_are_reported() {
     let env = Env::new();
     let out = fixture("0.47.0-mcp-server-interrupt-prompts.out.jsonl");
     let summary = env
-        .run(CODEX_PARSE, &[out.to_str().unwrap(), "--json", "--idle", "1h"])
+        .run(
+            CODEX_PARSE,
+            &[out.to_str().unwrap(), "--json", "--idle", "1h"],
+        )
         .json();
     let first = &outcomes(&summary)[0];
     assert_eq!(first.1, "interrupted", "{summary}");
@@ -299,7 +310,11 @@ fn mcp_server_0_47_replies_after_a_failed_turn_are_one_behind() {
     assert_eq!(outcomes[0].1, "failed");
     assert_eq!(
         outcomes[1],
-        ("2".into(), "completed".into(), json!("The follow-up answer is 42."))
+        (
+            "2".into(),
+            "completed".into(),
+            json!("The follow-up answer is 42.")
+        )
     );
     assert_eq!(outcomes[2].1, "failed");
     assert_eq!(

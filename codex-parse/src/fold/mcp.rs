@@ -78,20 +78,23 @@ pub fn event_msg<M: Fields>(
     } else {
         owner(session, tagged, msg.text("turn_id"))
     };
-    let key = conversation(session, tagged);
-    if matches!(kind, "task_complete" | "turn_aborted")
-        && let Some(ledger) = session.ledgers.get_mut(&key)
+    if matches!(kind, "task_complete" | "turn_aborted" | "error")
+        && session.protocol == Some(Protocol::McpServer)
     {
-        ledger.open = None;
-    }
-    if matches!(kind, "turn_aborted" | "error") && session.protocol == Some(Protocol::McpServer) {
-        session.ledgers.entry(key.clone()).or_default().disordered = true;
+        let key = conversation(session, tagged).to_string();
+        let ledger = session.ledgers.entry(key).or_default();
+        if kind != "error" {
+            ledger.open = None;
+        }
+        if kind != "task_complete" {
+            ledger.disordered = true;
+        }
     }
     // A turn no prompt could be found for: left out, and said so.
     let Some(index) = index else {
         return;
     };
-    let disordered = session.ledgers.get(&key).is_some_and(|l| l.disordered);
+    let disordered = disordered(session, tagged);
     let request = &mut session.requests[index];
     if kind == "token_count" {
         count_tokens(request, &mut session.token_totals, msg);
@@ -106,15 +109,25 @@ pub fn event_msg<M: Fields>(
 
 /// The conversation a request is in: its thread (from its events, or the
 /// one the client's `codex-reply` named), else the session's only one.
-fn conversation(session: &Session, index: usize) -> String {
+fn conversation(session: &Session, index: usize) -> &str {
     if let Some(thread) = &session.requests[index].thread_id {
-        return thread.clone();
+        return thread;
     }
     let mut keys = session.ledgers.keys();
     match (keys.next(), keys.next()) {
-        (Some(only), None) => only.clone(),
-        _ => String::new(),
+        (Some(only), None) => only,
+        _ => "",
     }
+}
+
+/// True if request `index`'s conversation had an aborted or failed turn
+/// (mcp-server): Codex's labels are no longer to be trusted there.
+fn disordered(session: &Session, index: usize) -> bool {
+    session.ledgers.values().any(|l| l.disordered)
+        && session
+            .ledgers
+            .get(conversation(session, index))
+            .is_some_and(|l| l.disordered)
 }
 
 /// The request a turn begun under request `tagged` belongs to (see
@@ -128,10 +141,9 @@ fn conversation(session: &Session, index: usize) -> String {
 /// input feed tells the order; without it, the order the stream named the
 /// requests in); `None` if there is none.
 fn begin_turn(session: &mut Session, tagged: usize) -> Option<usize> {
-    let key = conversation(session, tagged);
+    let key = conversation(session, tagged).to_string();
     let mcp = session.protocol == Some(Protocol::McpServer);
-    let disordered = mcp && session.ledgers.get(&key).is_some_and(|l| l.disordered);
-    let owner = if disordered {
+    let owner = if mcp && disordered(session, tagged) {
         next_prompt(session, tagged, &key)
     } else {
         Some(tagged)
@@ -185,8 +197,14 @@ pub fn owner(session: &Session, tagged: usize, turn: Option<&str>) -> Option<usi
     if let Some(&index) = turn.and_then(|turn| session.turns.get(turn)) {
         return Some(index);
     }
-    let ledger = session.ledgers.get(&conversation(session, tagged));
-    match ledger.filter(|l| l.disordered).and_then(|l| l.open) {
+    if !disordered(session, tagged) {
+        return Some(tagged);
+    }
+    match session
+        .ledgers
+        .get(conversation(session, tagged))
+        .and_then(|l| l.open)
+    {
         Some(open) => open,
         None => Some(tagged),
     }
@@ -425,11 +443,7 @@ pub fn response(session: &mut Session, id: &str, reply: &Reply) {
     // Whatever it asked the client has been settled.
     session.resolve_where(|a| a.owner.as_deref() == Some(id));
     let index = session.starting_request_index(id, reply.thread);
-    let disordered = session.protocol == Some(Protocol::McpServer)
-        && session
-            .ledgers
-            .get(&conversation(session, index))
-            .is_some_and(|l| l.disordered);
+    let disordered = session.protocol == Some(Protocol::McpServer) && disordered(session, index);
     let request = &mut session.requests[index];
     request.answered = true;
     let message = reply.message.filter(|m| !m.is_empty());

@@ -62,7 +62,10 @@ fn end_first_turn(world: &World, task: &str, ending: Ending) -> String {
                 approvals.as_array().filter(|a| !a.is_empty()).cloned()
             })
             .expect("Codex asks for an approval");
-            let id = pending[0]["request_id"].as_str().expect("an id").to_string();
+            let id = pending[0]["request_id"]
+                .as_str()
+                .expect("an id")
+                .to_string();
             world
                 .run(CODEX_SEND, &["--task", task, "--cancel", &id])
                 .success();
@@ -79,7 +82,11 @@ fn prompts_after(version: &str, start: &[&str], ending: Ending) {
     let task = world.start(start);
     let first = end_first_turn(&world, &task, ending);
     let waited = world.wait(&task, &first);
-    assert_eq!(waited.code(), 1, "the first turn ends, not completed: {waited:?}");
+    assert_eq!(
+        waited.code(),
+        1,
+        "the first turn ends, not completed: {waited:?}"
+    );
     let summary = world.parse(&task, &[]);
     let mcp = summary["protocol"] == "mcp-server";
     let ended = if ending == Ending::Fail {
