@@ -22,9 +22,17 @@ pub struct ClientSide {
     /// The thread each `codex-reply` continues, by request id: before 0.87
     /// no event of a reply names its thread.
     pub reply_threads: HashMap<String, String>,
-    /// The prompts sent (`codex`, `codex-reply` tools/calls), in order: the
-    /// request id, and the thread a reply continues.
-    pub prompts: Vec<(String, Option<String>)>,
+    /// The prompts sent (`codex`, `codex-reply` tools/calls), in order.
+    pub prompts: Vec<Prompt>,
+}
+
+/// A prompt the client sent (mcp-server).
+#[derive(Debug)]
+pub struct Prompt {
+    pub id: String,
+    /// The thread a `codex-reply` continues (none for `codex`).
+    pub thread: Option<String>,
+    pub text: Option<String>,
 }
 
 impl ClientSide {
@@ -43,8 +51,14 @@ impl ClientSide {
                         side.reply_threads.insert(id.clone(), thread.to_string());
                     }
                     if is_prompt(&value) {
-                        let thread = reply_thread(&value).map(str::to_string);
-                        side.prompts.push((id.clone(), thread));
+                        side.prompts.push(Prompt {
+                            id: id.clone(),
+                            thread: reply_thread(&value).map(str::to_string),
+                            text: value
+                                .pointer("/params/arguments/prompt")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                        });
                     }
                     side.requests.push((id, method.to_string()))
                 }

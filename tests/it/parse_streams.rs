@@ -279,6 +279,51 @@ fn mcp_server_turns_after_an_abort_go_to_their_prompts() {
     }
 }
 
+/// 0.153 repeats each turn's prompt: a prompt that never got a turn of its
+/// own (one Codex took into a running turn, here written into the feed
+/// between two that did) does not shift the turns after it.
+#[test]
+fn mcp_server_0_153_turns_after_an_abort_go_by_their_prompt_text() {
+    let env = Env::new();
+    let input =
+        std::fs::read_to_string(fixture("0.153.0-mcp-server-interrupt-prompts.in.jsonl")).unwrap();
+    let thread = "01a248a9-e142-7763-b09a-a331bc6a5dfe";
+    let taken = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "codex-reply", "arguments": {"threadId": thread, "prompt": "Taken in."}}});
+    let mut lines: Vec<String> = input.lines().map(str::to_string).collect();
+    let third = lines.iter().position(|l| l.contains("Once more.")).unwrap();
+    lines.insert(third, taken.to_string());
+    let feed = env.dir.path().join("in.jsonl");
+    std::fs::write(&feed, lines.join("\n") + "\n").unwrap();
+    let out = fixture("0.153.0-mcp-server-interrupt-prompts.out.jsonl");
+    let summary = env
+        .run(
+            CODEX_PARSE,
+            &[
+                out.to_str().unwrap(),
+                "--input",
+                feed.to_str().unwrap(),
+                "--json",
+                "--idle",
+                "1h",
+            ],
+        )
+        .json();
+    let answer = json!("The follow-up answer is 42.");
+    let mut outcomes = outcomes(&summary);
+    outcomes.sort_by_key(|(id, _, _)| id.parse::<u32>().unwrap());
+    assert_eq!(
+        outcomes,
+        [
+            ("1".into(), "interrupted".into(), Value::Null),
+            ("2".into(), "completed".into(), answer.clone()),
+            ("3".into(), "completed".into(), answer),
+            ("9".into(), "running".into(), Value::Null),
+        ],
+        "{summary}"
+    );
+}
+
 /// Without the input feed a turn under a request whose own turn is over
 /// has no prompt to go to: it is left out, and said so.
 #[test]

@@ -53,6 +53,12 @@ pub fn event_msg<M: Fields>(
         .map(str::to_string);
     let thread = thread.or(configured.as_deref());
     let kind = msg.text("type").unwrap_or("");
+    // A turn's prompt, repeated: it only places a turn Codex labelled with
+    // the wrong request.
+    if kind == "user_message" {
+        prompt_event(session, request_id, thread, msg);
+        return;
+    }
     if !matches!(
         kind,
         "agent_message_delta" | "agent_message_content_delta" | "token_count"
@@ -78,6 +84,7 @@ pub fn event_msg<M: Fields>(
     } else {
         owner(session, tagged, msg.text("turn_id"))
     };
+
     if matches!(kind, "task_complete" | "turn_aborted" | "error")
         && session.protocol == Some(Protocol::McpServer)
     {
@@ -161,21 +168,17 @@ fn begin_turn(session: &mut Session, tagged: usize) -> Option<usize> {
 
 /// The first prompt of the conversation still waiting for its turn.
 fn next_prompt(session: &mut Session, tagged: usize, key: &str) -> Option<usize> {
-    let waiting = |r: &Request| !r.started && (r.status == Status::Running || r.stale_completion);
-    let client = session
-        .input
-        .as_ref()
-        .and_then(|path| std::fs::read(path).ok())
-        .map(|bytes| crate::stuck::ClientSide::parse(&bytes));
-    if let Some(client) = client {
-        for (id, thread) in &client.prompts {
+    if let Some(client) = client_side(session) {
+        for prompt in &client.prompts {
             // A new conversation's first turn is its own; replies to
             // another thread are another conversation's.
-            let Some(thread) = thread else { continue };
+            let Some(thread) = &prompt.thread else {
+                continue;
+            };
             if !key.is_empty() && thread != key {
                 continue;
             }
-            let index = session.request_index(id, Some(thread));
+            let index = session.request_index(&prompt.id, Some(thread));
             if waiting(&session.requests[index]) {
                 return Some(index);
             }
@@ -185,6 +188,98 @@ fn next_prompt(session: &mut Session, tagged: usize, key: &str) -> Option<usize>
     (0..session.requests.len()).find(|&i| {
         (i == tagged || conversation(session, i) == key) && waiting(&session.requests[i])
     })
+}
+
+/// A request whose prompt has had no turn yet.
+fn waiting(request: &Request) -> bool {
+    !request.started && (request.status == Status::Running || request.stale_completion)
+}
+
+/// The client's side, read from the input feed now (it may have grown).
+fn client_side(session: &Session) -> Option<crate::stuck::ClientSide> {
+    let bytes = std::fs::read(session.input.as_ref()?).ok()?;
+    Some(crate::stuck::ClientSide::parse(&bytes))
+}
+
+/// A `user_message` (0.153 has its text): where the conversation is out
+/// of order, its open turn goes to the prompt with that text.
+fn prompt_event<M: Fields>(session: &mut Session, request_id: &str, thread: Option<&str>, msg: &M) {
+    let Some(text) = msg.text("message") else {
+        return;
+    };
+    if session.protocol != Some(Protocol::McpServer)
+        || !session.ledgers.values().any(|l| l.disordered)
+    {
+        return;
+    }
+    let tagged = session.request_index(request_id, thread);
+    if !disordered(session, tagged) {
+        return;
+    }
+    // The open turn (a turn left out too: it may be this prompt's).
+    if let Some(owner) = session
+        .ledgers
+        .get(conversation(session, tagged))
+        .and_then(|l| l.open)
+    {
+        own_prompt(session, tagged, owner, text);
+    }
+}
+
+/// 0.153 repeats a turn's prompt (`user_message.message`) right after its
+/// `task_started`: where the order placed the turn with another prompt
+/// (one Codex took into a running turn never has a turn of its own), the
+/// prompt's own text decides. `owner`: where the order placed it.
+fn own_prompt(
+    session: &mut Session,
+    tagged: usize,
+    owner: Option<usize>,
+    text: &str,
+) -> Option<usize> {
+    let key = conversation(session, tagged).to_string();
+    let client = client_side(session)?;
+    // Prompts may repeat a text: the placed one if it is one of them,
+    // else the first still waiting.
+    let mut found = None;
+    for prompt in client.prompts.iter().filter(|p| {
+        p.text.as_deref() == Some(text)
+            && p.thread
+                .as_ref()
+                .is_some_and(|t| key.is_empty() || *t == key)
+    }) {
+        let index = session.request_index(&prompt.id, prompt.thread.as_deref());
+        if owner == Some(index) {
+            return owner;
+        }
+        if found.is_none() && waiting(&session.requests[index]) {
+            found = Some(index);
+        }
+    }
+    let found = found?;
+    let turn = owner.and_then(|o| {
+        let old = &mut session.requests[o];
+        old.started = false;
+        old.turn_id.take()
+    });
+    if owner.is_none() {
+        let id = session.requests[tagged].id.clone();
+        if let Some(at) = session.unattributed.iter().rposition(|u| *u == id) {
+            session.unattributed.remove(at);
+        }
+    }
+    let request = &mut session.requests[found];
+    if request.stale_completion {
+        request.stale_completion = false;
+        request.errors.retain(|e| e != LOST_PROMPT);
+        request.status = Status::Running;
+    }
+    request.started = true;
+    if let Some(turn) = turn {
+        request.turn_id = Some(turn.clone());
+        session.turns.insert(turn, found);
+    }
+    session.ledgers.entry(key).or_default().open = Some(Some(found));
+    Some(found)
 }
 
 /// The request an event of request `tagged` belongs to: its turn's
