@@ -290,6 +290,12 @@ impl Session {
         index
     }
 
+    /// Where the request with this id is, if there is one (as
+    /// [`Session::request_index`] finds it, without making one).
+    pub fn find(&self, id: &str, thread: Option<&str>) -> Option<usize> {
+        self.find_request(id, thread, false)
+    }
+
     fn find_request(&self, id: &str, thread: Option<&str>, starts: bool) -> Option<usize> {
         let candidates = self.index.get(id)?;
         let fits = |r: &Request| match (thread, r.thread_id.as_deref()) {

@@ -78,7 +78,6 @@ pub fn event_msg<M: Fields>(
     } else {
         session.request_index(request_id, thread)
     };
-    settle_earlier_approvals(session, request_id, kind);
     let index = if kind == "task_started" {
         begin_turn(session, tagged)
     } else {
@@ -99,8 +98,12 @@ pub fn event_msg<M: Fields>(
     }
     // A turn no prompt could be found for: left out, and said so.
     let Some(index) = index else {
+        settle_earlier_approvals(session, request_id, kind);
         return;
     };
+    // An approval belongs to the turn that asked (see `server_request`).
+    let owner_id = session.requests[index].id.clone();
+    settle_earlier_approvals(session, &owner_id, kind);
     let disordered = disordered(session, tagged);
     let request = &mut session.requests[index];
     if kind == "token_count" {
@@ -515,13 +518,25 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
             let changes = params.get("codex_changes")?.as_object()?;
             Some(changes.keys().cloned().collect::<Vec<_>>().join(" "))
         });
+    // Codex names the request whose listener asked; where the conversation
+    // is out of order, the turn that asks is another prompt's.
+    let owner = text(params, "codex_mcp_tool_call_id").map(|tagged| {
+        let thread = params.get("threadId").and_then(Value::as_str);
+        match session
+            .find(&tagged, thread)
+            .and_then(|index| self::owner(session, index, None))
+        {
+            Some(turn) => session.requests[turn].id.clone(),
+            None => tagged,
+        }
+    });
     session.server_requests.push(Approval {
         method: method.to_string(),
         request_id: id.to_string(),
         kind,
         command,
         thread_id: text(params, "threadId"),
-        owner: text(params, "codex_mcp_tool_call_id"),
+        owner,
         call_id: text(params, "codex_call_id"),
         offered_decisions: None,
     });

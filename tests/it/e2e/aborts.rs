@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::script::{AGAIN_ANSWER, FOLLOW_UP_ANSWER};
+use super::script::{AGAIN_ANSWER, ESCALATE_ANSWER, ESCALATED_FILE, FOLLOW_UP_ANSWER};
 use super::sessions::request;
 use super::{APP_ONLY, CODEX_PARSE, CODEX_SEND, EARLY, LAST_MCP, NEWEST, World};
 use crate::util::{DEADLINE, poll};
@@ -214,4 +214,67 @@ fn app_server_0_171_cancel_then_prompts() {
 #[test]
 fn app_server_0_171_failed_turn_then_prompts() {
     prompts_after(NEWEST, &[], Ending::Fail);
+}
+
+/// An approval asked in a turn Codex labels with the interrupted request
+/// belongs to the prompt whose turn it is: that request waits for it, and
+/// ends with its answer once it is approved.
+fn approval_after_an_interrupt(version: &str, start: &[&str]) {
+    let Some(world) = World::new(version) else {
+        return;
+    };
+    let task = world.start(start);
+    let first = end_first_turn(&world, &task, Ending::Interrupt);
+    assert_eq!(world.wait(&task, &first).code(), 1);
+    let second = world.send(&task, "Touch approved.txt. [mock:escalate]");
+    let pending = poll(DEADLINE, || {
+        let approvals = world.parse(&task, &["--approvals"]);
+        approvals.as_array().filter(|a| !a.is_empty()).cloned()
+    })
+    .expect("Codex asks for an approval");
+    let summary = world.parse(&task, &[]);
+    assert_eq!(
+        request(&summary, &second)["status"],
+        "waiting-approval",
+        "{summary}"
+    );
+    assert_eq!(
+        request(&summary, &first)["status"],
+        "interrupted",
+        "{summary}"
+    );
+    let reasons = stuck_reasons(&world, &task);
+    assert!(
+        reasons.contains(&("waiting-approval".into(), second.clone())),
+        "{reasons:?}"
+    );
+    let id = pending[0]["request_id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    world
+        .run(CODEX_SEND, &["--task", &task, "--approve", &id])
+        .success();
+    let waited = world.wait(&task, &second);
+    assert_eq!(waited.code(), 0, "{waited:?}");
+    let summary = world.parse(&task, &[]);
+    let turn = request(&summary, &second);
+    assert_eq!(turn["final_message"], ESCALATE_ANSWER, "{summary}");
+    assert_eq!(world.read(ESCALATED_FILE).as_deref(), Some(""));
+    assert_eq!(request(&summary, &first)["final_message"], Value::Null);
+}
+
+#[test]
+fn mcp_server_0_47_approval_after_an_interrupt() {
+    approval_after_an_interrupt(EARLY, &[]);
+}
+
+#[test]
+fn mcp_server_0_153_approval_after_an_interrupt() {
+    approval_after_an_interrupt(LAST_MCP, &["--protocol", "mcp"]);
+}
+
+#[test]
+fn app_server_0_171_approval_after_an_interrupt() {
+    approval_after_an_interrupt(NEWEST, &[]);
 }
