@@ -83,7 +83,6 @@ pub fn event_msg<M: Fields>(
     } else {
         owner(session, tagged, msg.text("turn_id"))
     };
-
     if matches!(kind, "task_complete" | "turn_aborted" | "error")
         && session.protocol == Some(Protocol::McpServer)
     {
@@ -102,8 +101,10 @@ pub fn event_msg<M: Fields>(
         return;
     };
     // An approval belongs to the turn that asked (see `server_request`).
-    let owner_id = session.requests[index].id.clone();
-    settle_earlier_approvals(session, &owner_id, kind);
+    if !session.server_requests.is_empty() {
+        let owner_id = session.requests[index].id.clone();
+        settle_earlier_approvals(session, &owner_id, kind);
+    }
     let disordered = disordered(session, tagged);
     let request = &mut session.requests[index];
     if kind == "token_count" {
