@@ -148,6 +148,9 @@ pub struct Request {
     pub aborted: bool,
     #[serde(skip)]
     pub started: bool,
+    /// Its own turn ended (completed or aborted), as the turn's events say.
+    #[serde(skip)]
+    pub turn_ended: bool,
     /// Answered with the previous (failed) turn's completion: the prompt's
     /// own events are lost (mcp-server's stale-completion bug).
     #[serde(skip)]
@@ -194,6 +197,7 @@ impl Request {
             answered: false,
             aborted: false,
             started: false,
+            turn_ended: false,
             stale_completion: false,
             pending_patches: Vec::new(),
             deferred_deltas: Vec::new(),

@@ -13,7 +13,9 @@ use memchr::memmem::Finder;
 /// and make up most of a stream's bytes: recognised by a byte search, never
 /// parsed. A quote cannot occur unescaped inside a JSON string, so the
 /// first `"msg":{"type":"` or `"method":"` of a line is the real one.
-const NOISE_EVENTS: [&[u8]; 11] = [
+/// (`user_message` is not: 0.153 repeats a turn's prompt in it, which places
+/// a turn Codex labelled with the wrong request, `fold::mcp`.)
+const NOISE_EVENTS: [&[u8]; 10] = [
     b"raw_response_item",
     b"raw_response_completed",
     b"exec_command_output_delta",
@@ -23,7 +25,6 @@ const NOISE_EVENTS: [&[u8]; 11] = [
     b"item_started",
     b"item_completed",
     b"turn_diff",
-    b"user_message",
     b"mcp_startup_complete",
 ];
 const NOISE_METHODS: [&[u8]; 5] = [

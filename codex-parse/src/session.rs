@@ -47,8 +47,27 @@ pub struct Session {
     pub writer_locks: Vec<WriterLock>,
     /// Lines by kind, known or not, where the format is judged (`drift`).
     pub drift: crate::drift::Counts,
+    /// The client's input feed (mcp-server): the order its prompts were
+    /// sent in places the turns Codex mislabels (`fold::mcp`, "Turns").
+    pub input: Option<std::path::PathBuf>,
+    /// mcp-server turns by conversation (thread id, `""` if unknown).
+    pub ledgers: HashMap<String, Ledger>,
+    /// Turns no prompt could be found for: the request id they came under.
+    pub unattributed: Vec<String>,
     partial: Vec<u8>,
     overlong: bool,
+}
+
+/// One mcp-server conversation's turns, as the stream shows them.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// The turn begun and not yet ended: `Some(None)` if it belongs to no
+    /// request this session could name.
+    pub open: Option<Option<usize>>,
+    /// A turn was aborted or failed: from then on Codex may label a turn's
+    /// events and answer with another request's id, and turns are placed
+    /// by the order of the prompts.
+    pub disordered: bool,
 }
 
 /// What app-server answers a thread another process writes to: `thread
@@ -165,7 +184,9 @@ impl Session {
                 deferred,
             } => {
                 let index = self.request_index(&request_id, thread.as_deref());
-                lazy::apply(&mut self.requests[index], &mut self.token_totals, deferred);
+                if let Some(index) = fold::mcp::owner(self, index, None) {
+                    lazy::apply(&mut self.requests[index], &mut self.token_totals, deferred);
+                }
             }
             Line::Fast(event) => event.fold(self, line_at(bytes, prepared.start)),
             Line::Response(response) => {
@@ -269,6 +290,12 @@ impl Session {
         index
     }
 
+    /// Where the request with this id is, if there is one (as
+    /// [`Session::request_index`] finds it, without making one).
+    pub fn find(&self, id: &str, thread: Option<&str>) -> Option<usize> {
+        self.find_request(id, thread, false)
+    }
+
     fn find_request(&self, id: &str, thread: Option<&str>, starts: bool) -> Option<usize> {
         let candidates = self.index.get(id)?;
         let fits = |r: &Request| match (thread, r.thread_id.as_deref()) {
@@ -303,6 +330,7 @@ impl Session {
         let mut requests = std::mem::take(&mut self.requests);
         self.index.clear();
         self.turns.clear();
+        self.ledgers.clear();
         for request in &mut requests {
             lazy::settle(request);
             if request.final_message.is_none() && !request.partial().is_empty() {

@@ -57,12 +57,14 @@ impl Source {
             Some(path) => Box::new(open_stream(path, task.as_ref())?),
             None => Box::new(std::io::stdin()),
         };
+        let mut session = Session::new(cli.protocol);
+        session.input = input.clone();
         Ok(Source {
             path,
             input,
             task,
             reader,
-            session: Session::new(cli.protocol),
+            session,
             buffer: vec![0; CHUNK],
             partial: false,
         })
@@ -115,6 +117,7 @@ impl Source {
         loop {
             let start = len.saturating_sub(window);
             self.session = Session::new(cli.protocol);
+            self.session.input = self.input.clone();
             self.feed_from(&mut file, start, path)?;
             self.session.finish();
             // Exec turns are numbered from the start: count them all.

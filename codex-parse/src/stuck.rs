@@ -22,6 +22,17 @@ pub struct ClientSide {
     /// The thread each `codex-reply` continues, by request id: before 0.87
     /// no event of a reply names its thread.
     pub reply_threads: HashMap<String, String>,
+    /// The prompts sent (`codex`, `codex-reply` tools/calls), in order.
+    pub prompts: Vec<Prompt>,
+}
+
+/// A prompt the client sent (mcp-server).
+#[derive(Debug)]
+pub struct Prompt {
+    pub id: String,
+    /// The thread a `codex-reply` continues (none for `codex`).
+    pub thread: Option<String>,
+    pub text: Option<String>,
 }
 
 impl ClientSide {
@@ -39,6 +50,16 @@ impl ClientSide {
                     if let Some(thread) = reply_thread(&value) {
                         side.reply_threads.insert(id.clone(), thread.to_string());
                     }
+                    if is_prompt(&value) {
+                        side.prompts.push(Prompt {
+                            id: id.clone(),
+                            thread: reply_thread(&value).map(str::to_string),
+                            text: value
+                                .pointer("/params/arguments/prompt")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                        });
+                    }
                     side.requests.push((id, method.to_string()))
                 }
                 None if value.get("error").is_some() => side.errored.push(id),
@@ -49,6 +70,15 @@ impl ClientSide {
         }
         side
     }
+}
+
+/// A `codex` or `codex-reply` tools/call: a prompt that begins a turn.
+fn is_prompt(line: &Value) -> bool {
+    line.get("method").and_then(Value::as_str) == Some("tools/call")
+        && line
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .is_some_and(|name| name == "codex" || name == "codex-reply")
 }
 
 /// The thread a `codex-reply` tools/call names.
@@ -98,6 +128,17 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
     let mut stuck = Vec::new();
     request_signals(&summary, context, &mut stuck);
     writer_lock_signals(session, summary.requests.len(), &mut stuck);
+    for id in &session.unattributed {
+        stuck.push(Stuck {
+            reason: "misattributed".into(),
+            request_id: Some(id.clone()),
+            detail: format!(
+                "Codex sent a turn under request {id} after that request's own turn had ended, \
+                 and no prompt waits for a turn: its events are left out, as which prompt they \
+                 answer cannot be told (the client's input feed, --input, tells the order)"
+            ),
+        });
+    }
     client_signals(session, &summary, context, &mut stuck);
     summary.stuck = stuck;
     summary

@@ -201,12 +201,7 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
         .iter()
         .rev()
         .find(|r| r.status.is_open())
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "nothing is running in session {}",
-                session.paths.id
-            ))
-        })?;
+        .ok_or_else(|| nothing_running(session, &summary))?;
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let line = match session.protocol {
         Protocol::Mcp => wire::mcp_cancel(&request_id(&running.id)),
@@ -224,6 +219,23 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
     };
     buffer.append(session.protocol, &[line])?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why there is nothing to interrupt. A lost follow-up (mcp-server) may
+/// still have its turn running in Codex, but Codex has answered its request
+/// and takes no cancel for it: said so, not "nothing is running".
+fn nothing_running(session: &Session, summary: &codex_parse::model::Summary) -> Error {
+    let id = &session.paths.id;
+    match summary.requests.last().filter(|r| r.stale_completion) {
+        Some(lost) => Error::NotFound(format!(
+            "request {} of session {id} is a lost follow-up: Codex answered it with an earlier \
+             turn's completion and may still be running its turn, but takes no cancel for a \
+             request it has answered; its events come with the next prompt's answer \
+             (codex-parse shows them), or stop the session (bg-kill {id})",
+            lost.id
+        )),
+        None => Error::NotFound(format!("nothing is running in session {id}")),
+    }
 }
 
 /// True if the file holds these bytes (read in pieces, not whole).

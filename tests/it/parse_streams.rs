@@ -232,6 +232,142 @@ fn mcp_server_http400_loses_the_follow_up() {
     );
 }
 
+/// Statuses and final messages of a summary's requests, in order.
+fn outcomes(summary: &Value) -> Vec<(String, String, Value)> {
+    summary["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_str().unwrap().to_string();
+            (
+                id,
+                r["status"].as_str().unwrap().to_string(),
+                r["final_message"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// After an interrupt (or a cancelled approval), mcp-server labels the
+/// next turn with the aborted request (0.47 all of it, 0.153 its start and
+/// the last turn too) and answers it there: each turn goes to the prompt
+/// whose turn it is, in the order the input feed sent them.
+#[test]
+fn mcp_server_turns_after_an_abort_go_to_their_prompts() {
+    let answer = json!("The follow-up answer is 42.");
+    for stream in [
+        "0.47.0-mcp-server-interrupt-prompts",
+        "0.47.0-mcp-server-cancel-prompts",
+        "0.153.0-mcp-server-interrupt-prompts",
+    ] {
+        let summary = parse(stream, &[]);
+        assert_eq!(
+            outcomes(&summary),
+            vec![
+                ("1".into(), "interrupted".into(), Value::Null),
+                ("2".into(), "completed".into(), answer.clone()),
+                ("3".into(), "completed".into(), answer.clone()),
+            ],
+            "{stream}"
+        );
+        assert_eq!(
+            reasons(&summary),
+            Vec::<(String, String)>::new(),
+            "{stream}"
+        );
+    }
+}
+
+/// 0.153 repeats each turn's prompt: a prompt that never got a turn of its
+/// own (one Codex took into a running turn, here written into the feed
+/// between two that did) does not shift the turns after it.
+#[test]
+fn mcp_server_0_153_turns_after_an_abort_go_by_their_prompt_text() {
+    let env = Env::new();
+    let input =
+        std::fs::read_to_string(fixture("0.153.0-mcp-server-interrupt-prompts.in.jsonl")).unwrap();
+    let thread = "01a248a9-e142-7763-b09a-a331bc6a5dfe";
+    let taken = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "codex-reply", "arguments": {"threadId": thread, "prompt": "Taken in."}}});
+    let mut lines: Vec<String> = input.lines().map(str::to_string).collect();
+    let third = lines.iter().position(|l| l.contains("Once more.")).unwrap();
+    lines.insert(third, taken.to_string());
+    let feed = env.dir.path().join("in.jsonl");
+    std::fs::write(&feed, lines.join("\n") + "\n").unwrap();
+    let out = fixture("0.153.0-mcp-server-interrupt-prompts.out.jsonl");
+    let summary = env
+        .run(
+            CODEX_PARSE,
+            &[
+                out.to_str().unwrap(),
+                "--input",
+                feed.to_str().unwrap(),
+                "--json",
+                "--idle",
+                "1h",
+            ],
+        )
+        .json();
+    let answer = json!("The follow-up answer is 42.");
+    let mut outcomes = outcomes(&summary);
+    outcomes.sort_by_key(|(id, _, _)| id.parse::<u32>().unwrap());
+    assert_eq!(
+        outcomes,
+        [
+            ("1".into(), "interrupted".into(), Value::Null),
+            ("2".into(), "completed".into(), answer.clone()),
+            ("3".into(), "completed".into(), answer),
+            ("9".into(), "running".into(), Value::Null),
+        ],
+        "{summary}"
+    );
+}
+
+/// Without the input feed a turn under a request whose own turn is over
+/// has no prompt to go to: it is left out, and said so.
+#[test]
+fn mcp_server_turns_after_an_abort_without_the_input_are_reported() {
+    let env = Env::new();
+    let out = fixture("0.47.0-mcp-server-interrupt-prompts.out.jsonl");
+    let summary = env
+        .run(
+            CODEX_PARSE,
+            &[out.to_str().unwrap(), "--json", "--idle", "1h"],
+        )
+        .json();
+    let first = &outcomes(&summary)[0];
+    assert_eq!(first.1, "interrupted", "{summary}");
+    assert_eq!(first.2, Value::Null, "{summary}");
+    assert!(
+        reasons(&summary).contains(&("misattributed".into(), "1".into())),
+        "{summary}"
+    );
+}
+
+/// 0.47 after a failed turn: the reply is answered with the failed turn's
+/// completion (no turn id says so; the order does), and its own turn comes
+/// under the next request, which is then the lost one.
+#[test]
+fn mcp_server_0_47_replies_after_a_failed_turn_are_one_behind() {
+    let summary = parse("0.47.0-mcp-server-http500-prompts", &[]);
+    let outcomes = outcomes(&summary);
+    assert_eq!(outcomes[0].1, "failed");
+    assert_eq!(
+        outcomes[1],
+        (
+            "2".into(),
+            "completed".into(),
+            json!("The follow-up answer is 42.")
+        )
+    );
+    assert_eq!(outcomes[2].1, "failed");
+    assert_eq!(
+        reasons(&summary),
+        vec![("lost-follow-up".to_string(), "3".to_string())]
+    );
+}
+
 #[test]
 fn app_server_main_and_approvals() {
     let summary = parse("0.169.0-app-server-main", &[]);

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::fields::Fields;
 use super::reply::Reply;
 use super::{command_text, tokens};
-use crate::model::{Approval, Command, Request, Status, Tokens};
+use crate::model::{Approval, Command, Protocol, Request, Status, Tokens};
 use crate::session::{Session, id_text, text};
 use crate::testcount;
 
@@ -53,16 +53,18 @@ pub fn event_msg<M: Fields>(
         .map(str::to_string);
     let thread = thread.or(configured.as_deref());
     let kind = msg.text("type").unwrap_or("");
+    // A turn's prompt, repeated: it only places a turn Codex labelled with
+    // the wrong request.
+    if kind == "user_message" {
+        prompt_event(session, request_id, thread, msg);
+        return;
+    }
     if !matches!(
         kind,
         "agent_message_delta" | "agent_message_content_delta" | "token_count"
     ) {
         session.note(|| format!("[{request_id}] {}", msg.describe(kind)));
     }
-    let stale_turn = kind == "task_complete"
-        && msg
-            .text("turn_id")
-            .is_some_and(|turn| is_failed_turn_of_another(session, request_id, turn));
     match kind {
         "exec_command_begin" | "exec_command_end" | "patch_apply_begin" | "patch_apply_end" => {
             if let Some(call) = msg.text("call_id") {
@@ -71,21 +73,239 @@ pub fn event_msg<M: Fields>(
         }
         _ => {}
     }
-    let index = if matches!(kind, "task_started" | "session_configured") {
+    let tagged = if matches!(kind, "task_started" | "session_configured") {
         session.starting_request_index(request_id, thread)
     } else {
         session.request_index(request_id, thread)
     };
-    settle_earlier_approvals(session, request_id, kind);
+    let index = if kind == "task_started" {
+        begin_turn(session, tagged)
+    } else {
+        owner(session, tagged, msg.text("turn_id"))
+    };
+    if matches!(kind, "task_complete" | "turn_aborted" | "error")
+        && session.protocol == Some(Protocol::McpServer)
+    {
+        let key = conversation(session, tagged).to_string();
+        let ledger = session.ledgers.entry(key).or_default();
+        if kind != "error" {
+            ledger.open = None;
+        }
+        if kind != "task_complete" {
+            ledger.disordered = true;
+        }
+    }
+    // A turn no prompt could be found for: left out, and said so.
+    let Some(index) = index else {
+        settle_earlier_approvals(session, request_id, kind);
+        return;
+    };
+    // An approval belongs to the turn that asked (see `server_request`).
+    if !session.server_requests.is_empty() {
+        let owner_id = session.requests[index].id.clone();
+        settle_earlier_approvals(session, &owner_id, kind);
+    }
+    let disordered = disordered(session, tagged);
     let request = &mut session.requests[index];
     if kind == "token_count" {
         count_tokens(request, &mut session.token_totals, msg);
     }
-    record_event(request, kind, msg, stale_turn);
+    record_event(request, kind, msg, disordered);
     if kind == "task_started"
         && let Some(turn) = session.requests[index].turn_id.clone()
     {
         session.turns.insert(turn, index);
+    }
+}
+
+/// The conversation a request is in: its thread (from its events, or the
+/// one the client's `codex-reply` named), else the session's only one.
+fn conversation(session: &Session, index: usize) -> &str {
+    if let Some(thread) = &session.requests[index].thread_id {
+        return thread;
+    }
+    let mut keys = session.ledgers.keys();
+    match (keys.next(), keys.next()) {
+        (Some(only), None) => only,
+        _ => "",
+    }
+}
+
+/// True if request `index`'s conversation had an aborted or failed turn
+/// (mcp-server): Codex's labels are no longer to be trusted there.
+fn disordered(session: &Session, index: usize) -> bool {
+    session.ledgers.values().any(|l| l.disordered)
+        && session
+            .ledgers
+            .get(conversation(session, index))
+            .is_some_and(|l| l.disordered)
+}
+
+/// The request a turn begun under request `tagged` belongs to (see
+/// docs/ARCHITECTURE.md, "Turns out of order"). Codex labels a turn with
+/// the request whose listener reads it, and after an aborted or failed
+/// turn that is often another prompt's: an aborted request's listener
+/// goes on reading later turns, and a reply after a failed turn is
+/// answered with that turn's completion while its own turn waits for the
+/// next listener. In a conversation where that happened, a turn belongs
+/// to the first prompt sent to it that has had no turn yet (the client's
+/// input feed tells the order; without it, the order the stream named the
+/// requests in); `None` if there is none.
+fn begin_turn(session: &mut Session, tagged: usize) -> Option<usize> {
+    let key = conversation(session, tagged).to_string();
+    let mcp = session.protocol == Some(Protocol::McpServer);
+    let owner = if mcp && disordered(session, tagged) {
+        next_prompt(session, tagged, &key)
+    } else {
+        Some(tagged)
+    };
+    if mcp {
+        session.ledgers.entry(key).or_default().open = Some(owner);
+    }
+    if owner.is_none() {
+        let id = session.requests[tagged].id.clone();
+        session.note(|| format!("[{id}] a turn no prompt waits for: left out"));
+        session.unattributed.push(id);
+    }
+    owner
+}
+
+/// The first prompt of the conversation still waiting for its turn.
+fn next_prompt(session: &mut Session, tagged: usize, key: &str) -> Option<usize> {
+    if let Some(client) = client_side(session) {
+        for prompt in &client.prompts {
+            // A new conversation's first turn is its own; replies to
+            // another thread are another conversation's.
+            let Some(thread) = &prompt.thread else {
+                continue;
+            };
+            if !key.is_empty() && thread != key {
+                continue;
+            }
+            let index = session.request_index(&prompt.id, Some(thread));
+            if waiting(&session.requests[index]) {
+                return Some(index);
+            }
+        }
+        return None;
+    }
+    (0..session.requests.len()).find(|&i| {
+        (i == tagged || conversation(session, i) == key) && waiting(&session.requests[i])
+    })
+}
+
+/// A request whose prompt has had no turn yet.
+fn waiting(request: &Request) -> bool {
+    !request.started && (request.status == Status::Running || request.stale_completion)
+}
+
+/// The client's side, read from the input feed now (it may have grown).
+fn client_side(session: &Session) -> Option<crate::stuck::ClientSide> {
+    let bytes = std::fs::read(session.input.as_ref()?).ok()?;
+    Some(crate::stuck::ClientSide::parse(&bytes))
+}
+
+/// A `user_message` (0.153 has its text): where the conversation is out
+/// of order, its open turn goes to the prompt with that text.
+fn prompt_event<M: Fields>(session: &mut Session, request_id: &str, thread: Option<&str>, msg: &M) {
+    let Some(text) = msg.text("message") else {
+        return;
+    };
+    if session.protocol != Some(Protocol::McpServer)
+        || !session.ledgers.values().any(|l| l.disordered)
+    {
+        return;
+    }
+    let tagged = session.request_index(request_id, thread);
+    if !disordered(session, tagged) {
+        return;
+    }
+    // The open turn (a turn left out too: it may be this prompt's).
+    if let Some(owner) = session
+        .ledgers
+        .get(conversation(session, tagged))
+        .and_then(|l| l.open)
+    {
+        own_prompt(session, tagged, owner, text);
+    }
+}
+
+/// 0.153 repeats a turn's prompt (`user_message.message`) right after its
+/// `task_started`: where the order placed the turn with another prompt
+/// (one Codex took into a running turn never has a turn of its own), the
+/// prompt's own text decides. `owner`: where the order placed it.
+fn own_prompt(
+    session: &mut Session,
+    tagged: usize,
+    owner: Option<usize>,
+    text: &str,
+) -> Option<usize> {
+    let key = conversation(session, tagged).to_string();
+    let client = client_side(session)?;
+    // Prompts may repeat a text: the placed one if it is one of them,
+    // else the first still waiting.
+    let mut found = None;
+    for prompt in client.prompts.iter().filter(|p| {
+        p.text.as_deref() == Some(text)
+            && p.thread
+                .as_ref()
+                .is_some_and(|t| key.is_empty() || *t == key)
+    }) {
+        let index = session.request_index(&prompt.id, prompt.thread.as_deref());
+        if owner == Some(index) {
+            return owner;
+        }
+        if found.is_none() && waiting(&session.requests[index]) {
+            found = Some(index);
+        }
+    }
+    let found = found?;
+    let turn = owner.and_then(|o| {
+        let old = &mut session.requests[o];
+        old.started = false;
+        old.turn_id.take()
+    });
+    if owner.is_none() {
+        let id = session.requests[tagged].id.clone();
+        if let Some(at) = session.unattributed.iter().rposition(|u| *u == id) {
+            session.unattributed.remove(at);
+        }
+    }
+    let request = &mut session.requests[found];
+    if request.stale_completion {
+        request.stale_completion = false;
+        request.errors.retain(|e| e != LOST_PROMPT);
+        request.status = Status::Running;
+    }
+    request.started = true;
+    if let Some(turn) = turn {
+        request.turn_id = Some(turn.clone());
+        session.turns.insert(turn, found);
+    }
+    session.ledgers.entry(key).or_default().open = Some(Some(found));
+    Some(found)
+}
+
+/// The request an event of request `tagged` belongs to: its turn's
+/// (0.153 names the turn), else the open turn's where the conversation is
+/// out of order, else `tagged`; `None` for a turn left out.
+pub fn owner(session: &Session, tagged: usize, turn: Option<&str>) -> Option<usize> {
+    if session.protocol != Some(Protocol::McpServer) {
+        return Some(tagged);
+    }
+    if let Some(&index) = turn.and_then(|turn| session.turns.get(turn)) {
+        return Some(index);
+    }
+    if !disordered(session, tagged) {
+        return Some(tagged);
+    }
+    match session
+        .ledgers
+        .get(conversation(session, tagged))
+        .and_then(|l| l.open)
+    {
+        Some(open) => open,
+        None => Some(tagged),
     }
 }
 
@@ -98,7 +318,13 @@ fn count_tokens<M: Fields>(request: &mut Request, seen: &mut HashSet<Tokens>, ms
     }
 }
 
-fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_turn: bool) {
+/// The error a request answered without a turn of its own carries.
+pub const LOST_PROMPT: &str =
+    "the prompt's events were lost: answered with the previous turn's completion";
+
+/// `disordered`: its conversation had an aborted or failed turn (see
+/// [`begin_turn`]), so a request's own turn, not its answer, tells its end.
+fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordered: bool) {
     if kind != "stream_error" && kind != "token_count" {
         request.retries = 0;
     }
@@ -110,6 +336,12 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
             }
         }
         "task_started" => {
+            // Its turn has come after all, under a later request's label.
+            if request.stale_completion {
+                request.stale_completion = false;
+                request.errors.retain(|e| e != LOST_PROMPT);
+                request.status = Status::Running;
+            }
             request.started = true;
             request.turn_id = owned(msg.text("turn_id")).or(request.turn_id.take());
         }
@@ -195,15 +427,19 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
             request.status = Status::Failed;
         }
         "turn_aborted" => {
+            request.turn_ended = true;
             request.aborted = true;
             request.status = Status::Interrupted;
         }
         "task_complete" => {
-            if let Some(ms) = msg
-                .int("duration_ms")
-                .and_then(|ms| u64::try_from(ms).ok())
-                .filter(|_| !stale_turn)
-            {
+            // A failed turn's late completion (sent after a reply to it)
+            // adds nothing to the failure.
+            if disordered && request.status == Status::Failed {
+                request.turn_ended = true;
+                return;
+            }
+            request.turn_ended = true;
+            if let Some(ms) = msg.int("duration_ms").and_then(|ms| u64::try_from(ms).ok()) {
                 request.duration_ms = Some(ms);
             }
             if request.final_message.is_none()
@@ -211,33 +447,16 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, stale_tur
             {
                 request.message(last);
             }
-            // A stale completion carries the failed turn's error, not ours;
-            // our own outcome is lost with our events.
-            if stale_turn {
-                request.stale_completion = true;
-                request.status = Status::Failed;
-                request.error(
-                    "the prompt's events were lost: answered with the previous turn's completion"
-                        .into(),
-                );
-            } else if let Some(error) = msg.value("error") {
+            if let Some(error) = msg.value("error") {
                 let message = error_text(error);
                 request.error(message);
                 request.status = Status::Failed;
+            } else if disordered && request.status == Status::Running {
+                request.status = Status::Completed;
             }
         }
         _ => {}
     }
-}
-
-/// True if `turn` is the failed turn of a different, earlier request: the
-/// completion is stale, and this request's own events are lost.
-fn is_failed_turn_of_another(session: &Session, request_id: &str, turn: &str) -> bool {
-    session
-        .turns
-        .get(turn)
-        .map(|&i| &session.requests[i])
-        .is_some_and(|r| r.id != request_id && r.status == Status::Failed)
 }
 
 /// 0.153: `{"type":"add",...}`; 0.47: `{"add":{...}}`.
@@ -300,13 +519,25 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
             let changes = params.get("codex_changes")?.as_object()?;
             Some(changes.keys().cloned().collect::<Vec<_>>().join(" "))
         });
+    // Codex names the request whose listener asked; where the conversation
+    // is out of order, the turn that asks is another prompt's.
+    let owner = text(params, "codex_mcp_tool_call_id").map(|tagged| {
+        let thread = params.get("threadId").and_then(Value::as_str);
+        match session
+            .find(&tagged, thread)
+            .and_then(|index| self::owner(session, index, None))
+        {
+            Some(turn) => session.requests[turn].id.clone(),
+            None => tagged,
+        }
+    });
     session.server_requests.push(Approval {
         method: method.to_string(),
         request_id: id.to_string(),
         kind,
         command,
         thread_id: text(params, "threadId"),
-        owner: text(params, "codex_mcp_tool_call_id"),
+        owner,
         call_id: text(params, "codex_call_id"),
         offered_decisions: None,
     });
@@ -323,6 +554,7 @@ pub fn response(session: &mut Session, id: &str, reply: &Reply) {
     // Whatever it asked the client has been settled.
     session.resolve_where(|a| a.owner.as_deref() == Some(id));
     let index = session.starting_request_index(id, reply.thread);
+    let disordered = session.protocol == Some(Protocol::McpServer) && disordered(session, index);
     let request = &mut session.requests[index];
     request.answered = true;
     let message = reply.message.filter(|m| !m.is_empty());
@@ -334,6 +566,17 @@ pub fn response(session: &mut Session, id: &str, reply: &Reply) {
             request.error(message.to_string());
         }
         request.status = Status::Failed;
+        return;
+    }
+    if disordered {
+        // The answer may be another turn's: the request's own turn (if it
+        // has had one) tells how it ended. Without one, this prompt's
+        // events were lost, or come later under another label.
+        if !request.started && !request.aborted {
+            request.stale_completion = true;
+            request.status = Status::Failed;
+            request.error(LOST_PROMPT.into());
+        }
         return;
     }
     if let Some(message) = message

@@ -10,6 +10,7 @@ pub mod http;
 mod mock_model;
 mod script;
 
+mod aborts;
 mod approvals;
 mod exec;
 mod failures;

@@ -19,6 +19,8 @@ pub const PATCHED_TEXT: &str = "hello from the mock model\n";
 pub const MAIN_ANSWER: &str = "Done: hello.txt is written and `exit 3` failed as planned.";
 /// `[mock:followup]`: an answer, no tools.
 pub const FOLLOW_UP_ANSWER: &str = "The follow-up answer is 42.";
+/// `[mock:again]`: another answer, no tools (a third prompt's).
+pub const AGAIN_ANSWER: &str = "The second follow-up answer is 43.";
 /// `[mock:escalate]`: a command that asks for escalated permissions.
 pub const ESCALATED_FILE: &str = "approved.txt";
 pub const ESCALATE_ANSWER: &str = "The escalated command has run.";
@@ -44,6 +46,7 @@ pub fn reply(body: &Value) -> Reply {
     match tag.as_str() {
         "main" => Reply::Events(main_step(step, &tools)),
         "followup" => Reply::Events(answer(FOLLOW_UP_ANSWER)),
+        "again" => Reply::Events(answer(AGAIN_ANSWER)),
         "escalate" if step == 0 => {
             let touch = format!("touch {ESCALATED_FILE}");
             Reply::Events(call(tools.command(&touch, true, "call-escalated")))
