@@ -57,11 +57,7 @@ fn end_first_turn(world: &World, task: &str, ending: Ending) -> String {
         }
         Ending::Cancel => {
             let first = world.send(task, "Touch approved.txt. [mock:escalate]");
-            let pending = poll(DEADLINE, || {
-                let approvals = world.parse(task, &["--approvals"]);
-                approvals.as_array().filter(|a| !a.is_empty()).cloned()
-            })
-            .expect("Codex asks for an approval");
+            let pending = world.pending_approvals(task);
             let id = pending[0]["request_id"]
                 .as_str()
                 .expect("an id")
@@ -227,11 +223,7 @@ fn approval_after_an_interrupt(version: &str, start: &[&str]) {
     let first = end_first_turn(&world, &task, Ending::Interrupt);
     assert_eq!(world.wait(&task, &first).code(), 1);
     let second = world.send(&task, "Touch approved.txt. [mock:escalate]");
-    let pending = poll(DEADLINE, || {
-        let approvals = world.parse(&task, &["--approvals"]);
-        approvals.as_array().filter(|a| !a.is_empty()).cloned()
-    })
-    .expect("Codex asks for an approval");
+    let pending = world.pending_approvals(&task);
     let summary = world.parse(&task, &[]);
     assert_eq!(
         request(&summary, &second)["status"],

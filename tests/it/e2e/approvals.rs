@@ -21,11 +21,7 @@ fn round_trip(
     let world = World::new(version)?;
     let task = world.start(start);
     let turn = world.send(&task, "Touch approved.txt. [mock:escalate]");
-    let pending = poll(DEADLINE, || {
-        let approvals = world.parse(&task, &["--approvals"]);
-        approvals.as_array().filter(|a| !a.is_empty()).cloned()
-    })
-    .expect("Codex asks for an approval");
+    let pending = world.pending_approvals(&task);
     assert_eq!(pending.len(), 1, "{pending:?}");
     let asked = &pending[0];
     assert_eq!(asked["kind"], "exec", "{asked}");
@@ -111,11 +107,7 @@ fn no_decline_is_offered(version: &str) {
     };
     let task = world.start(&[]);
     world.send(&task, "Touch approved.txt. [mock:escalate]");
-    let pending = poll(DEADLINE, || {
-        let approvals = world.parse(&task, &["--approvals"]);
-        approvals.as_array().filter(|a| !a.is_empty()).cloned()
-    })
-    .expect("Codex asks for an approval");
+    let pending = world.pending_approvals(&task);
     let offered = &pending[0]["offered_decisions"];
     assert_eq!(
         offered,

@@ -161,6 +161,15 @@ impl World {
         self.run(CODEX_PARSE, &all).json()
     }
 
+    /// The approvals open in the session, once Codex has asked for one.
+    pub fn pending_approvals(&self, task: &str) -> Vec<Value> {
+        crate::util::poll(crate::util::DEADLINE, || {
+            let approvals = self.parse(task, &["--approvals"]);
+            approvals.as_array().filter(|a| !a.is_empty()).cloned()
+        })
+        .expect("Codex asks for an approval")
+    }
+
     pub fn read(&self, file: &str) -> Option<String> {
         fs::read_to_string(self.work.join(file)).ok()
     }
