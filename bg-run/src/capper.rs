@@ -93,11 +93,14 @@ impl OutputCap {
     /// pipe, for the `ring` method. Without `watch` (the task has ended
     /// already) no thread is started: [`Capper::finish`] caps what is there.
     pub fn start(self, paths: &TaskPaths, pipe: Option<File>, watch: bool) -> Capper {
-        match pipe {
-            _ if !watch => Capper {
+        if !watch {
+            let log = Log::new(self.log, self.file, self.bytes, pipe);
+            return Capper {
                 stop: Arc::new(AtomicBool::new(true)),
-                shared: Arc::new(Mutex::new(Log::new(self.log, self.file, self.bytes, pipe))),
-            },
+                shared: Arc::new(Mutex::new(log)),
+            };
+        }
+        match pipe {
             Some(pipe) => Capper::ring(self.log, self.file, self.bytes, pipe),
             None => Capper::punch_holes(paths, self.log, self.file, self.bytes),
         }

@@ -216,29 +216,30 @@ fn forget_in_journal(state: &StateDir, removed: &[String]) -> Result<()> {
 /// last pass is an hour old): a `stat`, so that a launch starts no thread
 /// for nothing.
 pub fn auto_prune_due(state: &StateDir) -> bool {
-    if !matches!(retention(), Ok(Some(_))) {
-        return false;
-    }
+    due_retention(state).is_some()
+}
+
+/// The retention to prune by, if an automatic prune is due.
+fn due_retention(state: &StateDir) -> Option<Duration> {
+    let age = retention().ok()??;
     let marker = state.root().join(AUTO_MARKER);
-    !fs::metadata(&marker)
+    let recent = fs::metadata(&marker)
         .and_then(|m| m.modified())
         .is_ok_and(|at| {
             SystemTime::now()
                 .duration_since(at)
                 .unwrap_or(Duration::ZERO)
                 < AUTO_INTERVAL
-        })
+        });
+    (!recent).then_some(age)
 }
 
 /// Prunes by the retention period, at most once an hour; best effort, for
 /// callers that must not fail because of it.
 pub fn auto_prune(state: &StateDir) {
-    let Ok(Some(age)) = retention() else {
+    let Some(age) = due_retention(state) else {
         return;
     };
-    if !auto_prune_due(state) {
-        return;
-    }
     let marker = state.root().join(AUTO_MARKER);
     if crate::fsutil::write_atomic_unsynced(&marker, b"").is_ok() {
         crate::fault::stall(crate::fault::Point::AutoPrune);

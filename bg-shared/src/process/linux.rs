@@ -103,10 +103,10 @@ pub fn boot_id() -> Option<String> {
 pub fn has_exited(pid: super::Pid) -> bool {
     use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    let Ok(pid) = u32::try_from(pid) else {
+    if pid <= 0 {
         return false;
-    };
-    match waitid(Id::Pid(nix::unistd::Pid::from_raw(pid as i32)), flags) {
+    }
+    match waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags) {
         Ok(WaitStatus::StillAlive) | Err(_) => false,
         Ok(_) => true,
     }
