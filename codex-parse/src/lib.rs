@@ -9,6 +9,7 @@ mod fold;
 mod lazy;
 pub mod model;
 mod noise;
+pub mod options;
 mod pipeline;
 mod prepare;
 mod render;
@@ -29,6 +30,7 @@ use bg_shared::{Error, Result, cli};
 use clap::Parser;
 
 use crate::model::{Protocol, Request, Status, Summary};
+pub use crate::options::{ReadOptions, ShowOptions, Stream};
 use crate::source::Source;
 
 /// Examples, exit status and environment, for `--help` and the man page.
@@ -166,20 +168,56 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("codex-parse", args, run)
 }
 
+impl Cli {
+    /// What to read, and how.
+    fn read_options(&self) -> ReadOptions {
+        let stream = match (&self.task, &self.file) {
+            (Some(task), _) => Stream::Task(task.clone()),
+            (None, Some(file)) if file.as_os_str() != "-" => Stream::File(file.clone()),
+            (None, _) => Stream::Stdin,
+        };
+        ReadOptions {
+            stream,
+            input: self.input.clone(),
+            protocol: self.protocol,
+            state_dir: self.state_dir.clone(),
+            last: self.last,
+            texts: self.messages || self.reasoning,
+            idle: self.idle,
+        }
+    }
+
+    /// What to print.
+    fn show_options(&self) -> ShowOptions {
+        ShowOptions {
+            messages: self.messages,
+            reasoning: self.reasoning,
+            last: self.last,
+            request: self.request.clone(),
+            tokens: self.tokens,
+            approvals: self.approvals,
+            stuck: self.stuck,
+            json: self.json,
+            no_redact: self.no_redact,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let mut source = Source::open(&cli)?;
+    let (read, show) = (cli.read_options(), cli.show_options());
+    let mut source = Source::open(&read)?;
     if cli.follow {
-        return source::follow(&mut source, &cli);
+        return source::follow(&mut source, show.no_redact);
     }
     if let Some(id) = &cli.wait {
-        return source::wait(&mut source, id, &cli);
+        return source::wait(&mut source, id, cli.timeout, &read, &show);
     }
     if !cli.no_redact {
         std::thread::spawn(bg_shared::redact::warm_up);
     }
-    let summary = source.read_all(&cli)?;
+    let summary = source.read_all(&read)?;
     let stuck = !summary.stuck.is_empty();
-    print(&cli, summary)?;
+    print(&show, summary)?;
     // Everything is printed: the memory goes back with the process, not
     // piece by piece.
     std::mem::forget(source);
@@ -191,7 +229,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The requests to show: `--request`, then `--last`.
-fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
+fn chosen<'a>(cli: &ShowOptions, summary: &'a Summary) -> Result<Vec<&'a Request>> {
     let mut requests: Vec<&Request> = summary.requests.iter().collect();
     if let Some(id) = &cli.request {
         requests.retain(|r| &r.id == id);
@@ -208,7 +246,7 @@ fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
     Ok(requests)
 }
 
-fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
+fn print(cli: &ShowOptions, mut owned: Summary) -> Result<()> {
     if let Some(unknown) = &owned.unknown_format {
         cli::warn("codex-parse", &unknown.sentence());
     }
@@ -256,7 +294,7 @@ fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
 
 /// Takes secrets out of every text the output shows (the texts only
 /// `--messages` or `--reasoning` show are left alone otherwise).
-fn redact_in_place(summary: &mut Summary, cli: &Cli) {
+fn redact_in_place(summary: &mut Summary, cli: &ShowOptions) {
     let clean = |text: &mut String| {
         if let std::borrow::Cow::Owned(new) = bg_shared::redact::redact(text) {
             *text = new;
@@ -288,7 +326,7 @@ fn redact_in_place(summary: &mut Summary, cli: &Cli) {
     }
 }
 
-fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
+fn json(cli: &ShowOptions, summary: &Summary, requests: &[&Request]) -> Result<String> {
     /// The summary with only the chosen requests, in field order.
     #[derive(serde::Serialize)]
     struct Shown<'a> {
@@ -323,16 +361,11 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
     }
 }
 
-/// A stream's summary with its stuck analysis, the client's side read
-/// from `input`: what codex-send needs to know of a session (its pending
-/// approvals, its running request) before it answers or interrupts.
-pub fn summarise(file: &std::path::Path, input: Option<&std::path::Path>) -> Result<Summary> {
-    let mut args = vec![OsString::from("codex-parse"), file.as_os_str().to_owned()];
-    if let Some(input) = input {
-        args.extend([OsString::from("--input"), input.as_os_str().to_owned()]);
-    }
-    let cli = Cli::try_parse_from(args).map_err(|err| Error::usage(err.to_string()))?;
-    Source::open(&cli)?.read_all(&cli)
+/// A stream's summary with its stuck analysis (the client's side read
+/// from `options.input`): what codex-send needs to know of a session (its
+/// pending approvals, its running request) before it answers or interrupts.
+pub fn summarise(options: &ReadOptions) -> Result<Summary> {
+    Source::open(options)?.read_all(options)
 }
 
 /// The exit code for an awaited request that has ended.

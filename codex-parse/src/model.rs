@@ -29,12 +29,81 @@ impl Protocol {
         }
     }
 
+    /// The name `--json` shows; for a server, also the `codex` subcommand
+    /// that runs it.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::McpServer => "mcp-server",
             Protocol::AppServer => "app-server",
             Protocol::ExecJson => "exec-json",
             Protocol::ExecLegacy => "exec-legacy",
+        }
+    }
+
+    /// A server a client talks to (what codex-send writes for), not a
+    /// one-shot `exec` run.
+    pub fn is_server(self) -> bool {
+        matches!(self, Protocol::McpServer | Protocol::AppServer)
+    }
+}
+
+/// A JSON-RPC id, the one conversion between an id as a stream writes it
+/// (a number or a string) and as codex-parse shows it and codex-send is
+/// given it (`--approve 3`): a number when the text is one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RequestId {
+    Number(u64),
+    Text(String),
+}
+
+impl RequestId {
+    /// The id a line carries: `None` for one that is neither a number nor
+    /// a string. A number that is not a `u64` keeps the text it shows.
+    pub fn from_json(id: &serde_json::Value) -> Option<RequestId> {
+        match id {
+            serde_json::Value::Number(n) => Some(
+                n.as_u64()
+                    .map_or_else(|| RequestId::Text(n.to_string()), RequestId::Number),
+            ),
+            serde_json::Value::String(s) => Some(RequestId::Text(s.clone())),
+            _ => None,
+        }
+    }
+
+    /// An id as shown or typed: a number when it is one.
+    pub fn from_text(text: &str) -> RequestId {
+        text.parse::<u64>()
+            .map_or_else(|_| RequestId::Text(text.to_string()), RequestId::Number)
+    }
+
+    /// The id as shown, without copying a text id again.
+    pub fn into_text(self) -> String {
+        match self {
+            RequestId::Number(n) => n.to_string(),
+            RequestId::Text(text) => text,
+        }
+    }
+
+    /// The id as a line writes it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            RequestId::Number(n) => (*n).into(),
+            RequestId::Text(text) => text.as_str().into(),
+        }
+    }
+}
+
+impl From<u64> for RequestId {
+    fn from(n: u64) -> RequestId {
+        RequestId::Number(n)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            RequestId::Number(n) => write!(f, "{n}"),
+            RequestId::Text(text) => f.write_str(text),
         }
     }
 }

@@ -14,8 +14,8 @@ use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
 use bg_shared::{Error, IoContext, Result, cli, select, time};
 
-use crate::Cli;
 use crate::model::{Protocol, Summary};
+use crate::options::{ReadOptions, ShowOptions, Stream};
 use crate::session::Session;
 use crate::stuck::{self, ClientSide, Context};
 
@@ -39,25 +39,25 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn open(cli: &Cli) -> Result<Source> {
-        let (path, input, task) = match (&cli.task, &cli.file) {
-            (Some(selector), _) => {
-                let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+    pub fn open(options: &ReadOptions) -> Result<Source> {
+        let (path, input, task) = match &options.stream {
+            Stream::Task(selector) => {
+                let state = StateDir::open_existing(options.state_dir.as_deref())?;
                 let paths = select::find(state.as_ref(), selector)?;
-                let input = cli.input.clone().or_else(|| Some(paths.input()));
+                let input = options.input.clone().or_else(|| Some(paths.input()));
                 (Some(paths.output()), input, Some(paths))
             }
-            (None, Some(file)) if file.as_os_str() == "-" => (None, cli.input.clone(), None),
-            (None, file) => (file.clone(), cli.input.clone(), None),
+            Stream::Stdin => (None, options.input.clone(), None),
+            Stream::File(file) => (Some(file.clone()), options.input.clone(), None),
         };
-        if let Some(input) = &cli.input {
+        if let Some(input) = &options.input {
             File::open(input).context(|| format!("opening {}", input.display()))?;
         }
         let reader: Box<dyn Read + Send> = match &path {
             Some(path) => Box::new(open_stream(path, task.as_ref())?),
             None => Box::new(std::io::stdin()),
         };
-        let mut session = Session::new(cli.protocol);
+        let mut session = Session::new(options.protocol);
         session.input = input.clone();
         Ok(Source {
             path,
@@ -98,25 +98,25 @@ impl Source {
 
     /// Reads the whole stream and analyses it; for `--last N` on a file,
     /// only as much of its end as holds the last N.
-    pub fn read_all(&mut self, cli: &Cli) -> Result<Summary> {
-        if let (Some(n), Some(path)) = (cli.last, self.path.clone()) {
-            return self.read_tail(cli, n, &path);
+    pub fn read_all(&mut self, options: &ReadOptions) -> Result<Summary> {
+        if let (Some(n), Some(path)) = (options.last, self.path.clone()) {
+            return self.read_tail(options, n, &path);
         }
         crate::pipeline::read_all(&mut *self.reader, &mut self.session)?;
         self.session.finish();
-        Ok(self.analyse(cli))
+        Ok(self.analyse(options.idle))
     }
 
     /// Reads windows of growing size from the end of the file until one
     /// holds the last `n` requests (or messages) from their beginning, so
     /// that the cost follows what is asked for, not the file's size.
-    fn read_tail(&mut self, cli: &Cli, n: usize, path: &std::path::Path) -> Result<Summary> {
+    fn read_tail(&mut self, options: &ReadOptions, n: usize, path: &Path) -> Result<Summary> {
         let mut file = open_stream(path, self.task.as_ref())?;
         let len = file.len()?;
         let mut window: u64 = TAIL_WINDOW;
         loop {
             let start = len.saturating_sub(window);
-            self.session = Session::new(cli.protocol);
+            self.session = Session::new(options.protocol);
             self.session.input = self.input.clone();
             self.feed_from(&mut file, start, path)?;
             self.session.finish();
@@ -129,9 +129,9 @@ impl Source {
                 window = len;
                 continue;
             }
-            if start == 0 || self.holds_last(n, cli.messages || cli.reasoning) {
+            if start == 0 || self.holds_last(n, options.texts) {
                 self.partial = start > 0;
-                return Ok(self.analyse(cli));
+                return Ok(self.analyse(options.idle));
             }
             window = window.saturating_mul(4);
         }
@@ -216,7 +216,7 @@ impl Source {
             .unwrap_or(true)
     }
 
-    fn analyse(&mut self, cli: &Cli) -> Summary {
+    fn analyse(&mut self, idle: Duration) -> Summary {
         let client = self
             .input
             .as_ref()
@@ -234,7 +234,7 @@ impl Source {
             client: client.as_ref(),
             partial: self.partial,
             last_activity: modified.max(emitted).or_else(|| Some(SystemTime::now())),
-            idle: cli.idle,
+            idle,
             process_gone: self.task_ended(),
         };
         stuck::analyse(&mut self.session, &context)
@@ -253,7 +253,7 @@ impl Source {
     fn wait_for_more(
         &mut self,
         watcher: &mut Option<DirWatcher>,
-        left: Option<std::time::Duration>,
+        left: Option<Duration>,
     ) -> Result<bool> {
         if self.path.is_none() || self.task_ended() {
             return Ok(false);
@@ -282,7 +282,7 @@ impl Source {
 /// Opens the stream's file: a session task's output.log as every state
 /// file is opened, never through a symlink (and, if the state dir's budget
 /// removed it, saying so); a file the caller named, as it is.
-fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<OutputStream> {
+fn open_stream(path: &Path, task: Option<&TaskPaths>) -> Result<OutputStream> {
     if let Some(task) = task {
         // What the output cap dropped is a line that is not an event.
         return OutputStream::open(path, true)
@@ -293,23 +293,23 @@ fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<Outpu
 }
 
 /// `--follow`: one line per event as it arrives.
-pub fn follow(source: &mut Source, cli: &Cli) -> Result<ExitCode> {
+pub fn follow(source: &mut Source, no_redact: bool) -> Result<ExitCode> {
     source.session.log = Some(Vec::new());
     let mut watcher = source.watcher();
     loop {
         let more = source.pump()?;
-        flush_log(source, cli)?;
+        flush_log(source, no_redact)?;
         if !more && !source.wait_for_more(&mut watcher, None)? {
             // What the task wrote just before it ended is read too.
             source.pump()?;
             source.session.finish();
-            flush_log(source, cli)?;
+            flush_log(source, no_redact)?;
             return Ok(ExitCode::SUCCESS);
         }
     }
 }
 
-fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
+fn flush_log(source: &mut Source, no_redact: bool) -> Result<()> {
     let lines = source
         .session
         .log
@@ -320,7 +320,7 @@ fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
         return Ok(());
     }
     let text = lines.join("\n") + "\n";
-    let text = if cli.no_redact {
+    let text = if no_redact {
         text
     } else {
         bg_shared::redact::redact(&text).into_owned()
@@ -329,15 +329,22 @@ fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
 }
 
 /// `--wait ID`: until that request or turn ends.
-pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<ExitCode> {
-    let deadline = cli.timeout.and_then(time::deadline);
+pub fn wait(
+    source: &mut Source,
+    id: &str,
+    timeout: Option<Duration>,
+    read: &ReadOptions,
+    show: &ShowOptions,
+) -> Result<ExitCode> {
+    let deadline = timeout.and_then(time::deadline);
+    let done = |source: &mut Source| ended(source, id, read.idle, show);
     let mut watcher = source.watcher();
     let mut first = true;
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let more = source.pump_within(left)?;
         source.session.take_complete_partial();
-        if let Some(code) = ended(source, id, cli)? {
+        if let Some(code) = done(source)? {
             return Ok(code);
         }
         if std::mem::take(&mut first) {
@@ -354,7 +361,7 @@ pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<ExitCode> {
             // The stream is over: its last bytes and last line count too.
             source.pump()?;
             source.session.finish();
-            if let Some(code) = ended(source, id, cli)? {
+            if let Some(code) = done(source)? {
                 return Ok(code);
             }
             cli::say(&format!(
@@ -366,7 +373,12 @@ pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<ExitCode> {
 }
 
 /// If request `id` has ended: prints it and returns the exit code.
-fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<ExitCode>> {
+fn ended(
+    source: &mut Source,
+    id: &str,
+    idle: Duration,
+    show: &ShowOptions,
+) -> Result<Option<ExitCode>> {
     let done = source
         .session
         .requests
@@ -375,10 +387,10 @@ fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<ExitCode>> {
     if !done {
         return Ok(None);
     }
-    let mut summary = source.analyse(cli);
+    let mut summary = source.analyse(idle);
     summary.requests.retain(|r| r.id == id);
     let code = crate::ended_code(request_status(&summary, id));
-    crate::print(cli, summary)?;
+    crate::print(show, summary)?;
     Ok(Some(code))
 }
 

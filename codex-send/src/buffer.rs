@@ -14,7 +14,7 @@ use bg_shared::{Error, IoContext, Result};
 use serde_json::Value;
 
 use crate::open::{self, Links};
-use crate::wire::Protocol;
+use crate::wire::{self, Protocol, RequestId};
 
 /// Buffers hold client lines only; a bigger file is not one.
 const MAX_BUFFER: u64 = 256 << 20;
@@ -28,9 +28,9 @@ pub struct Buffer {
     pub has_handshake: bool,
     /// The client requests in it, in order: id and method (for tools/call,
     /// the tool's name).
-    pub requests: Vec<(Value, String)>,
+    pub requests: Vec<(RequestId, String)>,
     /// Ids of server requests it already answered.
-    pub answered: Vec<Value>,
+    pub answered: Vec<RequestId>,
     next_id: u64,
 }
 
@@ -101,18 +101,18 @@ impl Buffer {
         let method = line.get("method").and_then(Value::as_str);
         if self.protocol.is_none() && (method.is_some() || line.get("result").is_some()) {
             self.protocol = Some(if line.get("jsonrpc").is_some() {
-                Protocol::Mcp
+                Protocol::McpServer
             } else {
-                Protocol::App
+                Protocol::AppServer
             });
         }
         if method == Some("initialize") {
             self.has_handshake = true;
         }
-        let id = line.get("id").cloned();
+        let id = line.get("id").and_then(RequestId::from_json);
         match (method, id) {
             (Some(method), Some(id)) => {
-                if let Some(n) = id.as_u64() {
+                if let RequestId::Number(n) = id {
                     self.next_id = self.next_id.max(n.saturating_add(1));
                 }
                 let name = match line.pointer("/params/name").and_then(Value::as_str) {
@@ -134,7 +134,7 @@ impl Buffer {
     }
 
     /// The id of the last request of this method (or tool).
-    pub fn last_request(&self, name: &str) -> Option<&Value> {
+    pub fn last_request(&self, name: &str) -> Option<&RequestId> {
         self.requests
             .iter()
             .rev()
@@ -151,14 +151,14 @@ impl Buffer {
             return Err(Error::usage(format!(
                 "{} holds {} lines, not {}",
                 self.path.display(),
-                mine.subcommand(),
-                protocol.subcommand()
+                mine.as_str(),
+                protocol.as_str()
             )));
         }
         let handshake = if self.has_handshake {
             Vec::new()
         } else {
-            protocol.handshake()
+            wire::handshake(protocol)
         };
         for line in handshake.iter().chain(lines) {
             self.write_line(line)?;

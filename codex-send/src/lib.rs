@@ -223,7 +223,7 @@ pub struct Cli {
 }
 
 fn parse_protocol(text: &str) -> std::result::Result<wire::Protocol, String> {
-    wire::Protocol::parse(text).map_err(|err| err.to_string())
+    wire::parse_protocol(text).map_err(|err| err.to_string())
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.

@@ -13,7 +13,7 @@ use crate::answer::{self, Answer, Asked};
 use crate::buffer::Buffer;
 use crate::session::Session;
 use crate::to_session;
-use crate::wire::{self, Protocol, Settings, Version};
+use crate::wire::{self, Protocol, RequestId, Settings, Version};
 
 pub enum What {
     Prompt(String),
@@ -31,7 +31,7 @@ pub fn send(cli: &Cli) -> Result<ExitCode> {
             return Err(Error::usage(format!(
                 "session {} speaks {}",
                 session.paths.id,
-                session.protocol.subcommand()
+                session.protocol.as_str()
             )));
         }
         session.check_running()?;
@@ -42,7 +42,10 @@ pub fn send(cli: &Cli) -> Result<ExitCode> {
         Some(path) => Target::Buffer(Buffer::open(path)?),
         None => Target::Print(Vec::new()),
     };
-    let protocol = cli.protocol.or(target.protocol()).unwrap_or(Protocol::App);
+    let protocol = cli
+        .protocol
+        .or(target.protocol())
+        .unwrap_or(Protocol::AppServer);
     let printed = to_target(cli, &mut target, protocol, version, what)?;
     target.finish(protocol)?;
     if let Some(id) = printed.filter(|_| cli.to.is_some()) {
@@ -173,7 +176,7 @@ impl Target {
             return Ok(());
         };
         let mut text = String::new();
-        for line in protocol.handshake().iter().chain(&lines) {
+        for line in wire::handshake(protocol).iter().chain(&lines) {
             text.push_str(&cli::json_line(line)?);
         }
         cli::write_stdout(&text)
@@ -201,7 +204,7 @@ fn to_target(
             return Ok(Some(id));
         }
         What::NewThread => {
-            if protocol == Protocol::Mcp {
+            if protocol == Protocol::McpServer {
                 return Err(mcp_has_no_empty_thread());
             }
             let id = target.next_id();
@@ -223,11 +226,9 @@ fn prompt_line(
     version: Option<Version>,
     prompt: &str,
 ) -> Result<Value> {
-    Ok(match (protocol, &cli.thread) {
-        (Protocol::Mcp, Some(thread)) => wire::mcp_reply(id, prompt, thread, version),
-        (Protocol::Mcp, None) => wire::mcp_new(id, prompt, &settings(cli, protocol, version)?),
-        (Protocol::App, Some(thread)) => wire::app_turn_start(id, thread, prompt),
-        (Protocol::App, None) => return Err(needs_thread()),
+    let thread = cli.thread.as_deref();
+    wire::prompt(protocol, id, prompt, thread, version, || {
+        settings(cli, protocol, version)
     })
 }
 
@@ -243,7 +244,7 @@ fn reply_line(
     request: &str,
     answer: &Answer,
 ) -> Result<Value> {
-    let id = request_id(request);
+    let id = RequestId::from_text(request);
     if let Target::Buffer(buffer) = target
         && !cli.force
         && buffer.answered.contains(&id)
@@ -258,13 +259,17 @@ fn reply_line(
         // Without the server's output, what it offers is unknown.
         offered: None,
     };
-    Ok(protocol.reply(&id, answer::result(protocol, &asked, answer)?))
+    Ok(wire::reply(
+        protocol,
+        &id,
+        answer::result(protocol, &asked, answer)?,
+    ))
 }
 
 /// mcp-server: cancels the buffer's last `codex`/`codex-reply` call.
 /// app-server names the turn, which only a session's output tells.
 fn interrupt_line(target: &Target, protocol: Protocol) -> Result<Value> {
-    if protocol == Protocol::App {
+    if protocol == Protocol::AppServer {
         return Err(Error::usage(
             "app-server interrupts name the running turn: use --task with a session",
         ));
@@ -282,19 +287,6 @@ fn interrupt_line(target: &Target, protocol: Protocol) -> Result<Value> {
     Ok(wire::mcp_cancel(running))
 }
 
-pub fn needs_thread() -> Error {
-    Error::usage(
-        "an app-server turn needs its thread id: pass --thread ID (the thread/start answer has it; \
-         codex-send --new-thread writes one), or use a session (--start, then --task)",
-    )
-}
-
 pub fn mcp_has_no_empty_thread() -> Error {
     Error::usage("mcp-server starts a conversation with its first prompt: give one")
-}
-
-/// A server request id as the server wrote it: a number when it is one.
-pub fn request_id(text: &str) -> Value {
-    text.parse::<u64>()
-        .map_or_else(|_| Value::from(text), Value::from)
 }

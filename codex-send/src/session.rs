@@ -58,7 +58,7 @@ impl Session {
             detail: err.to_string(),
         })?;
         Ok(Session {
-            protocol: Protocol::parse(&info.protocol)?,
+            protocol: crate::wire::parse_protocol(&info.protocol)?,
             version: info.version.as_deref().and_then(Version::parse),
             paths,
         })
@@ -162,7 +162,7 @@ impl Start<'_> {
         // allow the session's command for a protocol it may use.
         let candidates = match self.protocol {
             Some(asked) => vec![asked],
-            None => vec![Protocol::App, Protocol::Mcp],
+            None => vec![Protocol::AppServer, Protocol::McpServer],
         };
         let confined = self.allowed(&candidates)?;
         let version = codex_version(self.codex, confined.as_ref())?;
@@ -172,7 +172,7 @@ impl Start<'_> {
         let state = StateDir::open_existing(self.state_dir)?;
         let paths = select::find(state.as_ref(), &id)?;
         let info = Info {
-            protocol: protocol.subcommand().to_string(),
+            protocol: protocol.as_str().to_string(),
             version: version.map(|v| v.to_string()),
             codex: self.codex.display().to_string(),
         };
@@ -191,7 +191,7 @@ impl Start<'_> {
     fn allowed(&self, protocols: &[Protocol]) -> Result<Option<Confined>> {
         let mut refusal = None;
         for protocol in protocols {
-            let argv: Vec<OsString> = [self.codex.as_os_str(), OsStr::new(protocol.subcommand())]
+            let argv: Vec<OsString> = [self.codex.as_os_str(), OsStr::new(protocol.as_str())]
                 .into_iter()
                 .map(OsStr::to_os_string)
                 .chain(self.extra.iter().map(OsString::from))
@@ -217,7 +217,7 @@ impl Start<'_> {
         format!(
             "bg-run could not start {} {}",
             self.codex.display(),
-            protocol.subcommand()
+            protocol.as_str()
         )
     }
 
@@ -238,7 +238,7 @@ impl Start<'_> {
             .arg("--stdin-feed")
             .arg("--")
             .arg(self.codex)
-            .arg(protocol.subcommand())
+            .arg(protocol.as_str())
             .args(self.extra);
         let output = command
             .stdin(Stdio::null())
@@ -310,14 +310,15 @@ fn pick_protocol(
         });
     };
     let protocol = asked.unwrap_or(version.protocol());
-    let exists = match protocol {
-        Protocol::App => version >= Version(0, 57, 0),
-        Protocol::Mcp => version >= Version(0, 44, 0) && version < Version(0, 154, 0),
+    let exists = if protocol == Protocol::McpServer {
+        version >= Version(0, 44, 0) && version < Version(0, 154, 0)
+    } else {
+        version >= Version(0, 57, 0)
     };
     if !exists {
         return Err(Error::usage(format!(
             "Codex {version} has no {}",
-            protocol.subcommand()
+            protocol.as_str()
         )));
     }
     Ok(protocol)

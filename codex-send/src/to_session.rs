@@ -6,15 +6,16 @@ use std::path::Path;
 
 use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, cli};
+use codex_parse::ReadOptions;
 use serde_json::Value;
 
 use crate::Cli;
 use crate::answer::{self, Answer, Asked};
 use crate::buffer::Buffer;
 use crate::open;
-use crate::send::{self, What, mcp_has_no_empty_thread, needs_thread, request_id};
+use crate::send::{self, What, mcp_has_no_empty_thread};
 use crate::session::{self, Session};
-use crate::wire::{self, Protocol, Settings};
+use crate::wire::{self, Protocol, RequestId, Settings};
 
 pub fn send(cli: &Cli, session: &Session, what: What) -> Result<ExitCode> {
     match what {
@@ -22,17 +23,18 @@ pub fn send(cli: &Cli, session: &Session, what: What) -> Result<ExitCode> {
             let id = session_prompt(cli, session, &prompt)?;
             // app-server turns are known by their turn id (codex-parse
             // --wait takes it): the turn/start answer gives it.
-            let shown = match session.protocol {
-                Protocol::Mcp => id.to_string(),
-                Protocol::App => session.wait_for("turn id", cli.timeout, |line| {
+            let shown = if session.protocol == Protocol::McpServer {
+                id.to_string()
+            } else {
+                session.wait_for("turn id", cli.timeout, |line| {
                     session::started_turn(line, &Value::from(id))
-                })?,
+                })?
             };
             cli::write_stdout(&format!("{shown}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         What::NewThread => {
-            if session.protocol == Protocol::Mcp {
+            if session.protocol == Protocol::McpServer {
                 return Err(mcp_has_no_empty_thread());
             }
             let settings = send::settings(cli, session.protocol, session.version)?;
@@ -51,25 +53,25 @@ fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
     let protocol = session.protocol;
     let settings = send::settings(cli, protocol, session.version)?;
     let thread = match &cli.thread {
-        Some(thread) if protocol == Protocol::App => {
+        Some(thread) if protocol == Protocol::AppServer => {
             resume_unless_loaded(cli, session, &settings, thread)?;
             Some(thread.clone())
         }
         Some(thread) => Some(thread.clone()),
-        None if cli.new_thread => match protocol {
-            Protocol::Mcp => None,
-            Protocol::App => Some(start_thread(cli, session, &settings)?),
-        },
+        None if cli.new_thread && protocol == Protocol::McpServer => None,
+        None if cli.new_thread => Some(start_thread(cli, session, &settings)?),
         None => last_thread(cli, session, &settings)?,
     };
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let id = buffer.next_id();
-    let line = match (protocol, thread) {
-        (Protocol::Mcp, Some(thread)) => wire::mcp_reply(id, prompt, &thread, session.version),
-        (Protocol::Mcp, None) => wire::mcp_new(id, prompt, &settings),
-        (Protocol::App, Some(thread)) => wire::app_turn_start(id, &thread, prompt),
-        (Protocol::App, None) => return Err(needs_thread()),
-    };
+    let line = wire::prompt(
+        protocol,
+        id,
+        prompt,
+        thread.as_deref(),
+        session.version,
+        || Ok(settings),
+    )?;
     buffer.append(protocol, &[line])?;
     Ok(id)
 }
@@ -90,7 +92,7 @@ fn resume_unless_loaded(
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let id = buffer.next_id();
     buffer.append(
-        Protocol::App,
+        Protocol::AppServer,
         &[wire::app_thread_resume(id, thread, settings)],
     )?;
     drop(buffer);
@@ -117,12 +119,13 @@ fn start_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Str
 fn last_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Option<String>> {
     let buffer = Buffer::open_feed(&session.paths.input())?;
     let (request, find): (Value, session::ThreadFinder) = match session.protocol {
-        Protocol::Mcp => match buffer.last_request("codex") {
-            Some(id) => (id.clone(), session::configured_thread),
+        Protocol::McpServer => match buffer.last_request("codex") {
+            Some(id) => (id.to_json(), session::configured_thread),
             None => return Ok(None),
         },
-        Protocol::App => match buffer.last_request("thread/start") {
-            Some(id) => (id.clone(), session::started_thread),
+        // app-server (codex-send writes for no other).
+        _ => match buffer.last_request("thread/start") {
+            Some(id) => (id.to_json(), session::started_thread),
             // Started under the buffer's lock, so that two first prompts
             // sent at once share one thread.
             None => return start_thread_in(cli, session, settings, buffer).map(Some),
@@ -142,7 +145,7 @@ fn start_thread_in(
     mut buffer: Buffer,
 ) -> Result<String> {
     let id = buffer.next_id();
-    buffer.append(Protocol::App, &[wire::app_thread_start(id, settings)])?;
+    buffer.append(Protocol::AppServer, &[wire::app_thread_start(id, settings)])?;
     drop(buffer);
     session.wait_for("thread id", cli.timeout, |line| {
         session::started_thread(line, &Value::from(id))
@@ -156,7 +159,7 @@ fn start_thread_in(
 fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -> Result<ExitCode> {
     let (output, input) = (session.paths.output(), session.paths.input());
     let mut buffer = Buffer::open_feed(&input)?;
-    let summary = codex_parse::summarise(&output, Some(&input))?;
+    let summary = codex_parse::summarise(&ReadOptions::file(output.clone(), Some(input)))?;
     let pending = summary
         .pending_approvals
         .iter()
@@ -180,13 +183,13 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
     let asked = Asked {
         method: pending
             .map(|a| a.method.clone())
-            .filter(|_| session.protocol == Protocol::App),
+            .filter(|_| session.protocol == Protocol::AppServer),
         structured_denial: session.version.is_some_and(wire::takes_structured_denial)
             || mentions(&output, b"\"available_decisions\"")?,
         offered: pending.and_then(|a| a.offered_decisions.clone()),
     };
     let result = answer::result(session.protocol, &asked, answer)?;
-    let line = session.protocol.reply(&request_id(request), result);
+    let line = wire::reply(session.protocol, &RequestId::from_text(request), result);
     buffer.append(session.protocol, &[line])?;
     Ok(ExitCode::SUCCESS)
 }
@@ -194,7 +197,10 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
 /// Stops what runs in the session: its last running (or approval-waiting)
 /// request or turn.
 fn session_interrupt(session: &Session) -> Result<ExitCode> {
-    let summary = codex_parse::summarise(&session.paths.output(), Some(&session.paths.input()))?;
+    let summary = codex_parse::summarise(&ReadOptions::file(
+        session.paths.output(),
+        Some(session.paths.input()),
+    ))?;
     // A turn waiting on an approval is still running.
     let running = summary
         .requests
@@ -203,19 +209,18 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
         .find(|r| r.status.is_open())
         .ok_or_else(|| nothing_running(session, &summary))?;
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
-    let line = match session.protocol {
-        Protocol::Mcp => wire::mcp_cancel(&request_id(&running.id)),
-        Protocol::App => {
-            let Some(thread) = &running.thread_id else {
-                return Err(Error::NotFound(format!(
-                    "the running turn of session {} has no thread id yet",
-                    session.paths.id
-                )));
-            };
-            // codex-parse knows an app-server turn by its turn id.
-            let turn = running.turn_id.as_ref().unwrap_or(&running.id);
-            wire::app_interrupt(buffer.next_id(), thread, turn)
-        }
+    let line = if session.protocol == Protocol::McpServer {
+        wire::mcp_cancel(&RequestId::from_text(&running.id))
+    } else {
+        let Some(thread) = &running.thread_id else {
+            return Err(Error::NotFound(format!(
+                "the running turn of session {} has no thread id yet",
+                session.paths.id
+            )));
+        };
+        // codex-parse knows an app-server turn by its turn id.
+        let turn = running.turn_id.as_ref().unwrap_or(&running.id);
+        wire::app_interrupt(buffer.next_id(), thread, turn)
     };
     buffer.append(session.protocol, &[line])?;
     Ok(ExitCode::SUCCESS)
