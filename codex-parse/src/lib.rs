@@ -4,6 +4,7 @@
 //! turn: status, final message, commands and exit codes, test counts, files
 //! changed, tokens, errors; then pending approvals and signs of being stuck.
 
+pub mod answers;
 pub mod drift;
 mod fold;
 mod lazy;

@@ -2,33 +2,28 @@
 //! the session's output tells the thread a prompt continues, the approvals
 //! still pending (and what kind they are), and the turn that runs.
 
-use std::path::Path;
-
 use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, cli};
 use codex_parse::ReadOptions;
-use serde_json::Value;
+use codex_parse::answers::{self, Awaited};
 
-use crate::Cli;
 use crate::answer::{self, Answer, Asked};
 use crate::buffer::Buffer;
-use crate::open;
-use crate::send::{self, What, mcp_has_no_empty_thread};
-use crate::session::{self, Session};
+use crate::call::{Call, What, mcp_has_no_empty_thread};
+use crate::task::SessionTask;
 use crate::wire::{self, Protocol, RequestId, Settings};
 
-pub fn send(cli: &Cli, session: &Session, what: What) -> Result<ExitCode> {
-    match what {
+pub fn send(call: &Call, session: &SessionTask) -> Result<ExitCode> {
+    match &call.what {
         What::Prompt(prompt) => {
-            let id = session_prompt(cli, session, &prompt)?;
+            let id = session_prompt(call, session, prompt)?;
             // app-server turns are known by their turn id (codex-parse
             // --wait takes it): the turn/start answer gives it.
             let shown = if session.protocol == Protocol::McpServer {
                 id.to_string()
             } else {
-                session.wait_for("turn id", cli.timeout, |line| {
-                    session::started_turn(line, &Value::from(id))
-                })?
+                let id = RequestId::from(id);
+                session.wait_for("turn id", call.timeout, Awaited::StartedTurn, &id)?
             };
             cli::write_stdout(&format!("{shown}\n"))?;
             Ok(ExitCode::SUCCESS)
@@ -37,30 +32,30 @@ pub fn send(cli: &Cli, session: &Session, what: What) -> Result<ExitCode> {
             if session.protocol == Protocol::McpServer {
                 return Err(mcp_has_no_empty_thread());
             }
-            let settings = send::settings(cli, session.protocol, session.version)?;
-            let thread = start_thread(cli, session, &settings)?;
+            let settings = call.settings.resolve(session.protocol, session.version)?;
+            let thread = start_thread(call, session, &settings)?;
             cli::write_stdout(&format!("{thread}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        What::Reply(request, answer) => session_reply(cli, session, &request, &answer),
+        What::Reply(request, answer) => session_reply(call, session, request, answer),
         What::Interrupt => session_interrupt(session),
     }
 }
 
 /// A prompt to a session: a new conversation, or the next prompt of the
 /// last one (its thread learnt from the output). Returns the request id.
-fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
+fn session_prompt(call: &Call, session: &SessionTask, prompt: &str) -> Result<u64> {
     let protocol = session.protocol;
-    let settings = send::settings(cli, protocol, session.version)?;
-    let thread = match &cli.thread {
+    let settings = call.settings.resolve(protocol, session.version)?;
+    let thread = match &call.thread {
         Some(thread) if protocol == Protocol::AppServer => {
-            resume_unless_loaded(cli, session, &settings, thread)?;
+            resume_unless_loaded(call, session, &settings, thread)?;
             Some(thread.clone())
         }
         Some(thread) => Some(thread.clone()),
-        None if cli.new_thread && protocol == Protocol::McpServer => None,
-        None if cli.new_thread => Some(start_thread(cli, session, &settings)?),
-        None => last_thread(cli, session, &settings)?,
+        None if call.new_thread && protocol == Protocol::McpServer => None,
+        None if call.new_thread => Some(start_thread(call, session, &settings)?),
+        None => last_thread(call, session, &settings)?,
     };
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let id = buffer.next_id();
@@ -80,13 +75,12 @@ fn session_prompt(cli: &Cli, session: &Session, prompt: &str) -> Result<u64> {
 /// session wrote) is loaded first with `thread/resume`, and its answer
 /// waited for; a thread the output names is loaded already.
 fn resume_unless_loaded(
-    cli: &Cli,
-    session: &Session,
+    call: &Call,
+    session: &SessionTask,
     settings: &Settings,
     thread: &str,
 ) -> Result<()> {
-    let output = session.paths.output();
-    if mentions(&output, format!("\"{thread}\"").as_bytes())? {
+    if session.output_says(|output| answers::names_thread(output, thread))? {
         return Ok(());
     }
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
@@ -97,16 +91,19 @@ fn resume_unless_loaded(
     )?;
     drop(buffer);
     session
-        .wait_for("resumed thread", cli.timeout, |line| {
-            session::resumed_thread(line, &Value::from(id))
-        })
+        .wait_for(
+            "resumed thread",
+            call.timeout,
+            Awaited::ResumedThread,
+            &id.into(),
+        )
         .map(drop)
 }
 
 /// app-server: starts a thread and waits for its id.
-fn start_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<String> {
+fn start_thread(call: &Call, session: &SessionTask, settings: &Settings) -> Result<String> {
     start_thread_in(
-        cli,
+        call,
         session,
         settings,
         Buffer::open_feed(&session.paths.input())?,
@@ -116,55 +113,63 @@ fn start_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Str
 /// The thread the session's last conversation is on, waiting for the
 /// output to name it; app-server: a thread is started first if there is
 /// none yet. `None`: mcp-server has no conversation yet.
-fn last_thread(cli: &Cli, session: &Session, settings: &Settings) -> Result<Option<String>> {
+fn last_thread(call: &Call, session: &SessionTask, settings: &Settings) -> Result<Option<String>> {
     let buffer = Buffer::open_feed(&session.paths.input())?;
-    let (request, find): (Value, session::ThreadFinder) = match session.protocol {
+    let (request, awaited) = match session.protocol {
         Protocol::McpServer => match buffer.last_request("codex") {
-            Some(id) => (id.to_json(), session::configured_thread),
+            Some(id) => (id.clone(), Awaited::ConfiguredThread),
             None => return Ok(None),
         },
         // app-server (codex-send writes for no other).
         _ => match buffer.last_request("thread/start") {
-            Some(id) => (id.to_json(), session::started_thread),
+            Some(id) => (id.clone(), Awaited::StartedThread),
             // Started under the buffer's lock, so that two first prompts
             // sent at once share one thread.
-            None => return start_thread_in(cli, session, settings, buffer).map(Some),
+            None => return start_thread_in(call, session, settings, buffer).map(Some),
         },
     };
     drop(buffer);
-    let thread = session.wait_for("thread id", cli.timeout, |line| find(line, &request))?;
+    let thread = session.wait_for("thread id", call.timeout, awaited, &request)?;
     Ok(Some(thread))
 }
 
 /// Appends a thread/start to the (locked) buffer, and waits for the
 /// thread's id with the buffer released: others may send meanwhile.
 fn start_thread_in(
-    cli: &Cli,
-    session: &Session,
+    call: &Call,
+    session: &SessionTask,
     settings: &Settings,
     mut buffer: Buffer,
 ) -> Result<String> {
     let id = buffer.next_id();
     buffer.append(Protocol::AppServer, &[wire::app_thread_start(id, settings)])?;
     drop(buffer);
-    session.wait_for("thread id", cli.timeout, |line| {
-        session::started_thread(line, &Value::from(id))
-    })
+    session.wait_for(
+        "thread id",
+        call.timeout,
+        Awaited::StartedThread,
+        &id.into(),
+    )
 }
 
 /// Answers a server request the session's output shows pending (codex-parse
 /// leaves out what the input feed answered already). The feed stays locked
 /// from that check to the write, so two answers to one request cannot both
 /// pass it.
-fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -> Result<ExitCode> {
+fn session_reply(
+    call: &Call,
+    session: &SessionTask,
+    request: &str,
+    answer: &Answer,
+) -> Result<ExitCode> {
     let (output, input) = (session.paths.output(), session.paths.input());
     let mut buffer = Buffer::open_feed(&input)?;
-    let summary = codex_parse::summarise(&ReadOptions::file(output.clone(), Some(input)))?;
+    let summary = codex_parse::summarise(&ReadOptions::file(output, Some(input)))?;
     let pending = summary
         .pending_approvals
         .iter()
         .find(|a| a.request_id == request);
-    if pending.is_none() && !cli.force {
+    if pending.is_none() && !call.force {
         let ids: Vec<&str> = summary
             .pending_approvals
             .iter()
@@ -185,7 +190,7 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
             .map(|a| a.method.clone())
             .filter(|_| session.protocol == Protocol::AppServer),
         structured_denial: session.version.is_some_and(wire::takes_structured_denial)
-            || mentions(&output, b"\"available_decisions\"")?,
+            || session.output_says(answers::lists_decisions)?,
         offered: pending.and_then(|a| a.offered_decisions.clone()),
     };
     let result = answer::result(session.protocol, &asked, answer)?;
@@ -196,7 +201,7 @@ fn session_reply(cli: &Cli, session: &Session, request: &str, answer: &Answer) -
 
 /// Stops what runs in the session: its last running (or approval-waiting)
 /// request or turn.
-fn session_interrupt(session: &Session) -> Result<ExitCode> {
+fn session_interrupt(session: &SessionTask) -> Result<ExitCode> {
     let summary = codex_parse::summarise(&ReadOptions::file(
         session.paths.output(),
         Some(session.paths.input()),
@@ -229,7 +234,7 @@ fn session_interrupt(session: &Session) -> Result<ExitCode> {
 /// Why there is nothing to interrupt. A lost follow-up (mcp-server) may
 /// still have its turn running in Codex, but Codex has answered its request
 /// and takes no cancel for it: said so, not "nothing is running".
-fn nothing_running(session: &Session, summary: &codex_parse::model::Summary) -> Error {
+fn nothing_running(session: &SessionTask, summary: &codex_parse::model::Summary) -> Error {
     let id = &session.paths.id;
     match summary.requests.last().filter(|r| r.stale_completion) {
         Some(lost) => Error::NotFound(format!(
@@ -241,13 +246,4 @@ fn nothing_running(session: &Session, summary: &codex_parse::model::Summary) -> 
         )),
         None => Error::NotFound(format!("nothing is running in session {id}")),
     }
-}
-
-/// True if the file holds these bytes (read in pieces, not whole).
-fn mentions(path: &Path, needle: &[u8]) -> Result<bool> {
-    let Some(file) = open::state_file(path)? else {
-        return Ok(false);
-    };
-    bg_shared::fsutil::reader_contains(file, needle)
-        .map_err(|err| Error::io(format!("reading {}", path.display()), err))
 }
