@@ -5,6 +5,7 @@
 //! changed, tokens, errors; then pending approvals and signs of being stuck.
 
 pub mod answers;
+pub mod client;
 pub mod drift;
 mod fold;
 mod lazy;

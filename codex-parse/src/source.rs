@@ -189,7 +189,7 @@ impl Source {
             return Ok(());
         };
         let client = ClientSide::parse(&bytes);
-        let sent = client.requests.iter().any(|(sent, _)| sent == id);
+        let sent = client.requests.iter().any(|sent| sent.id.to_string() == id);
         let named = self.session.requests.iter().any(|r| r.id == id)
             || self.session.turns.contains_key(id)
             || self.output_names(id);

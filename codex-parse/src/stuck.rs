@@ -1,95 +1,14 @@
-//! Signs that a session is stuck (docs/ARCHITECTURE.md, "Stuck signals"), and the client's
-//! side of the conversation that some of them need: what it asked that was
+//! Signs that a session is stuck (docs/ARCHITECTURE.md, "Stuck signals"),
+//! some of them from the client's side (`client`): what it asked that was
 //! never answered, and approvals it answered with an error.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
-
+// Also where `fold::mcp` finds the client's prompts.
+pub use crate::client::ClientSide;
 use crate::model::{Status, Stuck, Summary};
-use crate::session::{Session, id_text};
-
-/// What the client wrote (codex-send's buffer, a session task's input feed).
-#[derive(Debug, Default)]
-pub struct ClientSide {
-    /// Requests the client sent: id and method.
-    pub requests: Vec<(String, String)>,
-    /// Server requests the client answered with a result.
-    pub answered: HashSet<String>,
-    /// Server requests the client answered with an error.
-    pub errored: Vec<String>,
-    /// The thread each `codex-reply` continues, by request id: before 0.87
-    /// no event of a reply names its thread.
-    pub reply_threads: HashMap<String, String>,
-    /// The prompts sent (`codex`, `codex-reply` tools/calls), in order.
-    pub prompts: Vec<Prompt>,
-}
-
-/// A prompt the client sent (mcp-server).
-#[derive(Debug)]
-pub struct Prompt {
-    pub id: String,
-    /// The thread a `codex-reply` continues (none for `codex`).
-    pub thread: Option<String>,
-    pub text: Option<String>,
-}
-
-impl ClientSide {
-    pub fn parse(bytes: &[u8]) -> ClientSide {
-        let mut side = ClientSide::default();
-        for line in bytes.split(|b| *b == b'\n') {
-            let Ok(value) = serde_json::from_slice::<Value>(line) else {
-                continue;
-            };
-            let Some(id) = value.get("id").and_then(id_text) else {
-                continue;
-            };
-            match value.get("method").and_then(Value::as_str) {
-                Some(method) => {
-                    if let Some(thread) = reply_thread(&value) {
-                        side.reply_threads.insert(id.clone(), thread.to_string());
-                    }
-                    if is_prompt(&value) {
-                        side.prompts.push(Prompt {
-                            id: id.clone(),
-                            thread: reply_thread(&value).map(str::to_string),
-                            text: value
-                                .pointer("/params/arguments/prompt")
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                        });
-                    }
-                    side.requests.push((id, method.to_string()))
-                }
-                None if value.get("error").is_some() => side.errored.push(id),
-                None => {
-                    side.answered.insert(id);
-                }
-            }
-        }
-        side
-    }
-}
-
-/// A `codex` or `codex-reply` tools/call: a prompt that begins a turn.
-fn is_prompt(line: &Value) -> bool {
-    line.get("method").and_then(Value::as_str) == Some("tools/call")
-        && line
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .is_some_and(|name| name == "codex" || name == "codex-reply")
-}
-
-/// The thread a `codex-reply` tools/call names.
-fn reply_thread(line: &Value) -> Option<&str> {
-    let params = line.get("params").filter(|p| p["name"] == "codex-reply")?;
-    let arguments = params.get("arguments")?;
-    arguments
-        .get("threadId")
-        .or_else(|| arguments.get("conversationId"))?
-        .as_str()
-}
+use crate::session::Session;
 
 /// What the stuck analysis knows beyond the stream.
 pub struct Context<'a> {
@@ -282,12 +201,13 @@ fn client_signals(session: &Session, summary: &Summary, context: &Context, stuck
     }
     // A request with events is in progress, not unanswered.
     let known: HashSet<&str> = summary.requests.iter().map(|r| r.id.as_str()).collect();
-    for (id, method) in client.requests.iter().filter(|_| !context.partial) {
-        if !session.responses.contains(id) && !known.contains(id.as_str()) {
+    for sent in client.requests.iter().filter(|_| !context.partial) {
+        let id = sent.id.to_string();
+        if !session.responses.contains(&id) && !known.contains(id.as_str()) {
             stuck.push(Stuck {
                 reason: "unanswered".into(),
-                request_id: Some(id.clone()),
-                detail: format!("request {id} ({method}) has no response"),
+                detail: format!("request {id} ({}) has no response", sent.method),
+                request_id: Some(id),
             });
         }
     }

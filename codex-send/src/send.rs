@@ -45,7 +45,7 @@ enum Target {
 impl Target {
     fn protocol(&self) -> Option<Protocol> {
         match self {
-            Target::Buffer(buffer) => buffer.protocol,
+            Target::Buffer(buffer) => buffer.protocol(),
             Target::Print(_) => None,
         }
     }
@@ -142,7 +142,7 @@ fn reply_line(
     let id = RequestId::from_text(request);
     if let Target::Buffer(buffer) = target
         && !call.force
-        && buffer.answered.contains(&id)
+        && buffer.has_answered(&id)
     {
         return Err(Error::NotFound(format!(
             "server request {request} is already answered in this buffer (--force to answer again)"
@@ -173,11 +173,7 @@ fn interrupt_line(target: &Target, protocol: Protocol) -> Result<Value> {
         return Err(Error::usage("--interrupt needs --to or --task"));
     };
     let running = buffer
-        .requests
-        .iter()
-        .rev()
-        .find(|(_, name)| name == "codex" || name == "codex-reply")
-        .map(|(id, _)| id)
+        .last_request(&["codex", "codex-reply"])
         .ok_or_else(|| Error::NotFound("no tools/call in this buffer to interrupt".into()))?;
     Ok(wire::mcp_cancel(running))
 }

@@ -116,12 +116,12 @@ fn start_thread(call: &Call, session: &SessionTask, settings: &Settings) -> Resu
 fn last_thread(call: &Call, session: &SessionTask, settings: &Settings) -> Result<Option<String>> {
     let buffer = Buffer::open_feed(&session.paths.input())?;
     let (request, awaited) = match session.protocol {
-        Protocol::McpServer => match buffer.last_request("codex") {
+        Protocol::McpServer => match buffer.last_request(&["codex"]) {
             Some(id) => (id.clone(), Awaited::ConfiguredThread),
             None => return Ok(None),
         },
         // app-server (codex-send writes for no other).
-        _ => match buffer.last_request("thread/start") {
+        _ => match buffer.last_request(&["thread/start"]) {
             Some(id) => (id.clone(), Awaited::StartedThread),
             // Started under the buffer's lock, so that two first prompts
             // sent at once share one thread.
