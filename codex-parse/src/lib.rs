@@ -17,6 +17,7 @@ mod prepare;
 mod render;
 pub mod session;
 mod source;
+pub mod status;
 mod stuck;
 mod testcount;
 mod text;

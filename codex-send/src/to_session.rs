@@ -4,8 +4,8 @@
 
 use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, cli};
-use codex_parse::ReadOptions;
 use codex_parse::answers::{self, Awaited};
+use codex_parse::status::SessionStatus;
 
 use crate::answer::{self, Answer, Asked};
 use crate::buffer::Buffer;
@@ -162,19 +162,11 @@ fn session_reply(
     request: &str,
     answer: &Answer,
 ) -> Result<ExitCode> {
-    let (output, input) = (session.paths.output(), session.paths.input());
-    let mut buffer = Buffer::open_feed(&input)?;
-    let summary = codex_parse::summarise(&ReadOptions::file(output, Some(input)))?;
-    let pending = summary
-        .pending_approvals
-        .iter()
-        .find(|a| a.request_id == request);
+    let mut buffer = Buffer::open_feed(&session.paths.input())?;
+    let status = SessionStatus::read(session.paths.output(), session.paths.input())?;
+    let pending = status.pending(request);
     if pending.is_none() && !call.force {
-        let ids: Vec<&str> = summary
-            .pending_approvals
-            .iter()
-            .map(|a| a.request_id.as_str())
-            .collect();
+        let ids = status.pending_ids();
         let listed = if ids.is_empty() {
             "none is".to_string()
         } else {
@@ -202,30 +194,21 @@ fn session_reply(
 /// Stops what runs in the session: its last running (or approval-waiting)
 /// request or turn.
 fn session_interrupt(session: &SessionTask) -> Result<ExitCode> {
-    let summary = codex_parse::summarise(&ReadOptions::file(
-        session.paths.output(),
-        Some(session.paths.input()),
-    ))?;
-    // A turn waiting on an approval is still running.
-    let running = summary
-        .requests
-        .iter()
-        .rev()
-        .find(|r| r.status.is_open())
-        .ok_or_else(|| nothing_running(session, &summary))?;
+    let status = SessionStatus::read(session.paths.output(), session.paths.input())?;
+    let running = status
+        .running()
+        .ok_or_else(|| nothing_running(session, &status))?;
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
     let line = if session.protocol == Protocol::McpServer {
-        wire::mcp_cancel(&RequestId::from_text(&running.id))
+        wire::mcp_cancel(&running.id)
     } else {
-        let Some(thread) = &running.thread_id else {
+        let Some(thread) = running.thread else {
             return Err(Error::NotFound(format!(
                 "the running turn of session {} has no thread id yet",
                 session.paths.id
             )));
         };
-        // codex-parse knows an app-server turn by its turn id.
-        let turn = running.turn_id.as_ref().unwrap_or(&running.id);
-        wire::app_interrupt(buffer.next_id(), thread, turn)
+        wire::app_interrupt(buffer.next_id(), thread, running.turn)
     };
     buffer.append(session.protocol, &[line])?;
     Ok(ExitCode::SUCCESS)
@@ -234,15 +217,15 @@ fn session_interrupt(session: &SessionTask) -> Result<ExitCode> {
 /// Why there is nothing to interrupt. A lost follow-up (mcp-server) may
 /// still have its turn running in Codex, but Codex has answered its request
 /// and takes no cancel for it: said so, not "nothing is running".
-fn nothing_running(session: &SessionTask, summary: &codex_parse::model::Summary) -> Error {
+fn nothing_running(session: &SessionTask, status: &SessionStatus) -> Error {
     let id = &session.paths.id;
-    match summary.requests.last().filter(|r| r.stale_completion) {
+    match status.lost_follow_up() {
         Some(lost) => Error::NotFound(format!(
             "request {} of session {id} is a lost follow-up: Codex answered it with an earlier \
              turn's completion and may still be running its turn, but takes no cancel for a \
              request it has answered; its events come with the next prompt's answer \
              (codex-parse shows them), or stop the session (bg-kill {id})",
-            lost.id
+            lost
         )),
         None => Error::NotFound(format!("nothing is running in session {id}")),
     }
