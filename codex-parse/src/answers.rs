@@ -12,7 +12,7 @@ use bg_shared::output::OutputStream;
 use bg_shared::{Error, IoContext, Result};
 use serde_json::Value;
 
-use crate::model::RequestId;
+use crate::protocol::RequestId;
 use crate::session::WRITER_LOCK_MESSAGE;
 
 /// The answer codex-send waits for, to a request of its own.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::model::{Protocol, RequestId};
+use crate::protocol::{Protocol, RequestId};
 
 /// What the client wrote.
 #[derive(Debug)]

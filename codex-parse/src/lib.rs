@@ -14,6 +14,7 @@ mod noise;
 pub mod options;
 mod pipeline;
 mod prepare;
+pub mod protocol;
 mod render;
 pub mod session;
 mod source;
@@ -21,6 +22,7 @@ pub mod status;
 mod stuck;
 mod testcount;
 mod text;
+mod watch;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -210,10 +212,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let (read, show) = (cli.read_options(), cli.show_options());
     let mut source = Source::open(&read)?;
     if cli.follow {
-        return source::follow(&mut source, show.no_redact);
+        return watch::follow(&mut source, show.no_redact);
     }
     if let Some(id) = &cli.wait {
-        return source::wait(&mut source, id, cli.timeout, &read, &show);
+        return watch::wait(&mut source, id, cli.timeout, &read, &show);
     }
     if !cli.no_redact {
         std::thread::spawn(bg_shared::redact::warm_up);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::Protocol;
+use crate::protocol::Protocol;
 
 /// With `--stuck`: an open turn silent this long is stuck (`--idle`).
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(120);

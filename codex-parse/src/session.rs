@@ -10,8 +10,9 @@ use foldhash::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::model::{Approval, Protocol, Request, RequestId, Status, Summary, Tokens};
+use crate::model::{Approval, Request, Status, Summary, Tokens};
 use crate::prepare::{Line, Mode, Prepared, prepare};
+use crate::protocol::{Protocol, RequestId};
 use crate::{fold, lazy};
 
 /// Longer lines are skipped (and counted) rather than held in memory.

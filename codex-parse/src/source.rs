@@ -1,21 +1,20 @@
 //! Where the stream comes from (a file, stdin, or a session task's output
 //! log with its input feed as the client's side), read once for a summary,
-//! or as it grows for `--follow` and `--wait`.
+//! or piece by piece as it grows (`watch`: `--follow` and `--wait`).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bg_shared::exit::ExitCode;
 use bg_shared::output::OutputStream;
 use bg_shared::process::DirWatcher;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, select, time};
+use bg_shared::{Error, IoContext, Result, select};
 
 use crate::model::{Protocol, Summary};
-use crate::options::{ReadOptions, ShowOptions, Stream};
+use crate::options::{ReadOptions, Stream};
 use crate::session::Session;
 use crate::stuck::{self, ClientSide, Context};
 
@@ -72,14 +71,14 @@ impl Source {
 
     /// Feeds what is there now; false at the end of the file or of stdin.
     /// On stdin, waits at most `left` for something to read.
-    fn pump_within(&mut self, left: Option<Duration>) -> Result<bool> {
+    pub(crate) fn pump_within(&mut self, left: Option<Duration>) -> Result<bool> {
         if self.path.is_none() && !stdin_ready(left)? {
             return Ok(true);
         }
         self.pump()
     }
 
-    fn pump(&mut self) -> Result<bool> {
+    pub(crate) fn pump(&mut self) -> Result<bool> {
         loop {
             match self.reader.read(&mut self.buffer) {
                 Ok(0) => return Ok(false),
@@ -181,7 +180,7 @@ impl Source {
     /// an id that neither it sent nor the output names (a turn id) can
     /// never end: refused at once rather than waited on until the timeout.
     /// Read once the output read so far has been taken in.
-    fn refuse_unknown(&self, id: &str) -> Result<()> {
+    pub(crate) fn refuse_unknown(&self, id: &str) -> Result<()> {
         let Some(input) = &self.input else {
             return Ok(());
         };
@@ -216,7 +215,7 @@ impl Source {
             .unwrap_or(true)
     }
 
-    fn analyse(&mut self, idle: Duration) -> Summary {
+    pub(crate) fn analyse(&mut self, idle: Duration) -> Summary {
         let client = self
             .input
             .as_ref()
@@ -250,7 +249,7 @@ impl Source {
 
     /// Waits for the stream to grow (or the task to end); false for stdin
     /// (its reads block instead) and once a task has ended.
-    fn wait_for_more(
+    pub(crate) fn wait_for_more(
         &mut self,
         watcher: &mut Option<DirWatcher>,
         left: Option<Duration>,
@@ -270,7 +269,7 @@ impl Source {
         Ok(true)
     }
 
-    fn watcher(&self) -> Option<DirWatcher> {
+    pub(crate) fn watcher(&self) -> Option<DirWatcher> {
         match (&self.task, &self.path) {
             (Some(task), _) => task.watch().ok(),
             (None, Some(path)) => DirWatcher::new(path, &[]).ok(),
@@ -292,119 +291,9 @@ fn open_stream(path: &Path, task: Option<&TaskPaths>) -> Result<OutputStream> {
     Ok(OutputStream::plain(file))
 }
 
-/// `--follow`: one line per event as it arrives.
-pub fn follow(source: &mut Source, no_redact: bool) -> Result<ExitCode> {
-    source.session.log = Some(Vec::new());
-    let mut watcher = source.watcher();
-    loop {
-        let more = source.pump()?;
-        flush_log(source, no_redact)?;
-        if !more && !source.wait_for_more(&mut watcher, None)? {
-            // What the task wrote just before it ended is read too.
-            source.pump()?;
-            source.session.finish();
-            flush_log(source, no_redact)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-}
-
-fn flush_log(source: &mut Source, no_redact: bool) -> Result<()> {
-    let lines = source
-        .session
-        .log
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let text = lines.join("\n") + "\n";
-    let text = if no_redact {
-        text
-    } else {
-        bg_shared::redact::redact(&text).into_owned()
-    };
-    cli::write_stdout(&text)
-}
-
-/// `--wait ID`: until that request or turn ends.
-pub fn wait(
-    source: &mut Source,
-    id: &str,
-    timeout: Option<Duration>,
-    read: &ReadOptions,
-    show: &ShowOptions,
-) -> Result<ExitCode> {
-    let deadline = timeout.and_then(time::deadline);
-    let done = |source: &mut Source| ended(source, id, read.idle, show);
-    let mut watcher = source.watcher();
-    let mut first = true;
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let more = source.pump_within(left)?;
-        source.session.take_complete_partial();
-        if let Some(code) = done(source)? {
-            return Ok(code);
-        }
-        if std::mem::take(&mut first) {
-            source.refuse_unknown(id)?;
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|l| l.is_zero()) {
-            cli::say(&format!(
-                "codex-parse: request {id} is still open after the timeout"
-            ));
-            return Ok(ExitCode::TIMED_OUT);
-        }
-        if !more && !source.wait_for_more(&mut watcher, left)? {
-            // The stream is over: its last bytes and last line count too.
-            source.pump()?;
-            source.session.finish();
-            if let Some(code) = done(source)? {
-                return Ok(code);
-            }
-            cli::say(&format!(
-                "codex-parse: the stream ended with request {id} still open"
-            ));
-            return Ok(ExitCode::NEGATIVE);
-        }
-    }
-}
-
-/// If request `id` has ended: prints it and returns the exit code.
-fn ended(
-    source: &mut Source,
-    id: &str,
-    idle: Duration,
-    show: &ShowOptions,
-) -> Result<Option<ExitCode>> {
-    let done = source
-        .session
-        .requests
-        .iter()
-        .any(|r| r.id == id && !r.status.is_open());
-    if !done {
-        return Ok(None);
-    }
-    let mut summary = source.analyse(idle);
-    summary.requests.retain(|r| r.id == id);
-    let code = crate::ended_code(request_status(&summary, id));
-    crate::print(show, summary)?;
-    Ok(Some(code))
-}
-
 /// Waits up to `left` (forever if `None`) for stdin to have something.
 fn stdin_ready(left: Option<Duration>) -> Result<bool> {
     use std::os::fd::AsFd;
     bg_shared::process::wait_readable(std::io::stdin().as_fd(), left)
         .context(|| "waiting for stdin".into())
-}
-
-fn request_status(summary: &Summary, id: &str) -> crate::model::Status {
-    summary
-        .requests
-        .iter()
-        .find(|r| r.id == id)
-        .map_or(crate::model::Status::Failed, |r| r.status)
 }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use bg_shared::Result;
 
-use crate::model::{Approval, RequestId, Summary};
+use crate::model::{Approval, Summary};
 use crate::options::ReadOptions;
+use crate::protocol::RequestId;
 
 pub struct SessionStatus {
     summary: Summary,

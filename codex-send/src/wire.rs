@@ -3,7 +3,7 @@
 //! the values each protocol and version accepts.
 
 use bg_shared::{Error, Result};
-pub use codex_parse::model::{Protocol, RequestId};
+pub use codex_parse::protocol::{Protocol, RequestId};
 use serde_json::{Map, Value, json};
 
 /// The server a buffer talks to: codex-parse's [`Protocol`], one of its
