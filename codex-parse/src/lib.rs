@@ -234,9 +234,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The requests to show: `--request`, then `--last`.
-fn chosen<'a>(cli: &ShowOptions, summary: &'a Summary) -> Result<Vec<&'a Request>> {
+fn chosen<'a>(show: &ShowOptions, summary: &'a Summary) -> Result<Vec<&'a Request>> {
     let mut requests: Vec<&Request> = summary.requests.iter().collect();
-    if let Some(id) = &cli.request {
+    if let Some(id) = &show.request {
         requests.retain(|r| &r.id == id);
         if requests.is_empty() {
             return Err(Error::NotFound(format!(
@@ -244,48 +244,39 @@ fn chosen<'a>(cli: &ShowOptions, summary: &'a Summary) -> Result<Vec<&'a Request
             )));
         }
     }
-    if let Some(n) = cli.last.filter(|_| !(cli.messages || cli.reasoning)) {
+    if let Some(n) = show.last.filter(|_| !(show.messages || show.reasoning)) {
         let skip = requests.len().saturating_sub(n);
         requests.drain(..skip);
     }
     Ok(requests)
 }
 
-fn print(cli: &ShowOptions, mut owned: Summary) -> Result<()> {
+fn print(show: &ShowOptions, mut owned: Summary) -> Result<()> {
     if let Some(unknown) = &owned.unknown_format {
         cli::warn("codex-parse", &unknown.sentence());
     }
     // Secrets go before anything is shortened, so no cut leaves half a key.
-    if !cli.no_redact {
-        redact_in_place(&mut owned, cli);
+    if !show.no_redact {
+        redact_in_place(&mut owned, show);
     }
     let summary = &owned;
-    let requests = chosen(cli, summary)?;
-    let text = if cli.json {
-        json(cli, summary, &requests)?
-    } else if cli.messages || cli.reasoning {
-        render::texts(&render::collect_texts(&requests, cli.reasoning, cli.last))
-    } else if cli.approvals {
+    let requests = chosen(show, summary)?;
+    let text = if show.json {
+        json(show, summary, &requests)?
+    } else if show.messages || show.reasoning {
+        render::texts(&render::collect_texts(&requests, show.reasoning, show.last))
+    } else if show.approvals {
         render::approvals(summary)
-    } else if cli.stuck {
+    } else if show.stuck {
         render::stuck(summary)
-    } else if cli.tokens {
-        requests
-            .iter()
-            .filter_map(|r| {
-                Some(format!(
-                    "[{}] {}\n",
-                    r.id,
-                    render::token_text(r.tokens.as_ref()?)
-                ))
-            })
-            .collect()
+    } else if show.tokens {
+        render::tokens(&requests)
     } else {
         render::summary(summary, &requests)
     };
-    let text = if cli.no_redact {
+    let text = if show.no_redact {
         text
-    } else if cli.json {
+    } else if show.json {
         // Each string on its own: JSON text must stay JSON.
         bg_shared::redact::redact_json(&text).into_owned()
     } else {
@@ -299,7 +290,7 @@ fn print(cli: &ShowOptions, mut owned: Summary) -> Result<()> {
 
 /// Takes secrets out of every text the output shows (the texts only
 /// `--messages` or `--reasoning` show are left alone otherwise).
-fn redact_in_place(summary: &mut Summary, cli: &ShowOptions) {
+fn redact_in_place(summary: &mut Summary, show: &ShowOptions) {
     let clean = |text: &mut String| {
         if let std::borrow::Cow::Owned(new) = bg_shared::redact::redact(text) {
             *text = new;
@@ -308,12 +299,12 @@ fn redact_in_place(summary: &mut Summary, cli: &ShowOptions) {
     for request in &mut summary.requests {
         request.final_message.iter_mut().for_each(clean);
         request.errors.iter_mut().for_each(clean);
-        if cli.messages {
+        if show.messages {
             request.messages.iter_mut().for_each(clean);
             clean(&mut request.partial_message);
             clean(&mut request.partial_old);
         }
-        if cli.reasoning {
+        if show.reasoning {
             request.reasoning.iter_mut().for_each(clean);
         }
         for command in &mut request.commands {
@@ -331,7 +322,7 @@ fn redact_in_place(summary: &mut Summary, cli: &ShowOptions) {
     }
 }
 
-fn json(cli: &ShowOptions, summary: &Summary, requests: &[&Request]) -> Result<String> {
+fn json(show: &ShowOptions, summary: &Summary, requests: &[&Request]) -> Result<String> {
     /// The summary with only the chosen requests, in field order.
     #[derive(serde::Serialize)]
     struct Shown<'a> {
@@ -343,16 +334,16 @@ fn json(cli: &ShowOptions, summary: &Summary, requests: &[&Request]) -> Result<S
         #[serde(skip_serializing_if = "Option::is_none")]
         unknown_format: Option<&'a drift::UnknownFormat>,
     }
-    if cli.messages || cli.reasoning {
+    if show.messages || show.reasoning {
         let texts: Vec<serde_json::Value> =
-            render::collect_texts(requests, cli.reasoning, cli.last)
+            render::collect_texts(requests, show.reasoning, show.last)
                 .into_iter()
                 .map(|(id, text)| serde_json::json!({ "request_id": id, "text": text }))
                 .collect();
         cli::json_line(&texts)
-    } else if cli.approvals {
+    } else if show.approvals {
         cli::json_line(&summary.pending_approvals)
-    } else if cli.stuck {
+    } else if show.stuck {
         cli::json_line(&summary.stuck)
     } else {
         cli::json_line(&Shown {

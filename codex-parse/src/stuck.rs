@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 // Also where `fold::mcp` finds the client's prompts.
 pub use crate::client::ClientSide;
-use crate::model::{Status, Stuck, Summary};
+use crate::model::{Request, Status, Stuck, Summary};
 use crate::session::Session;
 
 /// What the stuck analysis knows beyond the stream.
@@ -66,79 +66,27 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
 fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>) {
     let idle = context
         .last_activity
-        .and_then(|t| SystemTime::now().duration_since(t).ok());
-    let mut push = |reason: &str, id: &str, detail: String| {
-        stuck.push(Stuck {
-            reason: reason.into(),
-            request_id: Some(id.to_string()),
-            detail,
-        });
-    };
-    // An earlier failure is history once the thread has moved on (a lost
-    // follow-up has not moved it on).
-    let mut latest: HashMap<&str, usize> = HashMap::new();
-    for (index, request) in summary.requests.iter().enumerate() {
-        if let Some(thread) = request
-            .thread_id
-            .as_deref()
-            .filter(|_| !request.stale_completion)
-        {
-            latest.insert(thread, index);
-        }
-    }
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .filter(|i| *i >= context.idle);
+    let latest = latest_of_threads(summary);
     for (index, request) in summary.requests.iter().enumerate() {
         let latest_of_thread = request
             .thread_id
             .as_deref()
             .and_then(|thread| latest.get(thread))
             .is_none_or(|&last| last <= index);
-        let last_error = request.errors.last().cloned().unwrap_or_default();
-        if request.status == Status::Running && request.retries > 0 {
-            push(
-                "retrying",
-                &request.id,
-                format!("{} retries so far: {last_error}", request.retries),
-            );
-        } else if request.status == Status::Running
-            && let Some(idle) = idle.filter(|i| *i >= context.idle)
-        {
-            push(
-                "silent",
-                &request.id,
-                format!(
-                    "open, and nothing from Codex for {}",
-                    bg_shared::time::human_duration(bg_shared::time::millis(idle))
-                ),
-            );
-        }
-        if request.aborted && !request.answered && latest_of_thread {
-            push(
-                "aborted",
-                &request.id,
-                "aborted: this request will never get a result".into(),
-            );
-        } else if request.status == Status::Interrupted && latest_of_thread {
-            push(
-                "interrupted",
-                &request.id,
-                "the turn was interrupted".into(),
-            );
-        }
-        if request.stale_completion {
-            push(
-                "lost-follow-up",
-                &request.id,
-                "answered at once with the failed turn's completion: this prompt's events are lost"
-                    .into(),
-            );
-        }
-        if request.status == Status::Failed && latest_of_thread && !request.stale_completion {
-            push("failed", &request.id, format!("failed: {last_error}"));
-        }
+        let mut push = |reason: &str, detail: String| {
+            stuck.push(Stuck {
+                reason: reason.into(),
+                request_id: Some(request.id.clone()),
+                detail,
+            });
+        };
+        open_signals(request, idle, &mut push);
+        ended_signals(request, latest_of_thread, &mut push);
         if context.process_gone && request.status.is_open() {
             push(
                 "process-gone",
-                &request.id,
                 "Codex has exited with this still open".into(),
             );
         }
@@ -154,6 +102,67 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
                 approval.command.as_deref().unwrap_or("")
             ),
         });
+    }
+}
+
+/// The last request of each thread: an earlier failure is history once
+/// the thread has moved on (a lost follow-up has not moved it on).
+fn latest_of_threads(summary: &Summary) -> HashMap<&str, usize> {
+    let mut latest = HashMap::new();
+    for (index, request) in summary.requests.iter().enumerate() {
+        if let Some(thread) = request
+            .thread_id
+            .as_deref()
+            .filter(|_| !request.stale_completion)
+        {
+            latest.insert(thread, index);
+        }
+    }
+    latest
+}
+
+/// A running request that retries, or that Codex has been silent on for
+/// `idle` (`None`: not that long).
+fn open_signals(request: &Request, idle: Option<Duration>, push: &mut impl FnMut(&str, String)) {
+    let last_error = request.errors.last().cloned().unwrap_or_default();
+    if request.status == Status::Running && request.retries > 0 {
+        push(
+            "retrying",
+            format!("{} retries so far: {last_error}", request.retries),
+        );
+    } else if request.status == Status::Running
+        && let Some(idle) = idle
+    {
+        push(
+            "silent",
+            format!(
+                "open, and nothing from Codex for {}",
+                bg_shared::time::human_duration(bg_shared::time::millis(idle))
+            ),
+        );
+    }
+}
+
+/// A request that ended badly, while it is the latest of its thread.
+fn ended_signals(request: &Request, latest_of_thread: bool, push: &mut impl FnMut(&str, String)) {
+    if request.aborted && !request.answered && latest_of_thread {
+        push(
+            "aborted",
+            "aborted: this request will never get a result".into(),
+        );
+    } else if request.status == Status::Interrupted && latest_of_thread {
+        push("interrupted", "the turn was interrupted".into());
+    }
+    if request.stale_completion {
+        push(
+            "lost-follow-up",
+            "answered at once with the failed turn's completion: this prompt's events are lost"
+                .into(),
+        );
+    }
+    if request.status == Status::Failed && latest_of_thread && !request.stale_completion {
+        let last_error = request.errors.last().cloned().unwrap_or_default();
+        push("failed", format!("failed: {last_error}"));
     }
 }
 
