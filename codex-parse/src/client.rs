@@ -195,3 +195,44 @@ fn reply_thread(line: &Value) -> Option<&str> {
         .or_else(|| arguments.get("conversationId"))?
         .as_str()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FEED: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}
+{"jsonrpc":"2.0","method":"notifications/initialized"}
+{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"codex","arguments":{"prompt":"hi"}}}
+{"jsonrpc":"2.0","id":"7","result":{"decision":"approved"}}
+{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"codex-reply","arguments":{"prompt":"more","threadId":"t1"}}}
+"#;
+
+    #[test]
+    fn a_buffer_tells_its_protocol_ids_and_answers() {
+        let side = ClientSide::parse_buffer(FEED).unwrap_or_default();
+        assert_eq!(side.protocol, Some(Protocol::McpServer));
+        assert!(side.has_handshake);
+        assert_eq!(side.next_id, 5);
+        assert!(side.has_answered(&RequestId::from_text("7")));
+        assert_eq!(side.last_request(&["codex"]), Some(&RequestId::Number(1)));
+        assert_eq!(side.reply_threads.get("4").map(String::as_str), Some("t1"));
+        assert_eq!(side.prompts.len(), 2);
+    }
+
+    #[test]
+    fn a_buffer_that_is_not_whole_lines_of_objects_is_refused() {
+        assert_eq!(
+            ClientSide::parse_buffer(b"{}\n[1]\n").err().as_deref(),
+            Some("line 2 is not a JSON object")
+        );
+        assert_eq!(
+            ClientSide::parse_buffer(b"{}").err().as_deref(),
+            Some("its last line is unfinished")
+        );
+        // The lenient reading passes over what a feed is still writing.
+        assert_eq!(
+            ClientSide::parse(b"{\"id\":2,\"method\":\"x\"}\n{\"id\"").next_id,
+            3
+        );
+    }
+}

@@ -108,3 +108,25 @@ impl std::fmt::Display for RequestId {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_id_reads_back_as_it_was_written() {
+        for line in [json!(3), json!("a1"), json!(0)] {
+            let id = RequestId::from_json(&line);
+            assert_eq!(id.as_ref().map(RequestId::to_json), Some(line.clone()));
+            let text = id.map(RequestId::into_text).unwrap_or_default();
+            assert_eq!(RequestId::from_text(&text).to_json(), line);
+        }
+        assert_eq!(RequestId::from_json(&json!(null)), None);
+        // A number no client writes keeps the text it shows.
+        assert_eq!(
+            RequestId::from_json(&json!(-1)).map(RequestId::into_text),
+            Some("-1".to_string())
+        );
+    }
+}

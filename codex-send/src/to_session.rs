@@ -1,6 +1,7 @@
 //! What one call sends to a session started by `--start` (`--task ID`):
-//! the session's output tells the thread a prompt continues, the approvals
-//! still pending (and what kind they are), and the turn that runs.
+//! codex-parse reads from the session's output the thread a prompt
+//! continues, the approvals still pending (and what kind they are), and the
+//! turn that runs.
 
 use bg_shared::exit::ExitCode;
 use bg_shared::{Error, Result, cli};
