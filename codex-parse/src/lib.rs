@@ -4,19 +4,25 @@
 //! turn: status, final message, commands and exit codes, test counts, files
 //! changed, tokens, errors; then pending approvals and signs of being stuck.
 
+pub mod answers;
+pub mod client;
 pub mod drift;
 mod fold;
 mod lazy;
 pub mod model;
 mod noise;
+pub mod options;
 mod pipeline;
 mod prepare;
+pub mod protocol;
 mod render;
 pub mod session;
 mod source;
+pub mod status;
 mod stuck;
 mod testcount;
 mod text;
+mod watch;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -29,6 +35,7 @@ use bg_shared::{Error, Result, cli};
 use clap::Parser;
 
 use crate::model::{Protocol, Request, Status, Summary};
+pub use crate::options::{ReadOptions, ShowOptions, Stream};
 use crate::source::Source;
 
 /// Examples, exit status and environment, for `--help` and the man page.
@@ -166,20 +173,56 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     cli::tool_main("codex-parse", args, run)
 }
 
+impl Cli {
+    /// What to read, and how.
+    fn read_options(&self) -> ReadOptions {
+        let stream = match (&self.task, &self.file) {
+            (Some(task), _) => Stream::Task(task.clone()),
+            (None, Some(file)) if file.as_os_str() != "-" => Stream::File(file.clone()),
+            (None, _) => Stream::Stdin,
+        };
+        ReadOptions {
+            stream,
+            input: self.input.clone(),
+            protocol: self.protocol,
+            state_dir: self.state_dir.clone(),
+            last: self.last,
+            texts: self.messages || self.reasoning,
+            idle: self.idle,
+        }
+    }
+
+    /// What to print.
+    fn show_options(&self) -> ShowOptions {
+        ShowOptions {
+            messages: self.messages,
+            reasoning: self.reasoning,
+            last: self.last,
+            request: self.request.clone(),
+            tokens: self.tokens,
+            approvals: self.approvals,
+            stuck: self.stuck,
+            json: self.json,
+            no_redact: self.no_redact,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let mut source = Source::open(&cli)?;
+    let (read, show) = (cli.read_options(), cli.show_options());
+    let mut source = Source::open(&read)?;
     if cli.follow {
-        return source::follow(&mut source, &cli);
+        return watch::follow(&mut source, show.no_redact);
     }
     if let Some(id) = &cli.wait {
-        return source::wait(&mut source, id, &cli);
+        return watch::wait(&mut source, id, cli.timeout, &read, &show);
     }
     if !cli.no_redact {
         std::thread::spawn(bg_shared::redact::warm_up);
     }
-    let summary = source.read_all(&cli)?;
+    let summary = source.read_all(&read)?;
     let stuck = !summary.stuck.is_empty();
-    print(&cli, summary)?;
+    print(&show, summary)?;
     // Everything is printed: the memory goes back with the process, not
     // piece by piece.
     std::mem::forget(source);
@@ -191,9 +234,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// The requests to show: `--request`, then `--last`.
-fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
+fn chosen<'a>(show: &ShowOptions, summary: &'a Summary) -> Result<Vec<&'a Request>> {
     let mut requests: Vec<&Request> = summary.requests.iter().collect();
-    if let Some(id) = &cli.request {
+    if let Some(id) = &show.request {
         requests.retain(|r| &r.id == id);
         if requests.is_empty() {
             return Err(Error::NotFound(format!(
@@ -201,48 +244,39 @@ fn chosen<'a>(cli: &Cli, summary: &'a Summary) -> Result<Vec<&'a Request>> {
             )));
         }
     }
-    if let Some(n) = cli.last.filter(|_| !(cli.messages || cli.reasoning)) {
+    if let Some(n) = show.last.filter(|_| !(show.messages || show.reasoning)) {
         let skip = requests.len().saturating_sub(n);
         requests.drain(..skip);
     }
     Ok(requests)
 }
 
-fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
+fn print(show: &ShowOptions, mut owned: Summary) -> Result<()> {
     if let Some(unknown) = &owned.unknown_format {
         cli::warn("codex-parse", &unknown.sentence());
     }
     // Secrets go before anything is shortened, so no cut leaves half a key.
-    if !cli.no_redact {
-        redact_in_place(&mut owned, cli);
+    if !show.no_redact {
+        redact_in_place(&mut owned, show);
     }
     let summary = &owned;
-    let requests = chosen(cli, summary)?;
-    let text = if cli.json {
-        json(cli, summary, &requests)?
-    } else if cli.messages || cli.reasoning {
-        render::texts(&render::collect_texts(&requests, cli.reasoning, cli.last))
-    } else if cli.approvals {
+    let requests = chosen(show, summary)?;
+    let text = if show.json {
+        json(show, summary, &requests)?
+    } else if show.messages || show.reasoning {
+        render::texts(&render::collect_texts(&requests, show.reasoning, show.last))
+    } else if show.approvals {
         render::approvals(summary)
-    } else if cli.stuck {
+    } else if show.stuck {
         render::stuck(summary)
-    } else if cli.tokens {
-        requests
-            .iter()
-            .filter_map(|r| {
-                Some(format!(
-                    "[{}] {}\n",
-                    r.id,
-                    render::token_text(r.tokens.as_ref()?)
-                ))
-            })
-            .collect()
+    } else if show.tokens {
+        render::tokens(&requests)
     } else {
         render::summary(summary, &requests)
     };
-    let text = if cli.no_redact {
+    let text = if show.no_redact {
         text
-    } else if cli.json {
+    } else if show.json {
         // Each string on its own: JSON text must stay JSON.
         bg_shared::redact::redact_json(&text).into_owned()
     } else {
@@ -256,7 +290,7 @@ fn print(cli: &Cli, mut owned: Summary) -> Result<()> {
 
 /// Takes secrets out of every text the output shows (the texts only
 /// `--messages` or `--reasoning` show are left alone otherwise).
-fn redact_in_place(summary: &mut Summary, cli: &Cli) {
+fn redact_in_place(summary: &mut Summary, show: &ShowOptions) {
     let clean = |text: &mut String| {
         if let std::borrow::Cow::Owned(new) = bg_shared::redact::redact(text) {
             *text = new;
@@ -265,12 +299,12 @@ fn redact_in_place(summary: &mut Summary, cli: &Cli) {
     for request in &mut summary.requests {
         request.final_message.iter_mut().for_each(clean);
         request.errors.iter_mut().for_each(clean);
-        if cli.messages {
+        if show.messages {
             request.messages.iter_mut().for_each(clean);
             clean(&mut request.partial_message);
             clean(&mut request.partial_old);
         }
-        if cli.reasoning {
+        if show.reasoning {
             request.reasoning.iter_mut().for_each(clean);
         }
         for command in &mut request.commands {
@@ -288,7 +322,7 @@ fn redact_in_place(summary: &mut Summary, cli: &Cli) {
     }
 }
 
-fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
+fn json(show: &ShowOptions, summary: &Summary, requests: &[&Request]) -> Result<String> {
     /// The summary with only the chosen requests, in field order.
     #[derive(serde::Serialize)]
     struct Shown<'a> {
@@ -300,16 +334,16 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
         #[serde(skip_serializing_if = "Option::is_none")]
         unknown_format: Option<&'a drift::UnknownFormat>,
     }
-    if cli.messages || cli.reasoning {
+    if show.messages || show.reasoning {
         let texts: Vec<serde_json::Value> =
-            render::collect_texts(requests, cli.reasoning, cli.last)
+            render::collect_texts(requests, show.reasoning, show.last)
                 .into_iter()
                 .map(|(id, text)| serde_json::json!({ "request_id": id, "text": text }))
                 .collect();
         cli::json_line(&texts)
-    } else if cli.approvals {
+    } else if show.approvals {
         cli::json_line(&summary.pending_approvals)
-    } else if cli.stuck {
+    } else if show.stuck {
         cli::json_line(&summary.stuck)
     } else {
         cli::json_line(&Shown {
@@ -323,16 +357,11 @@ fn json(cli: &Cli, summary: &Summary, requests: &[&Request]) -> Result<String> {
     }
 }
 
-/// A stream's summary with its stuck analysis, the client's side read
-/// from `input`: what codex-send needs to know of a session (its pending
-/// approvals, its running request) before it answers or interrupts.
-pub fn summarise(file: &std::path::Path, input: Option<&std::path::Path>) -> Result<Summary> {
-    let mut args = vec![OsString::from("codex-parse"), file.as_os_str().to_owned()];
-    if let Some(input) = input {
-        args.extend([OsString::from("--input"), input.as_os_str().to_owned()]);
-    }
-    let cli = Cli::try_parse_from(args).map_err(|err| Error::usage(err.to_string()))?;
-    Source::open(&cli)?.read_all(&cli)
+/// A stream's summary with its stuck analysis (the client's side read
+/// from `options.input`): what codex-send needs to know of a session (its
+/// pending approvals, its running request) before it answers or interrupts.
+pub fn summarise(options: &ReadOptions) -> Result<Summary> {
+    Source::open(options)?.read_all(options)
 }
 
 /// The exit code for an awaited request that has ended.

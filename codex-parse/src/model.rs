@@ -4,40 +4,8 @@
 
 use serde::Serialize;
 
-/// Which wire format the stream is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protocol {
-    /// `codex mcp-server` (0.44 - 0.153): JSON-RPC with `codex/event` notifications.
-    McpServer,
-    /// `codex app-server` v2: JSON-RPC without `jsonrpc`, `turn/*` and `item/*` notifications.
-    AppServer,
-    /// `codex exec --json`: `thread.started`, `turn.*`, `item.*` lines.
-    ExecJson,
-    /// `codex exec --json` up to 0.42: `{"id","msg"}` event lines.
-    ExecLegacy,
-}
-
-impl Protocol {
-    pub fn parse(text: &str) -> Option<Protocol> {
-        match text {
-            "mcp-server" | "mcp" => Some(Protocol::McpServer),
-            "app-server" | "app" => Some(Protocol::AppServer),
-            "exec" | "exec-json" => Some(Protocol::ExecJson),
-            "exec-legacy" => Some(Protocol::ExecLegacy),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::McpServer => "mcp-server",
-            Protocol::AppServer => "app-server",
-            Protocol::ExecJson => "exec-json",
-            Protocol::ExecLegacy => "exec-legacy",
-        }
-    }
-}
+// The wire formats and ids are the protocol's; the summary names them.
+pub use crate::protocol::{Protocol, RequestId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

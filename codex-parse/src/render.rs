@@ -71,9 +71,16 @@ fn request_block(out: &mut String, request: &Request) {
     }
 }
 
-pub fn token_text(tokens: &Tokens) -> String {
+/// `--tokens`: one line per request that used any.
+pub fn tokens(requests: &[&Request]) -> String {
     let mut out = String::new();
-    write_tokens(&mut out, tokens);
+    for request in requests {
+        if let Some(tokens) = &request.tokens {
+            let _ = write!(out, "[{}] ", request.id);
+            write_tokens(&mut out, tokens);
+            out.push('\n');
+        }
+    }
     out
 }
 

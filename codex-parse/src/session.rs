@@ -10,8 +10,9 @@ use foldhash::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::model::{Approval, Protocol, Request, Status, Summary, Tokens};
+use crate::model::{Approval, Request, Status, Summary, Tokens};
 use crate::prepare::{Line, Mode, Prepared, prepare};
+use crate::protocol::{Protocol, RequestId};
 use crate::{fold, lazy};
 
 /// Longer lines are skipped (and counted) rather than held in memory.
@@ -389,11 +390,7 @@ pub fn detect(value: &Value) -> Option<Protocol> {
 
 /// A JSON-RPC id as text: `2` for the number, `a1` for the string.
 pub fn id_text(id: &Value) -> Option<String> {
-    match id {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
+    RequestId::from_json(id).map(RequestId::into_text)
 }
 
 /// The bytes from a prepared line's start on.

@@ -1,21 +1,20 @@
 //! Where the stream comes from (a file, stdin, or a session task's output
 //! log with its input feed as the client's side), read once for a summary,
-//! or as it grows for `--follow` and `--wait`.
+//! or piece by piece as it grows (`watch`: `--follow` and `--wait`).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bg_shared::exit::ExitCode;
 use bg_shared::output::OutputStream;
 use bg_shared::process::DirWatcher;
 use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
-use bg_shared::{Error, IoContext, Result, cli, select, time};
+use bg_shared::{Error, IoContext, Result, select};
 
-use crate::Cli;
 use crate::model::{Protocol, Summary};
+use crate::options::{ReadOptions, Stream};
 use crate::session::Session;
 use crate::stuck::{self, ClientSide, Context};
 
@@ -39,25 +38,25 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn open(cli: &Cli) -> Result<Source> {
-        let (path, input, task) = match (&cli.task, &cli.file) {
-            (Some(selector), _) => {
-                let state = StateDir::open_existing(cli.state_dir.as_deref())?;
+    pub fn open(options: &ReadOptions) -> Result<Source> {
+        let (path, input, task) = match &options.stream {
+            Stream::Task(selector) => {
+                let state = StateDir::open_existing(options.state_dir.as_deref())?;
                 let paths = select::find(state.as_ref(), selector)?;
-                let input = cli.input.clone().or_else(|| Some(paths.input()));
+                let input = options.input.clone().or_else(|| Some(paths.input()));
                 (Some(paths.output()), input, Some(paths))
             }
-            (None, Some(file)) if file.as_os_str() == "-" => (None, cli.input.clone(), None),
-            (None, file) => (file.clone(), cli.input.clone(), None),
+            Stream::Stdin => (None, options.input.clone(), None),
+            Stream::File(file) => (Some(file.clone()), options.input.clone(), None),
         };
-        if let Some(input) = &cli.input {
+        if let Some(input) = &options.input {
             File::open(input).context(|| format!("opening {}", input.display()))?;
         }
         let reader: Box<dyn Read + Send> = match &path {
             Some(path) => Box::new(open_stream(path, task.as_ref())?),
             None => Box::new(std::io::stdin()),
         };
-        let mut session = Session::new(cli.protocol);
+        let mut session = Session::new(options.protocol);
         session.input = input.clone();
         Ok(Source {
             path,
@@ -72,14 +71,14 @@ impl Source {
 
     /// Feeds what is there now; false at the end of the file or of stdin.
     /// On stdin, waits at most `left` for something to read.
-    fn pump_within(&mut self, left: Option<Duration>) -> Result<bool> {
+    pub(crate) fn pump_within(&mut self, left: Option<Duration>) -> Result<bool> {
         if self.path.is_none() && !stdin_ready(left)? {
             return Ok(true);
         }
         self.pump()
     }
 
-    fn pump(&mut self) -> Result<bool> {
+    pub(crate) fn pump(&mut self) -> Result<bool> {
         loop {
             match self.reader.read(&mut self.buffer) {
                 Ok(0) => return Ok(false),
@@ -98,25 +97,25 @@ impl Source {
 
     /// Reads the whole stream and analyses it; for `--last N` on a file,
     /// only as much of its end as holds the last N.
-    pub fn read_all(&mut self, cli: &Cli) -> Result<Summary> {
-        if let (Some(n), Some(path)) = (cli.last, self.path.clone()) {
-            return self.read_tail(cli, n, &path);
+    pub fn read_all(&mut self, options: &ReadOptions) -> Result<Summary> {
+        if let (Some(n), Some(path)) = (options.last, self.path.clone()) {
+            return self.read_tail(options, n, &path);
         }
         crate::pipeline::read_all(&mut *self.reader, &mut self.session)?;
         self.session.finish();
-        Ok(self.analyse(cli))
+        Ok(self.analyse(options.idle))
     }
 
     /// Reads windows of growing size from the end of the file until one
     /// holds the last `n` requests (or messages) from their beginning, so
     /// that the cost follows what is asked for, not the file's size.
-    fn read_tail(&mut self, cli: &Cli, n: usize, path: &std::path::Path) -> Result<Summary> {
+    fn read_tail(&mut self, options: &ReadOptions, n: usize, path: &Path) -> Result<Summary> {
         let mut file = open_stream(path, self.task.as_ref())?;
         let len = file.len()?;
         let mut window: u64 = TAIL_WINDOW;
         loop {
             let start = len.saturating_sub(window);
-            self.session = Session::new(cli.protocol);
+            self.session = Session::new(options.protocol);
             self.session.input = self.input.clone();
             self.feed_from(&mut file, start, path)?;
             self.session.finish();
@@ -129,9 +128,9 @@ impl Source {
                 window = len;
                 continue;
             }
-            if start == 0 || self.holds_last(n, cli.messages || cli.reasoning) {
+            if start == 0 || self.holds_last(n, options.texts) {
                 self.partial = start > 0;
-                return Ok(self.analyse(cli));
+                return Ok(self.analyse(options.idle));
             }
             window = window.saturating_mul(4);
         }
@@ -181,7 +180,7 @@ impl Source {
     /// an id that neither it sent nor the output names (a turn id) can
     /// never end: refused at once rather than waited on until the timeout.
     /// Read once the output read so far has been taken in.
-    fn refuse_unknown(&self, id: &str) -> Result<()> {
+    pub(crate) fn refuse_unknown(&self, id: &str) -> Result<()> {
         let Some(input) = &self.input else {
             return Ok(());
         };
@@ -189,7 +188,7 @@ impl Source {
             return Ok(());
         };
         let client = ClientSide::parse(&bytes);
-        let sent = client.requests.iter().any(|(sent, _)| sent == id);
+        let sent = client.requests.iter().any(|sent| sent.id.to_string() == id);
         let named = self.session.requests.iter().any(|r| r.id == id)
             || self.session.turns.contains_key(id)
             || self.output_names(id);
@@ -216,7 +215,7 @@ impl Source {
             .unwrap_or(true)
     }
 
-    fn analyse(&mut self, cli: &Cli) -> Summary {
+    pub(crate) fn analyse(&mut self, idle: Duration) -> Summary {
         let client = self
             .input
             .as_ref()
@@ -234,7 +233,7 @@ impl Source {
             client: client.as_ref(),
             partial: self.partial,
             last_activity: modified.max(emitted).or_else(|| Some(SystemTime::now())),
-            idle: cli.idle,
+            idle,
             process_gone: self.task_ended(),
         };
         stuck::analyse(&mut self.session, &context)
@@ -250,10 +249,10 @@ impl Source {
 
     /// Waits for the stream to grow (or the task to end); false for stdin
     /// (its reads block instead) and once a task has ended.
-    fn wait_for_more(
+    pub(crate) fn wait_for_more(
         &mut self,
         watcher: &mut Option<DirWatcher>,
-        left: Option<std::time::Duration>,
+        left: Option<Duration>,
     ) -> Result<bool> {
         if self.path.is_none() || self.task_ended() {
             return Ok(false);
@@ -270,7 +269,7 @@ impl Source {
         Ok(true)
     }
 
-    fn watcher(&self) -> Option<DirWatcher> {
+    pub(crate) fn watcher(&self) -> Option<DirWatcher> {
         match (&self.task, &self.path) {
             (Some(task), _) => task.watch().ok(),
             (None, Some(path)) => DirWatcher::new(path, &[]).ok(),
@@ -282,7 +281,7 @@ impl Source {
 /// Opens the stream's file: a session task's output.log as every state
 /// file is opened, never through a symlink (and, if the state dir's budget
 /// removed it, saying so); a file the caller named, as it is.
-fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<OutputStream> {
+fn open_stream(path: &Path, task: Option<&TaskPaths>) -> Result<OutputStream> {
     if let Some(task) = task {
         // What the output cap dropped is a line that is not an event.
         return OutputStream::open(path, true)
@@ -292,107 +291,9 @@ fn open_stream(path: &std::path::Path, task: Option<&TaskPaths>) -> Result<Outpu
     Ok(OutputStream::plain(file))
 }
 
-/// `--follow`: one line per event as it arrives.
-pub fn follow(source: &mut Source, cli: &Cli) -> Result<ExitCode> {
-    source.session.log = Some(Vec::new());
-    let mut watcher = source.watcher();
-    loop {
-        let more = source.pump()?;
-        flush_log(source, cli)?;
-        if !more && !source.wait_for_more(&mut watcher, None)? {
-            // What the task wrote just before it ended is read too.
-            source.pump()?;
-            source.session.finish();
-            flush_log(source, cli)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-}
-
-fn flush_log(source: &mut Source, cli: &Cli) -> Result<()> {
-    let lines = source
-        .session
-        .log
-        .as_mut()
-        .map(std::mem::take)
-        .unwrap_or_default();
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let text = lines.join("\n") + "\n";
-    let text = if cli.no_redact {
-        text
-    } else {
-        bg_shared::redact::redact(&text).into_owned()
-    };
-    cli::write_stdout(&text)
-}
-
-/// `--wait ID`: until that request or turn ends.
-pub fn wait(source: &mut Source, id: &str, cli: &Cli) -> Result<ExitCode> {
-    let deadline = cli.timeout.and_then(time::deadline);
-    let mut watcher = source.watcher();
-    let mut first = true;
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let more = source.pump_within(left)?;
-        source.session.take_complete_partial();
-        if let Some(code) = ended(source, id, cli)? {
-            return Ok(code);
-        }
-        if std::mem::take(&mut first) {
-            source.refuse_unknown(id)?;
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|l| l.is_zero()) {
-            cli::say(&format!(
-                "codex-parse: request {id} is still open after the timeout"
-            ));
-            return Ok(ExitCode::TIMED_OUT);
-        }
-        if !more && !source.wait_for_more(&mut watcher, left)? {
-            // The stream is over: its last bytes and last line count too.
-            source.pump()?;
-            source.session.finish();
-            if let Some(code) = ended(source, id, cli)? {
-                return Ok(code);
-            }
-            cli::say(&format!(
-                "codex-parse: the stream ended with request {id} still open"
-            ));
-            return Ok(ExitCode::NEGATIVE);
-        }
-    }
-}
-
-/// If request `id` has ended: prints it and returns the exit code.
-fn ended(source: &mut Source, id: &str, cli: &Cli) -> Result<Option<ExitCode>> {
-    let done = source
-        .session
-        .requests
-        .iter()
-        .any(|r| r.id == id && !r.status.is_open());
-    if !done {
-        return Ok(None);
-    }
-    let mut summary = source.analyse(cli);
-    summary.requests.retain(|r| r.id == id);
-    let code = crate::ended_code(request_status(&summary, id));
-    crate::print(cli, summary)?;
-    Ok(Some(code))
-}
-
 /// Waits up to `left` (forever if `None`) for stdin to have something.
 fn stdin_ready(left: Option<Duration>) -> Result<bool> {
     use std::os::fd::AsFd;
     bg_shared::process::wait_readable(std::io::stdin().as_fd(), left)
         .context(|| "waiting for stdin".into())
-}
-
-fn request_status(summary: &Summary, id: &str) -> crate::model::Status {
-    summary
-        .requests
-        .iter()
-        .find(|r| r.id == id)
-        .map_or(crate::model::Status::Failed, |r| r.status)
 }

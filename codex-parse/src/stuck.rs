@@ -1,95 +1,14 @@
-//! Signs that a session is stuck (docs/ARCHITECTURE.md, "Stuck signals"), and the client's
-//! side of the conversation that some of them need: what it asked that was
+//! Signs that a session is stuck (docs/ARCHITECTURE.md, "Stuck signals"),
+//! some of them from the client's side (`client`): what it asked that was
 //! never answered, and approvals it answered with an error.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
-
-use crate::model::{Status, Stuck, Summary};
-use crate::session::{Session, id_text};
-
-/// What the client wrote (codex-send's buffer, a session task's input feed).
-#[derive(Debug, Default)]
-pub struct ClientSide {
-    /// Requests the client sent: id and method.
-    pub requests: Vec<(String, String)>,
-    /// Server requests the client answered with a result.
-    pub answered: HashSet<String>,
-    /// Server requests the client answered with an error.
-    pub errored: Vec<String>,
-    /// The thread each `codex-reply` continues, by request id: before 0.87
-    /// no event of a reply names its thread.
-    pub reply_threads: HashMap<String, String>,
-    /// The prompts sent (`codex`, `codex-reply` tools/calls), in order.
-    pub prompts: Vec<Prompt>,
-}
-
-/// A prompt the client sent (mcp-server).
-#[derive(Debug)]
-pub struct Prompt {
-    pub id: String,
-    /// The thread a `codex-reply` continues (none for `codex`).
-    pub thread: Option<String>,
-    pub text: Option<String>,
-}
-
-impl ClientSide {
-    pub fn parse(bytes: &[u8]) -> ClientSide {
-        let mut side = ClientSide::default();
-        for line in bytes.split(|b| *b == b'\n') {
-            let Ok(value) = serde_json::from_slice::<Value>(line) else {
-                continue;
-            };
-            let Some(id) = value.get("id").and_then(id_text) else {
-                continue;
-            };
-            match value.get("method").and_then(Value::as_str) {
-                Some(method) => {
-                    if let Some(thread) = reply_thread(&value) {
-                        side.reply_threads.insert(id.clone(), thread.to_string());
-                    }
-                    if is_prompt(&value) {
-                        side.prompts.push(Prompt {
-                            id: id.clone(),
-                            thread: reply_thread(&value).map(str::to_string),
-                            text: value
-                                .pointer("/params/arguments/prompt")
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                        });
-                    }
-                    side.requests.push((id, method.to_string()))
-                }
-                None if value.get("error").is_some() => side.errored.push(id),
-                None => {
-                    side.answered.insert(id);
-                }
-            }
-        }
-        side
-    }
-}
-
-/// A `codex` or `codex-reply` tools/call: a prompt that begins a turn.
-fn is_prompt(line: &Value) -> bool {
-    line.get("method").and_then(Value::as_str) == Some("tools/call")
-        && line
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .is_some_and(|name| name == "codex" || name == "codex-reply")
-}
-
-/// The thread a `codex-reply` tools/call names.
-fn reply_thread(line: &Value) -> Option<&str> {
-    let params = line.get("params").filter(|p| p["name"] == "codex-reply")?;
-    let arguments = params.get("arguments")?;
-    arguments
-        .get("threadId")
-        .or_else(|| arguments.get("conversationId"))?
-        .as_str()
-}
+// Also where `fold::mcp` finds the client's prompts.
+pub use crate::client::ClientSide;
+use crate::model::{Request, Status, Stuck, Summary};
+use crate::session::Session;
 
 /// What the stuck analysis knows beyond the stream.
 pub struct Context<'a> {
@@ -147,79 +66,27 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
 fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>) {
     let idle = context
         .last_activity
-        .and_then(|t| SystemTime::now().duration_since(t).ok());
-    let mut push = |reason: &str, id: &str, detail: String| {
-        stuck.push(Stuck {
-            reason: reason.into(),
-            request_id: Some(id.to_string()),
-            detail,
-        });
-    };
-    // An earlier failure is history once the thread has moved on (a lost
-    // follow-up has not moved it on).
-    let mut latest: HashMap<&str, usize> = HashMap::new();
-    for (index, request) in summary.requests.iter().enumerate() {
-        if let Some(thread) = request
-            .thread_id
-            .as_deref()
-            .filter(|_| !request.stale_completion)
-        {
-            latest.insert(thread, index);
-        }
-    }
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .filter(|i| *i >= context.idle);
+    let latest = latest_of_threads(summary);
     for (index, request) in summary.requests.iter().enumerate() {
         let latest_of_thread = request
             .thread_id
             .as_deref()
             .and_then(|thread| latest.get(thread))
             .is_none_or(|&last| last <= index);
-        let last_error = request.errors.last().cloned().unwrap_or_default();
-        if request.status == Status::Running && request.retries > 0 {
-            push(
-                "retrying",
-                &request.id,
-                format!("{} retries so far: {last_error}", request.retries),
-            );
-        } else if request.status == Status::Running
-            && let Some(idle) = idle.filter(|i| *i >= context.idle)
-        {
-            push(
-                "silent",
-                &request.id,
-                format!(
-                    "open, and nothing from Codex for {}",
-                    bg_shared::time::human_duration(bg_shared::time::millis(idle))
-                ),
-            );
-        }
-        if request.aborted && !request.answered && latest_of_thread {
-            push(
-                "aborted",
-                &request.id,
-                "aborted: this request will never get a result".into(),
-            );
-        } else if request.status == Status::Interrupted && latest_of_thread {
-            push(
-                "interrupted",
-                &request.id,
-                "the turn was interrupted".into(),
-            );
-        }
-        if request.stale_completion {
-            push(
-                "lost-follow-up",
-                &request.id,
-                "answered at once with the failed turn's completion: this prompt's events are lost"
-                    .into(),
-            );
-        }
-        if request.status == Status::Failed && latest_of_thread && !request.stale_completion {
-            push("failed", &request.id, format!("failed: {last_error}"));
-        }
+        let mut push = |reason: &str, detail: String| {
+            stuck.push(Stuck {
+                reason: reason.into(),
+                request_id: Some(request.id.clone()),
+                detail,
+            });
+        };
+        open_signals(request, idle, &mut push);
+        ended_signals(request, latest_of_thread, &mut push);
         if context.process_gone && request.status.is_open() {
             push(
                 "process-gone",
-                &request.id,
                 "Codex has exited with this still open".into(),
             );
         }
@@ -235,6 +102,67 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
                 approval.command.as_deref().unwrap_or("")
             ),
         });
+    }
+}
+
+/// The last request of each thread: an earlier failure is history once
+/// the thread has moved on (a lost follow-up has not moved it on).
+fn latest_of_threads(summary: &Summary) -> HashMap<&str, usize> {
+    let mut latest = HashMap::new();
+    for (index, request) in summary.requests.iter().enumerate() {
+        if let Some(thread) = request
+            .thread_id
+            .as_deref()
+            .filter(|_| !request.stale_completion)
+        {
+            latest.insert(thread, index);
+        }
+    }
+    latest
+}
+
+/// A running request that retries, or that Codex has been silent on for
+/// `idle` (`None`: not that long).
+fn open_signals(request: &Request, idle: Option<Duration>, push: &mut impl FnMut(&str, String)) {
+    let last_error = request.errors.last().cloned().unwrap_or_default();
+    if request.status == Status::Running && request.retries > 0 {
+        push(
+            "retrying",
+            format!("{} retries so far: {last_error}", request.retries),
+        );
+    } else if request.status == Status::Running
+        && let Some(idle) = idle
+    {
+        push(
+            "silent",
+            format!(
+                "open, and nothing from Codex for {}",
+                bg_shared::time::human_duration(bg_shared::time::millis(idle))
+            ),
+        );
+    }
+}
+
+/// A request that ended badly, while it is the latest of its thread.
+fn ended_signals(request: &Request, latest_of_thread: bool, push: &mut impl FnMut(&str, String)) {
+    if request.aborted && !request.answered && latest_of_thread {
+        push(
+            "aborted",
+            "aborted: this request will never get a result".into(),
+        );
+    } else if request.status == Status::Interrupted && latest_of_thread {
+        push("interrupted", "the turn was interrupted".into());
+    }
+    if request.stale_completion {
+        push(
+            "lost-follow-up",
+            "answered at once with the failed turn's completion: this prompt's events are lost"
+                .into(),
+        );
+    }
+    if request.status == Status::Failed && latest_of_thread && !request.stale_completion {
+        let last_error = request.errors.last().cloned().unwrap_or_default();
+        push("failed", format!("failed: {last_error}"));
     }
 }
 
@@ -282,12 +210,13 @@ fn client_signals(session: &Session, summary: &Summary, context: &Context, stuck
     }
     // A request with events is in progress, not unanswered.
     let known: HashSet<&str> = summary.requests.iter().map(|r| r.id.as_str()).collect();
-    for (id, method) in client.requests.iter().filter(|_| !context.partial) {
-        if !session.responses.contains(id) && !known.contains(id.as_str()) {
+    for sent in client.requests.iter().filter(|_| !context.partial) {
+        let id = sent.id.to_string();
+        if !session.responses.contains(&id) && !known.contains(id.as_str()) {
             stuck.push(Stuck {
                 reason: "unanswered".into(),
-                request_id: Some(id.clone()),
-                detail: format!("request {id} ({method}) has no response"),
+                detail: format!("request {id} ({}) has no response", sent.method),
+                request_id: Some(id),
             });
         }
     }

@@ -34,9 +34,10 @@ pub struct Asked {
 
 /// The reply's `result`.
 pub fn result(protocol: Protocol, asked: &Asked, answer: &Answer) -> Result<Value> {
-    let decision = match protocol {
-        Protocol::Mcp => review_decision(asked, answer),
-        Protocol::App => app_decision(asked, answer)?,
+    let decision = if protocol == Protocol::McpServer {
+        review_decision(asked, answer)
+    } else {
+        app_decision(asked, answer)?
     };
     Ok(json!({ "decision": decision }))
 }
@@ -128,7 +129,7 @@ mod tests {
             ..Asked::default()
         };
         let deny = Answer::Deny(Some("no".into()));
-        let decision = |asked, answer| result(Protocol::Mcp, asked, answer).ok();
+        let decision = |asked, answer| result(Protocol::McpServer, asked, answer).ok();
         assert_eq!(decision(&old, &deny), Some(json!({"decision": "denied"})));
         assert_eq!(
             decision(&new, &deny),
@@ -144,7 +145,7 @@ mod tests {
                 structured_denial: true,
                 offered: None,
             };
-            result(Protocol::App, &asked, answer).ok()
+            result(Protocol::AppServer, &asked, answer).ok()
         };
         assert_eq!(
             app(
@@ -185,7 +186,7 @@ mod tests {
                 "cancel".into(),
             ]),
         };
-        let deny = result(Protocol::App, &asked, &Answer::Deny(None));
+        let deny = result(Protocol::AppServer, &asked, &Answer::Deny(None));
         let message = deny.err().map(|err| err.to_string()).unwrap_or_default();
         assert!(message.contains("does not offer 'decline'"), "{message}");
         assert!(
@@ -194,7 +195,7 @@ mod tests {
         );
         assert!(message.contains("--approve, --cancel"), "{message}");
         assert_eq!(
-            result(Protocol::App, &asked, &Answer::Cancel).ok(),
+            result(Protocol::AppServer, &asked, &Answer::Cancel).ok(),
             Some(json!({"decision": "cancel"}))
         );
     }

@@ -11,10 +11,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use bg_shared::{Error, IoContext, Result};
+use codex_parse::client::ClientSide;
 use serde_json::Value;
 
 use crate::open::{self, Links};
-use crate::wire::Protocol;
+use crate::wire::{self, Protocol, RequestId};
 
 /// Buffers hold client lines only; a bigger file is not one.
 const MAX_BUFFER: u64 = 256 << 20;
@@ -23,15 +24,8 @@ pub struct Buffer {
     path: PathBuf,
     /// Open for appending, and locked for as long as the buffer lives.
     file: File,
-    /// The protocol its lines speak, if they show it.
-    pub protocol: Option<Protocol>,
-    pub has_handshake: bool,
-    /// The client requests in it, in order: id and method (for tools/call,
-    /// the tool's name).
-    pub requests: Vec<(Value, String)>,
-    /// Ids of server requests it already answered.
-    pub answered: Vec<Value>,
-    next_id: u64,
+    /// Its lines, as codex-parse reads a client's side.
+    client: ClientSide,
 }
 
 impl Buffer {
@@ -62,107 +56,57 @@ impl Buffer {
                 "it is larger than a buffer of client lines can be",
             ));
         }
-        let mut buffer = Buffer {
+        let client = ClientSide::parse_buffer(&bytes).map_err(|why| not_a_buffer(path, &why))?;
+        Ok(Buffer {
             path: path.to_path_buf(),
             file,
-            protocol: None,
-            has_handshake: false,
-            requests: Vec::new(),
-            answered: Vec::new(),
-            next_id: 1,
-        };
-        buffer.scan(&bytes)?;
-        Ok(buffer)
+            client,
+        })
     }
 
-    fn scan(&mut self, bytes: &[u8]) -> Result<()> {
-        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-            return Err(not_a_buffer(&self.path, "its last line is unfinished"));
-        }
-        for (number, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let value: Value = serde_json::from_slice(line)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or_else(|| {
-                    not_a_buffer(
-                        &self.path,
-                        &format!("line {} is not a JSON object", number + 1),
-                    )
-                })?;
-            self.note(value);
-        }
-        Ok(())
+    /// The protocol its lines speak, if they show it.
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.client.protocol
     }
 
-    fn note(&mut self, line: Value) {
-        let method = line.get("method").and_then(Value::as_str);
-        if self.protocol.is_none() && (method.is_some() || line.get("result").is_some()) {
-            self.protocol = Some(if line.get("jsonrpc").is_some() {
-                Protocol::Mcp
-            } else {
-                Protocol::App
-            });
-        }
-        if method == Some("initialize") {
-            self.has_handshake = true;
-        }
-        let id = line.get("id").cloned();
-        match (method, id) {
-            (Some(method), Some(id)) => {
-                if let Some(n) = id.as_u64() {
-                    self.next_id = self.next_id.max(n.saturating_add(1));
-                }
-                let name = match line.pointer("/params/name").and_then(Value::as_str) {
-                    Some(tool) if method == "tools/call" => tool.to_string(),
-                    _ => method.to_string(),
-                };
-                self.requests.push((id, name));
-            }
-            (None, Some(id)) => self.answered.push(id),
-            _ => {}
-        }
+    /// Whether it answered this server request already.
+    pub fn has_answered(&self, id: &RequestId) -> bool {
+        self.client.has_answered(id)
     }
 
     /// The next id no request of this buffer has used.
     pub fn next_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.client.next_id;
+        self.client.next_id += 1;
         id
     }
 
-    /// The id of the last request of this method (or tool).
-    pub fn last_request(&self, name: &str) -> Option<&Value> {
-        self.requests
-            .iter()
-            .rev()
-            .find(|(_, n)| n == name)
-            .map(|(id, _)| id)
+    /// The id of the last request of one of these methods (or tools).
+    pub fn last_request(&self, names: &[&str]) -> Option<&RequestId> {
+        self.client.last_request(names)
     }
 
     /// Appends lines, the handshake first if the buffer has none, each
     /// with one write.
     pub fn append(&mut self, protocol: Protocol, lines: &[Value]) -> Result<()> {
-        if let Some(mine) = self.protocol
+        if let Some(mine) = self.client.protocol
             && mine != protocol
         {
             return Err(Error::usage(format!(
                 "{} holds {} lines, not {}",
                 self.path.display(),
-                mine.subcommand(),
-                protocol.subcommand()
+                mine.as_str(),
+                protocol.as_str()
             )));
         }
-        let handshake = if self.has_handshake {
+        let handshake = if self.client.has_handshake {
             Vec::new()
         } else {
-            protocol.handshake()
+            wire::handshake(protocol)
         };
         for line in handshake.iter().chain(lines) {
             self.write_line(line)?;
-            self.note(line.clone());
+            self.client.note(line);
         }
         Ok(())
     }

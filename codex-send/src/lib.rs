@@ -6,23 +6,29 @@
 
 mod answer;
 mod buffer;
+mod call;
 mod open;
 mod send;
-mod session;
+mod start;
+mod task;
 mod to_session;
 mod wire;
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bg_shared::exit::ExitCode;
 use bg_shared::help::{self, Help};
 use bg_shared::time::parse_duration;
-use bg_shared::{Result, cli};
+use bg_shared::{Error, Result, cli};
 use clap::Parser;
 
 pub use answer::Answer;
+use call::{Call, SettingsArgs, What};
+use task::SessionTask;
+use wire::Version;
 
 /// Examples, exit status and environment, for `--help` and the man page.
 pub const HELP: Help = Help {
@@ -223,7 +229,7 @@ pub struct Cli {
 }
 
 fn parse_protocol(text: &str) -> std::result::Result<wire::Protocol, String> {
-    wire::Protocol::parse(text).map_err(|err| err.to_string())
+    wire::parse_protocol(text).map_err(|err| err.to_string())
 }
 
 /// The tool's entry point: parses `args` and returns the exit code.
@@ -233,7 +239,7 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     if cli.start {
-        let start = session::Start {
+        let start = start::Start {
             codex: &cli.codex,
             protocol: cli.protocol,
             name: cli.name.as_deref(),
@@ -244,7 +250,42 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         cli::write_stdout(&format!("{id}\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    send::send(&prompt_after_dashes(cli)?)
+    let cli = prompt_after_dashes(cli)?;
+    let call = call(&cli)?;
+    let Some(selector) = &cli.task else {
+        let version = cli_version(&cli)?;
+        return send::send(&call, cli.to.as_deref(), cli.protocol, version);
+    };
+    let session = SessionTask::open(cli.state_dir.as_deref(), selector)?;
+    if cli.protocol.is_some_and(|p| p != session.protocol) {
+        return Err(Error::usage(format!(
+            "session {} speaks {}",
+            session.paths.id,
+            session.protocol.as_str()
+        )));
+    }
+    session.check_running()?;
+    to_session::send(&call, &session)
+}
+
+/// The call the command line asks for, as plain values.
+fn call(cli: &Cli) -> Result<Call> {
+    Ok(Call {
+        what: what(cli)?,
+        thread: cli.thread.clone(),
+        new_thread: cli.new_thread,
+        force: cli.force,
+        timeout: cli.timeout,
+        settings: SettingsArgs {
+            cwd: cli.cwd.clone(),
+            approval_policy: cli.approval_policy.clone(),
+            sandbox: cli.sandbox.clone(),
+            model: cli.model.clone(),
+            config: cli.config.clone(),
+            base_instructions: cli.base_instructions.clone(),
+            developer_instructions: cli.developer_instructions.clone(),
+        },
+    })
 }
 
 /// `codex-send -- '-p prompt'`: without --start, one word after `--` is
@@ -254,10 +295,64 @@ fn prompt_after_dashes(mut cli: Cli) -> Result<Cli> {
         return Ok(cli);
     }
     if cli.prompt.is_some() || cli.extra.len() > 1 {
-        return Err(bg_shared::Error::usage(
+        return Err(Error::usage(
             "arguments after -- are for Codex, with --start; a prompt goes alone",
         ));
     }
     cli.prompt = cli.extra.pop();
     Ok(cli)
+}
+
+/// `--codex-version`, for lines that are printed or go to a buffer.
+fn cli_version(cli: &Cli) -> Result<Option<Version>> {
+    let Some(text) = &cli.codex_version else {
+        return Ok(None);
+    };
+    Version::parse(text)
+        .map(Some)
+        .ok_or_else(|| Error::usage(format!("'{text}' is not a Codex version (like 0.153.0)")))
+}
+
+fn what(cli: &Cli) -> Result<What> {
+    let reply = [
+        (&cli.approve, Answer::Approve),
+        (&cli.approve_for_session, Answer::ApproveForSession),
+        (&cli.deny, Answer::Deny(cli.reason.clone())),
+        (&cli.cancel, Answer::Cancel),
+    ]
+    .into_iter()
+    .find_map(|(id, answer)| id.clone().map(|id| (id, answer)));
+    match (&cli.prompt, reply, cli.interrupt) {
+        (Some(_), Some(_), _) | (Some(_), _, true) => Err(Error::usage(
+            "a prompt goes alone: not with an answer or --interrupt",
+        )),
+        (None, Some(_), _) | (None, None, true) if cli.new_thread => Err(Error::usage(
+            "--new-thread goes with a prompt (or alone), not with an answer or --interrupt",
+        )),
+        (Some(prompt), None, false) => Ok(What::Prompt(read_prompt(prompt)?)),
+        (None, Some((id, answer)), _) => Ok(What::Reply(id, answer)),
+        (None, None, true) => Ok(What::Interrupt),
+        (None, None, false) if cli.new_thread => Ok(What::NewThread),
+        (None, None, false) => Err(Error::usage(
+            "nothing to send: give a PROMPT (or - for stdin), an answer (--approve ...) or --interrupt",
+        )),
+    }
+}
+
+/// The prompt, from the argument or stdin (`-`): valid UTF-8, not blank.
+fn read_prompt(arg: &str) -> Result<String> {
+    let prompt = if arg == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|err| Error::io("reading the prompt from stdin", err))?;
+        String::from_utf8(bytes)
+            .map_err(|_| Error::usage("the prompt on stdin is not valid UTF-8"))?
+    } else {
+        arg.to_string()
+    };
+    if prompt.trim().is_empty() {
+        return Err(Error::usage("the prompt is empty"));
+    }
+    Ok(prompt)
 }

@@ -3,100 +3,86 @@
 //! the values each protocol and version accepts.
 
 use bg_shared::{Error, Result};
+pub use codex_parse::protocol::{Protocol, RequestId};
 use serde_json::{Map, Value, json};
 
-/// The server a buffer talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `codex mcp-server` (0.44 - 0.153).
-    Mcp,
-    /// `codex app-server` v2 (0.57 and later; the only one from 0.154).
-    App,
+/// The server a buffer talks to: codex-parse's [`Protocol`], one of its
+/// two servers (`Protocol::is_server`); codex-send writes for no other.
+pub fn parse_protocol(text: &str) -> Result<Protocol> {
+    match Protocol::parse(text).filter(|p| p.is_server()) {
+        Some(protocol) => Ok(protocol),
+        None => Err(Error::usage(format!(
+            "unknown protocol '{text}' (expected mcp or app)"
+        ))),
+    }
 }
 
-impl Protocol {
-    pub fn parse(text: &str) -> Result<Protocol> {
-        match text {
-            "mcp" | "mcp-server" => Ok(Protocol::Mcp),
-            "app" | "app-server" => Ok(Protocol::App),
-            other => Err(Error::usage(format!(
-                "unknown protocol '{other}' (expected mcp or app)"
-            ))),
-        }
+/// A request line of this protocol (app-server lines have no `jsonrpc`).
+fn request(protocol: Protocol, id: u64, method: &str, params: Option<Value>) -> Value {
+    let mut line = envelope(protocol);
+    line.insert("id".into(), id.into());
+    line.insert("method".into(), method.into());
+    if let Some(params) = params {
+        line.insert("params".into(), params);
     }
+    Value::Object(line)
+}
 
-    pub fn subcommand(self) -> &'static str {
-        match self {
-            Protocol::Mcp => "mcp-server",
-            Protocol::App => "app-server",
-        }
+fn notification(protocol: Protocol, method: &str, params: Option<Value>) -> Value {
+    let mut line = envelope(protocol);
+    line.insert("method".into(), method.into());
+    if let Some(params) = params {
+        line.insert("params".into(), params);
     }
+    Value::Object(line)
+}
 
-    /// A request line of this protocol (app-server lines have no `jsonrpc`).
-    fn request(self, id: u64, method: &str, params: Option<Value>) -> Value {
-        let mut line = self.envelope();
-        line.insert("id".into(), id.into());
-        line.insert("method".into(), method.into());
-        if let Some(params) = params {
-            line.insert("params".into(), params);
-        }
-        Value::Object(line)
-    }
+/// The answer to a server request: a result, never an error (a
+/// JSON-RPC error reply hangs Codex, docs/ARCHITECTURE.md, "Protocols").
+pub fn reply(protocol: Protocol, id: &RequestId, result: Value) -> Value {
+    let mut line = envelope(protocol);
+    line.insert("id".into(), id.to_json());
+    line.insert("result".into(), result);
+    Value::Object(line)
+}
 
-    fn notification(self, method: &str, params: Option<Value>) -> Value {
-        let mut line = self.envelope();
-        line.insert("method".into(), method.into());
-        if let Some(params) = params {
-            line.insert("params".into(), params);
-        }
-        Value::Object(line)
+fn envelope(protocol: Protocol) -> Map<String, Value> {
+    let mut line = Map::new();
+    if protocol == Protocol::McpServer {
+        line.insert("jsonrpc".into(), "2.0".into());
     }
+    line
+}
 
-    /// The answer to a server request: a result, never an error (a
-    /// JSON-RPC error reply hangs Codex, docs/ARCHITECTURE.md, "Protocols").
-    pub fn reply(self, id: &Value, result: Value) -> Value {
-        let mut line = self.envelope();
-        line.insert("id".into(), id.clone());
-        line.insert("result".into(), result);
-        Value::Object(line)
+/// initialize (id 0) and initialized: the first lines of a buffer.
+pub fn handshake(protocol: Protocol) -> Vec<Value> {
+    let version = env!("CARGO_PKG_VERSION");
+    if protocol == Protocol::McpServer {
+        return vec![
+            request(
+                protocol,
+                0,
+                "initialize",
+                Some(json!({
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "codex-send", "version": version},
+                })),
+            ),
+            notification(protocol, "notifications/initialized", None),
+        ];
     }
-
-    fn envelope(self) -> Map<String, Value> {
-        let mut line = Map::new();
-        if self == Protocol::Mcp {
-            line.insert("jsonrpc".into(), "2.0".into());
-        }
-        line
-    }
-
-    /// initialize (id 0) and initialized: the first lines of a buffer.
-    pub fn handshake(self) -> Vec<Value> {
-        let version = env!("CARGO_PKG_VERSION");
-        match self {
-            Protocol::Mcp => vec![
-                self.request(
-                    0,
-                    "initialize",
-                    Some(json!({
-                        "protocolVersion": "2025-06-18",
-                        "capabilities": {},
-                        "clientInfo": {"name": "codex-send", "version": version},
-                    })),
-                ),
-                self.notification("notifications/initialized", None),
-            ],
-            Protocol::App => vec![
-                self.request(
-                    0,
-                    "initialize",
-                    Some(json!({
-                        "clientInfo": {"name": "codex-send", "title": "codex-send", "version": version},
-                    })),
-                ),
-                self.notification("initialized", None),
-            ],
-        }
-    }
+    vec![
+        request(
+            protocol,
+            0,
+            "initialize",
+            Some(json!({
+                "clientInfo": {"name": "codex-send", "title": "codex-send", "version": version},
+            })),
+        ),
+        notification(protocol, "initialized", None),
+    ]
 }
 
 /// A Codex version, from `codex --version` or the server's initialize
@@ -121,9 +107,9 @@ impl Version {
     /// has v2 (0.57+), mcp-server before.
     pub fn protocol(self) -> Protocol {
         if self >= Version(0, 57, 0) {
-            Protocol::App
+            Protocol::AppServer
         } else {
-            Protocol::Mcp
+            Protocol::McpServer
         }
     }
 }
@@ -152,12 +138,13 @@ pub const SANDBOXES: [&str; 3] = ["read-only", "workspace-write", "danger-full-a
 /// The approval policies a server takes (docs/ARCHITECTURE.md, "Writing requests").
 pub fn approval_policies(protocol: Protocol, version: Option<Version>) -> &'static [&'static str] {
     match (protocol, version) {
-        (Protocol::App, _) => &["untrusted", "on-request", "never"],
-        (Protocol::Mcp, Some(v)) if v >= Version(0, 149, 0) => &["on-request", "never"],
-        (Protocol::Mcp, Some(v)) if v >= Version(0, 145, 0) => {
+        (Protocol::McpServer, Some(v)) if v >= Version(0, 149, 0) => &["on-request", "never"],
+        (Protocol::McpServer, Some(v)) if v >= Version(0, 145, 0) => {
             &["untrusted", "on-request", "never"]
         }
-        (Protocol::Mcp, _) => &["untrusted", "on-failure", "on-request", "never"],
+        (Protocol::McpServer, _) => &["untrusted", "on-failure", "on-request", "never"],
+        // app-server (codex-send writes for no other).
+        _ => &["untrusted", "on-request", "never"],
     }
 }
 
@@ -183,7 +170,7 @@ impl Settings {
             return Err(Error::usage(format!(
                 "approval policy '{}' is not accepted by {}{server} (one of: {})",
                 self.approval_policy,
-                protocol.subcommand(),
+                protocol.as_str(),
                 policies.join(", ")
             )));
         }
@@ -195,7 +182,7 @@ impl Settings {
             )));
         }
         if let Some(v) = version.filter(|v| *v < MCP_DEVELOPER_INSTRUCTIONS)
-            && protocol == Protocol::Mcp
+            && protocol == Protocol::McpServer
             && self.developer_instructions.is_some()
         {
             return Err(Error::usage(format!(
@@ -252,35 +239,61 @@ impl Settings {
     }
 }
 
+/// A prompt: the next of the conversation on `thread`, or (mcp-server) the
+/// first of a new one, with the `settings` a new one takes.
+pub fn prompt(
+    protocol: Protocol,
+    id: u64,
+    prompt: &str,
+    thread: Option<&str>,
+    version: Option<Version>,
+    settings: impl FnOnce() -> Result<Settings>,
+) -> Result<Value> {
+    Ok(match (protocol, thread) {
+        (Protocol::McpServer, Some(thread)) => mcp_reply(id, prompt, thread, version),
+        (Protocol::McpServer, None) => mcp_new(id, prompt, &settings()?),
+        (_, Some(thread)) => app_turn_start(id, thread, prompt),
+        (_, None) => return Err(needs_thread()),
+    })
+}
+
+/// An app-server turn without a thread: where to get one.
+fn needs_thread() -> Error {
+    Error::usage(
+        "an app-server turn needs its thread id: pass --thread ID (the thread/start answer has it; \
+         codex-send --new-thread writes one), or use a session (--start, then --task)",
+    )
+}
+
 /// mcp-server: a new conversation (the `codex` tool).
-pub fn mcp_new(id: u64, prompt: &str, settings: &Settings) -> Value {
+fn mcp_new(id: u64, prompt: &str, settings: &Settings) -> Value {
     let mut arguments = settings.arguments(MCP_NAMES);
     arguments.insert("prompt".into(), prompt.into());
     let params = json!({"name": "codex", "arguments": arguments});
-    Protocol::Mcp.request(id, "tools/call", Some(params))
+    request(Protocol::McpServer, id, "tools/call", Some(params))
 }
 
 /// mcp-server: the next prompt of a conversation (`codex-reply`), with the
 /// thread named as the version wants (`threadId` from 0.87).
-pub fn mcp_reply(id: u64, prompt: &str, thread: &str, version: Option<Version>) -> Value {
+fn mcp_reply(id: u64, prompt: &str, thread: &str, version: Option<Version>) -> Value {
     let key = match version {
         Some(v) if v < Version(0, 87, 0) => "conversationId",
         _ => "threadId",
     };
     let params = json!({"name": "codex-reply", "arguments": {"prompt": prompt, key: thread}});
-    Protocol::Mcp.request(id, "tools/call", Some(params))
+    request(Protocol::McpServer, id, "tools/call", Some(params))
 }
 
 /// mcp-server: stops a running `tools/call`.
-pub fn mcp_cancel(request: &Value) -> Value {
-    let params = json!({"requestId": request, "reason": "interrupted by codex-send"});
-    Protocol::Mcp.notification("notifications/cancelled", Some(params))
+pub fn mcp_cancel(running: &RequestId) -> Value {
+    let params = json!({"requestId": running.to_json(), "reason": "interrupted by codex-send"});
+    notification(Protocol::McpServer, "notifications/cancelled", Some(params))
 }
 
 /// app-server: a new thread, with its settings.
 pub fn app_thread_start(id: u64, settings: &Settings) -> Value {
     let params = Value::Object(settings.arguments(APP_NAMES));
-    Protocol::App.request(id, "thread/start", Some(params))
+    request(Protocol::AppServer, id, "thread/start", Some(params))
 }
 
 /// app-server: loads a thread another process wrote (a session that
@@ -288,19 +301,24 @@ pub fn app_thread_start(id: u64, settings: &Settings) -> Value {
 pub fn app_thread_resume(id: u64, thread: &str, settings: &Settings) -> Value {
     let mut params = settings.arguments(APP_NAMES);
     params.insert("threadId".into(), thread.into());
-    Protocol::App.request(id, "thread/resume", Some(Value::Object(params)))
+    request(
+        Protocol::AppServer,
+        id,
+        "thread/resume",
+        Some(Value::Object(params)),
+    )
 }
 
 /// app-server: a turn on a thread.
-pub fn app_turn_start(id: u64, thread: &str, prompt: &str) -> Value {
+fn app_turn_start(id: u64, thread: &str, prompt: &str) -> Value {
     let params = json!({"threadId": thread, "input": [{"type": "text", "text": prompt}]});
-    Protocol::App.request(id, "turn/start", Some(params))
+    request(Protocol::AppServer, id, "turn/start", Some(params))
 }
 
 /// app-server: stops the running turn.
 pub fn app_interrupt(id: u64, thread: &str, turn: &str) -> Value {
     let params = json!({"threadId": thread, "turnId": turn});
-    Protocol::App.request(id, "turn/interrupt", Some(params))
+    request(Protocol::AppServer, id, "turn/interrupt", Some(params))
 }
 
 /// `--config K=V`: V as JSON when it is JSON (`true`, `3`, `"x"`,
@@ -331,8 +349,8 @@ mod tests {
             Some(Version(0, 170, 0))
         );
         assert_eq!(Version::parse("codex"), None);
-        assert_eq!(Version(0, 55, 0).protocol(), Protocol::Mcp);
-        assert_eq!(Version(0, 57, 0).protocol(), Protocol::App);
+        assert_eq!(Version(0, 55, 0).protocol(), Protocol::McpServer);
+        assert_eq!(Version(0, 57, 0).protocol(), Protocol::AppServer);
     }
 
     #[test]
