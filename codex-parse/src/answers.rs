@@ -30,13 +30,8 @@ pub enum Awaited {
 }
 
 impl Awaited {
-    /// The id this line gives in answer to `request`; its error if the
-    /// request failed; `None` if the line is not that answer.
-    pub fn find(self, line: &Value, request: &RequestId) -> Option<Result<String>> {
-        self.find_json(line, &request.to_json())
-    }
-
-    /// [`Awaited::find`], with the id as lines write it.
+    /// The id this line gives in answer to `request` (as lines write it);
+    /// its error if the request failed; `None` if the line is not that answer.
     fn find_json(self, line: &Value, request: &Value) -> Option<Result<String>> {
         match self {
             Awaited::StartedThread => started_thread(line, request),

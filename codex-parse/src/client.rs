@@ -29,8 +29,9 @@ pub struct ClientSide {
     pub reply_threads: HashMap<String, String>,
     /// The prompts sent (`codex`, `codex-reply` tools/calls), in order.
     pub prompts: Vec<Prompt>,
-    /// The first id above every number a request used.
-    pub next_id: u64,
+    /// The first id above every number a request used; `None` once one
+    /// used the largest, so that none is left that no request has used.
+    pub next_id: Option<u64>,
 }
 
 /// A request the client sent.
@@ -68,7 +69,7 @@ impl Default for ClientSide {
             errored: Vec::new(),
             reply_threads: HashMap::new(),
             prompts: Vec::new(),
-            next_id: 1,
+            next_id: Some(1),
         }
     }
 }
@@ -133,7 +134,8 @@ impl ClientSide {
 
     fn sent(&mut self, line: &Value, id: RequestId, method: &str) {
         if let RequestId::Number(n) = id {
-            self.next_id = self.next_id.max(n.saturating_add(1));
+            let after = n.checked_add(1);
+            self.next_id = self.next_id.zip(after).map(|(next, after)| next.max(after));
         }
         let text = id.to_string();
         if let Some(thread) = reply_thread(line) {
@@ -212,7 +214,7 @@ mod tests {
         let side = ClientSide::parse_buffer(FEED).unwrap_or_default();
         assert_eq!(side.protocol, Some(Protocol::McpServer));
         assert!(side.has_handshake);
-        assert_eq!(side.next_id, 5);
+        assert_eq!(side.next_id, Some(5));
         assert!(side.has_answered(&RequestId::from_text("7")));
         assert_eq!(side.last_request(&["codex"]), Some(&RequestId::Number(1)));
         assert_eq!(side.reply_threads.get("4").map(String::as_str), Some("t1"));
@@ -232,7 +234,10 @@ mod tests {
         // The lenient reading passes over what a feed is still writing.
         assert_eq!(
             ClientSide::parse(b"{\"id\":2,\"method\":\"x\"}\n{\"id\"").next_id,
-            3
+            Some(3)
         );
+        // After the largest id, none is left.
+        let last = format!("{{\"id\":{},\"method\":\"x\"}}\n", u64::MAX);
+        assert_eq!(ClientSide::parse(last.as_bytes()).next_id, None);
     }
 }

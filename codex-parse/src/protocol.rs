@@ -54,17 +54,21 @@ impl Protocol {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RequestId {
     Number(u64),
+    /// Any other number a line carried (negative, fractional, beyond
+    /// `u64`), kept as written so that a reply or a cancel names it back
+    /// exactly; no client of ours writes one.
+    OtherNumber(serde_json::Number),
     Text(String),
 }
 
 impl RequestId {
     /// The id a line carries: `None` for one that is neither a number nor
-    /// a string. A number that is not a `u64` keeps the text it shows.
+    /// a string.
     pub fn from_json(id: &serde_json::Value) -> Option<RequestId> {
         match id {
             serde_json::Value::Number(n) => Some(
                 n.as_u64()
-                    .map_or_else(|| RequestId::Text(n.to_string()), RequestId::Number),
+                    .map_or_else(|| RequestId::OtherNumber(n.clone()), RequestId::Number),
             ),
             serde_json::Value::String(s) => Some(RequestId::Text(s.clone())),
             _ => None,
@@ -81,6 +85,7 @@ impl RequestId {
     pub fn into_text(self) -> String {
         match self {
             RequestId::Number(n) => n.to_string(),
+            RequestId::OtherNumber(n) => n.to_string(),
             RequestId::Text(text) => text,
         }
     }
@@ -89,6 +94,7 @@ impl RequestId {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             RequestId::Number(n) => (*n).into(),
+            RequestId::OtherNumber(n) => serde_json::Value::Number(n.clone()),
             RequestId::Text(text) => text.as_str().into(),
         }
     }
@@ -104,6 +110,7 @@ impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             RequestId::Number(n) => write!(f, "{n}"),
+            RequestId::OtherNumber(n) => write!(f, "{n}"),
             RequestId::Text(text) => f.write_str(text),
         }
     }
@@ -123,10 +130,12 @@ mod tests {
             assert_eq!(RequestId::from_text(&text).to_json(), line);
         }
         assert_eq!(RequestId::from_json(&json!(null)), None);
-        // A number no client writes keeps the text it shows.
-        assert_eq!(
-            RequestId::from_json(&json!(-1)).map(RequestId::into_text),
-            Some("-1".to_string())
-        );
+        // A number no client writes is written back as it came, and shows
+        // its text.
+        for odd in [json!(-3), json!(4.0), json!(1.8446744073709552e19)] {
+            let id = RequestId::from_json(&odd);
+            assert_eq!(id.as_ref().map(RequestId::to_json), Some(odd.clone()));
+            assert_eq!(id.map(RequestId::into_text), Some(odd.to_string()));
+        }
     }
 }

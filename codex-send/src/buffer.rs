@@ -74,11 +74,14 @@ impl Buffer {
         self.client.has_answered(id)
     }
 
-    /// The next id no request of this buffer has used.
-    pub fn next_id(&mut self) -> u64 {
-        let id = self.client.next_id;
-        self.client.next_id += 1;
-        id
+    /// The next id no request of this buffer has used; none is left after
+    /// one that used the largest.
+    pub fn next_id(&mut self) -> Result<u64> {
+        let id = self.client.next_id.ok_or_else(|| {
+            Error::usage("the buffer's request ids are used up (one is the largest number)")
+        })?;
+        self.client.next_id = id.checked_add(1);
+        Ok(id)
     }
 
     /// The id of the last request of one of these methods (or tools).

@@ -50,10 +50,10 @@ impl Target {
         }
     }
 
-    fn next_id(&mut self) -> u64 {
+    fn next_id(&mut self) -> Result<u64> {
         match self {
             Target::Buffer(buffer) => buffer.next_id(),
-            Target::Print(lines) => lines.len() as u64 + 1,
+            Target::Print(lines) => Ok(lines.len() as u64 + 1),
         }
     }
 
@@ -94,7 +94,7 @@ fn to_target(
         }
         What::Interrupt => interrupt_line(target, protocol)?,
         What::Prompt(prompt) => {
-            let id = target.next_id();
+            let id = target.next_id()?;
             target.push(protocol, prompt_line(call, id, protocol, version, prompt)?)?;
             return Ok(Some(id));
         }
@@ -102,7 +102,7 @@ fn to_target(
             if protocol == Protocol::McpServer {
                 return Err(mcp_has_no_empty_thread());
             }
-            let id = target.next_id();
+            let id = target.next_id()?;
             let settings = call.settings.resolve(protocol, version)?;
             target.push(protocol, wire::app_thread_start(id, &settings))?;
             return Ok(Some(id));

@@ -59,7 +59,7 @@ fn session_prompt(call: &Call, session: &SessionTask, prompt: &str) -> Result<u6
         None => last_thread(call, session, &settings)?,
     };
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
-    let id = buffer.next_id();
+    let id = buffer.next_id()?;
     let line = wire::prompt(
         protocol,
         id,
@@ -85,7 +85,7 @@ fn resume_unless_loaded(
         return Ok(());
     }
     let mut buffer = Buffer::open_feed(&session.paths.input())?;
-    let id = buffer.next_id();
+    let id = buffer.next_id()?;
     buffer.append(
         Protocol::AppServer,
         &[wire::app_thread_resume(id, thread, settings)],
@@ -142,7 +142,7 @@ fn start_thread_in(
     settings: &Settings,
     mut buffer: Buffer,
 ) -> Result<String> {
-    let id = buffer.next_id();
+    let id = buffer.next_id()?;
     buffer.append(Protocol::AppServer, &[wire::app_thread_start(id, settings)])?;
     drop(buffer);
     session.wait_for(
@@ -209,7 +209,7 @@ fn session_interrupt(session: &SessionTask) -> Result<ExitCode> {
                 session.paths.id
             )));
         };
-        wire::app_interrupt(buffer.next_id(), thread, running.turn)
+        wire::app_interrupt(buffer.next_id()?, thread, running.turn)
     };
     buffer.append(session.protocol, &[line])?;
     Ok(ExitCode::SUCCESS)

@@ -367,3 +367,40 @@ fn bad_input_is_refused_and_nothing_is_written() {
         .success();
     assert_eq!(lines_of(&fs::read_to_string(&buffer).unwrap()).len(), 5);
 }
+
+/// A buffer's ids are named back as they were written: a cancel of a
+/// request whose id is a negative or fractional number carries that
+/// number, not its text. A buffer whose requests used the largest id has
+/// none left: the call is refused, and the buffer is untouched.
+#[test]
+fn a_buffers_odd_ids_are_named_back_as_written_and_used_up_ids_are_refused() {
+    let env = Env::new();
+    let handshake = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{}}\n";
+    for odd in ["-3", "4.5"] {
+        let buffer = env.dir.path().join(format!("odd{odd}.jsonl"));
+        let call = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{odd},\"method\":\"tools/call\",\"params\":{{\"name\":\"codex\",\"arguments\":{{\"prompt\":\"x\"}}}}}}\n"
+        );
+        fs::write(&buffer, format!("{handshake}{call}")).unwrap();
+        let to = buffer.to_str().unwrap();
+        env.run(CODEX_SEND, &["--to", to, "--interrupt"]).success();
+        let lines = lines_of(&fs::read_to_string(&buffer).unwrap());
+        let cancel = &lines[2];
+        assert_eq!(cancel["method"], "notifications/cancelled", "{cancel}");
+        let written: Value = serde_json::from_str(odd).unwrap();
+        assert_eq!(cancel["params"]["requestId"], written, "{cancel}");
+    }
+    let full = env.dir.path().join("full.jsonl");
+    let last = format!(
+        "{handshake}{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"tools/call\",\"params\":{{}}}}\n",
+        u64::MAX
+    );
+    fs::write(&full, &last).unwrap();
+    let out = env.run(CODEX_SEND, &["--to", full.to_str().unwrap(), "x"]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        out.stderr.starts_with("codex-send: ") && out.stderr.contains("ids are used up"),
+        "{out:?}"
+    );
+    assert_eq!(fs::read_to_string(&full).unwrap(), last);
+}
