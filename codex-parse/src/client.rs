@@ -111,11 +111,7 @@ impl ClientSide {
     pub fn note(&mut self, line: &Value) {
         let method = line.get("method").and_then(Value::as_str);
         if self.protocol.is_none() && (method.is_some() || line.get("result").is_some()) {
-            self.protocol = Some(if line.get("jsonrpc").is_some() {
-                Protocol::McpServer
-            } else {
-                Protocol::AppServer
-            });
+            self.protocol = Some(Protocol::server_of(line));
         }
         if method == Some("initialize") {
             self.has_handshake = true;

@@ -41,6 +41,17 @@ impl Protocol {
         }
     }
 
+    /// The server a JSON-RPC line (a request, a result, an error) is of,
+    /// from either side: mcp-server's lines carry `jsonrpc`, app-server's
+    /// do not.
+    pub fn server_of(line: &serde_json::Value) -> Protocol {
+        if line.get("jsonrpc").is_some() {
+            Protocol::McpServer
+        } else {
+            Protocol::AppServer
+        }
+    }
+
     /// A server a client talks to (what codex-send writes for), not a
     /// one-shot `exec` run.
     pub fn is_server(self) -> bool {

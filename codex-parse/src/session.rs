@@ -379,11 +379,7 @@ pub fn detect(value: &Value) -> Option<Protocol> {
     }
     if value.get("id").is_some() && (value.get("result").is_some() || value.get("error").is_some())
     {
-        return Some(if value.get("jsonrpc").is_some() {
-            Protocol::McpServer
-        } else {
-            Protocol::AppServer
-        });
+        return Some(Protocol::server_of(value));
     }
     None
 }
