@@ -5,6 +5,7 @@ pub mod exec;
 pub mod fields;
 pub mod mcp;
 pub mod reply;
+mod turns;
 
 use serde_json::Value;
 
