@@ -121,6 +121,8 @@ pub fn prepare(line: &[u8], complete: bool, mode: Mode) -> Prepared {
         let read = match mode.protocol {
             Some(Protocol::McpServer) if fast => fast_read(line, envelope),
             Some(Protocol::AppServer) if fast => app_fast_read(line, envelope),
+            Some(Protocol::ExecJson) if fast => crate::fold::exec::read(line)
+                .map(|event| Line::Fast(FastEvent::Exec(Box::new(event)))),
             _ => None,
         };
         if let Some(read) = read {
