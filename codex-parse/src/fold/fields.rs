@@ -291,6 +291,8 @@ pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
 /// An event read the fast way, ready to fold with its line.
 pub enum FastEvent {
     Mcp(McpEvent),
+    /// An app-server notification ([`super::app_line::read`]).
+    App(&'static str, Box<super::app_line::AppParams>),
     /// An `exec --json` line ([`super::exec::read`]).
     Exec(Box<super::exec::ExecLine>),
 }
@@ -313,6 +315,9 @@ impl FastEvent {
                     line,
                 };
                 event_msg(session, &event.request_id, thread, &view);
+            }
+            FastEvent::App(method, params) => {
+                super::app::notification(session, method, params, line);
             }
             FastEvent::Exec(event) => {
                 // Only a kind the fold knows is read fast.

@@ -1,6 +1,7 @@
 //! One module per protocol: how its lines fold into requests or turns.
 
 pub mod app;
+pub mod app_line;
 pub mod exec;
 pub mod fields;
 pub mod mcp;
@@ -8,8 +9,6 @@ pub mod reply;
 mod turns;
 
 use serde_json::Value;
-
-use crate::model::{Command, Request};
 
 /// One readable line for `--follow`: the event, then what matters in it.
 pub fn describe(kind: &str, event: &Value) -> String {
@@ -35,43 +34,6 @@ pub fn describe(kind: &str, event: &Value) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {detail}")
-    }
-}
-
-/// How one protocol spells a command item's fields (app-server camelCase,
-/// exec snake_case).
-pub struct CommandKeys {
-    pub running: &'static str,
-    pub exit_code: &'static str,
-    pub output: &'static str,
-}
-
-/// A command item's start or end; test results from its output.
-pub fn command_item(
-    request: &mut Request,
-    item: &Value,
-    id: String,
-    completed: bool,
-    keys: &CommandKeys,
-) {
-    let status = match item.get("status").and_then(Value::as_str) {
-        Some(running) if running == keys.running => "running".to_string(),
-        None => "running".to_string(),
-        Some(other) => other.to_string(),
-    };
-    request.command(Command {
-        command: item.get("command").map(command_text).unwrap_or_default(),
-        exit_code: item.get(keys.exit_code).and_then(Value::as_i64),
-        status,
-        call_id: id,
-    });
-    if completed
-        && let Some(counts) = item
-            .get(keys.output)
-            .and_then(Value::as_str)
-            .and_then(crate::testcount::recognise)
-    {
-        request.add_tests(counts);
     }
 }
 
