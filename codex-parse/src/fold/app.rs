@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use super::app_line::{AppItem, AppParams};
-use super::{command_text, tokens};
-use crate::model::{Approval, Command, Request, Status};
+use super::{CommandItem, command_item, command_text, tokens};
+use crate::model::{Approval, Request, Status};
 use crate::session::{Session, id_text, text};
-use crate::text::Text;
+use crate::text::field as get;
 
 pub fn line(session: &mut Session, value: &Value) {
     let method = value.get("method").and_then(Value::as_str);
@@ -65,7 +65,7 @@ fn parsed_notification(session: &mut Session, method: &str, params: &Value) {
     notification(session, method, &AppParams::of_value(params), &[]);
 }
 
-/// Folds a notification in; `bytes`: the line its [`Text`]s are places in.
+/// Folds a notification in; `bytes`: the line its [`crate::text::Text`]s are places in.
 pub fn notification(session: &mut Session, method: &str, params: &AppParams, bytes: &[u8]) {
     let thread = get(&params.thread_id, bytes);
     let turn_object = params.turn.as_deref();
@@ -141,11 +141,6 @@ fn error_message(error: Option<&Value>) -> Option<&str> {
     error?.get("message")?.as_str()
 }
 
-/// A string field, given the line it was read from.
-fn get<'a>(text: &'a Option<Text>, bytes: &'a [u8]) -> Option<&'a str> {
-    text.as_ref().and_then(|text| text.get(bytes))
-}
-
 fn fold_item(request: &mut Request, item: &AppItem, completed: bool, bytes: &[u8]) {
     match get(&item.kind, bytes) {
         Some("agentMessage") if completed => {
@@ -165,24 +160,14 @@ fn fold_item(request: &mut Request, item: &AppItem, completed: bool, bytes: &[u8
             }
         }
         Some("commandExecution") => {
-            let status = match get(&item.status, bytes) {
-                Some("inProgress") | None => "running",
-                Some(other) => other,
-            };
-            request.command(Command {
-                command: item
-                    .command
-                    .as_ref()
-                    .map(|c| c.0.clone())
-                    .unwrap_or_default(),
+            let command = CommandItem {
+                id: get(&item.id, bytes),
+                command: item.command.as_ref(),
+                status: get(&item.status, bytes),
                 exit_code: item.exit_code,
-                status: status.to_string(),
-                call_id: get(&item.id, bytes).unwrap_or_default().to_string(),
-            });
-            let output = get(&item.aggregated_output, bytes).filter(|_| completed);
-            if let Some(counts) = output.and_then(crate::testcount::recognise) {
-                request.add_tests(counts);
-            }
+                output: get(&item.aggregated_output, bytes),
+            };
+            command_item(request, command, "inProgress", completed);
         }
         // Only an applied change changes files: not one waiting for its
         // approval, nor one declined.

@@ -13,10 +13,10 @@
 use serde_json::Value;
 
 use super::fields::CommandLine;
-use super::{command_text, mcp, tokens};
-use crate::model::{Command, Request, Status};
+use super::{CommandItem, command_item, command_text, mcp, tokens};
+use crate::model::{Request, Status};
 use crate::session::Session;
-use crate::text::{Text, by_keys, parse_line};
+use crate::text::{Text, by_keys, field as get, parse_line};
 
 /// The fields of an exec line a summary reads.
 #[derive(Default)]
@@ -191,11 +191,6 @@ pub fn fold(session: &mut Session, event: &ExecLine, bytes: &[u8]) {
     }
 }
 
-/// A string field, given the line it was read from.
-fn get<'a>(text: &'a Option<Text>, bytes: &'a [u8]) -> Option<&'a str> {
-    text.as_ref().and_then(|text| text.get(bytes))
-}
-
 /// The turn in progress: the last one, while it is open.
 fn current_turn(session: &mut Session) -> Option<&mut Request> {
     session.requests.last_mut().filter(|r| !r.answered)
@@ -220,24 +215,14 @@ fn fold_item(request: &mut Request, item: Option<&ExecItem>, completed: bool, by
             }
         }
         Some("command_execution") => {
-            let status = match get(&item.status, bytes) {
-                Some("in_progress") | None => "running",
-                Some(other) => other,
-            };
-            request.command(Command {
-                command: item
-                    .command
-                    .as_ref()
-                    .map(|c| c.0.clone())
-                    .unwrap_or_default(),
+            let command = CommandItem {
+                id: get(&item.id, bytes),
+                command: item.command.as_ref(),
+                status: get(&item.status, bytes),
                 exit_code: item.exit_code,
-                status: status.to_string(),
-                call_id: get(&item.id, bytes).unwrap_or_default().to_string(),
-            });
-            let output = get(&item.aggregated_output, bytes).filter(|_| completed);
-            if let Some(counts) = output.and_then(crate::testcount::recognise) {
-                request.add_tests(counts);
-            }
+                output: get(&item.aggregated_output, bytes),
+            };
+            command_item(request, command, "in_progress", completed);
         }
         Some("file_change") if completed && get(&item.status, bytes) != Some("failed") => {
             for change in item.changes.iter().flatten() {

@@ -10,6 +10,8 @@ mod turns;
 
 use serde_json::Value;
 
+use crate::model::{Command, Request};
+
 /// One readable line for `--follow`: the event, then what matters in it.
 pub fn describe(kind: &str, event: &Value) -> String {
     let field = |key: &str| event.get(key).filter(|v| !v.is_null());
@@ -34,6 +36,34 @@ pub fn describe(kind: &str, event: &Value) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {detail}")
+    }
+}
+
+/// A command item's fields as read (app-server `commandExecution`, exec
+/// `command_execution`).
+pub struct CommandItem<'a> {
+    pub id: Option<&'a str>,
+    pub command: Option<&'a fields::CommandLine>,
+    pub status: Option<&'a str>,
+    pub exit_code: Option<i64>,
+    pub output: Option<&'a str>,
+}
+
+/// A command item's start or end; `running`: how the protocol spells a
+/// running status. Test results come from a completed item's output.
+pub fn command_item(request: &mut Request, item: CommandItem, running: &str, completed: bool) {
+    let status = match item.status {
+        Some(status) if status != running => status,
+        _ => "running",
+    };
+    request.command(Command {
+        command: item.command.map(|c| c.0.clone()).unwrap_or_default(),
+        exit_code: item.exit_code,
+        status: status.to_string(),
+        call_id: item.id.unwrap_or_default().to_string(),
+    });
+    if completed && let Some(counts) = item.output.and_then(crate::testcount::recognise) {
+        request.add_tests(counts);
     }
 }
 
