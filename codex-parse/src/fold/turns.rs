@@ -107,15 +107,12 @@ pub(super) fn prompt_event(
     let Some(text) = text else {
         return;
     };
-    if session.protocol != Some(Protocol::McpServer)
-        || !session.ledgers.values().any(|l| l.disordered)
-    {
+    if session.protocol != Some(Protocol::McpServer) {
         return;
     }
-    let tagged = session.request_index(request_id, thread);
-    if !disordered(session, tagged) {
+    let Some(tagged) = prompt_request(session, request_id, thread) else {
         return;
-    }
+    };
     // The open turn (a turn left out too: it may be this prompt's).
     if let Some(owner) = session
         .ledgers
@@ -124,6 +121,27 @@ pub(super) fn prompt_event(
     {
         own_prompt(session, tagged, owner, text);
     }
+}
+
+/// The request a `user_message` came under, if its conversation is out
+/// of order. A request already known with its thread is judged with one
+/// lookup. Otherwise looking it up would create it or name its thread,
+/// which is only done once some conversation is out of order: that scan
+/// of every conversation, once per prompt, grew with the session.
+fn prompt_request(session: &mut Session, request_id: &str, thread: Option<&str>) -> Option<usize> {
+    let known = session
+        .find(request_id, thread)
+        .filter(|&index| thread.is_none() || session.requests[index].thread_id.is_some());
+    let tagged = match known {
+        Some(index) => index,
+        None => {
+            if !session.ledgers.values().any(|l| l.disordered) {
+                return None;
+            }
+            session.request_index(request_id, thread)
+        }
+    };
+    disordered(session, tagged).then_some(tagged)
 }
 
 /// 0.153 repeats a turn's prompt (`user_message.message`) right after its
