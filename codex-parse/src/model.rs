@@ -241,10 +241,12 @@ impl Request {
         total.failed = total.failed.saturating_add(counts.failed);
     }
 
+    /// The deltas' buffers are let go, not cleared: a summary keeps every
+    /// request, and a cleared buffer would keep its message's size for good.
     pub fn message(&mut self, text: String) {
-        self.partial_message.clear();
-        self.partial_old.clear();
-        self.deferred_deltas.clear();
+        self.partial_message = String::new();
+        self.partial_old = String::new();
+        self.deferred_deltas = Vec::new();
         self.final_message = Some(text.clone());
         self.messages.push(text);
     }

@@ -12,6 +12,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bg_shared::{Error, Result};
 
+use self::buffer::Buffer;
+
 use crate::model::Protocol;
 use crate::prepare::{Mode, Prepared, prepare, push};
 use crate::session::{MAX_LINE, Session};
@@ -23,12 +25,14 @@ use crate::session::{MAX_LINE, Session};
 const BATCH: usize = 512 << 10;
 const MAX_WORKERS: usize = 4;
 
+mod buffer;
+
 /// A batch's bytes (whole lines) and, once prepared, its lines. Slots go
 /// round the pool and keep their memory: memory touched for the first time
 /// is costly (about 1 ms per MB on the 2-core VMs this is measured on).
 #[derive(Default)]
 struct Slot {
-    bytes: Vec<u8>,
+    bytes: Buffer,
     lines: Vec<Prepared>,
 }
 
@@ -55,18 +59,18 @@ fn read_in_batches(
     let mut batches = Batches::new(input, batch, max_line);
     // Until the protocol is known, lines take the careful path: learn it
     // here first, from the stream's first batches.
-    let mut buffer = Vec::new();
+    let mut buffer = Buffer::default();
     let mut more = true;
     while more && session.protocol.is_none() {
         more = batches.next(&mut buffer)?;
-        session.feed(&buffer);
+        session.feed(buffer.bytes());
     }
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(MAX_WORKERS);
     while more && workers < 2 {
         more = batches.next(&mut buffer)?;
-        session.feed(&buffer);
+        session.feed(buffer.bytes());
     }
     if more {
         batches = in_parallel(batches, session, workers)?;
@@ -91,7 +95,7 @@ struct Input<'a> {
 
 impl Input<'_> {
     /// Reads the next batch into `bytes`, and its number; `None` at the end.
-    fn next(&mut self, bytes: &mut Vec<u8>) -> Option<u64> {
+    fn next(&mut self, bytes: &mut Buffer) -> Option<u64> {
         while !self.ended {
             match self.batches.next(bytes) {
                 Ok(more) => self.ended = !more,
@@ -190,8 +194,9 @@ fn read_and_prepare(
 fn prepare_slot(slot: &mut Slot, mode: Mode) {
     let mut start = 0;
     // A batch holds whole lines: each one ends with a newline.
-    for end in memchr::memchr_iter(b'\n', &slot.bytes) {
-        let mut prepared = prepare(&slot.bytes[start..end], true, mode);
+    let bytes = slot.bytes.bytes();
+    for end in memchr::memchr_iter(b'\n', bytes) {
+        let mut prepared = prepare(&bytes[start..end], true, mode);
         prepared.start = start;
         push(&mut slot.lines, prepared);
         start = end + 1;
@@ -224,7 +229,7 @@ fn fold_in_order(
         waiting.insert(seq, slot);
         while let Some(mut slot) = waiting.remove(&next) {
             for prepared in slot.lines.drain(..) {
-                session.apply(prepared, &slot.bytes);
+                session.apply(prepared, slot.bytes.bytes());
             }
             if let Some(protocol) = session.protocol {
                 let _ = hint.set(protocol);
@@ -264,9 +269,10 @@ impl<'a> Batches<'a> {
 
     /// Fills `buffer` with the next batch of whole lines; false at the end
     /// of the stream (the bytes after the last newline stay in `carry`).
-    fn next(&mut self, buffer: &mut Vec<u8>) -> Result<bool> {
+    fn next(&mut self, buffer: &mut Buffer) -> Result<bool> {
         buffer.clear();
-        buffer.append(&mut self.carry);
+        buffer.extend_from_slice(&self.carry);
+        self.carry.clear();
         loop {
             if buffer.len() >= self.batch && self.cut(buffer) {
                 return Ok(true);
@@ -276,11 +282,8 @@ impl<'a> Batches<'a> {
                 self.dropping = true;
             }
             let start = buffer.len();
-            // Exactly: a doubled buffer would only be more fresh memory.
-            buffer.reserve_exact(self.batch);
-            let read = (&mut *self.input)
-                .take(self.batch as u64)
-                .read_to_end(buffer)
+            let read = buffer
+                .read_from(&mut *self.input, self.batch)
                 .map_err(|err| Error::io("reading the stream", err))?;
             if self.dropping {
                 self.drop_overlong(buffer, start);
@@ -291,7 +294,8 @@ impl<'a> Batches<'a> {
                     self.skipped += 1;
                 }
                 if !self.cut(buffer) {
-                    self.carry.append(buffer);
+                    self.carry.extend_from_slice(buffer.bytes());
+                    buffer.clear();
                 }
                 if self.carry.len() > self.max_line {
                     self.carry.clear();
@@ -304,20 +308,20 @@ impl<'a> Batches<'a> {
 
     /// Moves what follows the last newline to `carry`; false if there is
     /// no newline.
-    fn cut(&mut self, buffer: &mut Vec<u8>) -> bool {
-        let Some(end) = memchr::memrchr(b'\n', buffer) else {
+    fn cut(&mut self, buffer: &mut Buffer) -> bool {
+        let Some(end) = memchr::memrchr(b'\n', buffer.bytes()) else {
             return false;
         };
-        self.carry.extend_from_slice(&buffer[end + 1..]);
+        self.carry.extend_from_slice(&buffer.bytes()[end + 1..]);
         buffer.truncate(end + 1);
         true
     }
 
     /// Drops the overlong line's bytes read from `start` on, up to its end.
-    fn drop_overlong(&mut self, buffer: &mut Vec<u8>, start: usize) {
-        match memchr::memchr(b'\n', &buffer[start..]) {
+    fn drop_overlong(&mut self, buffer: &mut Buffer, start: usize) {
+        match memchr::memchr(b'\n', &buffer.bytes()[start..]) {
             Some(end) => {
-                buffer.drain(..=start + end);
+                buffer.drain_front(start + end + 1);
                 self.dropping = false;
                 self.skipped += 1;
             }

@@ -121,6 +121,8 @@ pub fn prepare(line: &[u8], complete: bool, mode: Mode) -> Prepared {
         let read = match mode.protocol {
             Some(Protocol::McpServer) if fast => fast_read(line, envelope),
             Some(Protocol::AppServer) if fast => app_fast_read(line, envelope),
+            Some(Protocol::ExecJson) if fast => crate::fold::exec::read(line)
+                .map(|event| Line::Fast(FastEvent::Exec(Box::new(event)))),
             _ => None,
         };
         if let Some(read) = read {
@@ -154,7 +156,11 @@ fn fast_read(line: &[u8], envelope: Envelope) -> Option<Line> {
 
 fn app_fast_read(line: &[u8], envelope: Envelope) -> Option<Line> {
     if envelope != Envelope::Method(b"item/agentMessage/delta") {
-        return None;
+        let Envelope::Method(name) = envelope else {
+            return None;
+        };
+        let (method, params) = crate::fold::app_line::read(line, name)?;
+        return Some(Line::Fast(FastEvent::App(method, Box::new(params))));
     }
     let (deferred, turn, thread) = lazy::app_delta(line)?;
     Some(Line::Deferred {

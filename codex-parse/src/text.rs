@@ -37,6 +37,11 @@ impl Text {
     }
 }
 
+/// A string field read from `line`, if there is one.
+pub fn field<'a>(text: &'a Option<Text>, line: &'a [u8]) -> Option<&'a str> {
+    text.as_ref().and_then(|text| text.get(line))
+}
+
 /// The bytes as a string if they are UTF-8: the SIMD check, several times
 /// faster than the standard one on long ASCII text, which is most of what a
 /// summary reads.

@@ -5,16 +5,18 @@
 
 use serde_json::Value;
 
-use super::{CommandKeys, command_item, command_text, tokens};
-use crate::model::{Approval, Status};
+use super::app_line::{AppItem, AppParams};
+use super::{CommandItem, command_item, command_text, tokens};
+use crate::model::{Approval, Request, Status};
 use crate::session::{Session, id_text, text};
+use crate::text::field as get;
 
 pub fn line(session: &mut Session, value: &Value) {
     let method = value.get("method").and_then(Value::as_str);
     let id = value.get("id").and_then(id_text);
     match (method, id) {
         (Some(method), Some(id)) => server_request(session, &id, method, &value["params"]),
-        (Some(method), None) => notification(session, method, &value["params"]),
+        (Some(method), None) => parsed_notification(session, method, &value["params"]),
         (None, Some(id)) => {
             note_writer_lock(session, &id, value);
             session.responses.insert(id);
@@ -37,36 +39,50 @@ fn note_writer_lock(session: &mut Session, id: &str, response: &Value) {
     }
 }
 
-fn notification(session: &mut Session, method: &str, params: &Value) {
-    let thread = params.get("threadId").and_then(Value::as_str);
+/// A notification whose params the careful path parsed: its note for
+/// `--follow`, then the fold.
+fn parsed_notification(session: &mut Session, method: &str, params: &Value) {
     let turn = params
         .get("turnId")
         .and_then(Value::as_str)
         .or_else(|| params.pointer("/turn/id").and_then(Value::as_str));
     match method {
+        "thread/started" | "thread/status/changed" | "configWarning" => {
+            session.note(|| method.to_string());
+        }
+        "serverRequest/resolved" | "item/agentMessage/delta" => {}
+        _ => {
+            if let Some(turn) = turn {
+                session.note(|| {
+                    format!(
+                        "[{turn}] {}",
+                        super::describe(method, params.get("item").unwrap_or(params))
+                    )
+                });
+            }
+        }
+    }
+    notification(session, method, &AppParams::of_value(params), &[]);
+}
+
+/// Folds a notification in; `bytes`: the line its [`crate::text::Text`]s are places in.
+pub fn notification(session: &mut Session, method: &str, params: &AppParams, bytes: &[u8]) {
+    let thread = get(&params.thread_id, bytes);
+    let turn_object = params.turn.as_deref();
+    let turn = get(&params.turn_id, bytes).or_else(|| turn_object.and_then(|t| get(&t.id, bytes)));
+    match method {
         "serverRequest/resolved" => {
-            if let Some(id) = params.get("requestId").and_then(id_text) {
+            if let Some(id) = params.request_id.as_ref().and_then(id_text) {
                 session.resolved.insert(id);
             }
             return;
         }
-        "thread/started" | "thread/status/changed" | "configWarning" => {
-            session.note(|| method.to_string());
-            return;
-        }
+        "thread/started" | "thread/status/changed" | "configWarning" => return,
         _ => {}
     }
     let Some(turn) = turn else {
         return;
     };
-    if method != "item/agentMessage/delta" {
-        session.note(|| {
-            format!(
-                "[{turn}] {}",
-                super::describe(method, params.get("item").unwrap_or(params))
-            )
-        });
-    }
     if method == "turn/completed" {
         resolve_turn_approvals(session, turn);
     }
@@ -77,83 +93,89 @@ fn notification(session: &mut Session, method: &str, params: &Value) {
     match method {
         "turn/started" => request.started = true,
         "item/started" | "item/completed" => {
-            item(request, &params["item"], method == "item/completed")
+            if let Some(item) = &params.item {
+                fold_item(request, item, method == "item/completed", bytes);
+            }
         }
         "item/agentMessage/delta" => {
-            if let Some(delta) = params.get("delta").and_then(Value::as_str) {
+            if let Some(delta) = get(&params.delta, bytes) {
                 request.add_delta(delta, false);
             }
         }
         "thread/tokenUsage/updated" => {
-            if let Some(total) = params.pointer("/tokenUsage/total").and_then(tokens) {
-                let last = params.pointer("/tokenUsage/last").and_then(tokens);
+            let usage = params.token_usage.as_deref();
+            if let Some(total) = usage.and_then(|u| u.total.as_ref()).and_then(tokens) {
+                let last = usage.and_then(|u| u.last.as_ref()).and_then(tokens);
                 request.count_tokens(total, last, false);
             }
         }
         "error" => {
-            if params.get("willRetry") == Some(&Value::Bool(true)) {
+            if params.will_retry == Some(true) {
                 request.retries += 1;
             } else {
                 request.retries = 0;
             }
-            if let Some(message) = params.pointer("/error/message").and_then(Value::as_str) {
+            if let Some(message) = error_message(params.error.as_ref()) {
                 request.error(message.to_string());
             }
         }
         "turn/completed" => {
-            let turn = &params["turn"];
             request.answered = true;
-            request.status = match turn.get("status").and_then(Value::as_str) {
+            let status = turn_object.and_then(|t| get(&t.status, bytes));
+            request.status = match status {
                 Some("failed") => Status::Failed,
                 Some("interrupted") => Status::Interrupted,
                 _ => Status::Completed,
             };
-            if let Some(message) = turn.pointer("/error/message").and_then(Value::as_str) {
+            if let Some(message) = error_message(turn_object.and_then(|t| t.error.as_ref())) {
                 request.error(message.to_string());
             }
-            request.duration_ms = turn.get("durationMs").and_then(Value::as_u64);
+            request.duration_ms = turn_object.and_then(|t| t.duration_ms);
         }
         _ => {}
     }
 }
 
-fn item(request: &mut crate::model::Request, item: &Value, completed: bool) {
-    let id = text(item, "id").unwrap_or_default();
-    match item.get("type").and_then(Value::as_str) {
+/// An error object's `message`.
+fn error_message(error: Option<&Value>) -> Option<&str> {
+    error?.get("message")?.as_str()
+}
+
+fn fold_item(request: &mut Request, item: &AppItem, completed: bool, bytes: &[u8]) {
+    match get(&item.kind, bytes) {
         Some("agentMessage") if completed => {
-            if let Some(message) = text(item, "text") {
-                request.message(message);
+            if let Some(message) = get(&item.text, bytes) {
+                request.message(message.to_string());
             }
         }
         Some("reasoning") if completed => {
-            let parts: Vec<&str> = item["summary"]
-                .as_array()
-                .into_iter()
+            let parts: Vec<&str> = item
+                .summary
+                .iter()
                 .flatten()
-                .filter_map(Value::as_str)
+                .filter_map(|part| part.get(bytes))
                 .collect();
             if !parts.is_empty() {
                 request.reasoning.push(parts.join("\n"));
             }
         }
         Some("commandExecution") => {
-            let keys = CommandKeys {
-                running: "inProgress",
-                exit_code: "exitCode",
-                output: "aggregatedOutput",
+            let command = CommandItem {
+                id: get(&item.id, bytes),
+                command: item.command.as_ref(),
+                status: get(&item.status, bytes),
+                exit_code: item.exit_code,
+                output: get(&item.aggregated_output, bytes),
             };
-            command_item(request, item, id, completed, &keys);
+            command_item(request, command, "inProgress", completed);
         }
         // Only an applied change changes files: not one waiting for its
         // approval, nor one declined.
-        Some("fileChange") if completed && text(item, "status").as_deref() == Some("completed") => {
-            for change in item["changes"].as_array().into_iter().flatten() {
-                if let Some(path) = text(change, "path") {
-                    let kind = change
-                        .pointer("/kind/type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("update");
-                    request.file(path, kind.to_string());
+        Some("fileChange") if completed && get(&item.status, bytes) == Some("completed") => {
+            for change in item.changes.iter().flatten() {
+                if let Some(path) = get(&change.path, bytes) {
+                    let kind = change.kind.as_ref().and_then(|k| get(&k.kind, bytes));
+                    request.file(path.to_string(), kind.unwrap_or("update").to_string());
                 }
             }
         }

@@ -204,7 +204,7 @@ impl FastChange {
 
 /// A command given as an argv array or one string, read straight into
 /// its one-line form.
-pub struct CommandLine(String);
+pub struct CommandLine(pub String);
 
 impl<'de> Deserialize<'de> for CommandLine {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -281,15 +281,24 @@ pub fn fast_event(line: &[u8]) -> Option<FastEvent> {
     };
     // Without a type it is no event the fold knows.
     msg.kind.as_ref()?;
-    Some(FastEvent {
+    Some(FastEvent::Mcp(McpEvent {
         request_id: meta.request_id.as_ref().and_then(id_text)?,
         thread: meta.thread_id,
         msg,
-    })
+    }))
 }
 
-/// An mcp-server event read the fast way, ready to fold with its line.
-pub struct FastEvent {
+/// An event read the fast way, ready to fold with its line.
+pub enum FastEvent {
+    Mcp(McpEvent),
+    /// An app-server notification ([`super::app_line::read`]).
+    App(&'static str, Box<super::app_line::AppParams>),
+    /// An `exec --json` line ([`super::exec::read`]).
+    Exec(Box<super::exec::ExecLine>),
+}
+
+/// An mcp-server event: its request, its thread, its `msg`.
+pub struct McpEvent {
     pub request_id: String,
     pub thread: Option<Text>,
     pub msg: Box<FastMsg>,
@@ -298,12 +307,24 @@ pub struct FastEvent {
 impl FastEvent {
     /// Folds the event in; `line`: the line it was read from.
     pub fn fold(&self, session: &mut Session, line: &[u8]) {
-        let thread = self.thread.as_ref().and_then(|thread| thread.get(line));
-        let view = FastView {
-            msg: &self.msg,
-            line,
-        };
-        event_msg(session, &self.request_id, thread, &view);
+        match self {
+            FastEvent::Mcp(event) => {
+                let thread = event.thread.as_ref().and_then(|thread| thread.get(line));
+                let view = FastView {
+                    msg: &event.msg,
+                    line,
+                };
+                event_msg(session, &event.request_id, thread, &view);
+            }
+            FastEvent::App(method, params) => {
+                super::app::notification(session, method, params, line);
+            }
+            FastEvent::Exec(event) => {
+                // Only a kind the fold knows is read fast.
+                session.drift.known();
+                super::exec::fold(session, event, line);
+            }
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use super::fields::Fields;
 use super::reply::Reply;
+pub use super::turns::owner;
+use super::turns::{begin_turn, conversation, disordered, prompt_event};
 use super::{command_text, tokens};
 use crate::model::{Approval, Command, Protocol, Request, Status, Tokens};
 use crate::session::{Session, id_text, text};
@@ -56,7 +58,7 @@ pub fn event_msg<M: Fields>(
     // A turn's prompt, repeated: it only places a turn Codex labelled with
     // the wrong request.
     if kind == "user_message" {
-        prompt_event(session, request_id, thread, msg);
+        prompt_event(session, request_id, thread, msg.text("message"));
         return;
     }
     if !matches!(
@@ -118,197 +120,6 @@ pub fn event_msg<M: Fields>(
     }
 }
 
-/// The conversation a request is in: its thread (from its events, or the
-/// one the client's `codex-reply` named), else the session's only one.
-fn conversation(session: &Session, index: usize) -> &str {
-    if let Some(thread) = &session.requests[index].thread_id {
-        return thread;
-    }
-    let mut keys = session.ledgers.keys();
-    match (keys.next(), keys.next()) {
-        (Some(only), None) => only,
-        _ => "",
-    }
-}
-
-/// True if request `index`'s conversation had an aborted or failed turn
-/// (mcp-server): Codex's labels are no longer to be trusted there.
-fn disordered(session: &Session, index: usize) -> bool {
-    session.ledgers.values().any(|l| l.disordered)
-        && session
-            .ledgers
-            .get(conversation(session, index))
-            .is_some_and(|l| l.disordered)
-}
-
-/// The request a turn begun under request `tagged` belongs to (see
-/// docs/ARCHITECTURE.md, "Turns out of order"). Codex labels a turn with
-/// the request whose listener reads it, and after an aborted or failed
-/// turn that is often another prompt's: an aborted request's listener
-/// goes on reading later turns, and a reply after a failed turn is
-/// answered with that turn's completion while its own turn waits for the
-/// next listener. In a conversation where that happened, a turn belongs
-/// to the first prompt sent to it that has had no turn yet (the client's
-/// input feed tells the order; without it, the order the stream named the
-/// requests in); `None` if there is none.
-fn begin_turn(session: &mut Session, tagged: usize) -> Option<usize> {
-    let key = conversation(session, tagged).to_string();
-    let mcp = session.protocol == Some(Protocol::McpServer);
-    let owner = if mcp && disordered(session, tagged) {
-        next_prompt(session, tagged, &key)
-    } else {
-        Some(tagged)
-    };
-    if mcp {
-        session.ledgers.entry(key).or_default().open = Some(owner);
-    }
-    if owner.is_none() {
-        let id = session.requests[tagged].id.clone();
-        session.note(|| format!("[{id}] a turn no prompt waits for: left out"));
-        session.unattributed.push(id);
-    }
-    owner
-}
-
-/// The first prompt of the conversation still waiting for its turn.
-fn next_prompt(session: &mut Session, tagged: usize, key: &str) -> Option<usize> {
-    if let Some(client) = client_side(session) {
-        for prompt in &client.prompts {
-            // A new conversation's first turn is its own; replies to
-            // another thread are another conversation's.
-            let Some(thread) = &prompt.thread else {
-                continue;
-            };
-            if !key.is_empty() && thread != key {
-                continue;
-            }
-            let index = session.request_index(&prompt.id, Some(thread));
-            if waiting(&session.requests[index]) {
-                return Some(index);
-            }
-        }
-        return None;
-    }
-    (0..session.requests.len()).find(|&i| {
-        (i == tagged || conversation(session, i) == key) && waiting(&session.requests[i])
-    })
-}
-
-/// A request whose prompt has had no turn yet.
-fn waiting(request: &Request) -> bool {
-    !request.started && (request.status == Status::Running || request.stale_completion)
-}
-
-/// The client's side, read from the input feed now (it may have grown).
-fn client_side(session: &Session) -> Option<crate::stuck::ClientSide> {
-    let bytes = std::fs::read(session.input.as_ref()?).ok()?;
-    Some(crate::stuck::ClientSide::parse(&bytes))
-}
-
-/// A `user_message` (0.153 has its text): where the conversation is out
-/// of order, its open turn goes to the prompt with that text.
-fn prompt_event<M: Fields>(session: &mut Session, request_id: &str, thread: Option<&str>, msg: &M) {
-    let Some(text) = msg.text("message") else {
-        return;
-    };
-    if session.protocol != Some(Protocol::McpServer)
-        || !session.ledgers.values().any(|l| l.disordered)
-    {
-        return;
-    }
-    let tagged = session.request_index(request_id, thread);
-    if !disordered(session, tagged) {
-        return;
-    }
-    // The open turn (a turn left out too: it may be this prompt's).
-    if let Some(owner) = session
-        .ledgers
-        .get(conversation(session, tagged))
-        .and_then(|l| l.open)
-    {
-        own_prompt(session, tagged, owner, text);
-    }
-}
-
-/// 0.153 repeats a turn's prompt (`user_message.message`) right after its
-/// `task_started`: where the order placed the turn with another prompt
-/// (one Codex took into a running turn never has a turn of its own), the
-/// prompt's own text decides. `owner`: where the order placed it.
-fn own_prompt(
-    session: &mut Session,
-    tagged: usize,
-    owner: Option<usize>,
-    text: &str,
-) -> Option<usize> {
-    let key = conversation(session, tagged).to_string();
-    let client = client_side(session)?;
-    // Prompts may repeat a text: the placed one if it is one of them,
-    // else the first still waiting.
-    let mut found = None;
-    for prompt in client.prompts.iter().filter(|p| {
-        p.text.as_deref() == Some(text)
-            && p.thread
-                .as_ref()
-                .is_some_and(|t| key.is_empty() || *t == key)
-    }) {
-        let index = session.request_index(&prompt.id, prompt.thread.as_deref());
-        if owner == Some(index) {
-            return owner;
-        }
-        if found.is_none() && waiting(&session.requests[index]) {
-            found = Some(index);
-        }
-    }
-    let found = found?;
-    let turn = owner.and_then(|o| {
-        let old = &mut session.requests[o];
-        old.started = false;
-        old.turn_id.take()
-    });
-    if owner.is_none() {
-        let id = session.requests[tagged].id.clone();
-        if let Some(at) = session.unattributed.iter().rposition(|u| *u == id) {
-            session.unattributed.remove(at);
-        }
-    }
-    let request = &mut session.requests[found];
-    if request.stale_completion {
-        request.stale_completion = false;
-        request.errors.retain(|e| e != LOST_PROMPT);
-        request.status = Status::Running;
-    }
-    request.started = true;
-    if let Some(turn) = turn {
-        request.turn_id = Some(turn.clone());
-        session.turns.insert(turn, found);
-    }
-    session.ledgers.entry(key).or_default().open = Some(Some(found));
-    Some(found)
-}
-
-/// The request an event of request `tagged` belongs to: its turn's
-/// (0.153 names the turn), else the open turn's where the conversation is
-/// out of order, else `tagged`; `None` for a turn left out.
-pub fn owner(session: &Session, tagged: usize, turn: Option<&str>) -> Option<usize> {
-    if session.protocol != Some(Protocol::McpServer) {
-        return Some(tagged);
-    }
-    if let Some(&index) = turn.and_then(|turn| session.turns.get(turn)) {
-        return Some(index);
-    }
-    if !disordered(session, tagged) {
-        return Some(tagged);
-    }
-    match session
-        .ledgers
-        .get(conversation(session, tagged))
-        .and_then(|l| l.open)
-    {
-        Some(open) => open,
-        None => Some(tagged),
-    }
-}
-
 /// `seen`: every total reported so far, to tell a repeated report.
 fn count_tokens<M: Fields>(request: &mut Request, seen: &mut HashSet<Tokens>, msg: &M) {
     let info = msg.value("info");
@@ -362,26 +173,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
             }
         }
         "exec_command_begin" | "exec_command_end" => {
-            let ended = kind == "exec_command_end";
-            let exit_code = msg.int("exit_code");
-            let status = match (ended, owned(msg.text("status")), exit_code) {
-                (false, _, _) => "running".to_string(),
-                (true, Some(status), _) => status,
-                (true, None, Some(0)) => "completed".to_string(),
-                (true, None, _) => "failed".to_string(),
-            };
-            request.command(Command {
-                command: msg.command().unwrap_or_default(),
-                exit_code,
-                status,
-                call_id: owned(msg.text("call_id")).unwrap_or_default(),
-            });
-            if ended {
-                let output = msg.text("aggregated_output").unwrap_or_default();
-                if let Some(counts) = testcount::recognise(output) {
-                    request.add_tests(counts);
-                }
-            }
+            command_event(request, msg, kind == "exec_command_end")
         }
         "patch_apply_begin" => {
             let changes = msg.file_changes();
@@ -389,31 +181,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
                 .pending_patches
                 .push((owned(msg.text("call_id")).unwrap_or_default(), changes));
         }
-        "patch_apply_end" => {
-            let call = owned(msg.text("call_id")).unwrap_or_default();
-            let begun = request
-                .pending_patches
-                .iter()
-                .position(|(id, _)| *id == call)
-                .map(|at| request.pending_patches.remove(at).1);
-            let declined = owned(msg.text("status")).as_deref() == Some("declined");
-            if msg.value("success") == Some(&Value::Bool(false)) || declined {
-                if !declined {
-                    let why = owned(msg.text("stderr")).unwrap_or_else(|| "patch failed".into());
-                    request.error(format!("patch failed: {}", why.trim()));
-                }
-            } else {
-                let ended = msg.file_changes();
-                let changes = if ended.is_empty() {
-                    begun.unwrap_or_default()
-                } else {
-                    ended
-                };
-                for change in changes {
-                    request.file(change.path, change.kind);
-                }
-            }
-        }
+        "patch_apply_end" => patch_end(request, msg),
         "stream_error" => {
             request.retries += 1;
             if let Some(message) = owned(msg.text("message")) {
@@ -431,31 +199,85 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
             request.aborted = true;
             request.status = Status::Interrupted;
         }
-        "task_complete" => {
-            // A failed turn's late completion (sent after a reply to it)
-            // adds nothing to the failure.
-            if disordered && request.status == Status::Failed {
-                request.turn_ended = true;
-                return;
-            }
-            request.turn_ended = true;
-            if let Some(ms) = msg.int("duration_ms").and_then(|ms| u64::try_from(ms).ok()) {
-                request.duration_ms = Some(ms);
-            }
-            if request.final_message.is_none()
-                && let Some(last) = owned(msg.text("last_agent_message")).filter(|m| !m.is_empty())
-            {
-                request.message(last);
-            }
-            if let Some(error) = msg.value("error") {
-                let message = error_text(error);
-                request.error(message);
-                request.status = Status::Failed;
-            } else if disordered && request.status == Status::Running {
-                request.status = Status::Completed;
-            }
-        }
+        "task_complete" => task_complete(request, msg, disordered),
         _ => {}
+    }
+}
+
+/// A command's begin or end (`ended`); test results from an end's output.
+fn command_event<M: Fields>(request: &mut Request, msg: &M, ended: bool) {
+    let exit_code = msg.int("exit_code");
+    let status = match (ended, owned(msg.text("status")), exit_code) {
+        (false, _, _) => "running".to_string(),
+        (true, Some(status), _) => status,
+        (true, None, Some(0)) => "completed".to_string(),
+        (true, None, _) => "failed".to_string(),
+    };
+    request.command(Command {
+        command: msg.command().unwrap_or_default(),
+        exit_code,
+        status,
+        call_id: owned(msg.text("call_id")).unwrap_or_default(),
+    });
+    if ended {
+        let output = msg.text("aggregated_output").unwrap_or_default();
+        if let Some(counts) = testcount::recognise(output) {
+            request.add_tests(counts);
+        }
+    }
+}
+
+/// A patch's end: only an applied patch changes files (a declined one
+/// also has a begin); its own list of changes, else its begin's.
+fn patch_end<M: Fields>(request: &mut Request, msg: &M) {
+    let call = owned(msg.text("call_id")).unwrap_or_default();
+    let begun = request
+        .pending_patches
+        .iter()
+        .position(|(id, _)| *id == call)
+        .map(|at| request.pending_patches.remove(at).1);
+    let declined = owned(msg.text("status")).as_deref() == Some("declined");
+    if msg.value("success") == Some(&Value::Bool(false)) || declined {
+        if !declined {
+            let why = owned(msg.text("stderr")).unwrap_or_else(|| "patch failed".into());
+            request.error(format!("patch failed: {}", why.trim()));
+        }
+    } else {
+        let ended = msg.file_changes();
+        let changes = if ended.is_empty() {
+            begun.unwrap_or_default()
+        } else {
+            ended
+        };
+        for change in changes {
+            request.file(change.path, change.kind);
+        }
+    }
+}
+
+/// `disordered`: see [`record_event`].
+fn task_complete<M: Fields>(request: &mut Request, msg: &M, disordered: bool) {
+    // A failed turn's late completion (sent after a reply to it)
+    // adds nothing to the failure.
+    if disordered && request.status == Status::Failed {
+        request.turn_ended = true;
+        return;
+    }
+    request.turn_ended = true;
+    if let Some(ms) = msg.int("duration_ms").and_then(|ms| u64::try_from(ms).ok()) {
+        request.duration_ms = Some(ms);
+    }
+    if request.final_message.is_none()
+        && let Some(last) = owned(msg.text("last_agent_message")).filter(|m| !m.is_empty())
+    {
+        request.message(last);
+    }
+    if let Some(error) = msg.value("error") {
+        let message = error_text(error);
+        request.error(message);
+        request.status = Status::Failed;
+    } else if disordered && request.status == Status::Running {
+        request.status = Status::Completed;
     }
 }
 

@@ -1,10 +1,12 @@
 //! One module per protocol: how its lines fold into requests or turns.
 
 pub mod app;
+pub mod app_line;
 pub mod exec;
 pub mod fields;
 pub mod mcp;
 pub mod reply;
+mod turns;
 
 use serde_json::Value;
 
@@ -37,39 +39,30 @@ pub fn describe(kind: &str, event: &Value) -> String {
     }
 }
 
-/// How one protocol spells a command item's fields (app-server camelCase,
-/// exec snake_case).
-pub struct CommandKeys {
-    pub running: &'static str,
-    pub exit_code: &'static str,
-    pub output: &'static str,
+/// A command item's fields as read (app-server `commandExecution`, exec
+/// `command_execution`).
+pub struct CommandItem<'a> {
+    pub id: Option<&'a str>,
+    pub command: Option<&'a fields::CommandLine>,
+    pub status: Option<&'a str>,
+    pub exit_code: Option<i64>,
+    pub output: Option<&'a str>,
 }
 
-/// A command item's start or end; test results from its output.
-pub fn command_item(
-    request: &mut Request,
-    item: &Value,
-    id: String,
-    completed: bool,
-    keys: &CommandKeys,
-) {
-    let status = match item.get("status").and_then(Value::as_str) {
-        Some(running) if running == keys.running => "running".to_string(),
-        None => "running".to_string(),
-        Some(other) => other.to_string(),
+/// A command item's start or end; `running`: how the protocol spells a
+/// running status. Test results come from a completed item's output.
+pub fn command_item(request: &mut Request, item: CommandItem, running: &str, completed: bool) {
+    let status = match item.status {
+        Some(status) if status != running => status,
+        _ => "running",
     };
     request.command(Command {
-        command: item.get("command").map(command_text).unwrap_or_default(),
-        exit_code: item.get(keys.exit_code).and_then(Value::as_i64),
-        status,
-        call_id: id,
+        command: item.command.map(|c| c.0.clone()).unwrap_or_default(),
+        exit_code: item.exit_code,
+        status: status.to_string(),
+        call_id: item.id.unwrap_or_default().to_string(),
     });
-    if completed
-        && let Some(counts) = item
-            .get(keys.output)
-            .and_then(Value::as_str)
-            .and_then(crate::testcount::recognise)
-    {
+    if completed && let Some(counts) = item.output.and_then(crate::testcount::recognise) {
         request.add_tests(counts);
     }
 }
