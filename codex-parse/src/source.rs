@@ -13,10 +13,11 @@ use bg_shared::state_dir::StateDir;
 use bg_shared::task::{Task, TaskPaths};
 use bg_shared::{Error, IoContext, Result, select};
 
+use crate::client::ClientSide;
 use crate::model::{Protocol, Summary};
 use crate::options::{ReadOptions, Stream};
 use crate::session::Session;
-use crate::stuck::{self, ClientSide, Context};
+use crate::stuck::{self, Context};
 
 const CHUNK: usize = 128 << 10;
 /// The first window `--last` reads from the end of a file.

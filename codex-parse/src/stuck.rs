@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 // Also where `fold::mcp` finds the client's prompts.
-pub use crate::client::ClientSide;
+use crate::client::ClientSide;
 use crate::model::{Request, Status, Stuck, Summary};
 use crate::session::Session;
 

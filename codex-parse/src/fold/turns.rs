@@ -91,9 +91,9 @@ fn waiting(request: &Request) -> bool {
 }
 
 /// The client's side, read from the input feed now (it may have grown).
-fn client_side(session: &Session) -> Option<crate::stuck::ClientSide> {
+fn client_side(session: &Session) -> Option<crate::client::ClientSide> {
     let bytes = std::fs::read(session.input.as_ref()?).ok()?;
-    Some(crate::stuck::ClientSide::parse(&bytes))
+    Some(crate::client::ClientSide::parse(&bytes))
 }
 
 /// A `user_message` (0.153 has its text): where the conversation is out
