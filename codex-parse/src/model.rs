@@ -102,6 +102,11 @@ pub struct Request {
     /// Reasoning summaries, in order (for `--reasoning`).
     #[serde(skip)]
     pub reasoning: Vec<String>,
+    /// Whether `messages` and `reasoning` are kept: only a reader that
+    /// shows them needs every text, and a long session's texts are most of
+    /// what a summary would hold.
+    #[serde(skip)]
+    pub keep_texts: bool,
     /// Agent message text assembled from deltas, for when no final message comes.
     #[serde(skip)]
     pub partial_message: String,
@@ -159,6 +164,7 @@ impl Request {
             retries: 0,
             messages: Vec::new(),
             reasoning: Vec::new(),
+            keep_texts: true,
             partial_message: String::new(),
             turn_id: None,
             tokens_before: None,
@@ -247,8 +253,17 @@ impl Request {
         self.partial_message = String::new();
         self.partial_old = String::new();
         self.deferred_deltas = Vec::new();
-        self.final_message = Some(text.clone());
-        self.messages.push(text);
+        if self.keep_texts {
+            self.messages.push(text.clone());
+        }
+        self.final_message = Some(text);
+    }
+
+    /// A reasoning summary, kept where texts are.
+    pub fn add_reasoning(&mut self, text: String) {
+        if self.keep_texts {
+            self.reasoning.push(text);
+        }
     }
 
     pub fn error(&mut self, text: String) {

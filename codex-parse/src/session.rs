@@ -55,6 +55,9 @@ pub struct Session {
     pub ledgers: HashMap<String, Ledger>,
     /// Turns no prompt could be found for: the request id they came under.
     pub unattributed: Vec<String>,
+    /// Every agent message and reasoning summary is dropped once read
+    /// (`Request::keep_texts`): set by a reader that shows neither.
+    pub drop_texts: bool,
     partial: Vec<u8>,
     overlong: bool,
 }
@@ -279,6 +282,7 @@ impl Session {
         let index = self.find_request(id, thread, starts).unwrap_or_else(|| {
             let mut request = Request::new(id.to_string());
             request.thread_id = thread.map(str::to_string);
+            request.keep_texts = !self.drop_texts;
             self.requests.push(request);
             let index = self.requests.len() - 1;
             self.index.entry(id.to_string()).or_default().push(index);
@@ -468,6 +472,30 @@ pub mod tests {
             session.feed(lines.join("\n").as_bytes());
             session.finish();
             let _ = session.summary();
+        }
+    }
+
+    /// A reader that shows no texts keeps none, and its summary is the
+    /// same: only `--messages` and `--reasoning` read them.
+    #[test]
+    fn a_reader_that_drops_texts_keeps_none_and_summarises_the_same() {
+        for bytes in STREAMS {
+            let mut dropping = Session::new(None);
+            dropping.drop_texts = true;
+            dropping.feed(bytes);
+            dropping.finish();
+            let mut keeping = Session::new(None);
+            keeping.feed(bytes);
+            keeping.finish();
+            let (dropped, kept) = (dropping.summary(), keeping.summary());
+            let texts = |summary: &Summary| -> usize {
+                let requests = summary.requests.iter();
+                requests.map(|r| r.messages.len() + r.reasoning.len()).sum()
+            };
+            assert_eq!(texts(&dropped), 0);
+            assert!(texts(&kept) > 0);
+            let json = |summary: &Summary| serde_json::to_value(summary).ok();
+            assert_eq!(json(&dropped), json(&kept));
         }
     }
 

@@ -59,6 +59,7 @@ impl Source {
         };
         let mut session = Session::new(options.protocol);
         session.input = input.clone();
+        session.drop_texts = !options.texts;
         Ok(Source {
             path,
             input,
@@ -118,6 +119,7 @@ impl Source {
             let start = len.saturating_sub(window);
             self.session = Session::new(options.protocol);
             self.session.input = self.input.clone();
+            self.session.drop_texts = !options.texts;
             self.feed_from(&mut file, start, path)?;
             self.session.finish();
             // Exec turns are numbered from the start: count them all.

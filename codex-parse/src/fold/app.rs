@@ -156,7 +156,7 @@ fn fold_item(request: &mut Request, item: &AppItem, completed: bool, bytes: &[u8
                 .filter_map(|part| part.get(bytes))
                 .collect();
             if !parts.is_empty() {
-                request.reasoning.push(parts.join("\n"));
+                request.add_reasoning(parts.join("\n"));
             }
         }
         Some("commandExecution") => {

@@ -211,7 +211,7 @@ fn fold_item(request: &mut Request, item: Option<&ExecItem>, completed: bool, by
         }
         Some("reasoning") if completed => {
             if let Some(reasoning) = get(&item.text, bytes) {
-                request.reasoning.push(reasoning.to_string());
+                request.add_reasoning(reasoning.to_string());
             }
         }
         Some("command_execution") => {

@@ -169,7 +169,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
         }
         "agent_reasoning" => {
             if let Some(reasoning) = owned(msg.text("text")) {
-                request.reasoning.push(reasoning);
+                request.add_reasoning(reasoning);
             }
         }
         "exec_command_begin" | "exec_command_end" => {
