@@ -111,6 +111,12 @@ impl RequestId {
     }
 }
 
+/// A JSON-RPC id as the tools show it: `2` for the number, `a1` for the
+/// string; `None` for a value that is no id.
+pub fn id_text(id: &serde_json::Value) -> Option<String> {
+    RequestId::from_json(id).map(RequestId::into_text)
+}
+
 impl From<u64> for RequestId {
     fn from(n: u64) -> RequestId {
         RequestId::Number(n)

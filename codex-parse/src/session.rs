@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::model::{Approval, Request, Status, Summary, Tokens};
 use crate::prepare::{Line, Mode, Prepared, prepare};
-use crate::protocol::{Protocol, RequestId};
+use crate::protocol::Protocol;
 use crate::{fold, lazy};
 
 /// Longer lines are skipped (and counted) rather than held in memory.
@@ -386,11 +386,6 @@ pub fn detect(value: &Value) -> Option<Protocol> {
         return Some(Protocol::server_of(value));
     }
     None
-}
-
-/// A JSON-RPC id as text: `2` for the number, `a1` for the string.
-pub fn id_text(id: &Value) -> Option<String> {
-    RequestId::from_json(id).map(RequestId::into_text)
 }
 
 /// The bytes from a prepared line's start on.

@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::app_line::{AppItem, AppParams};
 use super::{CommandItem, command_item, command_text, tokens};
 use crate::model::{Approval, Request, Status};
-use crate::session::{Session, id_text, text};
+use crate::protocol::id_text;
+use crate::session::{Session, text};
 use crate::text::field as get;
 
 pub fn line(session: &mut Session, value: &Value) {

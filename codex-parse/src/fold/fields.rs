@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::command_text;
 use super::mcp::{CHANGE_KEYS, change_kind, event_msg};
 use crate::model::FileChange;
-use crate::session::{Session, id_text};
+use crate::protocol::id_text;
+use crate::session::Session;
 use crate::text::{self, Kept, Text, by_keys};
 
 /// The fields of an event's `msg` that a summary reads, however the line

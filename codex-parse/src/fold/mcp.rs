@@ -12,7 +12,8 @@ pub use super::turns::owner;
 use super::turns::{begin_turn, conversation, disordered, prompt_event};
 use super::{command_text, tokens};
 use crate::model::{Approval, Command, Protocol, Request, Status, Tokens};
-use crate::session::{Session, id_text, text};
+use crate::protocol::id_text;
+use crate::session::{Session, text};
 use crate::testcount;
 
 pub fn line(session: &mut Session, value: &Value) {

@@ -6,7 +6,7 @@
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use crate::session::id_text;
+use crate::protocol::id_text;
 use crate::text::{self, Kept, Text, by_keys};
 
 /// A response's answer to a request, as the fold needs it.
