@@ -148,13 +148,7 @@ fn ambiguous(state: &StateDir, selector: &str, mut matches: Vec<TaskId>) -> Erro
 pub fn live_named(state: &StateDir, name: &str) -> Result<Vec<Task>> {
     let (dirs, known) = dirs_and_summary(state);
     let dirs = dirs?;
-    let finished =
-        summary::lines_in_force(
-            state,
-            &known,
-            &dirs,
-            |_, _: summary::ShownLine<'_>| Some(()),
-        );
+    let finished = summary::lines_in_force(&known, &dirs, |_, _: summary::ShownLine<'_>| Some(()));
     let mut live = Vec::new();
     for ((id, _), finished) in dirs.into_iter().zip(finished) {
         if finished.is_some() {
@@ -284,7 +278,7 @@ where
 {
     let mut listed = Vec::with_capacity(dirs.len());
     let mut missing = Vec::new();
-    let from_summary = summary::lines_in_force(state, known, dirs, from_line);
+    let from_summary = summary::lines_in_force(known, dirs, from_line);
     for ((id, ino), found) in dirs.iter().zip(from_summary) {
         if let Some(found) = found {
             listed.push(found);

@@ -5,11 +5,14 @@
 //! the budget (which first appends a line that forgets it, [`forget`]) and
 //! its removal by prune (which compacts the summary, [`compact`]).
 //!
-//! It is a cache, never the truth. A line counts only for a task directory
-//! that is there now with the inode number the line names (one `readdir`
-//! of `tasks/` gives both), in this format version; the last line of a
-//! task wins; a line that does not parse (torn by a crash, damaged) is
-//! skipped. Whatever the summary lacks is loaded from the task's own files,
+//! It is a cache of records that no longer change. A line counts only for
+//! a task directory that is there now with the inode number the line
+//! names (one `readdir` of `tasks/` gives both), in this format version;
+//! the last line of a task wins; a line that does not parse (torn by a
+//! crash, damaged) is skipped. A task's own files are not read for a list
+//! once its line is there: its record was complete and checked when the
+//! line was written, and nothing rewrites it after (docs/ARCHITECTURE.md,
+//! "Indexes", says why the list does not stat them either). Whatever the summary lacks is loaded from the task's own files,
 //! as it always was, and a list adds what it had to load ([`append`]).
 //! Live tasks, lost ones, and ones whose processes outlived them (their
 //! output may still grow) are never in it.
@@ -31,7 +34,7 @@ use crate::{Error, IoContext, Result, lock};
 /// The lines' format. Bump it whenever `TaskRecord` or the way `Task::record`
 /// derives it changes: lines of another format are ignored (and rewritten
 /// by the next list), so a summary never serves an outdated record.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 /// One line of the summary, its record read as `R`: whole ([`Line`], what
 /// is written) or in part ([`ShownLine`], for a table).
@@ -43,8 +46,6 @@ pub struct LineOf<R> {
     /// The task directory's inode number: a line of a task pruned and
     /// then replaced by another of the same id never matches it.
     pub ino: u64,
-    /// `meta.json`'s identity when the line was written ([`MetaStamp`]).
-    pub meta: MetaStamp,
     /// Launch order (`LaunchRecord::launch_order`).
     pub seq: u64,
     pub created_at: String,
@@ -60,55 +61,11 @@ pub type Line = LineOf<TaskRecord>;
 /// tasks is parsed without a record being built.
 pub type ShownLine<'a> = LineOf<ShownRecord<'a>>;
 
-/// What a line knows of the task's `meta.json`: its inode, length and
-/// modification time. Records are replaced by rename, never edited, so a
-/// record that changed (or was damaged in place) has another stamp: one
-/// `statx` per task, no open, no read, tells a line that is still true.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetaStamp {
-    pub ino: u64,
-    pub len: u64,
-    pub mtime_ns: i64,
-}
-
-impl MetaStamp {
-    /// The stamp of a task's `meta.json` now, if it is there.
-    pub fn of(paths: &TaskPaths) -> Option<MetaStamp> {
-        MetaStamp::at(&paths.meta())
-    }
-
-    /// The stamp of `name` under the directory `dir`.
-    fn in_dir(dir: &File, name: &str) -> Option<MetaStamp> {
-        use std::os::fd::AsFd;
-        let stamp = crate::process::stamp_in(dir.as_fd(), std::path::Path::new(name))?;
-        Some(MetaStamp {
-            ino: stamp.ino,
-            len: stamp.len,
-            mtime_ns: stamp.mtime_ns,
-        })
-    }
-
-    fn at(path: &std::path::Path) -> Option<MetaStamp> {
-        let meta = fs::symlink_metadata(path).ok()?;
-        Some(MetaStamp {
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: meta
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.mtime_nsec()),
-        })
-    }
-}
-
 /// The summary's line of each task directory (id, inode), in their order,
-/// where the line is still true: its directory (by inode) and its
-/// `meta.json` (by stamp) are the ones it was written for. Such a task is
-/// finished. A long list is shared out among threads: on a cold cache each
-/// `statx` waits for the disk, and they are better waited for together;
-/// on a warm one the lines' parsing is the work, which cores share.
+/// where the line is still true: its directory (by inode) is the one it
+/// was written for. Such a task is finished. A long list's lines are
+/// parsed on several threads: that parsing is most of a list's work.
 pub fn lines_in_force<'a, R, T>(
-    state: &StateDir,
     known: &'a Summary,
     dirs: &[(TaskId, u64)],
     then: impl Fn(&TaskId, LineOf<R>) -> Option<T> + Sync,
@@ -121,18 +78,9 @@ where
     const MAX_THREADS: usize = 8;
     let threads = dirs.len().div_ceil(PER_THREAD).clamp(1, MAX_THREADS);
     let chunk = dirs.len().div_ceil(threads).max(1);
-    let tasks_dir = state.tasks_dir();
-    let opened = File::open(&tasks_dir).ok();
-    let stamp = |id: &TaskId| {
-        let meta = format!("{id}/meta.json");
-        match &opened {
-            Some(dir) => MetaStamp::in_dir(dir, &meta),
-            None => MetaStamp::at(&tasks_dir.join(meta)),
-        }
-    };
     let in_force = |(id, ino): &(TaskId, u64)| {
         let line: LineOf<R> = known.get_as(id.as_str())?;
-        (line.ino == *ino && stamp(id) == Some(line.meta)).then_some(())?;
+        (line.ino == *ino).then_some(())?;
         then(id, line)
     };
     std::thread::scope(|scope| {
@@ -161,13 +109,11 @@ impl Line {
         if task.state.is_live() || status.group_alive {
             return None;
         }
-        let meta = MetaStamp::of(&task.paths)?;
         let (seq, created_at) = task.launch.launch_order();
         Some(Line {
             format: FORMAT,
             id: task.paths.id.to_string(),
             ino,
-            meta,
             seq,
             created_at: created_at.to_string(),
             record: Some(task.record()),
@@ -227,9 +173,10 @@ impl Summary {
             .map_or(0, |at| at + 1);
         let mut lines = HashMap::new();
         let mut start = 0;
-        for text in bytes[..complete].split(|b| *b == b'\n') {
-            let range = start..start + text.len();
-            start = range.end + 1;
+        for end in memchr::memchr_iter(b'\n', &bytes[..complete]) {
+            let range = start..end;
+            start = end + 1;
+            let text = &bytes[range.clone()];
             // Lines start with their format and id (the fields' order):
             // enough to index them without parsing them.
             let Some(rest) = text.strip_prefix(head.as_bytes()) else {
@@ -326,11 +273,6 @@ pub fn forget(state: &StateDir, paths: &TaskPaths) -> Result<()> {
         format: FORMAT,
         id: paths.id.to_string(),
         ino: dir_ino(paths).unwrap_or(0),
-        meta: MetaStamp {
-            ino: 0,
-            len: 0,
-            mtime_ns: 0,
-        },
         seq: 0,
         created_at: String::new(),
         record: None,

@@ -2,12 +2,14 @@
 //! index (`names/<name>`) and the summary of finished tasks
 //! (`summary.jsonl`). They are caches: whatever state they are in (missing,
 //! damaged, torn, stale), every answer must be the one the task's own files
-//! give.
+//! give (or gave, for a finished task whose files were damaged after its
+//! summary line was written).
 
 use std::fs;
 
 use serde_json::Value;
 
+use crate::run_bad_input::assert_refused;
 use crate::util::*;
 
 fn name_entry(env: &Env, name: &str) -> Option<String> {
@@ -157,6 +159,34 @@ fn the_summary_holds_finished_tasks_and_the_list_matches_their_files() {
     let from_summary = table(&env);
     fs::remove_file(summary_path(&env)).unwrap();
     assert_eq!(table(&env), from_summary);
+}
+
+/// A finished task's line stands for its record from then on: the list
+/// shows the outcome it recorded even once the task's files are damaged
+/// (it no longer reads or stats them), and `bg-check ID`, which reads
+/// them, reports the damage. Nothing is lost, and nothing is misreported.
+#[test]
+fn a_finished_tasks_line_keeps_its_outcome_listed_when_its_files_are_damaged() {
+    let env = Env::new();
+    let ids = finished_tasks(&env, 2);
+    let has_line = |id: &String| {
+        summary_lines(&env)
+            .iter()
+            .any(|line| line["id"] == id.as_str() && line["record"]["exit_code"].is_number())
+    };
+    poll(DEADLINE, || ids.iter().all(has_line).then_some(())).expect("the ends' lines");
+    let before = list(&env);
+    assert_eq!(before.as_array().unwrap().len(), 2);
+    fs::write(env.task_dir(&ids[1]).join("meta.json"), "{ not json").unwrap();
+    let out = env.run(BG_CHECK, &["--all", "--json"]).success();
+    assert_eq!(
+        out.json(),
+        before,
+        "the recorded outcome, exit 1, stays listed"
+    );
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let shown = env.run(BG_CHECK, &[&ids[1], "--json"]);
+    assert_refused(&shown, "bg-check", 2, "corrupt record");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use crate::util::*;
 
 #[track_caller]
-fn assert_refused(out: &Outcome, tool: &str, code: i32, needle: &str) {
+pub fn assert_refused(out: &Outcome, tool: &str, code: i32, needle: &str) {
     assert_eq!(out.code(), code, "{out:?}");
     assert!(out.stderr.starts_with(&format!("{tool}: ")), "{out:?}");
     assert!(

@@ -361,31 +361,6 @@ pub fn reap_child(pid: Pid) {
     }
 }
 
-/// A file's inode, length and modification time (in nanoseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    pub ino: u64,
-    pub len: u64,
-    pub mtime_ns: i64,
-}
-
-/// The stamp of `name` under the directory `dir`, not following a last
-/// symlink: a lookup of `name`'s own components only, not of the whole
-/// path (a list stats one file per task, and the walk was most of it).
-// time_t is i64 here, i32 on some targets.
-#[allow(clippy::useless_conversion)]
-pub fn stamp_in(dir: std::os::fd::BorrowedFd<'_>, name: &std::path::Path) -> Option<FileStamp> {
-    use nix::fcntl::AtFlags;
-    let stat = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
-    Some(FileStamp {
-        ino: stat.st_ino,
-        len: u64::try_from(stat.st_size).ok()?,
-        mtime_ns: i64::from(stat.st_mtime)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(i64::from(stat.st_mtime_nsec)),
-    })
-}
-
 /// The effective user id: whose state directory this is.
 pub fn effective_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
