@@ -183,7 +183,10 @@ impl Supervisor {
                 })
                 .ok();
         }
-        process::shed_memory();
+        // Only a process that waits needs to be small while it does.
+        if watch {
+            process::shed_memory();
+        }
         let mut ending = self.wait_for(leader, &signals, started)?;
         if let Some(runs) = runs {
             ending = self.run_again(ending, &signals, started, runs)?;

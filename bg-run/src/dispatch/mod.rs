@@ -188,6 +188,17 @@ impl Dispatcher {
                 continue;
             }
             let paths = TaskPaths::new(&self.state, entry.id.clone());
+            if waits_for_nothing_else {
+                // Seen before, and waits for nothing but a slot: started
+                // straight away (its record is read under its lock). One
+                // that cannot be is looked at whole by the next pass.
+                if self.start(&entry, &paths, &mut pass)? {
+                    slots.take(entry.queue.as_deref());
+                } else {
+                    self.has_deps.borrow_mut().remove(&entry.id);
+                }
+                continue;
+            }
             let task = match Task::load(paths.clone()) {
                 Ok(Some(task)) => task,
                 Ok(None) | Err(_) => {
@@ -220,7 +231,7 @@ impl Dispatcher {
                     pass.waiting += 1;
                 }
                 Deps::Done => {
-                    if self.start(&entry, task, &mut pass)? {
+                    if self.start(&entry, &task.paths, &mut pass)? {
                         slots.take(entry.queue.as_deref());
                     }
                 }

@@ -45,8 +45,8 @@ impl Dispatcher {
     /// Starts a queued task: takes its lock, marks it taken (from then on
     /// it is never queued again, whatever the start does), moves its entry
     /// to `started/`, and hands it to a supervisor. True if it started.
-    pub(super) fn start(&self, entry: &Entry, task: Task, pass: &mut Pass) -> Result<bool> {
-        let paths = task.paths.clone();
+    pub(super) fn start(&self, entry: &Entry, paths: &TaskPaths, pass: &mut Pass) -> Result<bool> {
+        let paths = paths.clone();
         // As bg-run refuses a launch: a task started on a full disk would
         // lose its records; queued, it waits for room.
         let room = bg_shared::fsutil::ensure_free_space(self.state.root(), MIN_FREE_BYTES);
