@@ -50,12 +50,38 @@ pub fn close_ranges_except(keep: &[std::os::fd::RawFd]) -> bool {
     true
 }
 
+/// Reads a /proc file whole. Such files say their size is 0, so
+/// `fs::read` (and `read_to_end` on a file) stats the file, then reads 32
+/// bytes and doubles: 9 system calls for a stat line, which a launch makes
+/// several of and a tree walk one per process. Reads of a page take most
+/// of these files in one: 4 calls.
+fn read_proc(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    const PAGE: usize = 4096;
+    let mut file = fs::File::open(path)?;
+    let mut bytes = vec![0; PAGE];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            bytes.resize(len + PAGE, 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(read) => len += read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    bytes.truncate(len);
+    Ok(bytes)
+}
+
 /// Reads `/proc/<pid>/stat`; `None` if there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
     if pid <= 0 {
         return None;
     }
-    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_proc(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(pid, &text)
 }
 
@@ -92,9 +118,8 @@ pub fn boot_id() -> Option<String> {
     static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
     BOOT_ID
         .get_or_init(|| {
-            fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .ok()
-                .map(|text| text.trim().to_string())
+            let bytes = read_proc("/proc/sys/kernel/random/boot_id").ok()?;
+            Some(String::from_utf8(bytes).ok()?.trim().to_string())
         })
         .clone()
 }
@@ -115,7 +140,7 @@ pub fn has_exited(pid: super::Pid) -> bool {
 /// The signals (bit n-1 for signal n) that are ignored or caught: all
 /// the others are at their default. `None` if the kernel does not say.
 pub fn changed_signals() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let status = String::from_utf8(read_proc("/proc/self/status").ok()?).ok()?;
     let mask = |key: &str| {
         let line = status.lines().find_map(|line| line.strip_prefix(key))?;
         u64::from_str_radix(line.trim(), 16).ok()
@@ -142,7 +167,10 @@ pub fn reset_realtime_signals(needs_reset: &dyn Fn(i32) -> bool) {
 /// needed again) and the C heap's free pages. Only executable mappings are
 /// dropped: their pages are never written, so nothing can be lost.
 pub fn shed_memory() {
-    if let Ok(maps) = fs::read_to_string("/proc/self/maps") {
+    if let Some(maps) = read_proc("/proc/self/maps")
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    {
         for (start, end) in maps.lines().filter_map(executable_file_range) {
             // SAFETY: the range is a private, read-only, executable file
             // mapping of ours; MADV_DONTNEED only drops its page-table
@@ -302,14 +330,14 @@ pub fn wait_for_pid_exit(
 /// True if the process was started with `entry` (`KEY=value`) in its
 /// environment. Only our own processes can be read; others say false.
 pub fn environ_has(pid: Pid, entry: &[u8]) -> bool {
-    fs::read(format!("/proc/{pid}/environ"))
+    read_proc(format!("/proc/{pid}/environ"))
         .is_ok_and(|environ| environ.split(|b| *b == 0).any(|e| e == entry))
 }
 
 /// The value of `key` in the environment the process was started with.
 /// Only our own processes can be read; others say `None`.
 pub fn environ_value(pid: Pid, key: &[u8]) -> Option<Vec<u8>> {
-    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let environ = read_proc(format!("/proc/{pid}/environ")).ok()?;
     environ.split(|b| *b == 0).find_map(|entry| {
         let value = entry.strip_prefix(key)?.strip_prefix(b"=")?;
         Some(value.to_vec())
@@ -326,7 +354,7 @@ pub fn exe_identity(pid: Pid) -> Option<(u64, u64)> {
 
 /// The process's command name (as `ps -o comm` shows it).
 pub fn command_name(pid: Pid) -> Option<String> {
-    let name = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let name = String::from_utf8(read_proc(format!("/proc/{pid}/comm")).ok()?).ok()?;
     Some(name.trim_end_matches('\n').to_string())
 }
 
@@ -499,5 +527,25 @@ mod tests {
         );
         assert_eq!(parse_stat(1, b"garbage"), None);
         assert_eq!(parse_stat(1, b"1 (x) Z 0"), None);
+    }
+
+    /// Files of a page or more (this test binary's maps, a long
+    /// environment) are read whole, as `fs::read` reads them.
+    #[test]
+    fn proc_files_are_read_whole_past_a_page() {
+        let long = "x".repeat(9000);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env("BG_LONG", &long)
+            .spawn()
+            .expect("sleep");
+        let path = format!("/proc/{}/environ", child.id());
+        let ours = read_proc(&path).expect("read_proc");
+        let plain = fs::read(&path).expect("fs::read");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(ours.len() > 9000, "{}", ours.len());
+        assert_eq!(ours, plain);
+        assert!(read_proc("/proc/self/no-such-file").is_err());
     }
 }
