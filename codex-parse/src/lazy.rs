@@ -9,7 +9,8 @@ use foldhash::HashSet;
 
 use serde_json::Value;
 
-use crate::model::{Request, Tokens};
+use crate::fold::scratch::Folding;
+use crate::model::Tokens;
 use crate::noise::{Envelope, after, digits, patterns, text_after};
 
 /// What a deferrable event holds.
@@ -197,7 +198,7 @@ fn plain_text(bytes: &[u8]) -> Option<String> {
 }
 
 /// Folds the event into its request.
-pub fn apply(request: &mut Request, seen: &mut HashSet<Tokens>, deferred: Deferred) {
+pub fn apply(request: &mut Folding, seen: &mut HashSet<Tokens>, deferred: Deferred) {
     match deferred {
         Deferred::Tokens(total, last) => request.count_tokens(total, last, !seen.insert(total)),
         // A delta is progress: whatever retrying there was is over.
@@ -207,7 +208,7 @@ pub fn apply(request: &mut Request, seen: &mut HashSet<Tokens>, deferred: Deferr
         }
         Deferred::DeltaLine(old_name, line) => {
             request.retries = 0;
-            request.deferred_deltas.push((old_name, line));
+            request.scratch.deferred_deltas.push((old_name, line));
         }
     }
 }
@@ -235,8 +236,8 @@ fn delta_text(line: &[u8]) -> Option<String> {
 
 /// Parses what the request kept: the deltas of a message whose final
 /// event has not come.
-pub fn settle(request: &mut Request) {
-    for (old_name, line) in std::mem::take(&mut request.deferred_deltas) {
+pub fn settle(request: &mut Folding) {
+    for (old_name, line) in std::mem::take(&mut request.scratch.deferred_deltas) {
         if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(delta) = value.pointer("/params/msg/delta").and_then(Value::as_str)
         {

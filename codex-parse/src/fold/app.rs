@@ -6,8 +6,9 @@
 use serde_json::Value;
 
 use super::app_line::{AppItem, AppParams};
+use super::scratch::Folding;
 use super::{CommandItem, command_item, command_text, tokens};
-use crate::model::{Approval, Request, Status};
+use crate::model::{Approval, Status};
 use crate::protocol::id_text;
 use crate::session::{Session, text};
 use crate::text::field as get;
@@ -87,15 +88,15 @@ pub fn notification(session: &mut Session, method: &str, params: &AppParams, byt
     if method == "turn/completed" {
         resolve_turn_approvals(session, turn);
     }
-    let request = session.request(turn, thread);
+    let mut request = session.request(turn, thread);
     if method != "error" && method != "thread/tokenUsage/updated" {
         request.retries = 0;
     }
     match method {
-        "turn/started" => request.started = true,
+        "turn/started" => request.scratch.started = true,
         "item/started" | "item/completed" => {
             if let Some(item) = &params.item {
-                fold_item(request, item, method == "item/completed", bytes);
+                fold_item(&mut request, item, method == "item/completed", bytes);
             }
         }
         "item/agentMessage/delta" => {
@@ -121,7 +122,7 @@ pub fn notification(session: &mut Session, method: &str, params: &AppParams, byt
             }
         }
         "turn/completed" => {
-            request.answered = true;
+            request.scratch.answered = true;
             let status = turn_object.and_then(|t| get(&t.status, bytes));
             request.status = match status {
                 Some("failed") => Status::Failed,
@@ -142,7 +143,7 @@ fn error_message(error: Option<&Value>) -> Option<&str> {
     error?.get("message")?.as_str()
 }
 
-fn fold_item(request: &mut Request, item: &AppItem, completed: bool, bytes: &[u8]) {
+fn fold_item(request: &mut Folding, item: &AppItem, completed: bool, bytes: &[u8]) {
     match get(&item.kind, bytes) {
         Some("agentMessage") if completed => {
             if let Some(message) = get(&item.text, bytes) {
