@@ -22,6 +22,7 @@ pub mod status;
 mod stuck;
 mod testcount;
 mod text;
+mod usage;
 mod watch;
 
 use std::ffi::OsString;

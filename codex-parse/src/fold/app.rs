@@ -7,11 +7,12 @@ use serde_json::Value;
 
 use super::app_line::{AppItem, AppParams};
 use super::scratch::Folding;
-use super::{CommandItem, command_item, command_text, tokens};
+use super::{CommandItem, command_item, command_text};
 use crate::model::{Approval, Status};
 use crate::protocol::id_text;
 use crate::session::{Session, text};
 use crate::text::field as get;
+use crate::usage;
 
 pub fn line(session: &mut Session, value: &Value) {
     let method = value.get("method").and_then(Value::as_str);
@@ -105,9 +106,10 @@ pub fn notification(session: &mut Session, method: &str, params: &AppParams, byt
             }
         }
         "thread/tokenUsage/updated" => {
-            let usage = params.token_usage.as_deref();
-            if let Some(total) = usage.and_then(|u| u.total.as_ref()).and_then(tokens) {
-                let last = usage.and_then(|u| u.last.as_ref()).and_then(tokens);
+            let reported = params.token_usage.as_deref();
+            let read = |usage: Option<&Value>| usage.and_then(usage::of_value);
+            if let Some(total) = read(reported.and_then(|u| u.total.as_ref())) {
+                let last = read(reported.and_then(|u| u.last.as_ref()));
                 request.count_tokens(total, last, false);
             }
         }

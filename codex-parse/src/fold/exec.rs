@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::fields::CommandLine;
 use super::scratch::Folding;
-use super::{CommandItem, command_item, command_text, mcp, tokens};
+use super::{CommandItem, command_item, command_text, mcp};
 use crate::model::Status;
 use crate::session::Session;
 use crate::text::{Text, by_keys, field as get, parse_line};
@@ -162,7 +162,7 @@ pub fn fold(session: &mut Session, event: &ExecLine, bytes: &[u8]) {
         }
         "turn.completed" => {
             if let Some(mut request) = current_turn(session) {
-                if let Some(usage) = event.usage.as_ref().and_then(tokens) {
+                if let Some(usage) = event.usage.as_ref().and_then(crate::usage::of_value) {
                     request.count_tokens(usage, None, false);
                 }
                 request.scratch.answered = true;

@@ -6,16 +6,17 @@ use foldhash::HashSet;
 
 use serde_json::Value;
 
+use super::command_text;
 use super::fields::Fields;
 use super::reply::Reply;
 use super::scratch::Folding;
 pub use super::turns::owner;
 use super::turns::{begin_turn, conversation, disordered, prompt_event};
-use super::{command_text, tokens};
 use crate::model::{Approval, Command, Protocol, Status, Tokens};
 use crate::protocol::id_text;
 use crate::session::{Session, text};
 use crate::testcount;
+use crate::usage::TokenCount;
 
 pub fn line(session: &mut Session, value: &Value) {
     match value.get("method").and_then(Value::as_str) {
@@ -130,10 +131,8 @@ pub fn event_msg<M: Fields>(
 
 /// `seen`: every total reported so far, to tell a repeated report.
 fn count_tokens<M: Fields>(request: &mut Folding, seen: &mut HashSet<Tokens>, msg: &M) {
-    let info = msg.value("info");
-    let usage = |key: &str| info.and_then(|info| info.get(key)).and_then(tokens);
-    if let Some(total) = usage("total_token_usage") {
-        request.count_tokens(total, usage("last_token_usage"), !seen.insert(total));
+    if let Some(count) = msg.value("info").and_then(TokenCount::of_info) {
+        count.fold(request, seen);
     }
 }
 

@@ -77,23 +77,3 @@ pub fn command_text(value: &Value) -> String {
         _ => String::new(),
     }
 }
-
-/// Token usage in either spelling (snake_case: mcp-server, exec;
-/// camelCase: app-server).
-pub fn tokens(usage: &Value) -> Option<crate::model::Tokens> {
-    let get = |snake: &str, camel: &str| {
-        usage
-            .get(snake)
-            .or_else(|| usage.get(camel))
-            .and_then(Value::as_u64)
-    };
-    let input = get("input_tokens", "inputTokens")?;
-    let output = get("output_tokens", "outputTokens").unwrap_or(0);
-    Some(crate::model::Tokens {
-        input,
-        cached_input: get("cached_input_tokens", "cachedInputTokens").unwrap_or(0),
-        output,
-        reasoning_output: get("reasoning_output_tokens", "reasoningOutputTokens").unwrap_or(0),
-        total: get("total_tokens", "totalTokens").unwrap_or(input.saturating_add(output)),
-    })
-}
