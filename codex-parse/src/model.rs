@@ -155,8 +155,6 @@ pub struct Approval {
     /// The request or turn it belongs to.
     #[serde(skip)]
     pub owner: Option<String>,
-    #[serde(skip)]
-    pub call_id: Option<String>,
     /// The server request's method (which answers it takes).
     #[serde(skip)]
     pub method: String,

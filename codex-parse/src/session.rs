@@ -30,6 +30,9 @@ pub struct Session {
     pub(crate) scratch: Vec<Scratch>,
     /// Server requests (approvals and the like) seen, answered or not.
     pub server_requests: Vec<Approval>,
+    /// mcp-server approvals by the call they ask about (`codex_call_id`):
+    /// the call's begin or end answers them.
+    pub(crate) approval_calls: HashMap<String, Vec<String>>,
     /// Server request ids the stream shows resolved (app-server).
     pub resolved: HashSet<String>,
     /// Ids of responses seen in the output (answers to the client).

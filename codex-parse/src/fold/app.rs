@@ -212,7 +212,6 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         command,
         thread_id: text(params, "threadId"),
         owner: text(params, "turnId"),
-        call_id: text(params, "itemId"),
         offered_decisions: params
             .get("availableDecisions")
             .and_then(crate::model::decision_names),

@@ -328,7 +328,9 @@ fn settle_earlier_approvals(session: &mut Session, request_id: &str, kind: &str)
 
 /// A begin or end for an approval's call: the approval was answered.
 fn resolve_call(session: &mut Session, call: &str) {
-    session.resolve_where(|a| a.call_id.as_deref() == Some(call));
+    if let Some(ids) = session.approval_calls.get(call) {
+        session.resolved.extend(ids.iter().cloned());
+    }
 }
 
 fn server_request(session: &mut Session, id: &str, method: &str, params: &Value) {
@@ -366,9 +368,12 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         command,
         thread_id: text(params, "threadId"),
         owner,
-        call_id: text(params, "codex_call_id"),
         offered_decisions: None,
     });
+    if let Some(call) = text(params, "codex_call_id") {
+        let asking = session.approval_calls.entry(call).or_default();
+        asking.push(id.to_string());
+    }
 }
 
 /// A response to a request: its answer, however the line was read.
