@@ -2,21 +2,25 @@
 //! mcp-server stream's parsed bytes are token counts (only the totals
 //! and the last call's usage matter) and message deltas (only needed when the final message never
 //! comes): they are recognised by a byte search and only their small part
-//! is read: the usage objects, the delta's text. A delta whose text needs
-//! real parsing is kept raw with its request and parsed once, at the end.
+//! is read: the usage objects (by `usage::of_bytes`, into the same
+//! counts the careful path's `usage::of_value` reads), the delta's text.
+//! A delta whose text needs real parsing is kept raw with its request and
+//! parsed once, at the end.
 
 use foldhash::HashSet;
 
 use serde_json::Value;
 
-use crate::model::{Request, Tokens};
-use crate::noise::{Envelope, after, digits, patterns, text_after};
+use crate::fold::scratch::Folding;
+use crate::model::Tokens;
+use crate::noise::{Envelope, after, digits, patterns, plain_number, text_after};
+use crate::usage::{self, TokenCount};
 
 /// What a deferrable event holds.
 #[derive(Debug)]
 pub enum Deferred {
     /// The thread's token total so far, and the last model call's usage.
-    Tokens(Tokens, Option<Tokens>),
+    Tokens(TokenCount),
     /// A message delta's text; `true` under its old name
     /// (`agent_message_delta`).
     Delta(bool, String),
@@ -34,10 +38,11 @@ pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Op
         Envelope::Event(b"token_count") => {
             // Without a last call's usage (or with `null`) there is none.
             let last = match after(line, &p.last_usage) {
-                Some(object) => usage(object)?,
+                Some(object) => usage::of_bytes(object)?,
                 None => None,
             };
-            Deferred::Tokens(usage(after(line, &p.totals)?)??, last)
+            let total = usage::of_bytes(after(line, &p.totals)?)??;
+            Deferred::Tokens(TokenCount { total, last })
         }
         Envelope::Event(b"agent_message_delta") => delta(line, true),
         Envelope::Event(b"agent_message_content_delta") => delta(line, false),
@@ -53,88 +58,6 @@ pub fn classify(line: &[u8], envelope: Envelope) -> Option<(Deferred, String, Op
         None => None,
     };
     Some((deferred, id, thread))
-}
-
-/// A usage object of a token count (`total_token_usage`, `last_token_usage`),
-/// read by hand: it is flat, `"name":digits` pairs and nothing else. What
-/// does not fit (spaces, other kinds of numbers, the camelCase names, a
-/// name twice, an escape) is declined, and the line parsed, so this reads
-/// exactly what [`crate::fold::tokens`] reads from the parsed line:
-/// `Some(None)` where that finds no usage (no input count). `object`: what
-/// follows its opening brace.
-fn usage(object: &[u8]) -> Option<Option<Tokens>> {
-    let mut rest = object;
-    // input, cached input, output, reasoning output, total.
-    let mut fields: [Option<u64>; 5] = [None; 5];
-    if rest.first() != Some(&b'}') {
-        loop {
-            let (name, value) = name_colon(rest)?;
-            let number = digits(value);
-            let count = plain_number(number)?;
-            if let Some(at) = usage_field(name)?
-                && fields[at].replace(count).is_some()
-            {
-                return None;
-            }
-            rest = &value[number.len()..];
-            match rest.first()? {
-                b',' => rest = &rest[1..],
-                b'}' => break,
-                _ => return None,
-            }
-        }
-    }
-    let [input, cached_input, output, reasoning_output, total] = fields;
-    Some(input.map(|input| {
-        let output = output.unwrap_or(0);
-        Tokens {
-            input,
-            cached_input: cached_input.unwrap_or(0),
-            output,
-            reasoning_output: reasoning_output.unwrap_or(0),
-            total: total.unwrap_or(input.saturating_add(output)),
-        }
-    }))
-}
-
-/// `"name":` at the start of `bytes`: the name (without escapes or control
-/// characters, which the careful parse refuses) and what follows the colon.
-fn name_colon(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let rest = bytes.strip_prefix(b"\"")?;
-    let end = memchr::memchr(b'"', rest)?;
-    let name = &rest[..end];
-    if name.iter().any(|&byte| byte == b'\\' || byte < 0x20) {
-        return None;
-    }
-    Some((name, rest[end + 1..].strip_prefix(b":")?))
-}
-
-/// Which of the five counts a name is (`Some(None)`: another name, skipped);
-/// `None` for a camelCase name, which the careful read also takes.
-fn usage_field(name: &[u8]) -> Option<Option<usize>> {
-    Some(match name {
-        b"input_tokens" => Some(0),
-        b"cached_input_tokens" => Some(1),
-        b"output_tokens" => Some(2),
-        b"reasoning_output_tokens" => Some(3),
-        b"total_tokens" => Some(4),
-        b"inputTokens"
-        | b"cachedInputTokens"
-        | b"outputTokens"
-        | b"reasoningOutputTokens"
-        | b"totalTokens" => return None,
-        _ => None,
-    })
-}
-
-/// Digits as JSON writes a whole number (no leading zero), if they fit.
-fn plain_number(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |sum, digit| {
-        sum.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
 }
 
 /// An app-server agent message delta (most of an app-server stream's
@@ -197,9 +120,9 @@ fn plain_text(bytes: &[u8]) -> Option<String> {
 }
 
 /// Folds the event into its request.
-pub fn apply(request: &mut Request, seen: &mut HashSet<Tokens>, deferred: Deferred) {
+pub fn apply(request: &mut Folding, seen: &mut HashSet<Tokens>, deferred: Deferred) {
     match deferred {
-        Deferred::Tokens(total, last) => request.count_tokens(total, last, !seen.insert(total)),
+        Deferred::Tokens(count) => count.fold(request, seen),
         // A delta is progress: whatever retrying there was is over.
         Deferred::Delta(old_name, text) => {
             request.retries = 0;
@@ -207,7 +130,7 @@ pub fn apply(request: &mut Request, seen: &mut HashSet<Tokens>, deferred: Deferr
         }
         Deferred::DeltaLine(old_name, line) => {
             request.retries = 0;
-            request.deferred_deltas.push((old_name, line));
+            request.scratch.deferred_deltas.push((old_name, line));
         }
     }
 }
@@ -235,8 +158,8 @@ fn delta_text(line: &[u8]) -> Option<String> {
 
 /// Parses what the request kept: the deltas of a message whose final
 /// event has not come.
-pub fn settle(request: &mut Request) {
-    for (old_name, line) in std::mem::take(&mut request.deferred_deltas) {
+pub fn settle(request: &mut Folding) {
+    for (old_name, line) in std::mem::take(&mut request.scratch.deferred_deltas) {
         if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(delta) = value.pointer("/params/msg/delta").and_then(Value::as_str)
         {
@@ -248,74 +171,6 @@ pub fn settle(request: &mut Request) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    /// Names and values of a usage object, the odd ones among them: the
-    /// camelCase names, an escaped name, numbers that are no count.
-    const NAMES: [&str; 8] = [
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "reasoning_output_tokens",
-        "total_tokens",
-        "outputTokens",
-        "other",
-        "input_tok\\u0065ns",
-    ];
-    const VALUES: [&str; 9] = [
-        "0",
-        "7",
-        "18446744073709551615",
-        "18446744073709551616",
-        "1.5",
-        "-1",
-        "1e3",
-        "null",
-        "\"5\"",
-    ];
-
-    /// Mostly counts, sometimes an odd value or a space.
-    fn pair() -> impl Strategy<Value = (usize, usize, bool)> {
-        let value = prop_oneof![3 => 0..3usize, 1 => 3..VALUES.len()];
-        (0..NAMES.len(), value, prop::bool::weighted(0.05))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-        #[test]
-        fn usage_read_by_hand_is_what_the_parsed_line_says(
-            pairs in prop::collection::vec(pair(), 0..6)
-        ) {
-            let body: Vec<String> = pairs
-                .iter()
-                .map(|&(name, value, space)| {
-                    format!("\"{}\":{}{}", NAMES[name], if space { " " } else { "" }, VALUES[value])
-                })
-                .collect();
-            let object = format!("{{{}}}", body.join(","));
-            let parsed: Value = serde_json::from_str(&object).expect("valid JSON");
-            let by_hand = usage(&object.as_bytes()[1..]);
-            if let Some(by_hand) = by_hand {
-                prop_assert_eq!(by_hand, crate::fold::tokens(&parsed));
-            }
-            // The usual object, snake_case counts once each: read by hand.
-            let mut names: Vec<usize> = pairs.iter().map(|pair| pair.0).collect();
-            names.sort_unstable();
-            names.dedup();
-            let usual = names.len() == pairs.len()
-                && pairs.iter().all(|&(name, value, space)| name < 5 && value < 3 && !space);
-            prop_assert!(!usual || by_hand.is_some(), "declined: {}", object);
-        }
-    }
-
-    #[test]
-    fn a_count_is_a_plain_whole_number_that_fits() {
-        assert_eq!(plain_number(b"0"), Some(0));
-        assert_eq!(plain_number(b"120"), Some(120));
-        assert_eq!(plain_number(b"007"), None);
-        assert_eq!(plain_number(b""), None);
-        assert_eq!(plain_number(b"18446744073709551616"), None);
-    }
 
     /// An app-server delta read by hand holds what the parsed line holds,
     /// and a line in any other form is declined.

@@ -22,6 +22,7 @@ pub mod status;
 mod stuck;
 mod testcount;
 mod text;
+mod usage;
 mod watch;
 
 use std::ffi::OsString;
@@ -301,8 +302,6 @@ fn redact_in_place(summary: &mut Summary, show: &ShowOptions) {
         request.errors.iter_mut().for_each(clean);
         if show.messages {
             request.messages.iter_mut().for_each(clean);
-            clean(&mut request.partial_message);
-            clean(&mut request.partial_old);
         }
         if show.reasoning {
             request.reasoning.iter_mut().for_each(clean);

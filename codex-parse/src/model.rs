@@ -44,7 +44,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    fn minus(self, other: Tokens) -> Tokens {
+    pub(crate) fn minus(self, other: Tokens) -> Tokens {
         Tokens {
             input: self.input.saturating_sub(other.input),
             cached_input: self.cached_input.saturating_sub(other.cached_input),
@@ -61,9 +61,6 @@ pub struct Command {
     pub exit_code: Option<i64>,
     /// `running`, `completed`, `failed`, `declined`.
     pub status: String,
-    /// The item or call id that ties begin, output and end together.
-    #[serde(skip)]
-    pub call_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,61 +88,19 @@ pub struct Request {
     pub commands: Vec<Command>,
     pub tests: Option<TestCounts>,
     pub files: Vec<FileChange>,
-    /// What this request's model calls used (see [`Request::count_tokens`]).
+    /// What this request's model calls used (see
+    /// `fold::scratch::Folding::count_tokens`).
     pub tokens: Option<Tokens>,
     pub errors: Vec<String>,
     /// Retries announced (`Reconnecting... n/N`) and not yet followed by progress.
     pub retries: u32,
-    /// Every agent message, in order (for `--messages`).
+    /// Every agent message, in order (for `--messages`; only kept for a
+    /// reader that shows them).
     #[serde(skip)]
     pub messages: Vec<String>,
-    /// Reasoning summaries, in order (for `--reasoning`).
+    /// Reasoning summaries, in order (for `--reasoning`; kept as messages are).
     #[serde(skip)]
     pub reasoning: Vec<String>,
-    /// Whether `messages` and `reasoning` are kept: only a reader that
-    /// shows them needs every text, and a long session's texts are most of
-    /// what a summary would hold.
-    #[serde(skip)]
-    pub keep_texts: bool,
-    /// Agent message text assembled from deltas, for when no final message comes.
-    #[serde(skip)]
-    pub partial_message: String,
-    /// The turn id Codex gave it (mcp-server 0.153, app-server): ties a stale
-    /// completion to the failed turn it belongs to.
-    #[serde(skip)]
-    pub turn_id: Option<String>,
-    /// The request got its answer (mcp-server result) or its turn ended.
-    #[serde(skip)]
-    pub answered: bool,
-    #[serde(skip)]
-    pub aborted: bool,
-    #[serde(skip)]
-    pub started: bool,
-    /// Its own turn ended (completed or aborted), as the turn's events say.
-    #[serde(skip)]
-    pub turn_ended: bool,
-    /// Answered with the previous (failed) turn's completion: the prompt's
-    /// own events are lost (mcp-server's stale-completion bug).
-    #[serde(skip)]
-    pub stale_completion: bool,
-    /// Patches begun and not yet applied, by call id: only an applied
-    /// patch changes files (a declined one also has a begin).
-    #[serde(skip)]
-    pub pending_patches: Vec<(String, Vec<FileChange>)>,
-    /// Message deltas since the last final message, unparsed.
-    #[serde(skip)]
-    pub deferred_deltas: Vec<(bool, Vec<u8>)>,
-    /// Deltas under the old event name: versions 0.57 to 0.116 send every
-    /// delta under both names, and the new one wins where there is one.
-    #[serde(skip)]
-    pub partial_old: String,
-    /// Command positions by call id.
-    #[serde(skip)]
-    pub command_index: std::collections::HashMap<String, usize>,
-    /// The thread's running token total before this request's first model
-    /// call.
-    #[serde(skip)]
-    pub tokens_before: Option<Tokens>,
 }
 
 impl Request {
@@ -164,73 +119,6 @@ impl Request {
             retries: 0,
             messages: Vec::new(),
             reasoning: Vec::new(),
-            keep_texts: true,
-            partial_message: String::new(),
-            turn_id: None,
-            tokens_before: None,
-            answered: false,
-            aborted: false,
-            started: false,
-            turn_ended: false,
-            stale_completion: false,
-            pending_patches: Vec::new(),
-            deferred_deltas: Vec::new(),
-            partial_old: String::new(),
-            command_index: std::collections::HashMap::new(),
-        }
-    }
-
-    /// Codex reports the thread's running total (and the last model call's
-    /// usage) after each call; a request's own usage is the latest total
-    /// minus the total before its first call, so a follow-up does not count
-    /// the turns before it. A `repeated` report (0.47 opens a follow-up by
-    /// repeating the thread's last total) adds nothing. Without `last`
-    /// (exec's per-turn usage) the report is taken as the request's own.
-    pub fn count_tokens(&mut self, total: Tokens, last: Option<Tokens>, repeated: bool) {
-        let before = *self.tokens_before.get_or_insert_with(|| match last {
-            _ if repeated => total,
-            Some(last) => total.minus(last),
-            None => Tokens::default(),
-        });
-        self.tokens = Some(total.minus(before));
-    }
-
-    pub fn add_delta(&mut self, delta: &str, old_name: bool) {
-        if old_name {
-            self.partial_old.push_str(delta);
-        } else {
-            self.partial_message.push_str(delta);
-        }
-    }
-
-    /// The message so far, from its deltas.
-    pub fn partial(&self) -> &str {
-        if self.partial_message.is_empty() {
-            &self.partial_old
-        } else {
-            &self.partial_message
-        }
-    }
-
-    /// Records a command's start or end (matched by call id).
-    pub fn command(&mut self, command: Command) {
-        match self
-            .command_index
-            .get(&command.call_id)
-            .and_then(|&at| self.commands.get_mut(at))
-        {
-            Some(existing) => {
-                if !command.command.is_empty() {
-                    existing.command = command.command;
-                }
-                existing.exit_code = command.exit_code.or(existing.exit_code);
-                existing.status = command.status;
-            }
-            None => {
-                self.command_index
-                    .insert(command.call_id.clone(), self.commands.len());
-                self.commands.push(command);
-            }
         }
     }
 
@@ -245,25 +133,6 @@ impl Request {
         let total = self.tests.get_or_insert_with(TestCounts::default);
         total.passed = total.passed.saturating_add(counts.passed);
         total.failed = total.failed.saturating_add(counts.failed);
-    }
-
-    /// The deltas' buffers are let go, not cleared: a summary keeps every
-    /// request, and a cleared buffer would keep its message's size for good.
-    pub fn message(&mut self, text: String) {
-        self.partial_message = String::new();
-        self.partial_old = String::new();
-        self.deferred_deltas = Vec::new();
-        if self.keep_texts {
-            self.messages.push(text.clone());
-        }
-        self.final_message = Some(text);
-    }
-
-    /// A reasoning summary, kept where texts are.
-    pub fn add_reasoning(&mut self, text: String) {
-        if self.keep_texts {
-            self.reasoning.push(text);
-        }
     }
 
     pub fn error(&mut self, text: String) {
@@ -286,8 +155,6 @@ pub struct Approval {
     /// The request or turn it belongs to.
     #[serde(skip)]
     pub owner: Option<String>,
-    #[serde(skip)]
-    pub call_id: Option<String>,
     /// The server request's method (which answers it takes).
     #[serde(skip)]
     pub method: String,

@@ -133,6 +133,16 @@ pub fn number_after(line: &[u8], key: &Finder) -> Option<u64> {
         .ok()
 }
 
+/// Digits as JSON writes a whole number (no leading zero), if they fit.
+pub fn plain_number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |sum, digit| {
+        sum.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
+}
+
 /// The ASCII digits `bytes` starts with.
 pub fn digits(bytes: &[u8]) -> &[u8] {
     let end = bytes

@@ -161,8 +161,14 @@ pub fn collect_texts(
             &request.messages
         };
         all.extend(texts.iter().map(|t| (request.id.clone(), t.clone())));
-        if !reasoning && request.messages.is_empty() && !request.partial().is_empty() {
-            all.push((request.id.clone(), request.partial().to_string()));
+        // A message that never came whole: the summary's final message
+        // is then what its deltas assembled (texts are kept for every
+        // reader of them, so a final message that came is in `messages`).
+        if !reasoning
+            && request.messages.is_empty()
+            && let Some(partial) = request.final_message.as_ref().filter(|m| !m.is_empty())
+        {
+            all.push((request.id.clone(), partial.clone()));
         }
     }
     let skip = last.map_or(0, |n| all.len().saturating_sub(n));

@@ -10,6 +10,7 @@ use foldhash::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use crate::fold::scratch::{Folding, Scratch};
 use crate::model::{Approval, Request, Status, Summary, Tokens};
 use crate::prepare::{Line, Mode, Prepared, prepare};
 use crate::protocol::Protocol;
@@ -23,8 +24,15 @@ pub struct Session {
     /// Set by `--protocol`, else detected from the first telling line.
     pub protocol: Option<Protocol>,
     pub requests: Vec<Request>,
+    /// What the fold keeps of each request beyond its summary, at the
+    /// request's index; still there after [`Session::summary`], for the
+    /// stuck analysis and a session's status.
+    pub(crate) scratch: Vec<Scratch>,
     /// Server requests (approvals and the like) seen, answered or not.
     pub server_requests: Vec<Approval>,
+    /// mcp-server approvals by the call they ask about (`codex_call_id`):
+    /// the call's begin or end answers them.
+    pub(crate) approval_calls: HashMap<String, Vec<String>>,
     /// Server request ids the stream shows resolved (app-server).
     pub resolved: HashSet<String>,
     /// Ids of responses seen in the output (answers to the client).
@@ -56,7 +64,7 @@ pub struct Session {
     /// Turns no prompt could be found for: the request id they came under.
     pub unattributed: Vec<String>,
     /// Every agent message and reasoning summary is dropped once read
-    /// (`Request::keep_texts`): set by a reader that shows neither.
+    /// (`Folding::keep_texts`): set by a reader that shows neither.
     pub drop_texts: bool,
     partial: Vec<u8>,
     overlong: bool,
@@ -149,14 +157,12 @@ impl Session {
         // Up to 0.42, exec never said a turn was complete: its process
         // ended after the answer, and so did the stream.
         if self.protocol == Some(Protocol::ExecLegacy)
-            && let Some(turn) = self
-                .requests
-                .last_mut()
-                .filter(|r| r.status == Status::Running)
+            && let (Some(turn), Some(scratch)) = (self.requests.last_mut(), self.scratch.last_mut())
+            && turn.status == Status::Running
             && turn.final_message.is_some()
         {
             turn.status = Status::Completed;
-            turn.answered = true;
+            scratch.answered = true;
         }
     }
 
@@ -189,7 +195,10 @@ impl Session {
             } => {
                 let index = self.request_index(&request_id, thread.as_deref());
                 if let Some(index) = fold::mcp::owner(self, index, None) {
-                    lazy::apply(&mut self.requests[index], &mut self.token_totals, deferred);
+                    let keep_texts = !self.drop_texts;
+                    let request =
+                        &mut Folding::at(&mut self.requests, &mut self.scratch, index, keep_texts);
+                    lazy::apply(request, &mut self.token_totals, deferred);
                 }
             }
             Line::Fast(event) => event.fold(self, line_at(bytes, prepared.start)),
@@ -243,9 +252,19 @@ impl Session {
 
     /// The request with this id that is still open (the oldest), else the
     /// newest with this id, else a new one.
-    pub fn request(&mut self, id: &str, thread: Option<&str>) -> &mut Request {
+    pub(crate) fn request(&mut self, id: &str, thread: Option<&str>) -> Folding<'_> {
         let index = self.request_index(id, thread);
-        &mut self.requests[index]
+        self.folding(index)
+    }
+
+    /// Request `index` with its scratch, to fold into.
+    pub(crate) fn folding(&mut self, index: usize) -> Folding<'_> {
+        Folding::at(
+            &mut self.requests,
+            &mut self.scratch,
+            index,
+            !self.drop_texts,
+        )
     }
 
     /// Marks every server request `settled` picks as answered.
@@ -263,7 +282,7 @@ impl Session {
     pub fn is_open(&self, id: &str) -> bool {
         self.index
             .get(id)
-            .is_some_and(|all| all.iter().any(|&i| !self.requests[i].answered))
+            .is_some_and(|all| all.iter().any(|&i| !self.scratch[i].answered))
     }
 
     /// Where [`Session::request`] finds (or puts) the request.
@@ -282,8 +301,8 @@ impl Session {
         let index = self.find_request(id, thread, starts).unwrap_or_else(|| {
             let mut request = Request::new(id.to_string());
             request.thread_id = thread.map(str::to_string);
-            request.keep_texts = !self.drop_texts;
             self.requests.push(request);
+            self.scratch.push(Scratch::default());
             let index = self.requests.len() - 1;
             self.index.entry(id.to_string()).or_default().push(index);
             index
@@ -312,7 +331,7 @@ impl Session {
         let open = candidates
             .iter()
             .copied()
-            .find(|&i| !self.requests[i].answered && fits(&self.requests[i]));
+            .find(|&i| !self.scratch[i].answered && fits(&self.requests[i]));
         // A late event of an answered request still belongs to it.
         open.or_else(|| {
             candidates
@@ -332,16 +351,13 @@ impl Session {
             .filter(|a| !self.resolved.contains(&a.request_id))
             .cloned()
             .collect();
-        let mut requests = std::mem::take(&mut self.requests);
+        for index in 0..self.requests.len() {
+            self.folding(index).settle();
+        }
+        let requests = std::mem::take(&mut self.requests);
         self.index.clear();
         self.turns.clear();
         self.ledgers.clear();
-        for request in &mut requests {
-            lazy::settle(request);
-            if request.final_message.is_none() && !request.partial().is_empty() {
-                request.final_message = Some(request.partial().to_string());
-            }
-        }
         Summary {
             protocol: self.protocol,
             requests,

@@ -168,15 +168,16 @@ impl Source {
     /// True if the session read so far holds the last `n` requests whole
     /// (from their start), or `n` messages.
     fn holds_last(&self, n: usize, texts: bool) -> bool {
-        let requests = &self.session.requests;
+        let (requests, scratch) = (&self.session.requests, &self.session.scratch);
         if texts {
             let count: usize = requests
                 .iter()
-                .map(|r| r.messages.len() + usize::from(!r.deferred_deltas.is_empty()))
+                .zip(scratch)
+                .map(|(r, s)| r.messages.len() + usize::from(!s.deferred_deltas.is_empty()))
                 .sum();
             return count > n;
         }
-        requests.len() > n && requests.iter().rev().take(n).all(|r| r.started)
+        requests.len() > n && scratch.iter().rev().take(n).all(|s| s.started)
     }
 
     /// With the client's side known (a session's input feed, `--input`),

@@ -7,12 +7,17 @@ use std::path::PathBuf;
 
 use bg_shared::Result;
 
+use crate::fold::scratch::Scratch;
 use crate::model::{Approval, Summary};
 use crate::options::ReadOptions;
 use crate::protocol::RequestId;
+use crate::source::Source;
 
 pub struct SessionStatus {
     summary: Summary,
+    /// The fold's state of each request, at its index in the summary: the
+    /// turn an interrupt names, a lost follow-up.
+    scratch: Vec<Scratch>,
 }
 
 /// The request or turn that runs: what an interrupt names.
@@ -27,8 +32,11 @@ pub struct Running<'a> {
 impl SessionStatus {
     /// Reads the session's output, the client's side from its input feed.
     pub fn read(output: PathBuf, input: PathBuf) -> Result<SessionStatus> {
-        let summary = crate::summarise(&ReadOptions::file(output, Some(input)))?;
-        Ok(SessionStatus { summary })
+        let options = ReadOptions::file(output, Some(input));
+        let mut source = Source::open(&options)?;
+        let summary = source.read_all(&options)?;
+        let scratch = std::mem::take(&mut source.session.scratch);
+        Ok(SessionStatus { summary, scratch })
     }
 
     /// The server request with this id, if it waits for an answer (one the
@@ -52,16 +60,17 @@ impl SessionStatus {
     /// The last request or turn still open; one waiting on an approval
     /// still runs.
     pub fn running(&self) -> Option<Running<'_>> {
-        let request = self
+        let (request, scratch) = self
             .summary
             .requests
             .iter()
+            .zip(&self.scratch)
             .rev()
-            .find(|r| r.status.is_open())?;
+            .find(|(r, _)| r.status.is_open())?;
         Some(Running {
             id: RequestId::from_text(&request.id),
             thread: request.thread_id.as_deref(),
-            turn: request.turn_id.as_deref().unwrap_or(&request.id),
+            turn: scratch.turn_id.as_deref().unwrap_or(&request.id),
         })
     }
 
@@ -70,6 +79,7 @@ impl SessionStatus {
     /// its turn.
     pub fn lost_follow_up(&self) -> Option<&str> {
         let last = self.summary.requests.last()?;
-        last.stale_completion.then_some(last.id.as_str())
+        let stale = self.scratch.last()?.stale_completion;
+        stale.then_some(last.id.as_str())
     }
 }

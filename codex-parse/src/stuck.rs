@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 // Also where `fold::mcp` finds the client's prompts.
 use crate::client::ClientSide;
+use crate::fold::scratch::Scratch;
 use crate::model::{Request, Status, Stuck, Summary};
 use crate::session::Session;
 
@@ -45,7 +46,7 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
         }
     }
     let mut stuck = Vec::new();
-    request_signals(&summary, context, &mut stuck);
+    request_signals(&summary, &session.scratch, context, &mut stuck);
     writer_lock_signals(session, summary.requests.len(), &mut stuck);
     for id in &session.unattributed {
         stuck.push(Stuck {
@@ -63,13 +64,19 @@ pub fn analyse(session: &mut Session, context: &Context) -> Summary {
     summary
 }
 
-fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>) {
+/// `scratch`: the fold's state of each request, at its index.
+fn request_signals(
+    summary: &Summary,
+    scratch: &[Scratch],
+    context: &Context,
+    stuck: &mut Vec<Stuck>,
+) {
     let idle = context
         .last_activity
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .filter(|i| *i >= context.idle);
-    let latest = latest_of_threads(summary);
-    for (index, request) in summary.requests.iter().enumerate() {
+    let latest = latest_of_threads(summary, scratch);
+    for (index, (request, scratch)) in summary.requests.iter().zip(scratch).enumerate() {
         let latest_of_thread = request
             .thread_id
             .as_deref()
@@ -83,7 +90,7 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
             });
         };
         open_signals(request, idle, &mut push);
-        ended_signals(request, latest_of_thread, &mut push);
+        ended_signals(request, scratch, latest_of_thread, &mut push);
         if context.process_gone && request.status.is_open() {
             push(
                 "process-gone",
@@ -107,13 +114,13 @@ fn request_signals(summary: &Summary, context: &Context, stuck: &mut Vec<Stuck>)
 
 /// The last request of each thread: an earlier failure is history once
 /// the thread has moved on (a lost follow-up has not moved it on).
-fn latest_of_threads(summary: &Summary) -> HashMap<&str, usize> {
+fn latest_of_threads<'a>(summary: &'a Summary, scratch: &[Scratch]) -> HashMap<&'a str, usize> {
     let mut latest = HashMap::new();
-    for (index, request) in summary.requests.iter().enumerate() {
+    for (index, (request, scratch)) in summary.requests.iter().zip(scratch).enumerate() {
         if let Some(thread) = request
             .thread_id
             .as_deref()
-            .filter(|_| !request.stale_completion)
+            .filter(|_| !scratch.stale_completion)
         {
             latest.insert(thread, index);
         }
@@ -144,8 +151,13 @@ fn open_signals(request: &Request, idle: Option<Duration>, push: &mut impl FnMut
 }
 
 /// A request that ended badly, while it is the latest of its thread.
-fn ended_signals(request: &Request, latest_of_thread: bool, push: &mut impl FnMut(&str, String)) {
-    if request.aborted && !request.answered && latest_of_thread {
+fn ended_signals(
+    request: &Request,
+    scratch: &Scratch,
+    latest_of_thread: bool,
+    push: &mut impl FnMut(&str, String),
+) {
+    if scratch.aborted && !scratch.answered && latest_of_thread {
         push(
             "aborted",
             "aborted: this request will never get a result".into(),
@@ -153,14 +165,14 @@ fn ended_signals(request: &Request, latest_of_thread: bool, push: &mut impl FnMu
     } else if request.status == Status::Interrupted && latest_of_thread {
         push("interrupted", "the turn was interrupted".into());
     }
-    if request.stale_completion {
+    if scratch.stale_completion {
         push(
             "lost-follow-up",
             "answered at once with the failed turn's completion: this prompt's events are lost"
                 .into(),
         );
     }
-    if request.status == Status::Failed && latest_of_thread && !request.stale_completion {
+    if request.status == Status::Failed && latest_of_thread && !scratch.stale_completion {
         let last_error = request.errors.last().cloned().unwrap_or_default();
         push("failed", format!("failed: {last_error}"));
     }

@@ -6,11 +6,13 @@
 use serde_json::Value;
 
 use super::app_line::{AppItem, AppParams};
-use super::{CommandItem, command_item, command_text, tokens};
-use crate::model::{Approval, Request, Status};
+use super::scratch::Folding;
+use super::{CommandItem, command_item, command_text};
+use crate::model::{Approval, Status};
 use crate::protocol::id_text;
 use crate::session::{Session, text};
 use crate::text::field as get;
+use crate::usage;
 
 pub fn line(session: &mut Session, value: &Value) {
     let method = value.get("method").and_then(Value::as_str);
@@ -87,15 +89,15 @@ pub fn notification(session: &mut Session, method: &str, params: &AppParams, byt
     if method == "turn/completed" {
         resolve_turn_approvals(session, turn);
     }
-    let request = session.request(turn, thread);
+    let mut request = session.request(turn, thread);
     if method != "error" && method != "thread/tokenUsage/updated" {
         request.retries = 0;
     }
     match method {
-        "turn/started" => request.started = true,
+        "turn/started" => request.scratch.started = true,
         "item/started" | "item/completed" => {
             if let Some(item) = &params.item {
-                fold_item(request, item, method == "item/completed", bytes);
+                fold_item(&mut request, item, method == "item/completed", bytes);
             }
         }
         "item/agentMessage/delta" => {
@@ -104,9 +106,10 @@ pub fn notification(session: &mut Session, method: &str, params: &AppParams, byt
             }
         }
         "thread/tokenUsage/updated" => {
-            let usage = params.token_usage.as_deref();
-            if let Some(total) = usage.and_then(|u| u.total.as_ref()).and_then(tokens) {
-                let last = usage.and_then(|u| u.last.as_ref()).and_then(tokens);
+            let reported = params.token_usage.as_deref();
+            let read = |usage: Option<&Value>| usage.and_then(usage::of_value);
+            if let Some(total) = read(reported.and_then(|u| u.total.as_ref())) {
+                let last = read(reported.and_then(|u| u.last.as_ref()));
                 request.count_tokens(total, last, false);
             }
         }
@@ -121,7 +124,7 @@ pub fn notification(session: &mut Session, method: &str, params: &AppParams, byt
             }
         }
         "turn/completed" => {
-            request.answered = true;
+            request.scratch.answered = true;
             let status = turn_object.and_then(|t| get(&t.status, bytes));
             request.status = match status {
                 Some("failed") => Status::Failed,
@@ -142,7 +145,7 @@ fn error_message(error: Option<&Value>) -> Option<&str> {
     error?.get("message")?.as_str()
 }
 
-fn fold_item(request: &mut Request, item: &AppItem, completed: bool, bytes: &[u8]) {
+fn fold_item(request: &mut Folding, item: &AppItem, completed: bool, bytes: &[u8]) {
     match get(&item.kind, bytes) {
         Some("agentMessage") if completed => {
             if let Some(message) = get(&item.text, bytes) {
@@ -209,7 +212,6 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         command,
         thread_id: text(params, "threadId"),
         owner: text(params, "turnId"),
-        call_id: text(params, "itemId"),
         offered_decisions: params
             .get("availableDecisions")
             .and_then(crate::model::decision_names),

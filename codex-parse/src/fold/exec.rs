@@ -13,8 +13,9 @@
 use serde_json::Value;
 
 use super::fields::CommandLine;
-use super::{CommandItem, command_item, command_text, mcp, tokens};
-use crate::model::{Request, Status};
+use super::scratch::Folding;
+use super::{CommandItem, command_item, command_text, mcp};
+use crate::model::Status;
 use crate::session::Session;
 use crate::text::{Text, by_keys, field as get, parse_line};
 
@@ -151,35 +152,35 @@ pub fn fold(session: &mut Session, event: &ExecLine, bytes: &[u8]) {
             let id = format!("turn-{}", session.requests.len() + 1);
             let thread = session.exec_thread.clone();
             let request = session.request(&id, thread.as_deref());
-            request.started = true;
+            request.scratch.started = true;
         }
         kind @ ("item.started" | "item.completed") => {
-            if let Some(request) = current_turn(session) {
+            if let Some(mut request) = current_turn(session) {
                 let item = event.item.as_deref();
-                fold_item(request, item, kind == "item.completed", bytes);
+                fold_item(&mut request, item, kind == "item.completed", bytes);
             }
         }
         "turn.completed" => {
-            if let Some(request) = current_turn(session) {
-                if let Some(usage) = event.usage.as_ref().and_then(tokens) {
+            if let Some(mut request) = current_turn(session) {
+                if let Some(usage) = event.usage.as_ref().and_then(crate::usage::of_value) {
                     request.count_tokens(usage, None, false);
                 }
-                request.answered = true;
+                request.scratch.answered = true;
                 request.status = Status::Completed;
             }
         }
         "turn.failed" => {
-            if let Some(request) = current_turn(session) {
+            if let Some(mut request) = current_turn(session) {
                 let error = event.error.as_ref().and_then(|e| e.get("message"));
                 if let Some(message) = error.and_then(Value::as_str) {
                     request.error(message.to_string());
                 }
-                request.answered = true;
+                request.scratch.answered = true;
                 request.status = Status::Failed;
             }
         }
         "error" => {
-            if let Some(request) = current_turn(session) {
+            if let Some(mut request) = current_turn(session) {
                 let message = get(&event.message, bytes).unwrap_or_default();
                 if message.starts_with("Re-connecting") || message.starts_with("Reconnecting") {
                     request.retries += 1;
@@ -192,13 +193,14 @@ pub fn fold(session: &mut Session, event: &ExecLine, bytes: &[u8]) {
 }
 
 /// The turn in progress: the last one, while it is open.
-fn current_turn(session: &mut Session) -> Option<&mut Request> {
-    session.requests.last_mut().filter(|r| !r.answered)
+fn current_turn(session: &mut Session) -> Option<Folding<'_>> {
+    let last = session.requests.len().checked_sub(1)?;
+    (!session.scratch[last].answered).then(|| session.folding(last))
 }
 
 /// An item's start or end (an item.* line without an item is still
 /// progress).
-fn fold_item(request: &mut Request, item: Option<&ExecItem>, completed: bool, bytes: &[u8]) {
+fn fold_item(request: &mut Folding, item: Option<&ExecItem>, completed: bool, bytes: &[u8]) {
     request.retries = 0;
     let Some(item) = item else {
         return;
@@ -245,15 +247,15 @@ pub fn legacy_line(session: &mut Session, value: &Value) {
     let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
     let id = format!("turn-{}", id.parse::<u64>().map_or(1, |n| n + 1));
     mcp::event_msg(session, &id, None, msg);
-    let request = session.request(&id, None);
+    let mut request = session.request(&id, None);
     match kind {
         "task_complete" if request.status != Status::Failed => {
-            request.answered = true;
+            request.scratch.answered = true;
             request.status = Status::Completed;
         }
-        "task_complete" | "turn_aborted" => request.answered = true,
+        "task_complete" | "turn_aborted" => request.scratch.answered = true,
         "error" => {
-            request.answered = true;
+            request.scratch.answered = true;
             request.status = Status::Failed;
         }
         _ => {}

@@ -60,56 +60,98 @@ impl Fields for Value {
     }
 }
 
-/// An event `msg` read straight into the fields a summary uses: no map
-/// is built, and everything else is only skipped over. A field of an
-/// unexpected type fails the parse, and the line takes the careful path
-/// instead. The strings are [`Text`]s, so a line can be read on one thread
-/// and folded on another (with its line: [`FastView`]) without copying
-/// them.
-#[derive(Default)]
-pub struct FastMsg {
-    kind: Option<Text>,
-    thread_id: Option<Text>,
-    session_id: Option<Text>,
-    turn_id: Option<Text>,
-    message: Option<Text>,
-    delta: Option<Text>,
-    text: Option<Text>,
-    call_id: Option<Text>,
-    status: Option<Text>,
-    aggregated_output: Option<Text>,
-    stderr: Option<Text>,
-    last_agent_message: Option<Text>,
-    command: Option<CommandLine>,
-    changes: Option<std::collections::BTreeMap<String, FastChange>>,
-    error: Option<Value>,
-    info: Option<Value>,
-    success: Option<Value>,
-    exit_code: Option<i64>,
-    duration_ms: Option<i64>,
+/// Declares [`FastMsg`] from the one list of the `msg` keys the fast
+/// path reads, each with its field, grouped by what [`Fields`] gives for
+/// it: its fields, its reading (`by_keys!`, keys in the list's order), and
+/// the lookups [`FastView`] answers `text`, `value` and `int` with. A key
+/// added here is read, and looked up, everywhere at once.
+macro_rules! fast_msg {
+    (
+        $(#[$attr:meta])*
+        texts { $($text_key:literal => $text:ident),* $(,)? }
+        others { $($other_key:literal => $other:ident: $other_type:ty),* $(,)? }
+        values { $($value_key:literal => $value:ident),* $(,)? }
+        ints { $($int_key:literal => $int:ident),* $(,)? }
+    ) => {
+        $(#[$attr])*
+        #[derive(Default)]
+        pub struct FastMsg {
+            $($text: Option<Text>,)*
+            $($other: Option<$other_type>,)*
+            $($value: Option<Value>,)*
+            $($int: Option<i64>,)*
+        }
+
+        by_keys!(FastMsg {
+            $($text_key => $text,)*
+            $($other_key => $other,)*
+            $($value_key => $value,)*
+            $($int_key => $int,)*
+        });
+
+        impl FastMsg {
+            /// The string under `key`, as read.
+            fn text_at(&self, key: &str) -> Option<&Text> {
+                match key.as_bytes() {
+                    $($text_key => self.$text.as_ref(),)*
+                    _ => None,
+                }
+            }
+
+            /// The value under `key`, as read (null included).
+            fn value_at(&self, key: &str) -> Option<&Value> {
+                match key.as_bytes() {
+                    $($value_key => self.$value.as_ref(),)*
+                    _ => None,
+                }
+            }
+
+            /// The whole number under `key`.
+            fn int_at(&self, key: &str) -> Option<i64> {
+                match key.as_bytes() {
+                    $($int_key => self.$int,)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-by_keys!(FastMsg {
-    b"type" => kind,
-    b"thread_id" => thread_id,
-    b"session_id" => session_id,
-    b"turn_id" => turn_id,
-    b"message" => message,
-    b"delta" => delta,
-    b"text" => text,
-    b"call_id" => call_id,
-    b"status" => status,
-    b"aggregated_output" => aggregated_output,
-    b"stderr" => stderr,
-    b"last_agent_message" => last_agent_message,
-    b"command" => command,
-    b"changes" => changes,
-    b"error" => error,
-    b"info" => info,
-    b"success" => success,
-    b"exit_code" => exit_code,
-    b"duration_ms" => duration_ms,
-});
+fast_msg! {
+    /// An event `msg` read straight into the fields a summary uses: no map
+    /// is built, and everything else is only skipped over. A field of an
+    /// unexpected type fails the parse, and the line takes the careful path
+    /// instead. The strings are [`Text`]s, so a line can be read on one thread
+    /// and folded on another (with its line: [`FastView`]) without copying
+    /// them.
+    texts {
+        b"type" => kind,
+        b"thread_id" => thread_id,
+        b"session_id" => session_id,
+        b"turn_id" => turn_id,
+        b"message" => message,
+        b"delta" => delta,
+        b"text" => text,
+        b"call_id" => call_id,
+        b"status" => status,
+        b"aggregated_output" => aggregated_output,
+        b"stderr" => stderr,
+        b"last_agent_message" => last_agent_message,
+    }
+    others {
+        b"command" => command: CommandLine,
+        b"changes" => changes: std::collections::BTreeMap<String, FastChange>,
+    }
+    values {
+        b"error" => error,
+        b"info" => info,
+        b"success" => success,
+    }
+    ints {
+        b"exit_code" => exit_code,
+        b"duration_ms" => duration_ms,
+    }
+}
 
 /// A [`FastMsg`] with the line it was read from: what its fields say.
 pub struct FastView<'a> {
@@ -119,39 +161,13 @@ pub struct FastView<'a> {
 
 impl Fields for FastView<'_> {
     fn text(&self, key: &str) -> Option<&str> {
-        let msg = self.msg;
-        let field = match key {
-            "type" => msg.kind.as_ref(),
-            "thread_id" => msg.thread_id.as_ref(),
-            "session_id" => msg.session_id.as_ref(),
-            "turn_id" => msg.turn_id.as_ref(),
-            "message" => msg.message.as_ref(),
-            "delta" => msg.delta.as_ref(),
-            "text" => msg.text.as_ref(),
-            "call_id" => msg.call_id.as_ref(),
-            "status" => msg.status.as_ref(),
-            "aggregated_output" => msg.aggregated_output.as_ref(),
-            "stderr" => msg.stderr.as_ref(),
-            "last_agent_message" => msg.last_agent_message.as_ref(),
-            _ => None,
-        };
-        field?.get(self.line)
+        self.msg.text_at(key)?.get(self.line)
     }
     fn value(&self, key: &str) -> Option<&Value> {
-        let field = match key {
-            "error" => &self.msg.error,
-            "info" => &self.msg.info,
-            "success" => &self.msg.success,
-            _ => return None,
-        };
-        field.as_ref().filter(|v| !v.is_null())
+        self.msg.value_at(key).filter(|v| !v.is_null())
     }
     fn int(&self, key: &str) -> Option<i64> {
-        match key {
-            "exit_code" => self.msg.exit_code,
-            "duration_ms" => self.msg.duration_ms,
-            _ => None,
-        }
+        self.msg.int_at(key)
     }
     fn command(&self) -> Option<String> {
         self.msg.command.as_ref().map(|c| c.0.clone())

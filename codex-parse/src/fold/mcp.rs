@@ -6,15 +6,17 @@ use foldhash::HashSet;
 
 use serde_json::Value;
 
+use super::command_text;
 use super::fields::Fields;
 use super::reply::Reply;
+use super::scratch::Folding;
 pub use super::turns::owner;
 use super::turns::{begin_turn, conversation, disordered, prompt_event};
-use super::{command_text, tokens};
-use crate::model::{Approval, Command, Protocol, Request, Status, Tokens};
+use crate::model::{Approval, Command, Protocol, Status, Tokens};
 use crate::protocol::id_text;
 use crate::session::{Session, text};
 use crate::testcount;
+use crate::usage::TokenCount;
 
 pub fn line(session: &mut Session, value: &Value) {
     match value.get("method").and_then(Value::as_str) {
@@ -109,24 +111,28 @@ pub fn event_msg<M: Fields>(
         settle_earlier_approvals(session, &owner_id, kind);
     }
     let disordered = disordered(session, tagged);
-    let request = &mut session.requests[index];
+    let keep_texts = !session.drop_texts;
+    let request = &mut Folding::at(
+        &mut session.requests,
+        &mut session.scratch,
+        index,
+        keep_texts,
+    );
     if kind == "token_count" {
         count_tokens(request, &mut session.token_totals, msg);
     }
     record_event(request, kind, msg, disordered);
     if kind == "task_started"
-        && let Some(turn) = session.requests[index].turn_id.clone()
+        && let Some(turn) = session.scratch[index].turn_id.clone()
     {
         session.turns.insert(turn, index);
     }
 }
 
 /// `seen`: every total reported so far, to tell a repeated report.
-fn count_tokens<M: Fields>(request: &mut Request, seen: &mut HashSet<Tokens>, msg: &M) {
-    let info = msg.value("info");
-    let usage = |key: &str| info.and_then(|info| info.get(key)).and_then(tokens);
-    if let Some(total) = usage("total_token_usage") {
-        request.count_tokens(total, usage("last_token_usage"), !seen.insert(total));
+fn count_tokens<M: Fields>(request: &mut Folding, seen: &mut HashSet<Tokens>, msg: &M) {
+    if let Some(count) = msg.value("info").and_then(TokenCount::of_info) {
+        count.fold(request, seen);
     }
 }
 
@@ -136,7 +142,7 @@ pub const LOST_PROMPT: &str =
 
 /// `disordered`: its conversation had an aborted or failed turn (see
 /// [`begin_turn`]), so a request's own turn, not its answer, tells its end.
-fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordered: bool) {
+fn record_event<M: Fields>(request: &mut Folding, kind: &str, msg: &M, disordered: bool) {
     if kind != "stream_error" && kind != "token_count" {
         request.retries = 0;
     }
@@ -149,13 +155,14 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
         }
         "task_started" => {
             // Its turn has come after all, under a later request's label.
-            if request.stale_completion {
-                request.stale_completion = false;
+            if request.scratch.stale_completion {
+                request.scratch.stale_completion = false;
                 request.errors.retain(|e| e != LOST_PROMPT);
                 request.status = Status::Running;
             }
-            request.started = true;
-            request.turn_id = owned(msg.text("turn_id")).or(request.turn_id.take());
+            let scratch = &mut request.scratch;
+            scratch.started = true;
+            scratch.turn_id = owned(msg.text("turn_id")).or(scratch.turn_id.take());
         }
         "agent_message" => {
             if let Some(message) = owned(msg.text("message")) {
@@ -179,6 +186,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
         "patch_apply_begin" => {
             let changes = msg.file_changes();
             request
+                .scratch
                 .pending_patches
                 .push((owned(msg.text("call_id")).unwrap_or_default(), changes));
         }
@@ -196,8 +204,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
             request.status = Status::Failed;
         }
         "turn_aborted" => {
-            request.turn_ended = true;
-            request.aborted = true;
+            request.scratch.aborted = true;
             request.status = Status::Interrupted;
         }
         "task_complete" => task_complete(request, msg, disordered),
@@ -206,7 +213,7 @@ fn record_event<M: Fields>(request: &mut Request, kind: &str, msg: &M, disordere
 }
 
 /// A command's begin or end (`ended`); test results from an end's output.
-fn command_event<M: Fields>(request: &mut Request, msg: &M, ended: bool) {
+fn command_event<M: Fields>(request: &mut Folding, msg: &M, ended: bool) {
     let exit_code = msg.int("exit_code");
     let status = match (ended, owned(msg.text("status")), exit_code) {
         (false, _, _) => "running".to_string(),
@@ -214,12 +221,12 @@ fn command_event<M: Fields>(request: &mut Request, msg: &M, ended: bool) {
         (true, None, Some(0)) => "completed".to_string(),
         (true, None, _) => "failed".to_string(),
     };
-    request.command(Command {
+    let command = Command {
         command: msg.command().unwrap_or_default(),
         exit_code,
         status,
-        call_id: owned(msg.text("call_id")).unwrap_or_default(),
-    });
+    };
+    request.command(command, owned(msg.text("call_id")).unwrap_or_default());
     if ended {
         let output = msg.text("aggregated_output").unwrap_or_default();
         if let Some(counts) = testcount::recognise(output) {
@@ -230,13 +237,13 @@ fn command_event<M: Fields>(request: &mut Request, msg: &M, ended: bool) {
 
 /// A patch's end: only an applied patch changes files (a declined one
 /// also has a begin); its own list of changes, else its begin's.
-fn patch_end<M: Fields>(request: &mut Request, msg: &M) {
+fn patch_end<M: Fields>(request: &mut Folding, msg: &M) {
     let call = owned(msg.text("call_id")).unwrap_or_default();
-    let begun = request
-        .pending_patches
+    let pending = &mut request.scratch.pending_patches;
+    let begun = pending
         .iter()
         .position(|(id, _)| *id == call)
-        .map(|at| request.pending_patches.remove(at).1);
+        .map(|at| pending.remove(at).1);
     let declined = owned(msg.text("status")).as_deref() == Some("declined");
     if msg.value("success") == Some(&Value::Bool(false)) || declined {
         if !declined {
@@ -257,14 +264,12 @@ fn patch_end<M: Fields>(request: &mut Request, msg: &M) {
 }
 
 /// `disordered`: see [`record_event`].
-fn task_complete<M: Fields>(request: &mut Request, msg: &M, disordered: bool) {
+fn task_complete<M: Fields>(request: &mut Folding, msg: &M, disordered: bool) {
     // A failed turn's late completion (sent after a reply to it)
     // adds nothing to the failure.
     if disordered && request.status == Status::Failed {
-        request.turn_ended = true;
         return;
     }
-    request.turn_ended = true;
     if let Some(ms) = msg.int("duration_ms").and_then(|ms| u64::try_from(ms).ok()) {
         request.duration_ms = Some(ms);
     }
@@ -323,7 +328,9 @@ fn settle_earlier_approvals(session: &mut Session, request_id: &str, kind: &str)
 
 /// A begin or end for an approval's call: the approval was answered.
 fn resolve_call(session: &mut Session, call: &str) {
-    session.resolve_where(|a| a.call_id.as_deref() == Some(call));
+    if let Some(ids) = session.approval_calls.get(call) {
+        session.resolved.extend(ids.iter().cloned());
+    }
 }
 
 fn server_request(session: &mut Session, id: &str, method: &str, params: &Value) {
@@ -361,9 +368,12 @@ fn server_request(session: &mut Session, id: &str, method: &str, params: &Value)
         command,
         thread_id: text(params, "threadId"),
         owner,
-        call_id: text(params, "codex_call_id"),
         offered_decisions: None,
     });
+    if let Some(call) = text(params, "codex_call_id") {
+        let asking = session.approval_calls.entry(call).or_default();
+        asking.push(id.to_string());
+    }
 }
 
 /// A response to a request: its answer, however the line was read.
@@ -378,8 +388,8 @@ pub fn response(session: &mut Session, id: &str, reply: &Reply) {
     session.resolve_where(|a| a.owner.as_deref() == Some(id));
     let index = session.starting_request_index(id, reply.thread);
     let disordered = session.protocol == Some(Protocol::McpServer) && disordered(session, index);
-    let request = &mut session.requests[index];
-    request.answered = true;
+    let mut request = session.folding(index);
+    request.scratch.answered = true;
     let message = reply.message.filter(|m| !m.is_empty());
     if let Some(error) = reply.rpc_error.or(reply.result_error) {
         request.error(error_text(error));
@@ -395,8 +405,8 @@ pub fn response(session: &mut Session, id: &str, reply: &Reply) {
         // The answer may be another turn's: the request's own turn (if it
         // has had one) tells how it ended. Without one, this prompt's
         // events were lost, or come later under another label.
-        if !request.started && !request.aborted {
-            request.stale_completion = true;
+        if !request.scratch.started && !request.scratch.aborted {
+            request.scratch.stale_completion = true;
             request.status = Status::Failed;
             request.error(LOST_PROMPT.into());
         }

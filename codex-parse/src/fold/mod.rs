@@ -6,11 +6,13 @@ pub mod exec;
 pub mod fields;
 pub mod mcp;
 pub mod reply;
+pub mod scratch;
 mod turns;
 
 use serde_json::Value;
 
-use crate::model::{Command, Request};
+use crate::model::Command;
+use scratch::Folding;
 
 /// One readable line for `--follow`: the event, then what matters in it.
 pub fn describe(kind: &str, event: &Value) -> String {
@@ -51,17 +53,17 @@ pub struct CommandItem<'a> {
 
 /// A command item's start or end; `running`: how the protocol spells a
 /// running status. Test results come from a completed item's output.
-pub fn command_item(request: &mut Request, item: CommandItem, running: &str, completed: bool) {
+pub fn command_item(request: &mut Folding, item: CommandItem, running: &str, completed: bool) {
     let status = match item.status {
         Some(status) if status != running => status,
         _ => "running",
     };
-    request.command(Command {
+    let command = Command {
         command: item.command.map(|c| c.0.clone()).unwrap_or_default(),
         exit_code: item.exit_code,
         status: status.to_string(),
-        call_id: item.id.unwrap_or_default().to_string(),
-    });
+    };
+    request.command(command, item.id.unwrap_or_default().to_string());
     if completed && let Some(counts) = item.output.and_then(crate::testcount::recognise) {
         request.add_tests(counts);
     }
@@ -74,24 +76,4 @@ pub fn command_text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         _ => String::new(),
     }
-}
-
-/// Token usage in either spelling (snake_case: mcp-server, exec;
-/// camelCase: app-server).
-pub fn tokens(usage: &Value) -> Option<crate::model::Tokens> {
-    let get = |snake: &str, camel: &str| {
-        usage
-            .get(snake)
-            .or_else(|| usage.get(camel))
-            .and_then(Value::as_u64)
-    };
-    let input = get("input_tokens", "inputTokens")?;
-    let output = get("output_tokens", "outputTokens").unwrap_or(0);
-    Some(crate::model::Tokens {
-        input,
-        cached_input: get("cached_input_tokens", "cachedInputTokens").unwrap_or(0),
-        output,
-        reasoning_output: get("reasoning_output_tokens", "reasoningOutputTokens").unwrap_or(0),
-        total: get("total_tokens", "totalTokens").unwrap_or(input.saturating_add(output)),
-    })
 }

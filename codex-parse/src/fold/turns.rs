@@ -5,6 +5,7 @@
 //! the one part that needs the whole conversation, and the client's input.
 
 use super::mcp::LOST_PROMPT;
+use super::scratch::Scratch;
 use crate::model::{Protocol, Request, Status};
 use crate::session::Session;
 
@@ -74,20 +75,21 @@ fn next_prompt(session: &mut Session, tagged: usize, key: &str) -> Option<usize>
                 continue;
             }
             let index = session.request_index(&prompt.id, Some(thread));
-            if waiting(&session.requests[index]) {
+            if waiting(session, index) {
                 return Some(index);
             }
         }
         return None;
     }
-    (0..session.requests.len()).find(|&i| {
-        (i == tagged || conversation(session, i) == key) && waiting(&session.requests[i])
-    })
+    (0..session.requests.len())
+        .find(|&i| (i == tagged || conversation(session, i) == key) && waiting(session, i))
 }
 
-/// A request whose prompt has had no turn yet.
-fn waiting(request: &Request) -> bool {
-    !request.started && (request.status == Status::Running || request.stale_completion)
+/// Request `index`, if its prompt has had no turn yet.
+fn waiting(session: &Session, index: usize) -> bool {
+    let (request, scratch): (&Request, &Scratch) =
+        (&session.requests[index], &session.scratch[index]);
+    !scratch.started && (request.status == Status::Running || scratch.stale_completion)
 }
 
 /// The client's side, read from the input feed now (it may have grown).
@@ -169,13 +171,13 @@ fn own_prompt(
         if owner == Some(index) {
             return owner;
         }
-        if found.is_none() && waiting(&session.requests[index]) {
+        if found.is_none() && waiting(session, index) {
             found = Some(index);
         }
     }
     let found = found?;
     let turn = owner.and_then(|o| {
-        let old = &mut session.requests[o];
+        let old = &mut session.scratch[o];
         old.started = false;
         old.turn_id.take()
     });
@@ -185,15 +187,15 @@ fn own_prompt(
             session.unattributed.remove(at);
         }
     }
-    let request = &mut session.requests[found];
-    if request.stale_completion {
-        request.stale_completion = false;
+    let (request, scratch) = (&mut session.requests[found], &mut session.scratch[found]);
+    if scratch.stale_completion {
+        scratch.stale_completion = false;
         request.errors.retain(|e| e != LOST_PROMPT);
         request.status = Status::Running;
     }
-    request.started = true;
+    scratch.started = true;
     if let Some(turn) = turn {
-        request.turn_id = Some(turn.clone());
+        scratch.turn_id = Some(turn.clone());
         session.turns.insert(turn, found);
     }
     session.ledgers.entry(key).or_default().open = Some(Some(found));
