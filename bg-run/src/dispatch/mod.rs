@@ -199,7 +199,10 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let task = match Task::load(paths.clone()) {
+            // A queued task is read as such (its status and its record):
+            // anything else is loaded whole, to settle its entry.
+            let queued = queue::still_queued(&paths).ok().flatten();
+            let task = match queued.map_or_else(|| Task::load(paths.clone()), |t| Ok(Some(t))) {
                 Ok(Some(task)) => task,
                 Ok(None) | Err(_) => {
                     self.drop_stray(&entry, &paths);
@@ -247,10 +250,7 @@ impl Dispatcher {
         let mut busy = HashMap::new();
         for entry in queue::entries(&started_dir)? {
             let paths = TaskPaths::new(&self.state, entry.id.clone());
-            let running = matches!(
-                Task::load(paths.clone()),
-                Ok(Some(task)) if task.state == TaskState::Running
-            );
+            let running = holds_slot(&paths);
             match (&entry.queue, running) {
                 (Some(name), true) => {
                     *busy.entry(name.clone()).or_insert(0) += 1;
@@ -327,6 +327,22 @@ enum Deps {
     Waiting,
     /// One it needed to succeed did not: why.
     Failed(String),
+}
+
+/// Whether a started task still runs: without its outcome, under its
+/// supervisor's lock. Only a task with neither (its supervisor gone) is
+/// loaded whole, to tell a running one from an unsupervised one.
+fn holds_slot(paths: &TaskPaths) -> bool {
+    if paths.status().exists() {
+        return false;
+    }
+    if bg_shared::lock::is_held(&paths.lock()).unwrap_or(false) {
+        return true;
+    }
+    matches!(
+        Task::load(paths.clone()),
+        Ok(Some(task)) if task.state == TaskState::Running
+    )
 }
 
 /// Exited 0.
