@@ -218,6 +218,18 @@ pub fn enforce(state: &StateDir, budget: u64, wait: bool) -> Result<Option<Enfor
         if done.total <= budget {
             break;
         }
+        // A list reading the task for a summary line holds its lock
+        // shared until the line is written: the line must not be made
+        // from the record as it was before this removal. Probed, never
+        // waited for: a held one is left for a later pass.
+        let _held = match lock::try_exclusive(&paths.lock()) {
+            Ok(Some(held)) => held,
+            Ok(None) => continue,
+            Err(err) => {
+                done.failed.push((paths.id, err));
+                continue;
+            }
+        };
         match remove_output(&paths, bytes) {
             Ok(()) => {
                 let marker = own_bytes(&paths.output_removed());

@@ -106,6 +106,16 @@ pub fn try_take(path: &Path, tries: usize, pause: Duration) -> Result<Option<Fil
     Ok(None)
 }
 
+/// Takes a shared hold of an existing lock at `path` if nobody holds it
+/// exclusively; `None` if someone does, or there is no lock file. Whoever
+/// writes a task's records holds its lock exclusively: a shared hold keeps
+/// them unchanged for as long as it is kept.
+pub fn try_shared(path: &Path) -> Option<File> {
+    let file = private_options().read(true).open(path).ok()?;
+    file.try_lock_shared().ok()?;
+    Some(file)
+}
+
 /// True while some process holds the lock at `path`. A missing lock file
 /// means nobody holds it.
 pub fn is_held(path: &Path) -> Result<bool> {

@@ -152,7 +152,7 @@ pub fn record_end(recorder: Recorder<'_>, end: &End) -> Result<Recorded> {
         // Best effort: a marker left behind only makes --notify look again.
         let _ = std::fs::remove_file(&unjournaled);
     }
-    crate::summary::note_end(state, paths, launch, &status);
+    crate::summary::note_end(state, paths);
     Ok(Recorded { status, journal })
 }
 

@@ -11,7 +11,7 @@ use crate::ids::{self, TaskId};
 use crate::record::{LaunchRecord, ShownRecord, TaskRecord};
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
-use crate::{Error, IoContext, Result, cli, names, summary};
+use crate::{Error, IoContext, Result, cli, lock, names, summary};
 
 /// Ids of every task directory, unordered. Entries that are not well-formed
 /// id directories (temp files, symlinks, strays) are ignored.
@@ -277,7 +277,7 @@ where
     T: Send,
 {
     let mut listed = Vec::with_capacity(dirs.len());
-    let mut missing = Vec::new();
+    let mut missing = MissingLines::default();
     let from_summary = summary::lines_in_force(known, dirs, from_line);
     for ((id, ino), found) in dirs.iter().zip(from_summary) {
         if let Some(found) = found {
@@ -285,14 +285,52 @@ where
             continue;
         }
         let paths = TaskPaths::new(state, id.clone());
+        let hold = lock::try_shared(&paths.lock());
         let Some(task) = load_or_warn(paths, tool) else {
             continue;
         };
-        missing.extend(summary::Line::of(&task, *ino));
+        if let Some(hold) = hold {
+            missing.add(state, summary::Line::of(&task, *ino), hold);
+        }
         listed.push(from_task(&task));
     }
-    let _ = summary::append(state, &missing, false);
+    missing.append(state);
     listed
+}
+
+/// The lines a list adds for the finished tasks the summary lacked. A
+/// line is the task's record for good (the list trusts it), so it is only
+/// made from a task read while nobody writes its records (a shared hold
+/// of its lock, which its recorder holds exclusively), and appended before
+/// that hold is let go: a record caught between two of its recorder's
+/// writes never becomes a line. Appended in batches, so that a first list
+/// of a hundred thousand tasks holds a bounded number of files open.
+#[derive(Default)]
+struct MissingLines {
+    lines: Vec<summary::Line>,
+    holds: Vec<fs::File>,
+}
+
+impl MissingLines {
+    const BATCH: usize = 256;
+
+    fn add(&mut self, state: &StateDir, line: Option<summary::Line>, hold: fs::File) {
+        let Some(line) = line else {
+            return;
+        };
+        self.lines.push(line);
+        self.holds.push(hold);
+        if self.lines.len() >= Self::BATCH {
+            self.append(state);
+        }
+    }
+
+    /// Best effort: a summary that cannot be written is only slower.
+    fn append(&mut self, state: &StateDir) {
+        let _ = summary::append(state, &self.lines, false);
+        self.lines.clear();
+        self.holds.clear();
+    }
 }
 
 /// The current project: the git root above the current directory, else the

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{private_options, write_atomic};
 use crate::ids::TaskId;
-use crate::record::{LaunchRecord, ShownRecord, StatusRecord, TaskRecord};
+use crate::record::{ShownRecord, TaskRecord};
 use crate::state_dir::StateDir;
 use crate::task::{Task, TaskPaths};
 use crate::{Error, IoContext, Result, lock};
@@ -252,19 +252,18 @@ fn open_for_append(state: &StateDir) -> Result<File> {
 }
 
 /// Adds a task that just ended, best effort (the list loads what is
-/// missing). Its recorder calls it once the outcome is on disk, with the
-/// two records it holds: they are what a load would read back.
-pub fn note_end(state: &StateDir, paths: &TaskPaths, launch: &LaunchRecord, status: &StatusRecord) {
+/// missing). Its recorder calls it once the outcome is on disk, still
+/// holding the task's lock. The line is made from the files, not from the
+/// records the recorder holds: those may know more than it managed to
+/// write (a restart's run kept in memory when a stop came), and the line
+/// must say what the files say, as the list trusts it.
+pub fn note_end(state: &StateDir, paths: &TaskPaths) {
     let Some(ino) = dir_ino(paths) else {
         return;
     };
-    let task = Task {
-        paths: paths.clone(),
-        launch: launch.clone(),
-        status: Some(status.clone()),
-        state: status.state,
-    };
-    if let Some(line) = Line::of(&task, ino) {
+    if let Ok(Some(task)) = Task::load(paths.clone())
+        && let Some(line) = Line::of(&task, ino)
+    {
         let _ = append(state, &[line], false);
     }
 }

@@ -189,6 +189,52 @@ fn a_finished_tasks_line_keeps_its_outcome_listed_when_its_files_are_damaged() {
     assert_refused(&shown, "bg-check", 2, "corrupt record");
 }
 
+/// A list adds a line only for a task it read while nobody was writing
+/// its records (whoever writes them holds the task's lock): a record
+/// caught between two writes would otherwise stand as the task's line.
+#[test]
+fn a_list_adds_no_line_for_a_task_whose_records_are_being_written() {
+    let env = Env::new();
+    let ids = finished_tasks(&env, 2);
+    let has_line = |id: &String| summary_lines(&env).iter().any(|l| l["id"] == id.as_str());
+    poll(DEADLINE, || ids.iter().all(has_line).then_some(())).expect("the ends' lines");
+    fs::remove_file(summary_path(&env)).unwrap();
+    // Stands for a recorder at work on the first task.
+    let writing = fs::File::open(env.task_dir(&ids[0]).join("lock")).unwrap();
+    writing.lock().unwrap();
+    assert_eq!(list(&env).as_array().unwrap().len(), 2);
+    assert!(!has_line(&ids[0]), "{:?}", summary_lines(&env));
+    assert!(has_line(&ids[1]));
+    drop(writing);
+    assert_eq!(list(&env).as_array().unwrap().len(), 2);
+    assert!(has_line(&ids[0]));
+}
+
+/// The budget leaves the output of a task that a list is reading for its
+/// summary line (the list holds the task's lock shared until the line is
+/// written), and takes it on a later pass.
+#[test]
+fn the_budget_skips_a_task_a_list_is_reading() {
+    let env = Env::new();
+    let big = env.launch(&["head -c 300000 /dev/zero"]);
+    env.wait_state(&big, "exited");
+    let prune = |env: &Env| {
+        let mut prune = env.cmd(BG_CHECK);
+        prune
+            .env("BG_STATE_MAX", "200K")
+            .args(["--prune", "--json"]);
+        finish(prune).success()
+    };
+    let reading = fs::File::open(env.task_dir(&big).join("lock")).unwrap();
+    reading.lock_shared().unwrap();
+    assert!(!prune(&env).stdout.contains(&big));
+    assert_eq!(env.record(&big)["output_removed"], false);
+    drop(reading);
+    assert!(prune(&env).stdout.contains(&big));
+    assert_eq!(env.record(&big)["output_removed"], true);
+    assert_eq!(list(&env), list_from_files(&env));
+}
+
 #[test]
 fn the_list_is_right_when_summary_lines_are_missing_torn_or_stale() {
     let env = Env::new();

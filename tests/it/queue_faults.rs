@@ -184,3 +184,28 @@ fn bg_kill_of_a_task_the_dispatcher_is_starting_waits_for_its_pid_and_kills_it()
     assert_eq!(report[0]["result"], "killed", "{report}");
     assert_eq!(env.record(&id)["state"], "killed");
 }
+
+/// A queued task the dispatcher has already looked at, whose record is
+/// damaged (or whose directory goes) before its turn: it is taken off the
+/// queue, and the tasks behind it, in its queue and in others, still run.
+#[test]
+fn a_queued_task_damaged_after_the_dispatcher_saw_it_does_not_stall_the_queues() {
+    for damage in ["meta", "dir"] {
+        let env = Env::new();
+        let blocker = env.launch(&["--queue", "q", "sleep 30"]);
+        env.wait_state(&blocker, "running");
+        let damaged = env.launch(&["--queue", "q", "true"]);
+        let behind = env.launch(&["--queue", "q", "exit 3"]);
+        // Started by a pass that looked at every entry queued before it.
+        let other = env.launch(&["--queue", "other", "exit 4"]);
+        assert_eq!(wait_code(&env, &other), 4);
+        match damage {
+            "meta" => fs::write(env.task_dir(&damaged).join("meta.json"), "{ not json").unwrap(),
+            _ => fs::remove_dir_all(env.task_dir(&damaged)).unwrap(),
+        }
+        env.run(BG_KILL, &[&blocker]).success();
+        assert_eq!(wait_code(&env, &behind), 3, "damaged {damage}");
+        let after = env.launch(&["--queue", "other", "exit 5"]);
+        assert_eq!(wait_code(&env, &after), 5, "damaged {damage}");
+    }
+}

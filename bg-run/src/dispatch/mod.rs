@@ -191,11 +191,13 @@ impl Dispatcher {
             if waits_for_nothing_else {
                 // Seen before, and waits for nothing but a slot: started
                 // straight away (its record is read under its lock). One
-                // that cannot be is looked at whole by the next pass.
-                if self.start(&entry, &paths, &mut pass)? {
-                    slots.take(entry.queue.as_deref());
-                } else {
-                    self.has_deps.borrow_mut().remove(&entry.id);
+                // that cannot be, or fails to (its record damaged or gone),
+                // is looked at whole by the next pass, as any new entry.
+                match self.start(&entry, &paths, &mut pass) {
+                    Ok(true) => slots.take(entry.queue.as_deref()),
+                    Ok(false) | Err(_) => {
+                        self.has_deps.borrow_mut().remove(&entry.id);
+                    }
                 }
                 continue;
             }
