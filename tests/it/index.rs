@@ -235,6 +235,31 @@ fn the_budget_skips_a_task_a_list_is_reading() {
     assert_eq!(list(&env), list_from_files(&env));
 }
 
+/// A stop signal that reaches a restarting task's supervisor while it
+/// stops what a run left behind ends the task with a run its supervisor
+/// knew of but never wrote: the summary's line says what the files say.
+#[test]
+fn a_restart_stopped_between_runs_is_summarised_as_its_files_say() {
+    let env = Env::new();
+    // The run leaves a child that ignores TERM: stopping it takes the grace.
+    let script = "sh -c 'trap \"\" TERM; exec sleep 30' & exit 1";
+    let id = env.launch(&["--restart", "on-failure", "--grace", "3s", script]);
+    let leader = env.wait_record(&id, |r| r["pid"].is_i64())["pid"]
+        .as_i64()
+        .unwrap();
+    poll(DEADLINE, || (!alive(leader)).then_some(())).expect("the run's end");
+    env.signal(&id, "supervisor_pid", 15);
+    env.wait_record(&id, |r| r["state"] != "running");
+    poll(DEADLINE, || {
+        summary_lines(&env)
+            .iter()
+            .any(|line| line["id"] == id.as_str())
+            .then_some(())
+    })
+    .expect("the end's line");
+    assert_eq!(list(&env), list_from_files(&env));
+}
+
 #[test]
 fn the_list_is_right_when_summary_lines_are_missing_torn_or_stale() {
     let env = Env::new();
