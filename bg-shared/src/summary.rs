@@ -10,10 +10,12 @@
 //! names (one `readdir` of `tasks/` gives both), in this format version;
 //! the last line of a task wins; a line that does not parse (torn by a
 //! crash, damaged) is skipped. A task's own files are not read for a list
-//! once its line is there: its record was complete and checked when the
-//! line was written, and nothing rewrites it after (docs/ARCHITECTURE.md,
-//! "Indexes", says why the list does not stat them either). Whatever the summary lacks is loaded from the task's own files,
-//! as it always was, and a list adds what it had to load ([`append`]).
+//! once its line is there: a line is made from the files while nobody
+//! writes them (under the task's lock), and nothing rewrites a finished
+//! task's record after (docs/ARCHITECTURE.md, "Indexes", says why the
+//! list does not stat them either). Whatever the summary lacks is loaded
+//! from the task's own files, as it always was, and a list adds what it
+//! had to load ([`append`]).
 //! Live tasks, lost ones, and ones whose processes outlived them (their
 //! output may still grow) are never in it.
 

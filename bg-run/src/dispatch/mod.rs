@@ -203,8 +203,11 @@ impl Dispatcher {
             }
             // A queued task is read as such (its status and its record):
             // anything else is loaded whole, to settle its entry.
-            let queued = queue::still_queued(&paths).ok().flatten();
-            let task = match queued.map_or_else(|| Task::load(paths.clone()), |t| Ok(Some(t))) {
+            let read = match queue::still_queued(&paths) {
+                Ok(Some(queued)) => Ok(Some(queued)),
+                _ => Task::load(paths.clone()),
+            };
+            let task = match read {
                 Ok(Some(task)) => task,
                 Ok(None) | Err(_) => {
                     self.drop_stray(&entry, &paths);

@@ -169,7 +169,7 @@ pub fn reset_realtime_signals(needs_reset: &dyn Fn(i32) -> bool) {
 pub fn shed_memory() {
     if let Some(maps) = read_proc("/proc/self/maps")
         .ok()
-        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
     {
         for (start, end) in maps.lines().filter_map(executable_file_range) {
             // SAFETY: the range is a private, read-only, executable file
