@@ -540,8 +540,16 @@ mod tests {
             .spawn()
             .expect("sleep");
         let path = format!("/proc/{}/environ", child.id());
+        // Until the child has exec'd, its environ may read empty.
+        let deadline = std::time::Instant::now() + Duration::from_secs(4);
+        let plain = loop {
+            let plain = fs::read(&path).expect("fs::read");
+            if plain.len() > 9000 || std::time::Instant::now() > deadline {
+                break plain;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         let ours = read_proc(&path).expect("read_proc");
-        let plain = fs::read(&path).expect("fs::read");
         let _ = child.kill();
         let _ = child.wait();
         assert!(ours.len() > 9000, "{}", ours.len());
