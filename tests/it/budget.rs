@@ -16,7 +16,7 @@ fn writes(bytes: u64) -> String {
 }
 
 /// Runs one of our tools with `BG_STATE_MAX` set to `max`.
-fn run_under(env: &Env, max: &str, program: &str, args: &[&str]) -> Outcome {
+pub fn run_under(env: &Env, max: &str, program: &str, args: &[&str]) -> Outcome {
     let mut command = env.cmd(program);
     command.env("BG_STATE_MAX", max).args(args);
     finish(command)

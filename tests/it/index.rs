@@ -9,6 +9,7 @@ use std::fs;
 
 use serde_json::Value;
 
+use crate::budget::run_under;
 use crate::run_bad_input::assert_refused;
 use crate::util::*;
 
@@ -30,6 +31,22 @@ fn summary_lines(env: &Env) -> Vec<Value> {
 fn write_summary(env: &Env, lines: &[Value]) {
     let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
     fs::write(summary_path(env), text).unwrap();
+}
+
+/// Whether the summary holds a record line for task `id`.
+fn has_line(env: &Env, id: &str) -> bool {
+    summary_lines(env)
+        .iter()
+        .any(|line| line["id"] == id && line["record"].is_object())
+}
+
+/// Waits until each task's end has its summary line (its recorder writes
+/// it after the outcome that readers wait for).
+fn wait_for_lines(env: &Env, ids: &[String]) {
+    poll(DEADLINE, || {
+        ids.iter().all(|id| has_line(env, id)).then_some(())
+    })
+    .expect("the ends' summary lines");
 }
 
 fn list(env: &Env) -> Value {
@@ -169,12 +186,7 @@ fn the_summary_holds_finished_tasks_and_the_list_matches_their_files() {
 fn a_finished_tasks_line_keeps_its_outcome_listed_when_its_files_are_damaged() {
     let env = Env::new();
     let ids = finished_tasks(&env, 2);
-    let has_line = |id: &String| {
-        summary_lines(&env)
-            .iter()
-            .any(|line| line["id"] == id.as_str() && line["record"]["exit_code"].is_number())
-    };
-    poll(DEADLINE, || ids.iter().all(has_line).then_some(())).expect("the ends' lines");
+    wait_for_lines(&env, &ids);
     let before = list(&env);
     assert_eq!(before.as_array().unwrap().len(), 2);
     fs::write(env.task_dir(&ids[1]).join("meta.json"), "{ not json").unwrap();
@@ -196,18 +208,17 @@ fn a_finished_tasks_line_keeps_its_outcome_listed_when_its_files_are_damaged() {
 fn a_list_adds_no_line_for_a_task_whose_records_are_being_written() {
     let env = Env::new();
     let ids = finished_tasks(&env, 2);
-    let has_line = |id: &String| summary_lines(&env).iter().any(|l| l["id"] == id.as_str());
-    poll(DEADLINE, || ids.iter().all(has_line).then_some(())).expect("the ends' lines");
+    wait_for_lines(&env, &ids);
     fs::remove_file(summary_path(&env)).unwrap();
     // Stands for a recorder at work on the first task.
     let writing = fs::File::open(env.task_dir(&ids[0]).join("lock")).unwrap();
     writing.lock().unwrap();
     assert_eq!(list(&env).as_array().unwrap().len(), 2);
-    assert!(!has_line(&ids[0]), "{:?}", summary_lines(&env));
-    assert!(has_line(&ids[1]));
+    assert!(!has_line(&env, &ids[0]), "{:?}", summary_lines(&env));
+    assert!(has_line(&env, &ids[1]));
     drop(writing);
     assert_eq!(list(&env).as_array().unwrap().len(), 2);
-    assert!(has_line(&ids[0]));
+    assert!(has_line(&env, &ids[0]));
 }
 
 /// The budget leaves the output of a task that a list is reading for its
@@ -218,13 +229,7 @@ fn the_budget_skips_a_task_a_list_is_reading() {
     let env = Env::new();
     let big = env.launch(&["head -c 300000 /dev/zero"]);
     env.wait_state(&big, "exited");
-    let prune = |env: &Env| {
-        let mut prune = env.cmd(BG_CHECK);
-        prune
-            .env("BG_STATE_MAX", "200K")
-            .args(["--prune", "--json"]);
-        finish(prune).success()
-    };
+    let prune = |env: &Env| run_under(env, "200K", BG_CHECK, &["--prune", "--json"]).success();
     let reading = fs::File::open(env.task_dir(&big).join("lock")).unwrap();
     reading.lock_shared().unwrap();
     assert!(!prune(&env).stdout.contains(&big));
@@ -250,13 +255,7 @@ fn a_restart_stopped_between_runs_is_summarised_as_its_files_say() {
     poll(DEADLINE, || (!alive(leader)).then_some(())).expect("the run's end");
     env.signal(&id, "supervisor_pid", 15);
     env.wait_record(&id, |r| r["state"] != "running");
-    poll(DEADLINE, || {
-        summary_lines(&env)
-            .iter()
-            .any(|line| line["id"] == id.as_str())
-            .then_some(())
-    })
-    .expect("the end's line");
+    wait_for_lines(&env, std::slice::from_ref(&id));
     assert_eq!(list(&env), list_from_files(&env));
 }
 
@@ -327,11 +326,7 @@ fn the_list_shows_output_the_budget_removed_and_tasks_prune_removed() {
     let big = env.launch(&["head -c 300000 /dev/zero"]);
     env.wait_state(&big, "exited");
     assert_eq!(list(&env).as_array().unwrap().len(), 4);
-    let mut prune = env.cmd(BG_CHECK);
-    prune
-        .env("BG_STATE_MAX", "200K")
-        .args(["--prune", "--json"]);
-    let out = finish(prune).success();
+    let out = run_under(&env, "200K", BG_CHECK, &["--prune", "--json"]).success();
     assert!(
         out.stdout.contains(&big),
         "the budget took the big output: {out:?}"
