@@ -76,6 +76,11 @@ fn read_proc(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`read_proc`], as text.
+fn read_proc_text(path: impl AsRef<Path>) -> Option<String> {
+    String::from_utf8(read_proc(path).ok()?).ok()
+}
+
 /// Reads `/proc/<pid>/stat`; `None` if there is no such process.
 pub fn proc_info(pid: Pid) -> Option<ProcInfo> {
     if pid <= 0 {
@@ -118,8 +123,7 @@ pub fn boot_id() -> Option<String> {
     static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
     BOOT_ID
         .get_or_init(|| {
-            let bytes = read_proc("/proc/sys/kernel/random/boot_id").ok()?;
-            Some(String::from_utf8(bytes).ok()?.trim().to_string())
+            read_proc_text("/proc/sys/kernel/random/boot_id").map(|text| text.trim().to_string())
         })
         .clone()
 }
@@ -140,7 +144,7 @@ pub fn has_exited(pid: super::Pid) -> bool {
 /// The signals (bit n-1 for signal n) that are ignored or caught: all
 /// the others are at their default. `None` if the kernel does not say.
 pub fn changed_signals() -> Option<u64> {
-    let status = String::from_utf8(read_proc("/proc/self/status").ok()?).ok()?;
+    let status = read_proc_text("/proc/self/status")?;
     let mask = |key: &str| {
         let line = status.lines().find_map(|line| line.strip_prefix(key))?;
         u64::from_str_radix(line.trim(), 16).ok()
@@ -167,10 +171,7 @@ pub fn reset_realtime_signals(needs_reset: &dyn Fn(i32) -> bool) {
 /// needed again) and the C heap's free pages. Only executable mappings are
 /// dropped: their pages are never written, so nothing can be lost.
 pub fn shed_memory() {
-    if let Some(maps) = read_proc("/proc/self/maps")
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-    {
+    if let Some(maps) = read_proc_text("/proc/self/maps") {
         for (start, end) in maps.lines().filter_map(executable_file_range) {
             // SAFETY: the range is a private, read-only, executable file
             // mapping of ours; MADV_DONTNEED only drops its page-table
@@ -354,7 +355,7 @@ pub fn exe_identity(pid: Pid) -> Option<(u64, u64)> {
 
 /// The process's command name (as `ps -o comm` shows it).
 pub fn command_name(pid: Pid) -> Option<String> {
-    let name = String::from_utf8(read_proc(format!("/proc/{pid}/comm")).ok()?).ok()?;
+    let name = read_proc_text(format!("/proc/{pid}/comm"))?;
     Some(name.trim_end_matches('\n').to_string())
 }
 
